@@ -1,0 +1,104 @@
+# stagehand: build, test and run everything from here (see README.md).
+#
+#   make          every binary into build/
+#   make deps     install the missing Debian packages (apt-get)
+#   make test     deps, then a sanitizer build (ASan + UBSan) and every test
+#   make clean    remove build/
+#
+# BUILD selects the output directory and SANITIZE=1 the sanitizer flags;
+# `make test` uses BUILD=build/san SANITIZE=1 so it never mixes objects with
+# the normal build.
+
+BUILD    ?= build
+SANITIZE ?= 0
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+
+CC       ?= cc
+CPPFLAGS += -Icommon -D_GNU_SOURCE -MMD -MP
+CFLAGS   += -std=c11 -g -Wall -Wextra -Werror
+LDLIBS   += -lrdkafka -lmicrohttpd -ljansson -lcurl -lssl -lcrypto -lpthread -lm
+
+ifeq ($(SANITIZE),1)
+CFLAGS  += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+else
+CFLAGS  += -O2
+endif
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+# --- the common library -----------------------------------------------------
+COMMON_SRC := $(wildcard common/*.c)
+SCHEMA_SRC := $(wildcard schemas/*.json)
+SCHEMA_GEN := $(BUILD)/gen/schemas_data.c
+COMMON_OBJ := $(call obj,$(COMMON_SRC)) $(BUILD)/obj/gen/schemas_data.o
+LIB        := $(BUILD)/libstagehand.a
+
+# --- programs: one directory (or set of files) each ---------------------------
+DEVBROKER_OBJ := $(call obj,$(wildcard tools/devbroker/*.c))
+PROGRAMS      := $(BUILD)/stagehand-devbroker
+
+# --- tests ---------------------------------------------------------------------
+TEST_SUPPORT_OBJ  := $(call obj,$(wildcard tests/support/*.c))
+UNIT_TESTS        := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
+INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(wildcard tests/integration/test_*.c))
+TEST_HELPERS      := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
+TESTS             := $(UNIT_TESTS) $(INTEGRATION_TESTS) $(TEST_HELPERS)
+
+ALL_OBJ := $(COMMON_OBJ) $(DEVBROKER_OBJ) $(TEST_SUPPORT_OBJ) \
+           $(call obj,$(wildcard tests/unit/*.c tests/integration/*.c tests/helpers/*.c))
+
+.PHONY: all deps test check tests clean
+.DEFAULT_GOAL := all
+
+all: $(PROGRAMS)
+
+deps:
+	@sh tools/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/san SANITIZE=1 all tests
+	@sh tests/run-tests.sh build/san
+
+# Run the tests of the current BUILD without installing anything.
+check: all tests
+	@sh tests/run-tests.sh $(BUILD)
+
+tests: $(TESTS)
+
+clean:
+	rm -rf build
+
+# --- rules ------------------------------------------------------------------------
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(SCHEMA_GEN): tools/embed-schemas.sh $(SCHEMA_SRC)
+	@mkdir -p $(@D)
+	sh tools/embed-schemas.sh schemas $@
+
+$(BUILD)/obj/gen/schemas_data.o: $(SCHEMA_GEN)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(COMMON_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/stagehand-devbroker: $(DEVBROKER_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(TEST_SUPPORT_OBJ) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(TEST_SUPPORT_OBJ) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+-include $(ALL_OBJ:.o=.d)
