@@ -10,12 +10,14 @@ tmp="$out.tmp"
     echo "#include \"schema_sources.h\""
     echo "const struct schema_source schema_sources[] = {"
     for f in "$dir"/*.json; do
+        [ -e "$f" ] || continue
         name=$(basename "$f" .json)
         printf '    { "%s",\n' "$name"
         sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/      "/' -e 's/$/\\n"/' "$f"
         printf '    },\n'
     done
+    echo "    { 0, 0 } /* end marker, not counted */"
     echo "};"
-    echo "const size_t schema_sources_count = sizeof schema_sources / sizeof schema_sources[0];"
+    echo "const size_t schema_sources_count = sizeof schema_sources / sizeof schema_sources[0] - 1;"
 } > "$tmp"
 mv "$tmp" "$out"
