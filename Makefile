@@ -3,6 +3,7 @@
 #   make          every binary into build/
 #   make deps     install the missing Debian packages (apt-get)
 #   make test     deps, then a sanitizer build (ASan + UBSan) and every test
+#   make run      deps, build, and start the development stack (Ctrl-C stops it)
 #   make clean    remove build/
 #
 # BUILD selects the output directory and SANITIZE=1 the sanitizer flags;
@@ -48,7 +49,7 @@ TESTS             := $(UNIT_TESTS) $(INTEGRATION_TESTS) $(TEST_HELPERS)
 ALL_OBJ := $(COMMON_OBJ) $(DEVBROKER_OBJ) $(TEST_SUPPORT_OBJ) \
            $(call obj,$(wildcard tests/unit/*.c tests/integration/*.c tests/helpers/*.c))
 
-.PHONY: all deps test check tests clean
+.PHONY: all deps test check tests run clean
 .DEFAULT_GOAL := all
 
 all: $(PROGRAMS)
@@ -59,6 +60,10 @@ deps:
 test: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/san SANITIZE=1 all tests
 	@sh tests/run-tests.sh build/san
+
+run: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@BUILD=$(BUILD) sh tools/run-stack.sh
 
 # Run the tests of the current BUILD without installing anything.
 check: all tests
