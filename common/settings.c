@@ -1,0 +1,105 @@
+/* The tables of stagehand's environment variables (see settings.h). */
+#include "settings.h"
+
+#include <ctype.h>
+#include <string.h>
+
+#include "log.h"
+
+#define COUNT(table) (sizeof(table) / sizeof(table)[0])
+
+static const char *check_log_level(const char *value)
+{
+    enum log_level level;
+    if (log_level_parse(value, &level) < 0)
+        return "must be debug, info, warn or error";
+    return NULL;
+}
+
+/* A comma-separated list of host:port, no empty item, no spaces. */
+static const char *check_brokers(const char *value)
+{
+    const char *p = value;
+    for (;;) {
+        size_t n = strcspn(p, ",");
+        if (config_host_port_problem(p, n, 1))
+            return "must be a comma-separated list of host:port, port from 1 to 65535";
+        if (!p[n])
+            return NULL;
+        p += n + 1;
+    }
+}
+
+/* 1 when value is prefix followed by exactly 32 hex digits. */
+static int is_sid(const char *value, const char *prefix)
+{
+    size_t plen = strlen(prefix);
+    if (strncmp(value, prefix, plen) != 0 || strlen(value) != plen + 32)
+        return 0;
+    for (const char *p = value + plen; *p; p++)
+        if (!isxdigit((unsigned char)*p))
+            return 0;
+    return 1;
+}
+
+static const char *check_account_sid(const char *value)
+{
+    return is_sid(value, "AC") ? NULL : "must be AC followed by 32 hex digits";
+}
+
+static const char *check_api_key_sid(const char *value)
+{
+    return is_sid(value, "SK") ? NULL : "must be SK followed by 32 hex digits";
+}
+
+const struct config_spec settings_logging[] = {
+    {.name = "LOG_LEVEL", .type = CONFIG_ENUM, .default_value = "info",
+     .choices = "debug|info|warn|error", .check = check_log_level,
+     .description = "Lowest level of log lines written to stderr"},
+};
+const size_t settings_logging_count = COUNT(settings_logging);
+
+const struct config_spec settings_kafka[] = {
+    {.name = "KAFKA_BROKERS", .type = CONFIG_STRING, .default_value = "127.0.0.1:9092",
+     .check = check_brokers,
+     .description = "Kafka bootstrap brokers, comma-separated host:port"},
+};
+const size_t settings_kafka_count = COUNT(settings_kafka);
+
+const struct config_spec settings_twilio[] = {
+    {.name = "TWILIO_ACCOUNT_SID", .type = CONFIG_STRING, .check = check_account_sid,
+     .description = "Twilio account SID (AC...)"},
+    {.name = "TWILIO_API_KEY_SID", .type = CONFIG_STRING, .check = check_api_key_sid,
+     .description = "Twilio API key SID (SK...), for REST calls and access tokens"},
+    {.name = "TWILIO_API_KEY_SECRET", .type = CONFIG_STRING, .secret = 1,
+     .description = "Secret of the Twilio API key"},
+    {.name = "TWILIO_AUTH_TOKEN", .type = CONFIG_STRING, .secret = 1,
+     .description = "Twilio account auth token, to check webhook signatures"},
+    {.name = "TWILIO_API_BASE", .type = CONFIG_URL, .default_value = "",
+     .description = "When set, replaces the Video, Sync and Media base URLs (emulator)"},
+    {.name = "TWILIO_VIDEO_BASE", .type = CONFIG_URL, .default_value = "https://video.twilio.com",
+     .description = "Base URL of the Twilio Video API"},
+    {.name = "TWILIO_SYNC_BASE", .type = CONFIG_URL, .default_value = "https://sync.twilio.com",
+     .description = "Base URL of the Twilio Sync API"},
+    {.name = "TWILIO_MEDIA_BASE", .type = CONFIG_URL, .default_value = "https://media.twilio.com",
+     .description = "Base URL of the Twilio Media (Live) API"},
+    {.name = "TWILIO_TIMEOUT_MS", .type = CONFIG_INT, .default_value = "10000",
+     .min = 100, .max = 120000,
+     .description = "Timeout of one Twilio REST request, milliseconds"},
+    {.name = "TWILIO_MAX_RETRIES", .type = CONFIG_INT, .default_value = "4",
+     .min = 0, .max = 20,
+     .description = "How many times a Twilio request is retried after a 429 or a 5xx"},
+    {.name = "TWILIO_RETRY_BASE_MS", .type = CONFIG_INT, .default_value = "100",
+     .min = 1, .max = 60000,
+     .description = "Base of the exponential retry backoff (full jitter), milliseconds"},
+    {.name = "TWILIO_RETRY_MAX_MS", .type = CONFIG_INT, .default_value = "5000",
+     .min = 1, .max = 600000,
+     .description = "Cap of the retry backoff, milliseconds"},
+};
+const size_t settings_twilio_count = COUNT(settings_twilio);
+
+const struct config_spec settings_public[] = {
+    {.name = "PUBLIC_BASE_URL", .type = CONFIG_URL, .default_value = "http://127.0.0.1:8080",
+     .description = "URL at which Twilio reaches the ingress; webhook URLs and signatures use it"},
+};
+const size_t settings_public_count = COUNT(settings_public);

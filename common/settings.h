@@ -1,0 +1,29 @@
+/* The environment variables stagehand reads, as config_spec tables grouped
+ * by what needs them, so each binary registers only the tables it uses:
+ *
+ *   settings_logging  LOG_LEVEL
+ *   settings_kafka    KAFKA_BROKERS
+ *   settings_twilio   TWILIO_* credentials, product base URLs, timeouts, retries
+ *   settings_public   PUBLIC_BASE_URL
+ *
+ * Register with config_register(cfg, settings_kafka, settings_kafka_count, ...). */
+#ifndef STAGEHAND_SETTINGS_H
+#define STAGEHAND_SETTINGS_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+extern const struct config_spec settings_logging[];
+extern const size_t settings_logging_count;
+
+extern const struct config_spec settings_kafka[];
+extern const size_t settings_kafka_count;
+
+extern const struct config_spec settings_twilio[];
+extern const size_t settings_twilio_count;
+
+extern const struct config_spec settings_public[];
+extern const size_t settings_public_count;
+
+#endif
