@@ -1,0 +1,833 @@
+/* Kafka producer and consumer on librdkafka (see kafka.h): configuration,
+ * delivery reports, rebalance handling with explicit offset storage, and
+ * librdkafka's logs and errors routed to common/log. */
+#include "kafka.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "timeutil.h"
+
+/* How long close waits for the delivery reports of purged messages. */
+#define PURGE_REPORT_WAIT_MS 5000
+/* How long kafka_consumer_close waits for a rebalance to let it commit. */
+#define CLOSE_COMMIT_WAIT_MS 15000
+/* Poll interval of the producer's poller thread (also its stop latency). */
+#define POLLER_INTERVAL_MS 100
+
+/* --- configuration ------------------------------------------------------------ */
+
+/* Properties under these prefixes may hold keys or passwords, so librdkafka's
+ * error text (which can quote the value) is not passed on for them. */
+static int property_is_sensitive(const char *name)
+{
+    return log_is_secret_name(name) || strncasecmp(name, "sasl.", 5) == 0 ||
+           strncasecmp(name, "ssl.", 4) == 0;
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
+                    char *err, size_t errlen)
+{
+    char why[512];
+    rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, name, value, why, sizeof why);
+    if (res == RD_KAFKA_CONF_OK)
+        return 0;
+    if (res == RD_KAFKA_CONF_UNKNOWN)
+        snprintf(err, errlen, "unknown kafka property \"%s\"", name);
+    else if (property_is_sensitive(name))
+        snprintf(err, errlen, "invalid value for kafka property \"%s\"", name);
+    else
+        snprintf(err, errlen, "invalid value for kafka property \"%s\": %s", name, why);
+    return -1;
+}
+
+/* Applies the caller's extra properties on top of the defaults, refusing the
+ * ones named in fixed (NULL-terminated): the module's contract rests on them. */
+static int conf_apply_extra(rd_kafka_conf_t *conf, const struct kv_list *props,
+                            const char *const *fixed, char *err, size_t errlen)
+{
+    if (!props)
+        return 0;
+    for (size_t i = 0; i < props->len; i++) {
+        const struct kv_pair *kv = &props->items[i];
+        for (const char *const *f = fixed; *f; f++) {
+            if (strcasecmp(kv->name, *f) == 0) {
+                snprintf(err, errlen,
+                         "kafka property \"%s\" is set by stagehand and cannot be overridden",
+                         kv->name);
+                return -1;
+            }
+        }
+        if (strlen(kv->value) != kv->value_len) {
+            snprintf(err, errlen, "kafka property \"%s\": value contains a NUL byte",
+                     kv->name);
+            return -1;
+        }
+        if (conf_set(conf, kv->name, kv->value, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* librdkafka log lines (syslog levels) into the JSON log. */
+static void log_from_librdkafka(const rd_kafka_t *rk, int level, const char *fac,
+                                const char *buf)
+{
+    enum log_level ours;
+    if (level <= 3)
+        ours = LOG_LEVEL_ERROR;
+    else if (level == 4)
+        ours = LOG_LEVEL_WARN;
+    else if (level <= 6)
+        ours = LOG_LEVEL_INFO;
+    else
+        ours = LOG_LEVEL_DEBUG;
+    log_write(ours, buf, "kafka_client", rd_kafka_name(rk), "facility", fac, NULL);
+}
+
+void kafka_conf_set_log(rd_kafka_conf_t *conf)
+{
+    rd_kafka_conf_set_log_cb(conf, log_from_librdkafka);
+}
+
+/* Logs a global error and passes it on. For RD_KAFKA_RESP_ERR__FATAL the
+ * underlying error is looked up and reported instead. */
+static void report_error(rd_kafka_t *rk, kafka_error_cb *cb, void *ctx,
+                         rd_kafka_resp_err_t err, const char *reason)
+{
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char cause[512];
+        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, cause, sizeof cause);
+        log_error("kafka fatal error: the client must be recreated", "kafka_client",
+                  rd_kafka_name(rk), "error", rd_kafka_err2name(orig), "reason", cause,
+                  NULL);
+        if (cb)
+            cb(ctx, orig, 1, cause);
+        return;
+    }
+    /* A connection failure is already in librdkafka's own log. */
+    log_write(err == RD_KAFKA_RESP_ERR__TRANSPORT ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN,
+              "kafka error", "kafka_client", rd_kafka_name(rk), "error",
+              rd_kafka_err2name(err), "reason", reason, NULL);
+    if (cb)
+        cb(ctx, err, 0, reason);
+}
+
+/* Creates the client from conf (which it takes over, also on failure). */
+static rd_kafka_t *client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *err,
+                              size_t errlen)
+{
+    char why[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof why);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(err, errlen, "cannot create kafka %s: %s",
+                 type == RD_KAFKA_PRODUCER ? "producer" : "consumer", why);
+    }
+    return rk;
+}
+
+/* --- shared helpers ---------------------------------------------------------------- */
+
+int kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
+                          char *err, size_t errlen)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    /* all_topics=1 so asking never auto-creates the topic. */
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+    if (e) {
+        snprintf(err, errlen, "kafka metadata request failed: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    const struct rd_kafka_metadata_topic *found = NULL;
+    for (int i = 0; i < md->topic_cnt && !found; i++)
+        if (strcmp(md->topics[i].topic, topic) == 0)
+            found = &md->topics[i];
+    int count = -1;
+    if (!found || found->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+        snprintf(err, errlen, "kafka topic \"%s\" does not exist", topic);
+    else if (found->err)
+        snprintf(err, errlen, "kafka topic \"%s\": %s", topic, rd_kafka_err2str(found->err));
+    else if (found->partition_cnt <= 0)
+        snprintf(err, errlen, "kafka topic \"%s\" has no partitions", topic);
+    else
+        count = found->partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    return count;
+}
+
+int kafka_header_get(const rd_kafka_message_t *msg, const char *name,
+                     const void **value, size_t *len)
+{
+    rd_kafka_headers_t *hdrs;
+    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return -1;
+    if (rd_kafka_header_get_last(hdrs, name, value, len) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return -1;
+    return 0;
+}
+
+int kafka_header_string(const rd_kafka_message_t *msg, const char *name, char *buf,
+                        size_t buflen)
+{
+    const void *value;
+    size_t len;
+    if (kafka_header_get(msg, name, &value, &len) != 0 || !value)
+        return -1;
+    if (len >= buflen || memchr(value, '\0', len))
+        return -1;
+    memcpy(buf, value, len);
+    buf[len] = '\0';
+    return 0;
+}
+
+/* --- producer ------------------------------------------------------------------------- */
+
+struct kafka_producer {
+    rd_kafka_t *rk;
+    kafka_delivery_cb *on_delivery;
+    kafka_error_cb *on_error;
+    void *error_ctx;
+    atomic_long outstanding;  /* accepted, delivery report not yet served */
+    atomic_int closing;       /* kafka_produce refuses new messages */
+    int close_failures;       /* failed reports served by kafka_producer_close */
+    rd_kafka_resp_err_t close_last_err;
+    int has_poller;
+    atomic_int poller_stop;
+    pthread_t poller;
+};
+
+static void producer_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    struct kafka_producer *p = opaque;
+    struct kafka_delivery d = {
+        .err = m->err,
+        .errstr = rd_kafka_err2str(m->err),
+        .topic = rd_kafka_topic_name(m->rkt),
+        .partition = m->partition,
+        .offset = m->err ? RD_KAFKA_OFFSET_INVALID : m->offset,
+    };
+    if (m->err && atomic_load(&p->closing)) {
+        p->close_failures++;
+        p->close_last_err = m->err;
+    }
+    if (p->on_delivery)
+        p->on_delivery(m->_private, &d);
+    atomic_fetch_sub(&p->outstanding, 1);
+}
+
+static void producer_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct kafka_producer *p = opaque;
+    report_error(rk, p->on_error, p->error_ctx, (rd_kafka_resp_err_t)err, reason);
+}
+
+static void *producer_poller(void *arg)
+{
+    struct kafka_producer *p = arg;
+    while (!atomic_load(&p->poller_stop))
+        rd_kafka_poll(p->rk, POLLER_INTERVAL_MS);
+    return NULL;
+}
+
+struct kafka_producer *kafka_producer_new(const struct kafka_producer_options *opt,
+                                          char *err, size_t errlen)
+{
+    static const char *const fixed[] = {"enable.idempotence", "acks",
+                                        "request.required.acks", "bootstrap.servers",
+                                        "metadata.broker.list", NULL};
+    if (!opt->brokers || !opt->brokers[0]) {
+        snprintf(err, errlen, "no kafka brokers given (KAFKA_BROKERS is host:port,...)");
+        return NULL;
+    }
+    struct kafka_producer *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->on_delivery = opt->on_delivery;
+    p->on_error = opt->on_error;
+    p->error_ctx = opt->error_ctx;
+
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (conf_set(conf, "bootstrap.servers", opt->brokers, err, errlen) != 0 ||
+        conf_set(conf, "enable.idempotence", "true", err, errlen) != 0 ||
+        conf_set(conf, "acks", "all", err, errlen) != 0 ||
+        conf_set(conf, "linger.ms", "5", err, errlen) != 0 ||
+        conf_apply_extra(conf, opt->properties, fixed, err, errlen) != 0) {
+        rd_kafka_conf_destroy(conf);
+        free(p);
+        return NULL;
+    }
+    rd_kafka_conf_set_opaque(conf, p);
+    rd_kafka_conf_set_dr_msg_cb(conf, producer_delivery);
+    rd_kafka_conf_set_error_cb(conf, producer_error);
+    kafka_conf_set_log(conf);
+
+    p->rk = client_new(RD_KAFKA_PRODUCER, conf, err, errlen);
+    if (!p->rk) {
+        free(p);
+        return NULL;
+    }
+    if (opt->poll_thread) {
+        int e = pthread_create(&p->poller, NULL, producer_poller, p);
+        if (e != 0) {
+            snprintf(err, errlen, "cannot start the kafka poller thread: %s", strerror(e));
+            rd_kafka_destroy(p->rk);
+            free(p);
+            return NULL;
+        }
+        p->has_poller = 1;
+    }
+    return p;
+}
+
+/* Builds librdkafka headers from the list; NULL with err on failure. */
+static rd_kafka_headers_t *headers_from_kv(const struct kv_list *kv, char *err,
+                                           size_t errlen)
+{
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(kv->len);
+    for (size_t i = 0; i < kv->len; i++) {
+        const struct kv_pair *h = &kv->items[i];
+        rd_kafka_resp_err_t e = rd_kafka_header_add(hdrs, h->name, (ssize_t)h->name_len,
+                                                    h->value, (ssize_t)h->value_len);
+        if (e) {
+            snprintf(err, errlen, "kafka header \"%s\": %s", h->name, rd_kafka_err2str(e));
+            rd_kafka_headers_destroy(hdrs);
+            return NULL;
+        }
+    }
+    return hdrs;
+}
+
+rd_kafka_resp_err_t kafka_produce(struct kafka_producer *p, const struct kafka_record *rec,
+                                  char *err, size_t errlen)
+{
+    if (atomic_load(&p->closing)) {
+        snprintf(err, errlen, "kafka producer is closing");
+        return RD_KAFKA_RESP_ERR__STATE;
+    }
+    if (!rec->topic || !rec->topic[0]) {
+        snprintf(err, errlen, "no kafka topic given");
+        return RD_KAFKA_RESP_ERR__INVALID_ARG;
+    }
+    rd_kafka_headers_t *hdrs = NULL;
+    if (rec->headers && rec->headers->len > 0) {
+        hdrs = headers_from_kv(rec->headers, err, errlen);
+        if (!hdrs)
+            return RD_KAFKA_RESP_ERR__INVALID_ARG;
+    }
+
+    /* Counted before producev: the report may arrive on the poller thread
+     * before producev returns. */
+    atomic_fetch_add(&p->outstanding, 1);
+    /* RD_KAFKA_V_VALUE takes a non-const pointer; F_COPY means it is only read. */
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        p->rk, RD_KAFKA_V_TOPIC(rec->topic), RD_KAFKA_V_PARTITION(rec->partition),
+        RD_KAFKA_V_KEY(rec->key, rec->key_len),
+        RD_KAFKA_V_VALUE((void *)rec->value, rec->value_len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(rec->opaque),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+    if (e) {
+        atomic_fetch_sub(&p->outstanding, 1);
+        if (hdrs) /* only taken over on success */
+            rd_kafka_headers_destroy(hdrs);
+        if (e == RD_KAFKA_RESP_ERR__FATAL) {
+            char cause[256];
+            rd_kafka_fatal_error(p->rk, cause, sizeof cause);
+            snprintf(err, errlen, "kafka producer failed fatally: %s", cause);
+        } else {
+            snprintf(err, errlen, "cannot produce to %s: %s", rec->topic,
+                     rd_kafka_err2str(e));
+        }
+    }
+    return e;
+}
+
+int kafka_producer_poll(struct kafka_producer *p, int timeout_ms)
+{
+    return rd_kafka_poll(p->rk, timeout_ms);
+}
+
+int kafka_producer_outstanding(struct kafka_producer *p)
+{
+    return (int)atomic_load(&p->outstanding);
+}
+
+rd_kafka_t *kafka_producer_handle(struct kafka_producer *p)
+{
+    return p->rk;
+}
+
+/* Serves delivery reports until none is outstanding or wait_ms passed. */
+static void serve_reports(struct kafka_producer *p, int wait_ms)
+{
+    int64_t deadline = time_monotonic_ms() + wait_ms;
+    while (atomic_load(&p->outstanding) > 0) {
+        int64_t left = deadline - time_monotonic_ms();
+        if (left <= 0)
+            break;
+        rd_kafka_poll(p->rk, left < POLLER_INTERVAL_MS ? (int)left : POLLER_INTERVAL_MS);
+    }
+}
+
+int kafka_producer_close(struct kafka_producer *p, int timeout_ms)
+{
+    atomic_store(&p->closing, 1);
+    if (p->has_poller) {
+        atomic_store(&p->poller_stop, 1);
+        pthread_join(p->poller, NULL);
+    }
+    serve_reports(p, timeout_ms);
+    long pending = atomic_load(&p->outstanding);
+    if (pending > 0) {
+        log_warn("kafka producer closing: purging messages not delivered in time",
+                 "kafka_client", rd_kafka_name(p->rk), NULL);
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        serve_reports(p, PURGE_REPORT_WAIT_MS);
+    }
+    /* Reports that never came cannot be served after destroy: count them. */
+    long unreported = atomic_load(&p->outstanding);
+    int failures = p->close_failures + (int)(unreported > 0 ? unreported : 0);
+    if (failures > 0) {
+        char count[32], missing[32];
+        snprintf(count, sizeof count, "%d", failures);
+        snprintf(missing, sizeof missing, "%ld", unreported > 0 ? unreported : 0);
+        log_error("kafka producer closed with undelivered messages", "kafka_client",
+                  rd_kafka_name(p->rk), "undelivered", count, "without_report", missing,
+                  "last_error",
+                  p->close_failures ? rd_kafka_err2name(p->close_last_err) : "none",
+                  NULL);
+    }
+    rd_kafka_destroy(p->rk);
+    free(p);
+    return failures;
+}
+
+/* --- consumer --------------------------------------------------------------------------- */
+
+struct kafka_consumer {
+    rd_kafka_t *rk;
+    kafka_partitions_cb *on_assign;
+    kafka_partitions_cb *on_revoke;
+    kafka_error_cb *on_error;
+    void *ctx;
+    /* Next offsets stored by kafka_consumer_done(), per assigned partition:
+     * what must be committed before a partition is given away. */
+    rd_kafka_topic_partition_list_t *stored;
+};
+
+static int is_cooperative(rd_kafka_t *rk)
+{
+    const char *proto = rd_kafka_rebalance_protocol(rk);
+    return proto && strcmp(proto, "COOPERATIVE") == 0;
+}
+
+static void log_rd_error(const char *what, rd_kafka_error_t *error)
+{
+    log_error(what, "error", rd_kafka_error_name(error), "reason",
+              rd_kafka_error_string(error), NULL);
+    rd_kafka_error_destroy(error);
+}
+
+/* Commits, synchronously, the stored offsets of those of the given
+ * partitions that have one. Returns librdkafka's result (0 when there was
+ * nothing to commit). */
+static rd_kafka_resp_err_t commit_stored(struct kafka_consumer *c,
+                                         const rd_kafka_topic_partition_list_t *partitions)
+{
+    rd_kafka_topic_partition_list_t *todo = rd_kafka_topic_partition_list_new(
+        partitions->cnt > 0 ? partitions->cnt : 1);
+    for (int i = 0; i < partitions->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &partitions->elems[i];
+        rd_kafka_topic_partition_t *s =
+            rd_kafka_topic_partition_list_find(c->stored, tp->topic, tp->partition);
+        if (s)
+            rd_kafka_topic_partition_list_add(todo, s->topic, s->partition)->offset =
+                s->offset;
+    }
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (todo->cnt > 0)
+        e = rd_kafka_commit(c->rk, todo, 0);
+    rd_kafka_topic_partition_list_destroy(todo);
+    return e == RD_KAFKA_RESP_ERR__NO_OFFSET ? RD_KAFKA_RESP_ERR_NO_ERROR : e;
+}
+
+static void forget_stored(struct kafka_consumer *c,
+                          const rd_kafka_topic_partition_list_t *partitions)
+{
+    for (int i = 0; i < partitions->cnt; i++)
+        rd_kafka_topic_partition_list_del(c->stored, partitions->elems[i].topic,
+                                          partitions->elems[i].partition);
+}
+
+static void log_commit_failure(struct kafka_consumer *c, rd_kafka_resp_err_t e)
+{
+    log_warn("kafka offset commit failed: the next owner will see those events again",
+             "kafka_client", rd_kafka_name(c->rk), "error", rd_kafka_err2name(e), NULL);
+}
+
+/* Lets partitions go: the caller's hook first, then (unless the assignment
+ * was lost, when the group has already handed them to someone else) the
+ * commit of their stored offsets, then the unassignment. */
+static void consumer_revoke(struct kafka_consumer *c,
+                            rd_kafka_topic_partition_list_t *partitions, int cooperative)
+{
+    if (c->on_revoke)
+        c->on_revoke(c->ctx, partitions);
+    if (rd_kafka_assignment_lost(c->rk)) {
+        log_warn("kafka assignment lost: stored offsets not committed", "kafka_client",
+                 rd_kafka_name(c->rk), NULL);
+    } else {
+        rd_kafka_resp_err_t e = commit_stored(c, partitions);
+        if (e)
+            log_commit_failure(c, e);
+    }
+    forget_stored(c, partitions);
+    if (cooperative) {
+        rd_kafka_error_t *error = rd_kafka_incremental_unassign(c->rk, partitions);
+        if (error)
+            log_rd_error("kafka incremental unassign failed", error);
+    } else {
+        rd_kafka_resp_err_t e = rd_kafka_assign(c->rk, NULL);
+        if (e)
+            log_error("kafka unassign failed", "error", rd_kafka_err2name(e), NULL);
+    }
+}
+
+static void consumer_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                               rd_kafka_topic_partition_list_t *partitions, void *opaque)
+{
+    struct kafka_consumer *c = opaque;
+    int cooperative = is_cooperative(rk);
+    char count[16];
+    snprintf(count, sizeof count, "%d", partitions->cnt);
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        log_info("kafka partitions assigned", "kafka_client", rd_kafka_name(rk),
+                 "partitions", count, "protocol", cooperative ? "cooperative" : "eager",
+                 NULL);
+        int ok = 1;
+        if (cooperative) {
+            rd_kafka_error_t *error = rd_kafka_incremental_assign(rk, partitions);
+            if (error) {
+                log_rd_error("kafka incremental assign failed", error);
+                ok = 0;
+            }
+        } else {
+            rd_kafka_resp_err_t e = rd_kafka_assign(rk, partitions);
+            if (e) {
+                log_error("kafka assign failed", "error", rd_kafka_err2name(e), NULL);
+                ok = 0;
+            }
+        }
+        if (ok && c->on_assign)
+            c->on_assign(c->ctx, partitions);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        log_info("kafka partitions revoked", "kafka_client", rd_kafka_name(rk),
+                 "partitions", count, "protocol", cooperative ? "cooperative" : "eager",
+                 NULL);
+        consumer_revoke(c, partitions, cooperative);
+    } else {
+        /* A failed rebalance: give up what it concerned so librdkafka's
+         * view and ours agree; the group will assign again. */
+        report_error(rk, c->on_error, c->ctx, err, "rebalance failed");
+        if (cooperative) {
+            if (partitions->cnt > 0)
+                consumer_revoke(c, partitions, 1);
+        } else {
+            rd_kafka_topic_partition_list_t *all = NULL;
+            if (rd_kafka_assignment(rk, &all) == RD_KAFKA_RESP_ERR_NO_ERROR && all) {
+                if (c->on_revoke && all->cnt > 0)
+                    c->on_revoke(c->ctx, all);
+                forget_stored(c, all);
+                rd_kafka_topic_partition_list_destroy(all);
+            }
+            rd_kafka_assign(rk, NULL);
+        }
+    }
+}
+
+static void consumer_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct kafka_consumer *c = opaque;
+    report_error(rk, c->on_error, c->ctx, (rd_kafka_resp_err_t)err, reason);
+}
+
+struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *opt,
+                                          char *err, size_t errlen)
+{
+    static const char *const fixed[] = {"enable.auto.offset.store", "group.id",
+                                        "bootstrap.servers", "metadata.broker.list",
+                                        NULL};
+    if (!opt->brokers || !opt->brokers[0]) {
+        snprintf(err, errlen, "no kafka brokers given (KAFKA_BROKERS is host:port,...)");
+        return NULL;
+    }
+    if (!opt->group_id || !opt->group_id[0]) {
+        snprintf(err, errlen, "no kafka consumer group given");
+        return NULL;
+    }
+    if (!opt->topics || opt->topic_count == 0) {
+        snprintf(err, errlen, "no kafka topics to consume given");
+        return NULL;
+    }
+    for (size_t i = 0; i < opt->topic_count; i++) {
+        if (!opt->topics[i] || !opt->topics[i][0]) {
+            snprintf(err, errlen, "empty kafka topic name");
+            return NULL;
+        }
+    }
+
+    struct kafka_consumer *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->on_assign = opt->on_assign;
+    c->on_revoke = opt->on_revoke;
+    c->on_error = opt->on_error;
+    c->ctx = opt->ctx;
+    c->stored = rd_kafka_topic_partition_list_new(16);
+
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const char *reset = opt->auto_offset_reset ? opt->auto_offset_reset : "earliest";
+    if (conf_set(conf, "bootstrap.servers", opt->brokers, err, errlen) != 0 ||
+        conf_set(conf, "group.id", opt->group_id, err, errlen) != 0 ||
+        conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err,
+                 errlen) != 0 ||
+        conf_set(conf, "enable.auto.offset.store", "false", err, errlen) != 0 ||
+        conf_set(conf, "enable.auto.commit", "true", err, errlen) != 0 ||
+        conf_set(conf, "auto.offset.reset", reset, err, errlen) != 0 ||
+        conf_apply_extra(conf, opt->properties, fixed, err, errlen) != 0) {
+        rd_kafka_conf_destroy(conf);
+        rd_kafka_topic_partition_list_destroy(c->stored);
+        free(c);
+        return NULL;
+    }
+    rd_kafka_conf_set_opaque(conf, c);
+    rd_kafka_conf_set_rebalance_cb(conf, consumer_rebalance);
+    rd_kafka_conf_set_error_cb(conf, consumer_error);
+    kafka_conf_set_log(conf);
+
+    c->rk = client_new(RD_KAFKA_CONSUMER, conf, err, errlen);
+    if (!c->rk) {
+        rd_kafka_topic_partition_list_destroy(c->stored);
+        free(c);
+        return NULL;
+    }
+    /* Error events then come out of rd_kafka_consumer_poll() too. */
+    rd_kafka_poll_set_consumer(c->rk);
+
+    rd_kafka_topic_partition_list_t *topics =
+        rd_kafka_topic_partition_list_new((int)opt->topic_count);
+    for (size_t i = 0; i < opt->topic_count; i++)
+        rd_kafka_topic_partition_list_add(topics, opt->topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        snprintf(err, errlen, "cannot subscribe to the kafka topics: %s",
+                 rd_kafka_err2str(e));
+        rd_kafka_destroy(c->rk);
+        rd_kafka_topic_partition_list_destroy(c->stored);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+rd_kafka_message_t *kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms)
+{
+    int64_t deadline = time_monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        int64_t left = deadline - time_monotonic_ms();
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, left > 0 ? (int)left : 0);
+        if (!m)
+            return NULL;
+        if (!m->err)
+            return m;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            rd_kafka_message_destroy(m);
+            if (left <= 0)
+                return NULL;
+            continue;
+        }
+        /* A consumer error: report it and let the caller's loop go on. */
+        report_error(c->rk, c->on_error, c->ctx, m->err, rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        return NULL;
+    }
+}
+
+int kafka_consumer_done(struct kafka_consumer *c, const rd_kafka_message_t *msg,
+                        char *err, size_t errlen)
+{
+    const char *topic = rd_kafka_topic_name(msg->rkt);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, msg->partition)->offset = msg->offset + 1;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_store(c->rk, l);
+    if (!e)
+        e = l->elems[0].err;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        snprintf(err, errlen, "cannot store offset %lld of %s [%d]: %s",
+                 (long long)msg->offset, topic, (int)msg->partition, rd_kafka_err2str(e));
+        return -1;
+    }
+    rd_kafka_topic_partition_t *s =
+        rd_kafka_topic_partition_list_find(c->stored, topic, msg->partition);
+    if (!s)
+        s = rd_kafka_topic_partition_list_add(c->stored, topic, msg->partition);
+    s->offset = msg->offset + 1;
+    return 0;
+}
+
+/* 1 when topic [partition] is in the current assignment, else 0 with err. */
+static int check_assigned(struct kafka_consumer *c, const char *topic, int32_t partition,
+                          char *err, size_t errlen)
+{
+    rd_kafka_topic_partition_list_t *all = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_assignment(c->rk, &all);
+    if (e) {
+        snprintf(err, errlen, "cannot read the kafka assignment: %s", rd_kafka_err2str(e));
+        return 0;
+    }
+    int found = rd_kafka_topic_partition_list_find(all, topic, partition) != NULL;
+    rd_kafka_topic_partition_list_destroy(all);
+    if (!found)
+        snprintf(err, errlen, "%s [%d] is not assigned to this consumer", topic,
+                 (int)partition);
+    return found;
+}
+
+static int pause_or_resume(struct kafka_consumer *c, const char *topic, int32_t partition,
+                           int pause, char *err, size_t errlen)
+{
+    if (!check_assigned(c, topic, partition, err, errlen))
+        return -1;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition);
+    rd_kafka_resp_err_t e = pause ? rd_kafka_pause_partitions(c->rk, l)
+                                  : rd_kafka_resume_partitions(c->rk, l);
+    if (!e)
+        e = l->elems[0].err;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        snprintf(err, errlen, "cannot %s %s [%d]: %s", pause ? "pause" : "resume", topic,
+                 (int)partition, rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+int kafka_consumer_pause(struct kafka_consumer *c, const char *topic, int32_t partition,
+                         char *err, size_t errlen)
+{
+    return pause_or_resume(c, topic, partition, 1, err, errlen);
+}
+
+int kafka_consumer_resume(struct kafka_consumer *c, const char *topic, int32_t partition,
+                          char *err, size_t errlen)
+{
+    return pause_or_resume(c, topic, partition, 0, err, errlen);
+}
+
+int kafka_consumer_rewind(struct kafka_consumer *c, const char *topic, int32_t partition,
+                          int64_t offset, char *err, size_t errlen)
+{
+    if (offset < 0) {
+        snprintf(err, errlen, "cannot rewind %s [%d] to negative offset %lld", topic,
+                 (int)partition, (long long)offset);
+        return -1;
+    }
+    if (!check_assigned(c, topic, partition, err, errlen))
+        return -1;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(c->rk, l, 0);
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (error) {
+        e = rd_kafka_error_code(error);
+        rd_kafka_error_destroy(error);
+    } else if (l->elems[0].err != RD_KAFKA_RESP_ERR__IN_PROGRESS) {
+        e = l->elems[0].err;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        snprintf(err, errlen, "cannot rewind %s [%d] to offset %lld: %s", topic,
+                 (int)partition, (long long)offset, rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+rd_kafka_topic_partition_list_t *kafka_consumer_assignment(struct kafka_consumer *c)
+{
+    rd_kafka_topic_partition_list_t *all = NULL;
+    if (rd_kafka_assignment(c->rk, &all) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return NULL;
+    return all;
+}
+
+rd_kafka_t *kafka_consumer_handle(struct kafka_consumer *c)
+{
+    return c->rk;
+}
+
+/* Commits every stored offset before close. A group that is rebalancing
+ * refuses commits (REBALANCE_IN_PROGRESS, or ILLEGAL_GENERATION just after),
+ * e.g. while another member is leaving at the same moment; then the group is
+ * served, with our partitions paused, until the rebalance is over and the
+ * commit can be retried, for at most CLOSE_COMMIT_WAIT_MS. */
+static int commit_before_close(struct kafka_consumer *c)
+{
+    rd_kafka_topic_partition_list_t *assigned = kafka_consumer_assignment(c);
+    if (assigned) {
+        rd_kafka_pause_partitions(c->rk, assigned);
+        rd_kafka_topic_partition_list_destroy(assigned);
+    }
+    int64_t deadline = time_monotonic_ms() + CLOSE_COMMIT_WAIT_MS;
+    for (;;) {
+        if (c->stored->cnt == 0)
+            return 0;
+        rd_kafka_topic_partition_list_t *all = rd_kafka_topic_partition_list_copy(c->stored);
+        rd_kafka_resp_err_t e = commit_stored(c, all);
+        if (!e)
+            forget_stored(c, all);
+        rd_kafka_topic_partition_list_destroy(all);
+        if (!e)
+            return 0;
+        int retriable = e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+                        e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION;
+        if (!retriable || time_monotonic_ms() >= deadline) {
+            log_commit_failure(c, e);
+            return -1;
+        }
+        /* Serves the rebalance (our hooks may run). A message from a newly
+         * assigned partition is dropped unstored: its next owner gets it. */
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 100);
+        if (m)
+            rd_kafka_message_destroy(m);
+    }
+}
+
+int kafka_consumer_close(struct kafka_consumer *c)
+{
+    int rc = commit_before_close(c);
+    rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk);
+    if (e) {
+        log_warn("kafka consumer close failed", "kafka_client", rd_kafka_name(c->rk),
+                 "error", rd_kafka_err2name(e), NULL);
+        rc = -1;
+    }
+    rd_kafka_destroy(c->rk);
+    rd_kafka_topic_partition_list_destroy(c->stored);
+    free(c);
+    return rc;
+}

@@ -1,0 +1,255 @@
+/* Unit tests for common/kafka that need no broker: option and property
+ * validation, and the delivery-report guarantees of a producer whose broker
+ * cannot be reached (every message gets exactly one report, on close or from
+ * the poller thread). Broker-backed behaviour is in
+ * tests/integration/test_devbroker.c. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kafka.h"
+#include "kv.h"
+#include "../support/process.h"
+#include "timeutil.h"
+
+#define N_MESSAGES 5
+
+/* A broker address nobody listens on. */
+static void dead_broker(char *out, size_t outlen)
+{
+    int port = process_free_port();
+    assert_true(port > 0);
+    snprintf(out, outlen, "127.0.0.1:%d", port);
+}
+
+/* Creates a producer with one extra property; returns it or NULL (err set). */
+static struct kafka_producer *producer_with(const char *name, const char *value,
+                                            size_t value_len, char *err, size_t errlen)
+{
+    struct kv_list props;
+    kv_init(&props);
+    assert_int_equal(kv_addn(&props, name, strlen(name), value, value_len), 0);
+    struct kafka_producer_options opt = {.brokers = "127.0.0.1:9", .properties = &props};
+    struct kafka_producer *p = kafka_producer_new(&opt, err, errlen);
+    kv_free(&props);
+    return p;
+}
+
+static void test_producer_rejects_bad_options(void **state)
+{
+    (void)state;
+    char err[512];
+    struct kafka_producer_options none = {.brokers = NULL};
+    assert_null(kafka_producer_new(&none, err, sizeof err));
+    assert_non_null(strstr(err, "no kafka brokers"));
+    struct kafka_producer_options empty = {.brokers = ""};
+    assert_null(kafka_producer_new(&empty, err, sizeof err));
+    assert_non_null(strstr(err, "no kafka brokers"));
+
+    assert_null(producer_with("no.such.property", "1", 1, err, sizeof err));
+    assert_string_equal(err, "unknown kafka property \"no.such.property\"");
+
+    assert_null(producer_with("linger.ms", "soon", 4, err, sizeof err));
+    assert_non_null(strstr(err, "invalid value for kafka property \"linger.ms\""));
+
+    /* Properties that may hold secrets never have their value echoed. */
+    assert_null(producer_with("ssl.endpoint.identification.algorithm", "hunter2", 7, err,
+                              sizeof err));
+    assert_non_null(strstr(err, "ssl.endpoint.identification.algorithm"));
+    assert_null(strstr(err, "hunter2"));
+
+    assert_null(producer_with("linger.ms", "5\0" "0", 3, err, sizeof err));
+    assert_non_null(strstr(err, "NUL byte"));
+
+    /* The guarantees of the module cannot be switched off. */
+    const char *fixed[] = {"enable.idempotence", "acks", "request.required.acks",
+                           "bootstrap.servers"};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        assert_null(producer_with(fixed[i], "1", 1, err, sizeof err));
+        assert_non_null(strstr(err, "cannot be overridden"));
+        assert_non_null(strstr(err, fixed[i]));
+    }
+}
+
+static void test_consumer_rejects_bad_options(void **state)
+{
+    (void)state;
+    char err[512];
+    const char *topics[] = {"stagehand.events"};
+    const char *empty_topic[] = {""};
+    struct kafka_consumer_options opt = {.brokers = "127.0.0.1:9",
+                                         .group_id = "g",
+                                         .topics = topics,
+                                         .topic_count = 1};
+
+    struct kafka_consumer_options o = opt;
+    o.brokers = NULL;
+    assert_null(kafka_consumer_new(&o, err, sizeof err));
+    assert_non_null(strstr(err, "no kafka brokers"));
+
+    o = opt;
+    o.group_id = "";
+    assert_null(kafka_consumer_new(&o, err, sizeof err));
+    assert_string_equal(err, "no kafka consumer group given");
+
+    o = opt;
+    o.topic_count = 0;
+    assert_null(kafka_consumer_new(&o, err, sizeof err));
+    assert_string_equal(err, "no kafka topics to consume given");
+
+    o = opt;
+    o.topics = empty_topic;
+    assert_null(kafka_consumer_new(&o, err, sizeof err));
+    assert_string_equal(err, "empty kafka topic name");
+
+    o = opt;
+    o.auto_offset_reset = "whenever";
+    assert_null(kafka_consumer_new(&o, err, sizeof err));
+    assert_non_null(strstr(err, "auto.offset.reset"));
+
+    struct kv_list props;
+    kv_init(&props);
+    assert_int_equal(kv_add(&props, "enable.auto.offset.store", "true"), 0);
+    o = opt;
+    o.properties = &props;
+    assert_null(kafka_consumer_new(&o, err, sizeof err));
+    assert_non_null(strstr(err, "\"enable.auto.offset.store\" is set by stagehand"));
+    kv_free(&props);
+
+    kv_init(&props);
+    assert_int_equal(kv_add(&props, "session.timeout.ms", "-5"), 0);
+    o.properties = &props;
+    assert_null(kafka_consumer_new(&o, err, sizeof err));
+    assert_non_null(strstr(err, "session.timeout.ms"));
+    kv_free(&props);
+}
+
+/* Delivery reports seen by the callbacks below, per message. */
+struct reports {
+    atomic_int calls[N_MESSAGES];
+    atomic_int last_err[N_MESSAGES];
+    atomic_int errors_reported;
+};
+
+static struct reports reports;
+
+static void record_delivery(void *opaque, const struct kafka_delivery *d)
+{
+    atomic_int *slot = opaque;
+    int i = (int)(slot - reports.calls);
+    assert_true(i >= 0 && i < N_MESSAGES);
+    assert_string_equal(d->topic, "stagehand.events");
+    assert_non_null(d->errstr);
+    atomic_store(&reports.last_err[i], (int)d->err);
+    atomic_fetch_add(slot, 1);
+}
+
+static void record_error(void *ctx, rd_kafka_resp_err_t err, int fatal, const char *reason)
+{
+    (void)err;
+    (void)reason;
+    assert_ptr_equal(ctx, &reports);
+    assert_int_equal(fatal, 0);
+    atomic_fetch_add(&reports.errors_reported, 1);
+}
+
+static void produce_n(struct kafka_producer *p)
+{
+    char err[256];
+    struct kv_list headers;
+    kv_init(&headers);
+    assert_int_equal(kv_add(&headers, "type", "test.event"), 0);
+    for (int i = 0; i < N_MESSAGES; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        struct kafka_record rec = {.topic = "stagehand.events",
+                                   .partition = RD_KAFKA_PARTITION_UA,
+                                   .key = key,
+                                   .key_len = strlen(key),
+                                   .value = "v",
+                                   .value_len = 1,
+                                   .headers = &headers,
+                                   .opaque = &reports.calls[i]};
+        assert_int_equal(kafka_produce(p, &rec, err, sizeof err), RD_KAFKA_RESP_ERR_NO_ERROR);
+    }
+    kv_free(&headers);
+    struct kafka_record no_topic = {.topic = NULL, .opaque = &reports};
+    assert_int_equal(kafka_produce(p, &no_topic, err, sizeof err),
+                     RD_KAFKA_RESP_ERR__INVALID_ARG);
+    assert_string_equal(err, "no kafka topic given");
+}
+
+static void test_close_reports_every_undelivered_message(void **state)
+{
+    (void)state;
+    memset(&reports, 0, sizeof reports);
+    char brokers[64], err[256];
+    dead_broker(brokers, sizeof brokers);
+    struct kafka_producer_options opt = {.brokers = brokers, .on_delivery = record_delivery};
+    struct kafka_producer *p = kafka_producer_new(&opt, err, sizeof err);
+    assert_non_null(p);
+    produce_n(p);
+    assert_int_equal(kafka_producer_outstanding(p), N_MESSAGES);
+    kafka_producer_poll(p, 0);
+    for (int i = 0; i < N_MESSAGES; i++)
+        assert_int_equal(atomic_load(&reports.calls[i]), 0);
+
+    /* Nothing can be delivered: close purges, reports each once, counts them. */
+    assert_int_equal(kafka_producer_close(p, 200), N_MESSAGES);
+    for (int i = 0; i < N_MESSAGES; i++) {
+        assert_int_equal(atomic_load(&reports.calls[i]), 1);
+        assert_int_equal(atomic_load(&reports.last_err[i]), RD_KAFKA_RESP_ERR__PURGE_QUEUE);
+    }
+}
+
+static void test_poller_thread_serves_reports_and_errors(void **state)
+{
+    (void)state;
+    memset(&reports, 0, sizeof reports);
+    char brokers[64], err[256];
+    dead_broker(brokers, sizeof brokers);
+    struct kv_list props;
+    kv_init(&props);
+    assert_int_equal(kv_add(&props, "message.timeout.ms", "300"), 0);
+    struct kafka_producer_options opt = {.brokers = brokers,
+                                         .properties = &props,
+                                         .on_delivery = record_delivery,
+                                         .on_error = record_error,
+                                         .error_ctx = &reports,
+                                         .poll_thread = 1};
+    struct kafka_producer *p = kafka_producer_new(&opt, err, sizeof err);
+    kv_free(&props);
+    assert_non_null(p);
+    produce_n(p);
+
+    /* The reports (message timeouts) arrive without this thread polling. */
+    int64_t deadline = time_monotonic_ms() + 30000;
+    while (kafka_producer_outstanding(p) > 0 || atomic_load(&reports.errors_reported) == 0) {
+        assert_true(time_monotonic_ms() < deadline);
+        time_sleep_ms(10);
+    }
+    for (int i = 0; i < N_MESSAGES; i++) {
+        assert_int_equal(atomic_load(&reports.calls[i]), 1);
+        assert_int_equal(atomic_load(&reports.last_err[i]), RD_KAFKA_RESP_ERR__MSG_TIMED_OUT);
+    }
+    /* They were reported before close: nothing left to fail on close. */
+    assert_int_equal(kafka_producer_close(p, 1000), 0);
+    for (int i = 0; i < N_MESSAGES; i++)
+        assert_int_equal(atomic_load(&reports.calls[i]), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_producer_rejects_bad_options),
+        cmocka_unit_test(test_consumer_rejects_bad_options),
+        cmocka_unit_test(test_close_reports_every_undelivered_message),
+        cmocka_unit_test(test_poller_thread_serves_reports_and_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
