@@ -1,0 +1,41 @@
+/* Validation of JSON values against the schemas of schemas/ (embedded at
+ * build time). The validator implements the subset of JSON Schema those
+ * files use, and only that subset: a schema with any other keyword fails to
+ * load, so a schema can never say something that is silently not enforced.
+ *
+ * Keywords: type (a name or an array of names: object, array, string,
+ * integer, number, boolean, null), properties, required,
+ * additionalProperties (boolean), minLength/maxLength (Unicode code points),
+ * minimum, maximum, enum, const, items, minItems, maxItems, pattern (POSIX
+ * extended regular expression, meant for ASCII tokens such as SIDs) and
+ * format: identity and stream-name (the rules of text.h), date-time
+ * (RFC 3339), event-id (32 lowercase hex digits). Annotations ignored:
+ * $schema, $id, title, description, $comment, examples.
+ *
+ * Error messages name the path and the rule, never the offending value:
+ * "data.identity: must not contain control characters". */
+#ifndef STAGEHAND_SCHEMA_H
+#define STAGEHAND_SCHEMA_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* Loads and checks every embedded schema (done once, thread-safe; the other
+ * functions call it). Returns 0, or -1 with the first problem in err. */
+int schema_load_all(char *err, size_t errlen);
+
+/* 1 when an embedded schema of this name ("envelope", "hand.raised") exists. */
+int schema_exists(const char *name);
+
+/* Validates instance against the named schema. Returns 0, or -1 with the
+ * reason in err; paths in err start with path_prefix ("" for none). */
+int schema_validate(const char *name, const json_t *instance, char *err, size_t errlen);
+int schema_validate_at(const char *name, const json_t *instance, const char *path_prefix,
+                       char *err, size_t errlen);
+
+/* Checks a schema given as text, then validates instance against it (tests
+ * and tools). Returns 0, or -1 with the reason (load or validation) in err. */
+int schema_validate_text(const char *schema_json, const json_t *instance, char *err,
+                         size_t errlen);
+
+#endif

@@ -1,0 +1,239 @@
+/* Unit tests for common/schema and the files of schemas/: every catalogue
+ * type has a schema, every file is valid JSON and embedded as it is on disk,
+ * and every keyword and format is enforced. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event.h"
+#include "schema.h"
+#include "schema_sources.h"
+
+static void test_every_catalogue_type_has_a_schema(void **state)
+{
+    (void)state;
+    char err[256];
+    if (schema_load_all(err, sizeof err) < 0)
+        fail_msg("embedded schemas do not load: %s", err);
+    assert_true(schema_exists("envelope"));
+    for (size_t i = 0; i < event_catalogue_count; i++)
+        if (!schema_exists(event_catalogue[i]))
+            fail_msg("catalogue type %s has no schema", event_catalogue[i]);
+}
+
+static const char *embedded_text(const char *name)
+{
+    for (size_t i = 0; i < schema_sources_count; i++)
+        if (strcmp(schema_sources[i].name, name) == 0)
+            return schema_sources[i].text;
+    return NULL;
+}
+
+static int in_catalogue(const char *name)
+{
+    for (size_t i = 0; i < event_catalogue_count; i++)
+        if (strcmp(event_catalogue[i], name) == 0)
+            return 1;
+    return strcmp(name, "envelope") == 0;
+}
+
+static void test_schema_files_on_disk(void **state)
+{
+    (void)state;
+    const char *root = getenv("STAGEHAND_ROOT");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/schemas", root ? root : ".");
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t files = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] == '.')
+            continue;
+        if (len < 6 || strcmp(e->d_name + len - 5, ".json") != 0)
+            fail_msg("schemas/%s is not a .json file", e->d_name);
+        char path[8192], name[256];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        snprintf(name, sizeof name, "%.*s", (int)(len - 5), e->d_name);
+        json_error_t jerr;
+        json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+        if (!doc)
+            fail_msg("schemas/%s is not valid JSON: line %d: %s", e->d_name, jerr.line, jerr.text);
+        json_decref(doc);
+        if (!in_catalogue(name))
+            fail_msg("schemas/%s is neither the envelope nor a catalogue type", e->d_name);
+
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        static char disk[1 << 16];
+        size_t n = fread(disk, 1, sizeof disk - 1, f);
+        fclose(f);
+        disk[n] = '\0';
+        const char *embedded = embedded_text(name);
+        if (!embedded || strcmp(embedded, disk) != 0)
+            fail_msg("the embedded copy of schemas/%s differs from the file (rebuild)", e->d_name);
+        files++;
+    }
+    closedir(d);
+    assert_int_equal(files, event_catalogue_count + 1);
+}
+
+/* Validates instance text against schema text; returns validate's result. */
+static int check(const char *schema, const char *instance, char *err, size_t errlen)
+{
+    json_t *v = json_loads(instance, JSON_DECODE_ANY, NULL);
+    if (!v)
+        fail_msg("test instance is not JSON: %s", instance);
+    int rc = schema_validate_text(schema, v, err, errlen);
+    json_decref(v);
+    return rc;
+}
+
+#define GOOD(schema, instance)                                                     \
+    do {                                                                           \
+        char e_[256] = "";                                                        \
+        if (check(schema, instance, e_, sizeof e_) != 0)                           \
+            fail_msg("%s refused %s: %s", schema, instance, e_);                   \
+    } while (0)
+#define BAD(schema, instance)                                                      \
+    do {                                                                           \
+        char e_[256] = "";                                                        \
+        if (check(schema, instance, e_, sizeof e_) == 0)                           \
+            fail_msg("%s accepted %s", schema, instance);                          \
+    } while (0)
+
+static void test_keywords(void **state)
+{
+    (void)state;
+    GOOD("{\"type\":\"string\"}", "\"x\"");
+    BAD("{\"type\":\"string\"}", "1");
+    GOOD("{\"type\":[\"string\",\"null\"]}", "null");
+    BAD("{\"type\":[\"string\",\"null\"]}", "true");
+    GOOD("{\"type\":\"integer\"}", "3");
+    BAD("{\"type\":\"integer\"}", "3.5");
+    GOOD("{\"type\":\"number\"}", "3.5");
+    BAD("{\"type\":\"boolean\"}", "0");
+    GOOD("{\"type\":\"array\"}", "[]");
+    BAD("{\"type\":\"object\"}", "[]");
+    GOOD("{\"minLength\":2,\"maxLength\":3}", "\"\xc3\xa9\xc3\xa9\xc3\xa9\""); /* 3 chars, 6 bytes */
+    BAD("{\"maxLength\":3}", "\"abcd\"");
+    BAD("{\"minLength\":2}", "\"a\"");
+    GOOD("{\"minimum\":0,\"maximum\":10}", "10");
+    BAD("{\"minimum\":0}", "-1");
+    BAD("{\"maximum\":10}", "10.5");
+    GOOD("{\"enum\":[\"a\",\"b\"]}", "\"b\"");
+    BAD("{\"enum\":[\"a\",\"b\"]}", "\"c\"");
+    GOOD("{\"const\":1}", "1");
+    BAD("{\"const\":1}", "2");
+    GOOD("{\"items\":{\"type\":\"integer\"},\"minItems\":1,\"maxItems\":2}", "[1,2]");
+    BAD("{\"items\":{\"type\":\"integer\"}}", "[1,\"2\"]");
+    BAD("{\"minItems\":1}", "[]");
+    BAD("{\"maxItems\":1}", "[1,2]");
+    GOOD("{\"pattern\":\"^RM[0-9a-f]{4}$\"}", "\"RMab12\"");
+    BAD("{\"pattern\":\"^RM[0-9a-f]{4}$\"}", "\"RMab123\"");
+    const char *obj = "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}},"
+                      "\"required\":[\"a\"],\"additionalProperties\":false}";
+    GOOD(obj, "{\"a\":\"x\"}");
+    BAD(obj, "{}");
+    BAD(obj, "{\"a\":1}");
+    BAD(obj, "{\"a\":\"x\",\"b\":1}");
+    GOOD("{\"type\":\"object\",\"properties\":{}}", "{\"b\":1}"); /* additional allowed by default */
+    GOOD("{\"format\":\"date-time\"}", "\"2026-11-23T22:59:01.123Z\"");
+    BAD("{\"format\":\"date-time\"}", "\"yesterday\"");
+    GOOD("{\"format\":\"event-id\"}", "\"0123456789abcdef0123456789abcdef\"");
+    BAD("{\"format\":\"event-id\"}", "\"0123456789ABCDEF0123456789abcdef\"");
+}
+
+static void test_error_messages_name_the_path(void **state)
+{
+    (void)state;
+    char err[256];
+    const char *schema = "{\"type\":\"object\",\"properties\":{\"data\":{\"type\":\"object\","
+                         "\"properties\":{\"identity\":{\"type\":\"string\",\"format\":\"identity\"}}}}}";
+    assert_int_equal(check(schema, "{\"data\":{\"identity\":\"a\\u0001b\"}}", err, sizeof err), -1);
+    assert_string_equal(err, "data.identity: must not contain control characters");
+    assert_int_equal(check("{\"additionalProperties\":false}", "{\"sneaky\\n\":1}", err, sizeof err), -1);
+    assert_string_equal(err, "(root): unknown property \"sneaky?\"");
+    assert_int_equal(check("{\"items\":{\"type\":\"string\"}}", "[\"a\",2]", err, sizeof err), -1);
+    assert_string_equal(err, "[1]: must be of type string");
+}
+
+static void test_schemas_say_only_what_is_enforced(void **state)
+{
+    (void)state;
+    char err[256];
+    BAD("{\"oneOf\":[]}", "1");
+    assert_int_equal(check("{\"patternProperties\":{}}", "1", err, sizeof err), -1);
+    assert_non_null(strstr(err, "unsupported keyword"));
+    assert_int_equal(check("{\"format\":\"email\"}", "\"a@b\"", err, sizeof err), -1);
+    assert_non_null(strstr(err, "unknown format"));
+    BAD("{\"type\":\"text\"}", "\"x\"");
+    BAD("{\"maxLength\":-1}", "\"x\"");
+    BAD("{\"required\":\"a\"}", "{}");
+    BAD("{\"additionalProperties\":{}}", "{}");
+    BAD("{\"pattern\":\"([\"}", "\"x\"");
+    BAD("[1]", "1");
+    BAD("not json", "1");
+    BAD("{\"properties\":{\"a\":{\"$ref\":\"#\"}}}", "{}");
+}
+
+static void test_identity_and_stream_formats(void **state)
+{
+    (void)state;
+    const char *id = "{\"type\":\"string\",\"format\":\"identity\"}";
+    const char *stream = "{\"type\":\"string\",\"format\":\"stream-name\"}";
+    GOOD(id, "\"Zo\\u00eb Kravitz\"");
+    GOOD(id, "\"dj \\ud83c\\udfa7\"");
+    BAD(id, "\"tab\\there\"");
+    BAD(id, "\"ac/dc\"");
+    BAD(id, "\" lead\"");
+    BAD(id, "\"\"");
+    GOOD(stream, "\"Friday Townhall\"");
+    BAD(stream, "\"a/b\"");
+    BAD(stream, "\"..\"");
+    BAD(stream, "\"RM0123456789abcdef0123456789abcdef\"");
+
+    /* Invalid UTF-8 can only reach the validator through the no-check API. */
+    json_t *bad = json_stringn_nocheck("bad\xff", 4);
+    char err[256];
+    assert_int_equal(schema_validate_text(id, bad, err, sizeof err), -1);
+    assert_non_null(strstr(err, "UTF-8"));
+    json_decref(bad);
+    /* An embedded NUL never passes a pattern or a name rule. */
+    json_t *nul = json_stringn("RM\0b12", 6);
+    assert_int_equal(schema_validate_text("{\"pattern\":\"^RM\"}", nul, err, sizeof err), -1);
+    assert_int_equal(schema_validate_text(id, nul, err, sizeof err), -1);
+    json_decref(nul);
+}
+
+static void test_unknown_schema_name(void **state)
+{
+    (void)state;
+    char err[256];
+    json_t *v = json_object();
+    assert_int_equal(schema_validate("no.such.type", v, err, sizeof err), -1);
+    assert_non_null(strstr(err, "no schema"));
+    json_decref(v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_catalogue_type_has_a_schema),
+        cmocka_unit_test(test_schema_files_on_disk),
+        cmocka_unit_test(test_keywords),
+        cmocka_unit_test(test_error_messages_name_the_path),
+        cmocka_unit_test(test_schemas_say_only_what_is_enforced),
+        cmocka_unit_test(test_identity_and_stream_formats),
+        cmocka_unit_test(test_unknown_schema_name),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
