@@ -1,0 +1,208 @@
+/* The event envelope (see event.h). */
+#include "event.h"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "encode.h"
+#include "schema.h"
+#include "timeutil.h"
+
+const char *const event_catalogue[] = {
+    "stream.create_requested", "room.created",        "room.ended",
+    "media.started",           "media.ended",         "sync.ready",
+    "stream.end_requested",    "user.joined",         "viewer.connected",
+    "viewer.disconnected",     "hand.raised",         "hand.lowered",
+    "speaker.invited",         "speaker.remove_requested", "participant.connected",
+    "participant.disconnected",
+};
+const size_t event_catalogue_count = sizeof event_catalogue / sizeof event_catalogue[0];
+
+int event_random_id(char out[EVENT_ID_LEN + 1])
+{
+    unsigned char bytes[EVENT_ID_LEN / 2];
+    if (RAND_bytes(bytes, sizeof bytes) != 1)
+        return -1;
+    hex_encode(bytes, sizeof bytes, out);
+    return 0;
+}
+
+void event_derived_id(const char *const *fields, size_t n, char out[EVENT_ID_LEN + 1])
+{
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    for (size_t i = 0; i < n; i++) {
+        const char *f = fields[i] ? fields[i] : "";
+        unsigned char len[8];
+        uint64_t l = strlen(f);
+        for (int b = 0; b < 8; b++)
+            len[b] = (unsigned char)(l >> (56 - 8 * b));
+        EVP_DigestUpdate(ctx, len, sizeof len);
+        EVP_DigestUpdate(ctx, f, l);
+    }
+    EVP_DigestFinal_ex(ctx, digest, NULL);
+    EVP_MD_CTX_free(ctx);
+    hex_encode(digest, EVENT_ID_LEN / 2, out);
+}
+
+static int all_zero(const unsigned char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (b[i])
+            return 0;
+    return 1;
+}
+
+int event_traceparent(char out[EVENT_TRACEPARENT_LEN + 1])
+{
+    unsigned char trace[16], parent[8];
+    do {
+        if (RAND_bytes(trace, sizeof trace) != 1 || RAND_bytes(parent, sizeof parent) != 1)
+            return -1;
+    } while (all_zero(trace, sizeof trace) || all_zero(parent, sizeof parent));
+    char t[33], p[17];
+    hex_encode(trace, sizeof trace, t);
+    hex_encode(parent, sizeof parent, p);
+    snprintf(out, EVENT_TRACEPARENT_LEN + 1, "00-%s-%s-01", t, p);
+    return 0;
+}
+
+void event_free(struct event *ev)
+{
+    free(ev->type);
+    free(ev->stream);
+    free(ev->source);
+    free(ev->actor);
+    json_decref(ev->data);
+    memset(ev, 0, sizeof *ev);
+}
+
+/* Builds the envelope as a JSON object (envelope order). NULL on failure. */
+static json_t *to_json(const struct event *ev)
+{
+    char ts[RFC3339_MS_LEN + 1];
+    time_format_rfc3339_ms(ev->ts_ms, ts);
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int rc = 0;
+    rc |= json_object_set_new(o, "id", json_string(ev->id));
+    rc |= json_object_set_new(o, "type", json_string(ev->type ? ev->type : ""));
+    rc |= json_object_set_new(o, "stream", json_string(ev->stream ? ev->stream : ""));
+    rc |= json_object_set_new(o, "ts", json_string(ts));
+    rc |= json_object_set_new(o, "source", json_string(ev->source ? ev->source : ""));
+    if (ev->actor)
+        rc |= json_object_set_new(o, "actor", json_string(ev->actor));
+    rc |= json_object_set(o, "data", ev->data ? ev->data : json_null());
+    rc |= json_object_set_new(o, "v", json_integer(ev->v));
+    if (rc) { /* a string was not valid UTF-8, or out of memory */
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static int validate_json(const json_t *o, char *err, size_t errlen)
+{
+    if (schema_validate("envelope", o, err, errlen) < 0)
+        return -1;
+    const char *type = json_string_value(json_object_get(o, "type"));
+    return schema_validate_at(type, json_object_get(o, "data"), "data", err, errlen);
+}
+
+int event_validate(const struct event *ev, char *err, size_t errlen)
+{
+    json_t *o = to_json(ev);
+    if (!o) {
+        snprintf(err, errlen, "event has a field that is not valid UTF-8");
+        return -1;
+    }
+    int rc = validate_json(o, err, errlen);
+    json_decref(o);
+    return rc;
+}
+
+static char *copy(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+int event_init(struct event *ev, const char *type, const char *stream, const char *source,
+               const char *actor, json_t *data, char *err, size_t errlen)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->data = data;
+    if (event_random_id(ev->id) < 0) {
+        snprintf(err, errlen, "cannot make an event id: random source failed");
+        event_free(ev);
+        return -1;
+    }
+    ev->type = copy(type);
+    ev->stream = copy(stream);
+    ev->source = copy(source);
+    ev->actor = copy(actor);
+    ev->ts_ms = time_now_ms();
+    ev->v = 1;
+    if (!ev->type || !ev->stream || !ev->source || (actor && !ev->actor)) {
+        snprintf(err, errlen, "event is missing type, stream or source (or out of memory)");
+        event_free(ev);
+        return -1;
+    }
+    if (event_validate(ev, err, errlen) < 0) {
+        event_free(ev);
+        return -1;
+    }
+    return 0;
+}
+
+char *event_serialize(const struct event *ev)
+{
+    json_t *o = to_json(ev);
+    if (!o)
+        return NULL;
+    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return text;
+}
+
+int event_parse(const char *buf, size_t len, struct event *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (len > EVENT_MAX_LEN) {
+        snprintf(err, errlen, "event larger than %d bytes", EVENT_MAX_LEN);
+        return -1;
+    }
+    json_error_t jerr;
+    json_t *o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!o) {
+        snprintf(err, errlen, "event is not valid JSON (position %d: %s)", jerr.position, jerr.text);
+        return -1;
+    }
+    if (validate_json(o, err, errlen) < 0) {
+        json_decref(o);
+        return -1;
+    }
+    int64_t ts;
+    time_parse_rfc3339(json_string_value(json_object_get(o, "ts")), &ts); /* validated above */
+    memcpy(out->id, json_string_value(json_object_get(o, "id")), EVENT_ID_LEN + 1);
+    out->type = copy(json_string_value(json_object_get(o, "type")));
+    out->stream = copy(json_string_value(json_object_get(o, "stream")));
+    out->source = copy(json_string_value(json_object_get(o, "source")));
+    out->actor = copy(json_string_value(json_object_get(o, "actor")));
+    out->ts_ms = ts;
+    out->v = (int)json_integer_value(json_object_get(o, "v"));
+    out->data = json_incref(json_object_get(o, "data"));
+    int actor_lost = json_object_get(o, "actor") && !out->actor;
+    json_decref(o);
+    if (!out->type || !out->stream || !out->source || actor_lost) {
+        event_free(out);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}

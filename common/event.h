@@ -1,0 +1,65 @@
+/* The event envelope of stagehand.events: build, serialise, parse, validate.
+ *
+ *   {"id","type","stream","ts","source","actor"?,"data","v":1}
+ *
+ * ids are 32 lowercase hex digits: random (OpenSSL) for API requests, or
+ * derived from the provider's own fields (SHA-256) for webhooks, so that a
+ * retried webhook produces the same id. ts is RFC 3339 with milliseconds.
+ * data is checked against schemas/<type>.json, the envelope against
+ * schemas/envelope.json. */
+#ifndef STAGEHAND_EVENT_H
+#define STAGEHAND_EVENT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EVENT_ID_LEN 32
+#define EVENT_TRACEPARENT_LEN 55
+#define EVENT_MAX_LEN (64 * 1024) /* longest serialised event accepted */
+
+struct event {
+    char id[EVENT_ID_LEN + 1];
+    char *type;
+    char *stream;
+    char *source;
+    char *actor; /* NULL when there is none */
+    int64_t ts_ms;
+    json_t *data; /* owned */
+    int v;
+};
+
+/* The event types of the catalogue (DESIGN.md §2). */
+extern const char *const event_catalogue[];
+extern const size_t event_catalogue_count;
+
+/* A random id. Returns 0, or -1 when the system's random source failed. */
+int event_random_id(char out[EVENT_ID_LEN + 1]);
+
+/* An id derived from fields: SHA-256 over each field's length and bytes,
+ * truncated to 16 bytes, in hex. Same fields, same id. */
+void event_derived_id(const char *const *fields, size_t n, char out[EVENT_ID_LEN + 1]);
+
+/* A fresh W3C traceparent "00-<32 hex>-<16 hex>-01". Returns 0, or -1 when the
+ * random source failed. */
+int event_traceparent(char out[EVENT_TRACEPARENT_LEN + 1]);
+
+/* Fills ev with a random id, ts = now, v = 1 and copies of the strings; takes
+ * data (even on failure), then validates the whole event. Returns 0, or -1
+ * with the reason in err (and ev left empty). */
+int event_init(struct event *ev, const char *type, const char *stream, const char *source,
+               const char *actor, json_t *data, char *err, size_t errlen);
+
+/* Compact JSON in envelope order; malloc'd, or NULL when out of memory. */
+char *event_serialize(const struct event *ev);
+
+/* Parses and validates a serialised event. Returns 0, or -1 with the reason
+ * in err (and out left empty); never crashes on any input. */
+int event_parse(const char *buf, size_t len, struct event *out, char *err, size_t errlen);
+
+/* Validates an event against the envelope and its type's schema. */
+int event_validate(const struct event *ev, char *err, size_t errlen);
+
+void event_free(struct event *ev);
+
+#endif

@@ -1,0 +1,232 @@
+/* Unit tests for common/event: round trips, every catalogue type, ids,
+ * traceparent, and a bad-envelope matrix that must never crash. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event.h"
+#include "timeutil.h"
+
+#define RM "RM0123456789abcdef0123456789abcdef"
+#define PA "PA0123456789abcdef0123456789abcdef"
+
+/* A valid data example for each catalogue type. */
+static const char *example_data(const char *type)
+{
+    static const struct { const char *type, *data; } examples[] = {
+        {"stream.create_requested", "{\"host\":\"alice\"}"},
+        {"room.created", "{\"room_sid\":\"" RM "\"}"},
+        {"room.ended", "{\"room_sid\":\"" RM "\",\"room_duration_s\":42}"},
+        {"media.started", "{\"player_streamer_sid\":\"VJ0123456789abcdef0123456789abcdef\","
+                          "\"media_processor_sid\":\"ZX0123456789abcdef0123456789abcdef\"}"},
+        {"media.ended", "{\"reason\":\"ended-via-api\"}"},
+        {"sync.ready", "{\"service_sid\":\"IS0123456789abcdef0123456789abcdef\"}"},
+        {"stream.end_requested", "{\"reason\":\"host_left\"}"},
+        {"user.joined", "{\"identity\":\"Zo\\u00eb\",\"role\":\"viewer\"}"},
+        {"viewer.connected", "{\"identity\":\"bob\"}"},
+        {"viewer.disconnected", "{\"identity\":\"bob\"}"},
+        {"hand.raised", "{\"identity\":\"bob\"}"},
+        {"hand.lowered", "{\"identity\":\"bob\"}"},
+        {"speaker.invited", "{\"identity\":\"bob\"}"},
+        {"speaker.remove_requested", "{\"identity\":\"bob\"}"},
+        {"participant.connected", "{\"identity\":\"bob\",\"participant_sid\":\"" PA "\",\"room_sid\":\"" RM
+                                  "\",\"timestamp\":\"2026-11-23T22:59:01.123Z\"}"},
+        {"participant.disconnected", "{\"identity\":\"bob\",\"participant_sid\":\"" PA "\",\"room_sid\":\"" RM
+                                     "\",\"timestamp\":\"2026-11-23T22:59:01Z\",\"duration_s\":7}"},
+    };
+    for (size_t i = 0; i < sizeof examples / sizeof examples[0]; i++)
+        if (strcmp(examples[i].type, type) == 0)
+            return examples[i].data;
+    return NULL;
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    struct event ev, back;
+    char err[256];
+    assert_int_equal(event_init(&ev, "hand.raised", "friday townhall", "api", "bob",
+                                json_pack("{s:s}", "identity", "bob"), err, sizeof err), 0);
+    char *text = event_serialize(&ev);
+    assert_non_null(text);
+    assert_int_equal(strncmp(text, "{\"id\":\"", 7), 0);
+    assert_int_equal(event_parse(text, strlen(text), &back, err, sizeof err), 0);
+    assert_string_equal(back.id, ev.id);
+    assert_string_equal(back.type, "hand.raised");
+    assert_string_equal(back.stream, "friday townhall");
+    assert_string_equal(back.source, "api");
+    assert_string_equal(back.actor, "bob");
+    assert_int_equal(back.ts_ms, ev.ts_ms);
+    assert_int_equal(back.v, 1);
+    assert_true(json_equal(back.data, ev.data));
+    /* ts is written with milliseconds. */
+    const char *ts = strstr(text, "\"ts\":\"") + 6;
+    assert_int_equal(strcspn(ts, "\""), RFC3339_MS_LEN);
+    assert_int_equal(ts[19], '.');
+    free(text);
+    event_free(&ev);
+    event_free(&back);
+}
+
+static void test_every_catalogue_type(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < event_catalogue_count; i++) {
+        const char *type = event_catalogue[i];
+        const char *data = example_data(type);
+        if (!data)
+            fail_msg("no example for %s", type);
+        char text[2048], err[256];
+        snprintf(text, sizeof text,
+                 "{\"id\":\"0123456789abcdef0123456789abcdef\",\"type\":\"%s\",\"stream\":\"s1\","
+                 "\"ts\":\"2026-11-23T22:59:01.123Z\",\"source\":\"rooms-webhook\",\"data\":%s,\"v\":1}",
+                 type, data);
+        struct event ev;
+        if (event_parse(text, strlen(text), &ev, err, sizeof err) != 0)
+            fail_msg("%s: %s", type, err);
+        assert_null(ev.actor);
+        event_free(&ev);
+    }
+}
+
+struct bad_case {
+    const char *what;
+    const char *text;
+};
+
+#define ENV(fields) "{\"id\":\"0123456789abcdef0123456789abcdef\"," fields "}"
+#define OK_REST "\"stream\":\"s1\",\"ts\":\"2026-11-23T22:59:01.123Z\",\"source\":\"api\",\"v\":1"
+
+static void test_bad_envelopes(void **state)
+{
+    (void)state;
+    static const struct bad_case cases[] = {
+        {"not JSON", "hello"},
+        {"truncated", "{\"id\":\"0123"},
+        {"array", "[1,2]"},
+        {"empty", ""},
+        {"no id", "{\"type\":\"hand.raised\"," OK_REST ",\"data\":{\"identity\":\"b\"}}"},
+        {"no type", ENV(OK_REST ",\"data\":{}")},
+        {"no stream", ENV("\"type\":\"hand.raised\",\"ts\":\"2026-11-23T22:59:01.123Z\",\"source\":\"api\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
+        {"no ts", ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"source\":\"api\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
+        {"no source", ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"ts\":\"2026-11-23T22:59:01.123Z\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
+        {"no data", ENV("\"type\":\"hand.raised\"," OK_REST)},
+        {"no v", ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"ts\":\"2026-11-23T22:59:01.123Z\",\"source\":\"api\",\"data\":{\"identity\":\"b\"}")},
+        {"v 2", ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"ts\":\"2026-11-23T22:59:01.123Z\",\"source\":\"api\",\"v\":2,\"data\":{\"identity\":\"b\"}")},
+        {"type not string", ENV("\"type\":7," OK_REST ",\"data\":{}")},
+        {"unknown type", ENV("\"type\":\"hand.waved\"," OK_REST ",\"data\":{}")},
+        {"unknown source", ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"ts\":\"2026-11-23T22:59:01.123Z\",\"source\":\"me\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
+        {"extra field", ENV("\"type\":\"hand.raised\"," OK_REST ",\"data\":{\"identity\":\"b\"},\"x\":1")},
+        {"bad id", "{\"id\":\"xyz\",\"type\":\"hand.raised\"," OK_REST ",\"data\":{\"identity\":\"b\"}}"},
+        {"bad ts", ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"ts\":\"23/11/2026\",\"source\":\"api\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
+        {"stream with slash", ENV("\"type\":\"hand.raised\",\"stream\":\"a/b\",\"ts\":\"2026-11-23T22:59:01.123Z\",\"source\":\"api\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
+        {"data not object", ENV("\"type\":\"hand.raised\"," OK_REST ",\"data\":[]")},
+        {"data missing identity", ENV("\"type\":\"hand.raised\"," OK_REST ",\"data\":{}")},
+        {"data extra field", ENV("\"type\":\"hand.raised\"," OK_REST ",\"data\":{\"identity\":\"b\",\"x\":1}")},
+        {"data bad sid", ENV("\"type\":\"room.created\"," OK_REST ",\"data\":{\"room_sid\":\"RM1\"}")},
+        {"bad actor", ENV("\"type\":\"hand.raised\"," OK_REST ",\"actor\":\"a\\u0000b\",\"data\":{\"identity\":\"b\"}")},
+        {"duplicate key", ENV("\"type\":\"hand.raised\",\"type\":\"hand.lowered\"," OK_REST ",\"data\":{\"identity\":\"b\"}")},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct event ev;
+        char err[256] = "";
+        if (event_parse(cases[i].text, strlen(cases[i].text), &ev, err, sizeof err) != -1)
+            fail_msg("accepted: %s", cases[i].what);
+        if (err[0] == '\0')
+            fail_msg("no error message for: %s", cases[i].what);
+    }
+}
+
+static void test_huge_input_refused(void **state)
+{
+    (void)state;
+    size_t n = 1 << 20;
+    char *text = malloc(n + 64);
+    int k = snprintf(text, 64, "{\"id\":\"");
+    memset(text + k, 'a', n);
+    strcpy(text + k + n, "\"}");
+    struct event ev;
+    char err[256];
+    assert_int_equal(event_parse(text, strlen(text), &ev, err, sizeof err), -1);
+    assert_non_null(strstr(err, "larger"));
+    free(text);
+}
+
+static void test_init_refuses_bad_events(void **state)
+{
+    (void)state;
+    struct event ev;
+    char err[256];
+    assert_int_equal(event_init(&ev, "hand.raised", "a/b", "api", NULL,
+                                json_pack("{s:s}", "identity", "bob"), err, sizeof err), -1);
+    assert_non_null(strstr(err, "stream"));
+    assert_int_equal(event_init(&ev, "hand.raised", "s", "api", NULL, json_object(), err, sizeof err), -1);
+    assert_string_equal(err, "data.identity: is required");
+    assert_int_equal(event_init(&ev, NULL, "s", "api", NULL, json_object(), err, sizeof err), -1);
+}
+
+static int is_lower_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+static void test_ids(void **state)
+{
+    (void)state;
+    char a[EVENT_ID_LEN + 1], b[EVENT_ID_LEN + 1];
+    assert_int_equal(event_random_id(a), 0);
+    assert_int_equal(event_random_id(b), 0);
+    assert_int_equal(strlen(a), 32);
+    assert_true(is_lower_hex(a, 32));
+    assert_string_not_equal(a, b);
+
+    const char *f1[] = {RM, PA, "participant-connected", "2026-11-23T22:59:01.123Z"};
+    const char *f2[] = {RM, PA, "participant-connected", "2026-11-23T22:59:01.123Z"};
+    event_derived_id(f1, 4, a);
+    event_derived_id(f2, 4, b);
+    assert_string_equal(a, b);
+    assert_true(is_lower_hex(a, 32));
+    const char *g1[] = {"ab", "c"};
+    const char *g2[] = {"a", "bc"};
+    event_derived_id(g1, 2, a);
+    event_derived_id(g2, 2, b);
+    assert_string_not_equal(a, b);
+}
+
+static void test_traceparent(void **state)
+{
+    (void)state;
+    char t[EVENT_TRACEPARENT_LEN + 1], u[EVENT_TRACEPARENT_LEN + 1];
+    assert_int_equal(event_traceparent(t), 0);
+    assert_int_equal(event_traceparent(u), 0);
+    assert_int_equal(strlen(t), 55);
+    assert_int_equal(strncmp(t, "00-", 3), 0);
+    assert_true(is_lower_hex(t + 3, 32));
+    assert_int_equal(t[35], '-');
+    assert_true(is_lower_hex(t + 36, 16));
+    assert_string_equal(t + 52, "-01");
+    assert_string_not_equal(t, u);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_every_catalogue_type),
+        cmocka_unit_test(test_bad_envelopes),
+        cmocka_unit_test(test_huge_input_refused),
+        cmocka_unit_test(test_init_refuses_bad_events),
+        cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_traceparent),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
