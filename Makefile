@@ -50,6 +50,8 @@ ALL_OBJ := $(COMMON_OBJ) $(DEVBROKER_OBJ) $(TEST_SUPPORT_OBJ) \
            $(call obj,$(wildcard tests/unit/*.c tests/integration/*.c tests/helpers/*.c))
 
 .PHONY: all deps test check tests run clean
+# Keep the object files of tests (make would delete them as intermediates).
+.SECONDARY:
 .DEFAULT_GOAL := all
 
 all: $(PROGRAMS)

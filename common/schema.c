@@ -200,8 +200,8 @@ int schema_load_all(char *err, size_t errlen)
 
 static const struct loaded_schema *find_schema(const char *name)
 {
-    char err[8];
-    if (schema_load_all(err, sizeof err) < 0)
+    pthread_once(&load_once, load_embedded);
+    if (load_error[0])
         return NULL;
     for (size_t i = 0; i < schema_count; i++)
         if (strcmp(schemas[i].name, name) == 0)
