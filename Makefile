@@ -37,7 +37,8 @@ LIB        := $(BUILD)/libstagehand.a
 
 # --- programs: one directory (or set of files) each ---------------------------
 DEVBROKER_OBJ := $(call obj,$(wildcard tools/devbroker/*.c))
-PROGRAMS      := $(BUILD)/stagehand-devbroker
+EMULATOR_OBJ  := $(call obj,$(wildcard tools/twilio-emulator/*.c))
+PROGRAMS      := $(BUILD)/stagehand-devbroker $(BUILD)/twilio-emulator
 
 # --- tests ---------------------------------------------------------------------
 TEST_SUPPORT_OBJ  := $(call obj,$(wildcard tests/support/*.c))
@@ -46,7 +47,7 @@ INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration
 TEST_HELPERS      := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
 TESTS             := $(UNIT_TESTS) $(INTEGRATION_TESTS) $(TEST_HELPERS)
 
-ALL_OBJ := $(COMMON_OBJ) $(DEVBROKER_OBJ) $(TEST_SUPPORT_OBJ) \
+ALL_OBJ := $(COMMON_OBJ) $(DEVBROKER_OBJ) $(EMULATOR_OBJ) $(TEST_SUPPORT_OBJ) \
            $(call obj,$(wildcard tests/unit/*.c tests/integration/*.c tests/helpers/*.c))
 
 .PHONY: all deps test check tests run clean
@@ -94,6 +95,9 @@ $(LIB): $(COMMON_OBJ)
 	$(AR) rcs $@ $^
 
 $(BUILD)/stagehand-devbroker: $(DEVBROKER_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/twilio-emulator: $(EMULATOR_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(LIB)

@@ -1,0 +1,298 @@
+/* twilio-emulator: a stateful local Twilio for stagehand's development and
+ * tests. It serves Video (and, as they are added, Media v1 and Sync) from one
+ * base URL, with Twilio's paths, parameter names, status codes and error
+ * bodies, and checks HTTP Basic credentials as Twilio does: the API key SID
+ * and secret, or the account SID and auth token, from the same environment
+ * variables stagehand reads (TWILIO_ACCOUNT_SID, TWILIO_API_KEY_SID,
+ * TWILIO_API_KEY_SECRET, TWILIO_AUTH_TOKEN).
+ *
+ * Usage: twilio-emulator [--port N] [--help]   (port 0 picks a free one; the
+ * port in use is printed on stdout as "port N"). */
+#include <getopt.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "emulator.h"
+#include "encode.h"
+#include "form.h"
+#include "log.h"
+#include "secure.h"
+#include "settings.h"
+#include "timeutil.h"
+
+#define MAX_BODY (64 * 1024)
+
+#include <openssl/rand.h>
+
+void emu_new_sid(const char *prefix, char out[EMU_SID_LEN + 1])
+{
+    unsigned char bytes[16];
+    if (RAND_bytes(bytes, sizeof bytes) != 1) {
+        /* Uniqueness matters more than unpredictability for an emulator. */
+        static unsigned long counter;
+        memset(bytes, 0, sizeof bytes);
+        counter++;
+        memcpy(bytes, &counter, sizeof counter);
+    }
+    out[0] = prefix[0];
+    out[1] = prefix[1];
+    hex_encode(bytes, sizeof bytes, out + 2);
+}
+
+void emu_format_date(int64_t epoch_ms, char out[21])
+{
+    char full[RFC3339_MS_LEN + 1];
+    time_format_rfc3339_ms(epoch_ms, full);
+    memcpy(out, full, 19);
+    out[19] = 'Z';
+    out[20] = '\0';
+}
+
+struct upload {
+    char *data;
+    size_t len;
+    int too_big;
+};
+
+static int authorized(const struct emulator *emu, struct MHD_Connection *conn)
+{
+    const char *header = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (!header || strncasecmp(header, "Basic ", 6) != 0)
+        return 0;
+    const char *b64 = header + 6;
+    size_t len = strlen(b64);
+    if (len > 512)
+        return 0;
+    unsigned char decoded[512];
+    long n = base64_decode(b64, len, decoded);
+    if (n <= 0)
+        return 0;
+    const unsigned char *colon = memchr(decoded, ':', (size_t)n);
+    if (!colon)
+        return 0;
+    size_t user_len = (size_t)(colon - decoded), pass_len = (size_t)n - user_len - 1;
+    const char *pass = (const char *)colon + 1;
+    int key_ok = secure_equal(decoded, user_len, emu->api_key_sid, strlen(emu->api_key_sid)) &
+                 secure_equal(pass, pass_len, emu->api_key_secret, strlen(emu->api_key_secret));
+    int account_ok = secure_equal(decoded, user_len, emu->account_sid, strlen(emu->account_sid)) &
+                     secure_equal(pass, pass_len, emu->auth_token, strlen(emu->auth_token));
+    return key_ok | account_ok;
+}
+
+static enum MHD_Result add_query_param(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+    (void)kind;
+    kv_add(cls, key, value ? value : "");
+    return MHD_YES;
+}
+
+static int split_path(struct emu_request *req)
+{
+    const char *p = req->path;
+    while (*p == '/')
+        p++;
+    while (*p) {
+        size_t n = strcspn(p, "/");
+        if (req->nsegments == EMU_MAX_SEGMENTS)
+            return -1;
+        req->segments[req->nsegments++] = strndup(p, n);
+        p += n;
+        while (*p == '/')
+            p++;
+    }
+    return 0;
+}
+
+static void dispatch(struct emulator *emu, struct emu_request *req, struct emu_response *resp)
+{
+    pthread_mutex_lock(&emu->lock);
+    if (!video_handle(emu, req, resp))
+        emu_error(resp, 404, 20404, "The requested resource was not found");
+    pthread_mutex_unlock(&emu->lock);
+}
+
+static enum MHD_Result send_response(struct MHD_Connection *conn, const struct emu_response *r)
+{
+    char *text = r->body ? json_dumps(r->body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    size_t len = text ? strlen(text) : 0;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text ? text : (void *)"",
+                                                                text ? MHD_RESPMEM_MUST_FREE
+                                                                     : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    if (text)
+        MHD_add_response_header(resp, "Content-Type", "application/json");
+    enum MHD_Result ret = MHD_queue_response(conn, r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    struct emulator *emu = cls;
+    if (!*con_cls) {
+        *con_cls = calloc(1, sizeof(struct upload));
+        return *con_cls ? MHD_YES : MHD_NO;
+    }
+    struct upload *up = *con_cls;
+    if (*upload_size) {
+        if (up->len + *upload_size > MAX_BODY) {
+            up->too_big = 1;
+        } else {
+            char *grown = realloc(up->data, up->len + *upload_size + 1);
+            if (!grown)
+                return MHD_NO;
+            memcpy(grown + up->len, upload_data, *upload_size);
+            up->data = grown;
+            up->len += *upload_size;
+            up->data[up->len] = '\0';
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+
+    struct emu_response resp = {0};
+    struct emu_request req = {.conn = conn, .method = method, .path = url};
+    kv_init(&req.params);
+    if (!authorized(emu, conn)) {
+        emu_error(&resp, 401, 20003, "Authenticate");
+    } else if (up->too_big) {
+        emu_error(&resp, 413, 20413, "Request entity too large");
+    } else if (split_path(&req) < 0) {
+        emu_error(&resp, 404, 20404, "The requested resource was not found");
+    } else {
+        char err[128];
+        const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+        int form = type && strncasecmp(type, "application/x-www-form-urlencoded", 33) == 0;
+        if (strcmp(method, "POST") == 0 && form && up->len > 0 &&
+            form_parse(up->data, up->len, &req.params, err, sizeof err) < 0) {
+            emu_error(&resp, 400, 20001, "Invalid form body");
+        } else {
+            MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_query_param, &req.params);
+            dispatch(emu, &req, &resp);
+        }
+    }
+    log_debug("request", "method", method, "path", url, NULL);
+    enum MHD_Result ret = send_response(conn, &resp);
+    json_decref(resp.body);
+    for (int i = 0; i < req.nsegments; i++)
+        free(req.segments[i]);
+    kv_free(&req.params);
+    return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    struct upload *up = *con_cls;
+    if (up) {
+        free(up->data);
+        free(up);
+    }
+    *con_cls = NULL;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: twilio-emulator [--port N]   (default 8090; 0 picks a free port)\n"
+                 "Credentials come from TWILIO_ACCOUNT_SID, TWILIO_API_KEY_SID,\n"
+                 "TWILIO_API_KEY_SECRET and TWILIO_AUTH_TOKEN.\n");
+}
+
+int main(int argc, char **argv)
+{
+    long port = 8090;
+    static const struct option options[] = {{"port", required_argument, NULL, 'p'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'p':
+            port = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || port < 0 || port > 65535) {
+                fprintf(stderr, "twilio-emulator: --port must be 0..65535\n");
+                return 2;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    char err[1024];
+    struct config *cfg = config_new();
+    if (!cfg || config_register(cfg, settings_logging, settings_logging_count, err, sizeof err) < 0 ||
+        config_register(cfg, settings_twilio, settings_twilio_count, err, sizeof err) < 0 ||
+        config_load(cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "twilio-emulator: %s\n", cfg ? err : "out of memory");
+        config_free(cfg);
+        return 2;
+    }
+    enum log_level level = LOG_LEVEL_INFO;
+    log_level_parse(config_str(cfg, "LOG_LEVEL"), &level);
+    log_init("twilio-emulator", level);
+
+    struct emulator emu = {
+        .account_sid = config_str(cfg, "TWILIO_ACCOUNT_SID"),
+        .api_key_sid = config_str(cfg, "TWILIO_API_KEY_SID"),
+        .api_key_secret = config_str(cfg, "TWILIO_API_KEY_SECRET"),
+        .auth_token = config_str(cfg, "TWILIO_AUTH_TOKEN"),
+    };
+    pthread_mutex_init(&emu.lock, NULL);
+
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL); /* MHD's threads inherit this */
+
+    struct MHD_Daemon *daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t)port, NULL, NULL, on_request, &emu,
+        MHD_OPTION_THREAD_POOL_SIZE, 2U, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_CONNECTION_TIMEOUT, 60U, MHD_OPTION_END);
+    if (!daemon) {
+        fprintf(stderr, "twilio-emulator: cannot listen on port %ld\n", port);
+        config_free(cfg);
+        return 1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
+    char port_text[16];
+    snprintf(port_text, sizeof port_text, "%u", (unsigned)info->port);
+    printf("port %u\n", (unsigned)info->port);
+    fflush(stdout);
+    log_info("twilio emulator listening", "port", port_text, NULL);
+
+    int sig;
+    sigwait(&stop_signals, &sig);
+    log_info("twilio emulator stopping", NULL);
+    MHD_stop_daemon(daemon);
+    video_free(&emu);
+    pthread_mutex_destroy(&emu.lock);
+    config_free(cfg);
+    return 0;
+}

@@ -1,0 +1,337 @@
+/* Programmable Video v1 in the emulator: Rooms and their Participants, with
+ * the status codes and error codes of the real API (see twilio-api.md §2).
+ * A room's unique name can stand for its SID while it is in progress. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "emulator.h"
+#include "timeutil.h"
+
+#define VIDEO_BASE_URL "https://video.twilio.com/v1"
+#define MAX_GROUP_PARTICIPANTS 50
+
+static json_t *date_or_null(int64_t ms)
+{
+    if (ms <= 0)
+        return json_null();
+    char text[21];
+    emu_format_date(ms, text);
+    return json_string(text);
+}
+
+static json_t *room_json(const struct emulator *emu, const struct emu_room *r)
+{
+    char url[128], participants[160], recordings[160], rules[160];
+    snprintf(url, sizeof url, VIDEO_BASE_URL "/Rooms/%s", r->sid);
+    snprintf(participants, sizeof participants, "%s/Participants", url);
+    snprintf(recordings, sizeof recordings, "%s/Recordings", url);
+    snprintf(rules, sizeof rules, "%s/RecordingRules", url);
+    json_t *duration = r->ended_ms ? json_integer((r->ended_ms - r->created_ms) / 1000) : json_null();
+    return json_pack("{s:s, s:s, s:o, s:o, s:s, s:b, s:s, s:o, s:s, s:o, s:o, s:s, s:i, s:i, "
+                     "s:b, s:[s,s], s:s, s:b, s:i, s:i, s:b, s:s, s:{s:s, s:s, s:s}}",
+                     "sid", r->sid, "status", r->status,
+                     "date_created", date_or_null(r->created_ms),
+                     "date_updated", date_or_null(r->updated_ms),
+                     "account_sid", emu->account_sid, "enable_turn", 1,
+                     "unique_name", r->unique_name,
+                     "status_callback", r->status_callback ? json_string(r->status_callback) : json_null(),
+                     "status_callback_method", r->status_callback_method,
+                     "end_time", date_or_null(r->ended_ms), "duration", duration,
+                     "type", r->type, "max_participants", r->max_participants,
+                     "max_participant_duration", r->max_participant_duration,
+                     "record_participants_on_connect", r->record_participants_on_connect,
+                     "video_codecs", "VP8", "H264", "media_region", "us1",
+                     "audio_only", r->audio_only,
+                     "empty_room_timeout", r->empty_room_timeout,
+                     "unused_room_timeout", r->unused_room_timeout, "large_room", 0,
+                     "url", url, "links", "participants", participants, "recordings", recordings,
+                     "recording_rules", rules);
+}
+
+static json_t *participant_json(const struct emulator *emu, const struct emu_room *r,
+                                const struct emu_participant *p)
+{
+    char url[192];
+    snprintf(url, sizeof url, VIDEO_BASE_URL "/Rooms/%s/Participants/%s", r->sid, p->sid);
+    json_t *duration = p->end_ms ? json_integer((p->end_ms - p->start_ms) / 1000) : json_null();
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s}",
+                     "sid", p->sid, "room_sid", r->sid, "account_sid", emu->account_sid,
+                     "status", p->status, "identity", p->identity,
+                     "date_created", date_or_null(p->start_ms),
+                     "date_updated", date_or_null(p->end_ms ? p->end_ms : p->start_ms),
+                     "start_time", date_or_null(p->start_ms), "end_time", date_or_null(p->end_ms),
+                     "duration", duration, "url", url);
+}
+
+/* A room by SID (any status) or by unique name (in progress only). */
+static struct emu_room *find_room(struct emulator *emu, const char *id)
+{
+    for (size_t i = 0; i < emu->nrooms; i++) {
+        struct emu_room *r = &emu->rooms[i];
+        if (strcmp(r->sid, id) == 0)
+            return r;
+        if (strcmp(r->status, "in-progress") == 0 && strcmp(r->unique_name, id) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+static struct emu_participant *find_participant(struct emu_room *r, const char *id)
+{
+    struct emu_participant *by_identity = NULL;
+    for (size_t i = 0; i < r->nparticipants; i++) {
+        struct emu_participant *p = &r->participants[i];
+        if (strcmp(p->sid, id) == 0)
+            return p;
+        /* By identity: the connected one, else the latest. */
+        if (strcmp(p->identity, id) == 0 &&
+            (!by_identity || strcmp(p->status, "connected") == 0))
+            by_identity = p;
+    }
+    return by_identity;
+}
+
+static void not_found(struct emu_response *resp)
+{
+    emu_error(resp, 404, 20404, "The requested resource was not found");
+}
+
+/* Wraps items in Twilio's list envelope with paging metadata. */
+static json_t *list_page(const char *key, json_t *all, const struct emu_request *req, const char *url)
+{
+    int ok = 1;
+    long page_size = emu_param_long(req, "PageSize", 50, &ok);
+    long page = emu_param_long(req, "Page", 0, &ok);
+    if (!ok || page_size < 1)
+        page_size = 50;
+    if (page_size > 1000)
+        page_size = 1000;
+    if (page < 0)
+        page = 0;
+    json_t *items = json_array();
+    size_t total = json_array_size(all);
+    for (size_t i = (size_t)(page * page_size); i < total && i < (size_t)((page + 1) * page_size); i++)
+        json_array_append(items, json_array_get(all, i));
+    json_decref(all);
+    char first[256], next[256], self[256];
+    snprintf(first, sizeof first, "%s?PageSize=%ld&Page=0", url, page_size);
+    snprintf(self, sizeof self, "%s?PageSize=%ld&Page=%ld", url, page_size, page);
+    snprintf(next, sizeof next, "%s?PageSize=%ld&Page=%ld", url, page_size, page + 1);
+    int has_next = (size_t)((page + 1) * page_size) < total;
+    return json_pack("{s:o, s:{s:i, s:i, s:s, s:o, s:s, s:o, s:s}}", key, items, "meta",
+                     "page", (int)page, "page_size", (int)page_size, "first_page_url", first,
+                     "previous_page_url", page > 0 ? json_string(first) : json_null(),
+                     "url", self, "next_page_url", has_next ? json_string(next) : json_null(),
+                     "key", key);
+}
+
+static void create_room(struct emulator *emu, const struct emu_request *req, struct emu_response *resp)
+{
+    const char *type = emu_param(req, "Type");
+    const char *callback = emu_param(req, "StatusCallback");
+    const char *method = emu_param(req, "StatusCallbackMethod");
+    int ok = 1;
+    long max_participants = emu_param_long(req, "MaxParticipants", MAX_GROUP_PARTICIPANTS, &ok);
+    long max_duration = emu_param_long(req, "MaxParticipantDuration", 14400, &ok);
+    long empty_timeout = emu_param_long(req, "EmptyRoomTimeout", 5, &ok);
+    long unused_timeout = emu_param_long(req, "UnusedRoomTimeout", 5, &ok);
+    int audio_only = emu_param_bool(req, "AudioOnly", 0);
+    int record = emu_param_bool(req, "RecordParticipantsOnConnect", 0);
+
+    if (!ok || audio_only < 0 || record < 0) {
+        emu_error(resp, 400, 53103, "Unable to create Room: invalid parameter");
+        return;
+    }
+    if (type && strcmp(type, "group") && strcmp(type, "group-small") && strcmp(type, "go") &&
+        strcmp(type, "peer-to-peer")) {
+        emu_error(resp, 400, 53103, "Unable to create Room: invalid Type");
+        return;
+    }
+    if (max_participants < 1 || max_participants > MAX_GROUP_PARTICIPANTS ||
+        max_duration < 600 || max_duration > 86400 || empty_timeout < 1 || empty_timeout > 60 ||
+        unused_timeout < 1 || unused_timeout > 60) {
+        emu_error(resp, 400, 53103, "Unable to create Room: a parameter is out of range");
+        return;
+    }
+    if (method && strcasecmp(method, "POST") && strcasecmp(method, "GET")) {
+        emu_error(resp, 400, 53103, "Unable to create Room: invalid StatusCallbackMethod");
+        return;
+    }
+    const char *name = emu_param(req, "UniqueName");
+    if (name && find_room(emu, name)) {
+        emu_error(resp, 400, 53113, "Room exists");
+        return;
+    }
+
+    struct emu_room *grown = realloc(emu->rooms, (emu->nrooms + 1) * sizeof *grown);
+    if (!grown) {
+        emu_error(resp, 500, 20500, "Internal server error");
+        return;
+    }
+    emu->rooms = grown;
+    struct emu_room *r = &emu->rooms[emu->nrooms];
+    memset(r, 0, sizeof *r);
+    emu_new_sid("RM", r->sid);
+    /* Without a UniqueName, Twilio uses the SID as the name. */
+    r->unique_name = strdup(name ? name : r->sid);
+    r->status_callback = callback ? strdup(callback) : NULL;
+    snprintf(r->status_callback_method, sizeof r->status_callback_method, "%s",
+             method && strcasecmp(method, "GET") == 0 ? "GET" : "POST");
+    snprintf(r->status, sizeof r->status, "in-progress");
+    snprintf(r->type, sizeof r->type, "%s", type ? type : "group");
+    r->max_participants = (int)max_participants;
+    r->max_participant_duration = (int)max_duration;
+    r->empty_room_timeout = (int)empty_timeout;
+    r->unused_room_timeout = (int)unused_timeout;
+    r->audio_only = audio_only;
+    r->record_participants_on_connect = record;
+    r->created_ms = r->updated_ms = time_now_ms();
+    emu->nrooms++;
+    emu_reply(resp, 201, room_json(emu, r));
+}
+
+static void list_rooms(struct emulator *emu, const struct emu_request *req, struct emu_response *resp)
+{
+    const char *status = emu_param(req, "Status");
+    const char *name = emu_param(req, "UniqueName");
+    json_t *all = json_array();
+    /* Newest first, as Twilio lists rooms. */
+    for (size_t i = emu->nrooms; i-- > 0;) {
+        const struct emu_room *r = &emu->rooms[i];
+        if ((status && strcmp(status, r->status)) || (name && strcmp(name, r->unique_name)))
+            continue;
+        json_array_append_new(all, room_json(emu, r));
+    }
+    emu_reply(resp, 200, list_page("rooms", all, req, VIDEO_BASE_URL "/Rooms"));
+}
+
+static void update_room(struct emulator *emu, struct emu_room *r, const struct emu_request *req,
+                        struct emu_response *resp)
+{
+    const char *status = emu_param(req, "Status");
+    if (!status) {
+        emu_error(resp, 400, 20001, "Missing required parameter Status in the post body");
+        return;
+    }
+    if (strcmp(status, "completed") != 0) {
+        emu_error(resp, 400, 53112, "Status is invalid");
+        return;
+    }
+    if (strcmp(r->status, "in-progress") != 0) {
+        emu_error(resp, 400, 53118, "Room completed");
+        return;
+    }
+    int64_t now = time_now_ms();
+    snprintf(r->status, sizeof r->status, "completed");
+    r->ended_ms = r->updated_ms = now;
+    for (size_t i = 0; i < r->nparticipants; i++) {
+        struct emu_participant *p = &r->participants[i];
+        if (strcmp(p->status, "connected") == 0) {
+            snprintf(p->status, sizeof p->status, "disconnected");
+            p->end_ms = now;
+        }
+    }
+    emu_reply(resp, 202, room_json(emu, r));
+}
+
+static void participants(struct emulator *emu, struct emu_room *r, const struct emu_request *req,
+                         struct emu_response *resp)
+{
+    if (req->nsegments == 4) {
+        if (strcmp(req->method, "GET") != 0) {
+            emu_error(resp, 405, 20004, "Method not allowed");
+            return;
+        }
+        const char *status = emu_param(req, "Status");
+        const char *identity = emu_param(req, "Identity");
+        json_t *all = json_array();
+        for (size_t i = 0; i < r->nparticipants; i++) {
+            const struct emu_participant *p = &r->participants[i];
+            if ((status && strcmp(status, p->status)) || (identity && strcmp(identity, p->identity)))
+                continue;
+            json_array_append_new(all, participant_json(emu, r, p));
+        }
+        char url[160];
+        snprintf(url, sizeof url, VIDEO_BASE_URL "/Rooms/%s/Participants", r->sid);
+        emu_reply(resp, 200, list_page("participants", all, req, url));
+        return;
+    }
+    struct emu_participant *p = find_participant(r, req->segments[4]);
+    if (!p) {
+        not_found(resp);
+        return;
+    }
+    if (strcmp(req->method, "GET") == 0) {
+        emu_reply(resp, 200, participant_json(emu, r, p));
+    } else if (strcmp(req->method, "POST") == 0) {
+        const char *status = emu_param(req, "Status");
+        if (!status) {
+            emu_error(resp, 400, 20001, "Missing required parameter Status in the post body");
+            return;
+        }
+        if (strcmp(status, "disconnected") != 0) {
+            emu_error(resp, 400, 53204, "Participant status is invalid");
+            return;
+        }
+        if (strcmp(p->status, "connected") == 0) {
+            snprintf(p->status, sizeof p->status, "disconnected");
+            p->end_ms = time_now_ms();
+        }
+        emu_reply(resp, 202, participant_json(emu, r, p));
+    } else {
+        emu_error(resp, 405, 20004, "Method not allowed");
+    }
+}
+
+int video_handle(struct emulator *emu, const struct emu_request *req, struct emu_response *resp)
+{
+    if (req->nsegments < 2 || strcmp(req->segments[0], "v1") != 0 ||
+        strcmp(req->segments[1], "Rooms") != 0)
+        return 0;
+    if (req->nsegments == 2) {
+        if (strcmp(req->method, "POST") == 0)
+            create_room(emu, req, resp);
+        else if (strcmp(req->method, "GET") == 0)
+            list_rooms(emu, req, resp);
+        else
+            emu_error(resp, 405, 20004, "Method not allowed");
+        return 1;
+    }
+    struct emu_room *r = find_room(emu, req->segments[2]);
+    if (!r) {
+        not_found(resp);
+        return 1;
+    }
+    if (req->nsegments == 3) {
+        if (strcmp(req->method, "GET") == 0)
+            emu_reply(resp, 200, room_json(emu, r));
+        else if (strcmp(req->method, "POST") == 0)
+            update_room(emu, r, req, resp);
+        else
+            emu_error(resp, 405, 20004, "Method not allowed");
+        return 1;
+    }
+    if (strcmp(req->segments[3], "Participants") == 0 && req->nsegments <= 5) {
+        participants(emu, r, req, resp);
+        return 1;
+    }
+    not_found(resp);
+    return 1;
+}
+
+void video_free(struct emulator *emu)
+{
+    for (size_t i = 0; i < emu->nrooms; i++) {
+        struct emu_room *r = &emu->rooms[i];
+        for (size_t k = 0; k < r->nparticipants; k++)
+            free(r->participants[k].identity);
+        free(r->participants);
+        free(r->unique_name);
+        free(r->status_callback);
+    }
+    free(emu->rooms);
+    emu->rooms = NULL;
+    emu->nrooms = 0;
+}
