@@ -12,60 +12,37 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../support/process.h"
+#include "../support/emulator_process.h"
 #include "twilio.h"
 
-#define ACCOUNT "AC11111111111111111111111111111111"
-#define KEY_SID "SK22222222222222222222222222222222"
-#define SECRET "emulator-test-secret"
-#define AUTH_TOKEN "emulator-test-auth-token"
-
-static const char *const ENV[] = {"TWILIO_ACCOUNT_SID=" ACCOUNT, "TWILIO_API_KEY_SID=" KEY_SID,
-                                  "TWILIO_API_KEY_SECRET=" SECRET, "TWILIO_AUTH_TOKEN=" AUTH_TOKEN,
-                                  NULL};
+#define ACCOUNT TEST_ACCOUNT_SID
+#define KEY_SID TEST_API_KEY_SID
+#define SECRET TEST_API_KEY_SECRET
+#define AUTH_TOKEN TEST_AUTH_TOKEN
+#define ENV emulator_test_env
 
 struct fixture {
-    struct process emulator;
-    char out[256], errlog[256];
-    char base[64];
+    struct emulator_process emu;
+    const char *base;
 };
 
 static int start_emulator(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    char bin[1024], err[256];
-    if (process_path_from_env(bin, sizeof bin, "STAGEHAND_BUILD", "twilio-emulator", err, sizeof err) < 0)
+    char err[256];
+    if (emulator_start(&f->emu, err, sizeof err) < 0)
         fail_msg("%s", err);
-    snprintf(f->out, sizeof f->out, "/tmp/emulator-video-%d.out", (int)getpid());
-    snprintf(f->errlog, sizeof f->errlog, "/tmp/emulator-video-%d.err", (int)getpid());
-    const char *argv[] = {bin, "--port", "0", NULL};
-    if (process_spawn(&f->emulator, argv, ENV, f->out, f->errlog, err, sizeof err) < 0)
-        fail_msg("%s", err);
-    for (int i = 0; i < 200; i++) {
-        char *text = process_read_file(f->out, NULL);
-        unsigned port = 0;
-        if (text && sscanf(text, "port %u", &port) == 1) {
-            snprintf(f->base, sizeof f->base, "http://127.0.0.1:%u", port);
-            free(text);
-            *state = f;
-            return 0;
-        }
-        free(text);
-        usleep(50 * 1000);
-    }
-    process_stop(&f->emulator, 1000);
-    fail_msg("the emulator did not print its port");
-    return -1;
+    f->base = f->emu.base_url;
+    *state = f;
+    return 0;
 }
 
 static int stop_emulator(void **state)
 {
     struct fixture *f = *state;
-    int status = process_stop(&f->emulator, 5000);
-    unlink(f->out);
-    unlink(f->errlog);
+    int status = emulator_stop(&f->emu);
     free(f);
-    assert_int_equal(status, 0); /* clean exit on SIGTERM */
+    assert_int_equal(status, 0); /* clean exit on SIGTERM, no leak report */
     return 0;
 }
 

@@ -35,6 +35,31 @@ struct emu_room {
     size_t nparticipants;
 };
 
+struct emu_player_streamer {
+    char sid[EMU_SID_LEN + 1];
+    char status[16];          /* created, started, ended, failed */
+    char ended_reason[32];    /* "" while running */
+    int video;
+    int max_duration;
+    char *status_callback;    /* NULL when none */
+    char status_callback_method[8];
+    int64_t created_ms, updated_ms;
+};
+
+struct emu_media_processor {
+    char sid[EMU_SID_LEN + 1];
+    char status[16];          /* started, ended, failed */
+    char ended_reason[32];
+    char *extension;
+    char *extension_context;  /* the JSON text as sent */
+    char *extension_environment;
+    char room_sid[EMU_SID_LEN + 1];
+    int max_duration;
+    char *status_callback;
+    char status_callback_method[8];
+    int64_t created_ms, updated_ms;
+};
+
 struct emulator {
     pthread_mutex_t lock;
     const char *account_sid;
@@ -43,6 +68,10 @@ struct emulator {
     const char *auth_token;
     struct emu_room *rooms;
     size_t nrooms;
+    struct emu_player_streamer *streamers;
+    size_t nstreamers;
+    struct emu_media_processor *processors;
+    size_t nprocessors;
 };
 
 /* Writes prefix + 32 random hex digits into out. */
@@ -55,5 +84,19 @@ void emu_format_date(int64_t epoch_ms, char out[21]);
 int video_handle(struct emulator *emu, const struct emu_request *req, struct emu_response *resp);
 
 void video_free(struct emulator *emu);
+
+/* A room by SID (any status) or by unique name (in progress only), or NULL. */
+struct emu_room *video_find_room(struct emulator *emu, const char *id);
+
+/* Handles /v1/PlayerStreamers... and /v1/MediaProcessors...; 0 when the path
+ * is not Media's. */
+int media_handle(struct emulator *emu, const struct emu_request *req, struct emu_response *resp);
+
+void media_free(struct emulator *emu);
+
+/* Shared by the products: Twilio's "not found" and list envelope. */
+void emu_not_found(struct emu_response *resp);
+json_t *emu_list_page(const char *key, json_t *all, const struct emu_request *req, const char *url);
+json_t *emu_date_or_null(int64_t epoch_ms);
 
 #endif

@@ -1,6 +1,9 @@
 /* Request parameters and response builders for the emulator (see http.h). */
 #include "http.h"
 
+#include "emulator.h"
+#include "timeutil.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,4 +52,46 @@ long emu_param_long(const struct emu_request *req, const char *name, long def, i
     if (end == v || *end != '\0')
         *ok = 0;
     return n;
+}
+
+void emu_not_found(struct emu_response *resp)
+{
+    emu_error(resp, 404, 20404, "The requested resource was not found");
+}
+
+json_t *emu_date_or_null(int64_t epoch_ms)
+{
+    if (epoch_ms <= 0)
+        return json_null();
+    char text[21];
+    emu_format_date(epoch_ms, text);
+    return json_string(text);
+}
+
+json_t *emu_list_page(const char *key, json_t *all, const struct emu_request *req, const char *url)
+{
+    int ok = 1;
+    long page_size = emu_param_long(req, "PageSize", 50, &ok);
+    long page = emu_param_long(req, "Page", 0, &ok);
+    if (!ok || page_size < 1)
+        page_size = 50;
+    if (page_size > 1000)
+        page_size = 1000;
+    if (page < 0)
+        page = 0;
+    json_t *items = json_array();
+    size_t total = json_array_size(all);
+    for (size_t i = (size_t)(page * page_size); i < total && i < (size_t)((page + 1) * page_size); i++)
+        json_array_append(items, json_array_get(all, i));
+    json_decref(all);
+    char first[256], next[256], self[256];
+    snprintf(first, sizeof first, "%s?PageSize=%ld&Page=0", url, page_size);
+    snprintf(self, sizeof self, "%s?PageSize=%ld&Page=%ld", url, page_size, page);
+    snprintf(next, sizeof next, "%s?PageSize=%ld&Page=%ld", url, page_size, page + 1);
+    int has_next = (size_t)((page + 1) * page_size) < total;
+    return json_pack("{s:o, s:{s:i, s:i, s:s, s:o, s:s, s:o, s:s}}", key, items, "meta",
+                     "page", (int)page, "page_size", (int)page_size, "first_page_url", first,
+                     "previous_page_url", page > 0 ? json_string(first) : json_null(),
+                     "url", self, "next_page_url", has_next ? json_string(next) : json_null(),
+                     "key", key);
 }

@@ -1,5 +1,5 @@
 /* twilio-emulator: a stateful local Twilio for stagehand's development and
- * tests. It serves Video (and, as they are added, Media v1 and Sync) from one
+ * tests. It serves Video, Media v1 (and, as it is added, Sync) from one
  * base URL, with Twilio's paths, parameter names, status codes and error
  * bodies, and checks HTTP Basic credentials as Twilio does: the API key SID
  * and secret, or the account SID and auth token, from the same environment
@@ -113,8 +113,8 @@ static int split_path(struct emu_request *req)
 static void dispatch(struct emulator *emu, struct emu_request *req, struct emu_response *resp)
 {
     pthread_mutex_lock(&emu->lock);
-    if (!video_handle(emu, req, resp))
-        emu_error(resp, 404, 20404, "The requested resource was not found");
+    if (!video_handle(emu, req, resp) && !media_handle(emu, req, resp))
+        emu_not_found(resp);
     pthread_mutex_unlock(&emu->lock);
 }
 
@@ -291,6 +291,7 @@ int main(int argc, char **argv)
     sigwait(&stop_signals, &sig);
     log_info("twilio emulator stopping", NULL);
     MHD_stop_daemon(daemon);
+    media_free(&emu);
     video_free(&emu);
     pthread_mutex_destroy(&emu.lock);
     config_free(cfg);

@@ -12,15 +12,6 @@
 #define VIDEO_BASE_URL "https://video.twilio.com/v1"
 #define MAX_GROUP_PARTICIPANTS 50
 
-static json_t *date_or_null(int64_t ms)
-{
-    if (ms <= 0)
-        return json_null();
-    char text[21];
-    emu_format_date(ms, text);
-    return json_string(text);
-}
-
 static json_t *room_json(const struct emulator *emu, const struct emu_room *r)
 {
     char url[128], participants[160], recordings[160], rules[160];
@@ -32,13 +23,13 @@ static json_t *room_json(const struct emulator *emu, const struct emu_room *r)
     return json_pack("{s:s, s:s, s:o, s:o, s:s, s:b, s:s, s:o, s:s, s:o, s:o, s:s, s:i, s:i, "
                      "s:b, s:[s,s], s:s, s:b, s:i, s:i, s:b, s:s, s:{s:s, s:s, s:s}}",
                      "sid", r->sid, "status", r->status,
-                     "date_created", date_or_null(r->created_ms),
-                     "date_updated", date_or_null(r->updated_ms),
+                     "date_created", emu_date_or_null(r->created_ms),
+                     "date_updated", emu_date_or_null(r->updated_ms),
                      "account_sid", emu->account_sid, "enable_turn", 1,
                      "unique_name", r->unique_name,
                      "status_callback", r->status_callback ? json_string(r->status_callback) : json_null(),
                      "status_callback_method", r->status_callback_method,
-                     "end_time", date_or_null(r->ended_ms), "duration", duration,
+                     "end_time", emu_date_or_null(r->ended_ms), "duration", duration,
                      "type", r->type, "max_participants", r->max_participants,
                      "max_participant_duration", r->max_participant_duration,
                      "record_participants_on_connect", r->record_participants_on_connect,
@@ -59,14 +50,14 @@ static json_t *participant_json(const struct emulator *emu, const struct emu_roo
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s}",
                      "sid", p->sid, "room_sid", r->sid, "account_sid", emu->account_sid,
                      "status", p->status, "identity", p->identity,
-                     "date_created", date_or_null(p->start_ms),
-                     "date_updated", date_or_null(p->end_ms ? p->end_ms : p->start_ms),
-                     "start_time", date_or_null(p->start_ms), "end_time", date_or_null(p->end_ms),
+                     "date_created", emu_date_or_null(p->start_ms),
+                     "date_updated", emu_date_or_null(p->end_ms ? p->end_ms : p->start_ms),
+                     "start_time", emu_date_or_null(p->start_ms), "end_time", emu_date_or_null(p->end_ms),
                      "duration", duration, "url", url);
 }
 
 /* A room by SID (any status) or by unique name (in progress only). */
-static struct emu_room *find_room(struct emulator *emu, const char *id)
+struct emu_room *video_find_room(struct emulator *emu, const char *id)
 {
     for (size_t i = 0; i < emu->nrooms; i++) {
         struct emu_room *r = &emu->rooms[i];
@@ -91,40 +82,6 @@ static struct emu_participant *find_participant(struct emu_room *r, const char *
             by_identity = p;
     }
     return by_identity;
-}
-
-static void not_found(struct emu_response *resp)
-{
-    emu_error(resp, 404, 20404, "The requested resource was not found");
-}
-
-/* Wraps items in Twilio's list envelope with paging metadata. */
-static json_t *list_page(const char *key, json_t *all, const struct emu_request *req, const char *url)
-{
-    int ok = 1;
-    long page_size = emu_param_long(req, "PageSize", 50, &ok);
-    long page = emu_param_long(req, "Page", 0, &ok);
-    if (!ok || page_size < 1)
-        page_size = 50;
-    if (page_size > 1000)
-        page_size = 1000;
-    if (page < 0)
-        page = 0;
-    json_t *items = json_array();
-    size_t total = json_array_size(all);
-    for (size_t i = (size_t)(page * page_size); i < total && i < (size_t)((page + 1) * page_size); i++)
-        json_array_append(items, json_array_get(all, i));
-    json_decref(all);
-    char first[256], next[256], self[256];
-    snprintf(first, sizeof first, "%s?PageSize=%ld&Page=0", url, page_size);
-    snprintf(self, sizeof self, "%s?PageSize=%ld&Page=%ld", url, page_size, page);
-    snprintf(next, sizeof next, "%s?PageSize=%ld&Page=%ld", url, page_size, page + 1);
-    int has_next = (size_t)((page + 1) * page_size) < total;
-    return json_pack("{s:o, s:{s:i, s:i, s:s, s:o, s:s, s:o, s:s}}", key, items, "meta",
-                     "page", (int)page, "page_size", (int)page_size, "first_page_url", first,
-                     "previous_page_url", page > 0 ? json_string(first) : json_null(),
-                     "url", self, "next_page_url", has_next ? json_string(next) : json_null(),
-                     "key", key);
 }
 
 static void create_room(struct emulator *emu, const struct emu_request *req, struct emu_response *resp)
@@ -160,7 +117,7 @@ static void create_room(struct emulator *emu, const struct emu_request *req, str
         return;
     }
     const char *name = emu_param(req, "UniqueName");
-    if (name && find_room(emu, name)) {
+    if (name && video_find_room(emu, name)) {
         emu_error(resp, 400, 53113, "Room exists");
         return;
     }
@@ -204,7 +161,7 @@ static void list_rooms(struct emulator *emu, const struct emu_request *req, stru
             continue;
         json_array_append_new(all, room_json(emu, r));
     }
-    emu_reply(resp, 200, list_page("rooms", all, req, VIDEO_BASE_URL "/Rooms"));
+    emu_reply(resp, 200, emu_list_page("rooms", all, req, VIDEO_BASE_URL "/Rooms"));
 }
 
 static void update_room(struct emulator *emu, struct emu_room *r, const struct emu_request *req,
@@ -255,12 +212,12 @@ static void participants(struct emulator *emu, struct emu_room *r, const struct 
         }
         char url[160];
         snprintf(url, sizeof url, VIDEO_BASE_URL "/Rooms/%s/Participants", r->sid);
-        emu_reply(resp, 200, list_page("participants", all, req, url));
+        emu_reply(resp, 200, emu_list_page("participants", all, req, url));
         return;
     }
     struct emu_participant *p = find_participant(r, req->segments[4]);
     if (!p) {
-        not_found(resp);
+        emu_not_found(resp);
         return;
     }
     if (strcmp(req->method, "GET") == 0) {
@@ -299,9 +256,9 @@ int video_handle(struct emulator *emu, const struct emu_request *req, struct emu
             emu_error(resp, 405, 20004, "Method not allowed");
         return 1;
     }
-    struct emu_room *r = find_room(emu, req->segments[2]);
+    struct emu_room *r = video_find_room(emu, req->segments[2]);
     if (!r) {
-        not_found(resp);
+        emu_not_found(resp);
         return 1;
     }
     if (req->nsegments == 3) {
@@ -317,7 +274,7 @@ int video_handle(struct emulator *emu, const struct emu_request *req, struct emu
         participants(emu, r, req, resp);
         return 1;
     }
-    not_found(resp);
+    emu_not_found(resp);
     return 1;
 }
 
