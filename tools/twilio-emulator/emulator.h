@@ -60,6 +60,8 @@ struct emu_media_processor {
     int64_t created_ms, updated_ms;
 };
 
+struct emu_sync_service; /* sync.c */
+
 struct emulator {
     pthread_mutex_t lock;
     const char *account_sid;
@@ -72,6 +74,8 @@ struct emulator {
     size_t nstreamers;
     struct emu_media_processor *processors;
     size_t nprocessors;
+    struct emu_sync_service **services;
+    size_t nservices;
 };
 
 /* Writes prefix + 32 random hex digits into out. */
@@ -93,6 +97,11 @@ struct emu_room *video_find_room(struct emulator *emu, const char *id);
 int media_handle(struct emulator *emu, const struct emu_request *req, struct emu_response *resp);
 
 void media_free(struct emulator *emu);
+
+/* Handles /v1/Services...; 0 when the path is not Sync's. */
+int sync_handle(struct emulator *emu, const struct emu_request *req, struct emu_response *resp);
+
+void sync_free(struct emulator *emu);
 
 /* Shared by the products: Twilio's "not found" and list envelope. */
 void emu_not_found(struct emu_response *resp);

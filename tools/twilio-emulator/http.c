@@ -25,6 +25,11 @@ void emu_error(struct emu_response *resp, unsigned status, int code, const char 
                         "more_info", more_info, "status", (int)status));
 }
 
+const char *emu_header(const struct emu_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
 const char *emu_param(const struct emu_request *req, const char *name)
 {
     return kv_get(&req->params, name);

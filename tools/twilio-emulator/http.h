@@ -21,7 +21,8 @@ struct emu_request {
 
 struct emu_response {
     unsigned status;
-    json_t *body; /* NULL for an empty body (204) */
+    json_t *body;  /* NULL for an empty body (204) */
+    char etag[32]; /* sent as the ETag header when not empty (Sync revisions) */
 };
 
 /* Sets resp to status + body (body is stolen). */
@@ -29,6 +30,9 @@ void emu_reply(struct emu_response *resp, unsigned status, json_t *body);
 
 /* Sets resp to a Twilio error: HTTP status, Twilio code and message. */
 void emu_error(struct emu_response *resp, unsigned status, int code, const char *message);
+
+/* The value of a request header, or NULL. */
+const char *emu_header(const struct emu_request *req, const char *name);
 
 /* The value of a request parameter, or NULL. */
 const char *emu_param(const struct emu_request *req, const char *name);

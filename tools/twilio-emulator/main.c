@@ -1,5 +1,5 @@
 /* twilio-emulator: a stateful local Twilio for stagehand's development and
- * tests. It serves Video, Media v1 (and, as it is added, Sync) from one
+ * tests. It serves Video, Media v1 and Sync from one
  * base URL, with Twilio's paths, parameter names, status codes and error
  * bodies, and checks HTTP Basic credentials as Twilio does: the API key SID
  * and secret, or the account SID and auth token, from the same environment
@@ -113,7 +113,8 @@ static int split_path(struct emu_request *req)
 static void dispatch(struct emulator *emu, struct emu_request *req, struct emu_response *resp)
 {
     pthread_mutex_lock(&emu->lock);
-    if (!video_handle(emu, req, resp) && !media_handle(emu, req, resp))
+    if (!video_handle(emu, req, resp) && !media_handle(emu, req, resp) &&
+        !sync_handle(emu, req, resp))
         emu_not_found(resp);
     pthread_mutex_unlock(&emu->lock);
 }
@@ -131,6 +132,8 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, const struct e
     }
     if (text)
         MHD_add_response_header(resp, "Content-Type", "application/json");
+    if (r->etag[0])
+        MHD_add_response_header(resp, "ETag", r->etag);
     enum MHD_Result ret = MHD_queue_response(conn, r->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -291,6 +294,7 @@ int main(int argc, char **argv)
     sigwait(&stop_signals, &sig);
     log_info("twilio emulator stopping", NULL);
     MHD_stop_daemon(daemon);
+    sync_free(&emu);
     media_free(&emu);
     video_free(&emu);
     pthread_mutex_destroy(&emu.lock);

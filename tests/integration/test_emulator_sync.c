@@ -1,0 +1,252 @@
+/* The Twilio emulator's Sync v1 API through common/twilio: services, maps,
+ * items with revisions and If-Match, documents, permissions, and the error
+ * codes stagehand's sync worker relies on for idempotency. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../support/emulator_process.h"
+#include "twilio.h"
+
+struct fixture {
+    struct emulator_process emu;
+    struct twilio_client *client;
+    char service[40];
+};
+
+/* One request; the answer's outcome, status, code, etag and body are kept. */
+struct answer {
+    enum twilio_outcome outcome;
+    long status;
+    int code;
+    char etag[64];
+    json_t *body;
+};
+
+static struct answer send(struct fixture *f, const char *method, const char *path,
+                          struct kv_list *form, const char *if_match)
+{
+    struct twilio_result res;
+    twilio_request(f->client, TWILIO_SYNC, method, path, form, if_match, &res);
+    struct answer a = {res.outcome, res.http_status, res.code, "", json_incref(res.body)};
+    snprintf(a.etag, sizeof a.etag, "%s", res.etag);
+    twilio_result_free(&res);
+    if (form)
+        kv_free(form);
+    return a;
+}
+
+/* A form of name/value pairs: form(&kv, "Key", "bob", "Data", "{}", NULL). */
+static struct kv_list *form(struct kv_list *kv, ...)
+{
+    va_list ap;
+    kv_init(kv);
+    va_start(ap, kv);
+    for (;;) {
+        const char *name = va_arg(ap, const char *);
+        if (!name)
+            break;
+        kv_add(kv, name, va_arg(ap, const char *));
+    }
+    va_end(ap);
+    return kv;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    char err[256];
+    if (emulator_start(&f->emu, err, sizeof err) < 0)
+        fail_msg("%s", err);
+    struct twilio_options opt = {.account_sid = TEST_ACCOUNT_SID, .api_key_sid = TEST_API_KEY_SID,
+                                 .api_key_secret = TEST_API_KEY_SECRET, .api_base = f->emu.base_url,
+                                 .timeout_ms = 5000, .retry_base_ms = 10, .retry_max_ms = 100};
+    f->client = twilio_client_new(&opt, err, sizeof err);
+    assert_non_null(f->client);
+    struct kv_list kv;
+    struct answer a = send(f, "POST", "/v1/Services",
+                           form(&kv, "FriendlyName", "Live Video Stream friday", "AclEnabled", "true",
+                                "ReachabilityWebhooksEnabled", "true", "ReachabilityDebouncingEnabled",
+                                "true", "WebhookUrl", "http://127.0.0.1:9/sync-webhook", NULL), NULL);
+    assert_int_equal(a.status, 201);
+    snprintf(f->service, sizeof f->service, "%s", json_string_value(json_object_get(a.body, "sid")));
+    assert_int_equal(strncmp(f->service, "IS", 2), 0);
+    assert_true(json_is_true(json_object_get(a.body, "acl_enabled")));
+    assert_true(json_is_true(json_object_get(a.body, "reachability_debouncing_enabled")));
+    assert_int_equal(json_integer_value(json_object_get(a.body, "reachability_debouncing_window")), 5000);
+    json_decref(a.body);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    twilio_client_free(f->client);
+    int status = emulator_stop(&f->emu);
+    free(f);
+    assert_int_equal(status, 0);
+    return 0;
+}
+
+static void test_maps_and_items(void **state)
+{
+    struct fixture *f = *state;
+    struct kv_list kv;
+    char path[512];
+    snprintf(path, sizeof path, "/v1/Services/%s/Maps", f->service);
+    struct answer a = send(f, "POST", path, form(&kv, "UniqueName", "viewers", NULL), NULL);
+    assert_int_equal(a.status, 201);
+    assert_int_equal(strncmp(json_string_value(json_object_get(a.body, "sid")), "MP", 2), 0);
+    json_decref(a.body);
+    a = send(f, "POST", path, form(&kv, "UniqueName", "viewers", NULL), NULL);
+    assert_int_equal(a.outcome, TWILIO_EXISTS);
+    assert_int_equal(a.code, 54301);
+
+    snprintf(path, sizeof path, "/v1/Services/%s/Maps/viewers/Items", f->service);
+    a = send(f, "POST", path, form(&kv, "Key", "Zo\xc3\xab \xf0\x9f\x8e\xa4", "Data", "{}", NULL), NULL);
+    assert_int_equal(a.status, 201);
+    assert_string_equal(a.etag, "0");
+    json_decref(a.body);
+    a = send(f, "POST", path, form(&kv, "Key", "Zo\xc3\xab \xf0\x9f\x8e\xa4", "Data", "{}", NULL), NULL);
+    assert_int_equal(a.outcome, TWILIO_EXISTS);
+    assert_int_equal(a.code, 54208);
+    a = send(f, "POST", path, form(&kv, "Key", "alice", "Data", "{\"host\":true}", NULL), NULL);
+    json_decref(a.body);
+
+    /* Listed in key order (bytewise: "Z" sorts before "a"), or reversed. */
+    a = send(f, "GET", path, NULL, NULL);
+    json_t *items = json_object_get(a.body, "items");
+    assert_int_equal(json_array_size(items), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(items, 1), "key")), "alice");
+    json_decref(a.body);
+    struct kv_list q;
+    a = send(f, "GET", path, form(&q, "Order", "desc", NULL), NULL);
+    items = json_object_get(a.body, "items");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "key")), "alice");
+    json_decref(a.body);
+
+    /* Update with the right revision, then with a stale one. */
+    char item[512];
+    twilio_path(item, sizeof item, "/v1/Services/%s/Maps/viewers/Items/%s", f->service, "alice");
+    a = send(f, "POST", item, form(&kv, "Data", "{\"host\":false}", NULL), "0");
+    assert_int_equal(a.status, 200);
+    assert_string_equal(a.etag, "1");
+    assert_true(json_is_false(json_object_get(json_object_get(a.body, "data"), "host")));
+    json_decref(a.body);
+    a = send(f, "POST", item, form(&kv, "Data", "{\"host\":true}", NULL), "0");
+    assert_int_equal(a.status, 412);
+    assert_int_equal(a.code, 54205);
+    assert_int_equal(a.outcome, TWILIO_PERMANENT);
+
+    /* Bad data. */
+    a = send(f, "POST", path, form(&kv, "Key", "bob", "Data", "not json", NULL), NULL);
+    assert_int_equal(a.code, 54008);
+    a = send(f, "POST", path, form(&kv, "Key", "bob", NULL), NULL);
+    assert_int_equal(a.code, 20001);
+    char *big = malloc(20000);
+    memset(big, 'x', 19990);
+    memcpy(big, "{\"a\":\"", 6);
+    strcpy(big + 19990, "\"}");
+    a = send(f, "POST", path, form(&kv, "Key", "bob", "Data", big, NULL), NULL);
+    free(big);
+    assert_int_equal(a.status, 413);
+    assert_int_equal(a.code, 54006);
+
+    /* Delete, then it is gone; deleting again is "not found". */
+    a = send(f, "DELETE", item, NULL, NULL);
+    assert_int_equal(a.status, 204);
+    a = send(f, "GET", item, NULL, NULL);
+    assert_int_equal(a.outcome, TWILIO_NOT_FOUND);
+    a = send(f, "DELETE", item, NULL, NULL);
+    assert_int_equal(a.code, 20404);
+}
+
+static void test_documents(void **state)
+{
+    struct fixture *f = *state;
+    struct kv_list kv;
+    char path[512], doc[512];
+    snprintf(path, sizeof path, "/v1/Services/%s/Documents", f->service);
+    struct answer a = send(f, "POST", path,
+                           form(&kv, "UniqueName", "user-bob", "Data", "{\"speaker_invite\":false}", NULL), NULL);
+    assert_int_equal(a.status, 201);
+    assert_int_equal(strncmp(json_string_value(json_object_get(a.body, "sid")), "ET", 2), 0);
+    json_decref(a.body);
+    a = send(f, "POST", path, form(&kv, "UniqueName", "user-bob", NULL), NULL);
+    assert_int_equal(a.outcome, TWILIO_EXISTS);
+    assert_int_equal(a.code, 54301);
+
+    snprintf(doc, sizeof doc, "/v1/Services/%s/Documents/user-bob", f->service);
+    a = send(f, "POST", doc, form(&kv, "Data", "{\"speaker_invite\":true}", NULL), NULL);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(json_string_value(json_object_get(a.body, "revision")), "1");
+    json_decref(a.body);
+    a = send(f, "POST", doc, form(&kv, "Data", "{}", NULL), "0");
+    assert_int_equal(a.status, 412);
+    assert_int_equal(a.code, 54103);
+    a = send(f, "GET", doc, NULL, NULL);
+    assert_true(json_is_true(json_object_get(json_object_get(a.body, "data"), "speaker_invite")));
+    assert_string_equal(a.etag, "1");
+    json_decref(a.body);
+    a = send(f, "DELETE", doc, NULL, NULL);
+    assert_int_equal(a.status, 204);
+    a = send(f, "GET", doc, NULL, NULL);
+    assert_int_equal(a.outcome, TWILIO_NOT_FOUND);
+}
+
+static void test_permissions_and_services(void **state)
+{
+    struct fixture *f = *state;
+    struct kv_list kv;
+    char path[512];
+    snprintf(path, sizeof path, "/v1/Services/%s/Maps", f->service);
+    json_decref(send(f, "POST", path, form(&kv, "UniqueName", "speakers", NULL), NULL).body);
+
+    twilio_path(path, sizeof path, "/v1/Services/%s/Maps/speakers/Permissions/%s", f->service, "Zo\xc3\xab");
+    struct answer a = send(f, "POST", path, form(&kv, "Read", "true", "Write", "false", NULL), NULL);
+    assert_int_equal(a.status, 400);
+    assert_int_equal(a.code, 20001);
+    a = send(f, "POST", path, form(&kv, "Read", "true", "Write", "false", "Manage", "false", NULL), NULL);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(json_string_value(json_object_get(a.body, "identity")), "Zo\xc3\xab");
+    assert_true(json_is_true(json_object_get(a.body, "read")));
+    assert_true(json_is_false(json_object_get(a.body, "write")));
+    json_decref(a.body);
+    a = send(f, "GET", path, NULL, NULL);
+    assert_int_equal(a.status, 200);
+    json_decref(a.body);
+    a = send(f, "DELETE", path, NULL, NULL);
+    assert_int_equal(a.status, 204);
+    a = send(f, "GET", path, NULL, NULL);
+    assert_int_equal(a.outcome, TWILIO_NOT_FOUND);
+
+    a = send(f, "POST", "/v1/Services", form(&kv, "ReachabilityDebouncingWindow", "50", NULL), NULL);
+    assert_int_equal(a.outcome, TWILIO_PERMANENT);
+    snprintf(path, sizeof path, "/v1/Services/%s", f->service);
+    a = send(f, "POST", path, form(&kv, "ReachabilityDebouncingWindow", "10000", NULL), NULL);
+    assert_int_equal(json_integer_value(json_object_get(a.body, "reachability_debouncing_window")), 10000);
+    json_decref(a.body);
+    a = send(f, "DELETE", path, NULL, NULL);
+    assert_int_equal(a.status, 204);
+    a = send(f, "GET", path, NULL, NULL);
+    assert_int_equal(a.outcome, TWILIO_NOT_FOUND);
+    snprintf(path, sizeof path, "/v1/Services/%s/Maps/speakers", f->service);
+    a = send(f, "GET", path, NULL, NULL);
+    assert_int_equal(a.outcome, TWILIO_NOT_FOUND);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_maps_and_items, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_documents, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_permissions_and_services, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
