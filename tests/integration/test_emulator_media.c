@@ -22,7 +22,7 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
     char err[256];
-    if (emulator_start(&f->emu, err, sizeof err) < 0)
+    if (emulator_start(&f->emu, NULL, err, sizeof err) < 0)
         fail_msg("%s", err);
     struct twilio_options opt = {.account_sid = TEST_ACCOUNT_SID, .api_key_sid = TEST_API_KEY_SID,
                                  .api_key_secret = TEST_API_KEY_SECRET, .api_base = f->emu.base_url,

@@ -61,7 +61,7 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
     char err[256];
-    if (emulator_start(&f->emu, err, sizeof err) < 0)
+    if (emulator_start(&f->emu, NULL, err, sizeof err) < 0)
         fail_msg("%s", err);
     struct twilio_options opt = {.account_sid = TEST_ACCOUNT_SID, .api_key_sid = TEST_API_KEY_SID,
                                  .api_key_secret = TEST_API_KEY_SECRET, .api_base = f->emu.base_url,
@@ -241,12 +241,75 @@ static void test_permissions_and_services(void **state)
     assert_int_equal(a.outcome, TWILIO_NOT_FOUND);
 }
 
+/* Twilio's per-object write limit, made slow enough that no refill happens
+ * during the test: 5 writes of budget, one more every 100 s. */
+static void test_write_limit_stats_and_reset(void **state)
+{
+    (void)state;
+    struct fixture f = {0};
+    char err[256];
+    const char *args[] = {"--sync-write-rate", "0.01", "--sync-burst-s", "500", NULL};
+    if (emulator_start(&f.emu, args, err, sizeof err) < 0)
+        fail_msg("%s", err);
+    struct twilio_options opt = {.account_sid = TEST_ACCOUNT_SID, .api_key_sid = TEST_API_KEY_SID,
+                                 .api_key_secret = TEST_API_KEY_SECRET, .api_base = f.emu.base_url,
+                                 .timeout_ms = 5000, .retry_base_ms = 10, .retry_max_ms = 100};
+    f.client = twilio_client_new(&opt, err, sizeof err);
+    struct kv_list kv;
+    struct answer a = send(&f, "POST", "/v1/Services", NULL, NULL);
+    char path[256], map_sid[40];
+    snprintf(path, sizeof path, "/v1/Services/%s/Maps",
+             json_string_value(json_object_get(a.body, "sid")));
+    json_decref(a.body);
+    a = send(&f, "POST", path, form(&kv, "UniqueName", "raised_hands", NULL), NULL);
+    snprintf(map_sid, sizeof map_sid, "%s", json_string_value(json_object_get(a.body, "sid")));
+    json_decref(a.body);
+    strcat(path, "/raised_hands/Items");
+    for (int i = 0; i < 5; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "viewer-%d", i);
+        a = send(&f, "POST", path, form(&kv, "Key", key, "Data", "{}", NULL), NULL);
+        assert_int_equal(a.status, 201);
+        json_decref(a.body);
+    }
+    a = send(&f, "POST", path, form(&kv, "Key", "viewer-5", "Data", "{}", NULL), NULL);
+    assert_int_equal(a.status, 429);
+    assert_int_equal(a.code, 54009);
+    assert_int_equal(a.outcome, TWILIO_RATE_LIMITED);
+
+    /* The emulator's own view: what was written, and what was refused. */
+    struct twilio_client *own = f.client;
+    struct twilio_result res;
+    assert_int_equal(twilio_request(own, TWILIO_SYNC, "GET", "/_emulator/stats", NULL, NULL, &res), 0);
+    assert_int_equal(json_integer_value(json_object_get(res.body, "responses_429")), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(res.body, "sync_writes"), map_sid)), 5);
+    twilio_result_free(&res);
+    assert_int_equal(twilio_request(own, TWILIO_SYNC, "GET", "/_emulator/state", NULL, NULL, &res), 0);
+    json_t *service = json_array_get(json_object_get(res.body, "sync_services"), 0);
+    json_t *items = json_object_get(json_array_get(json_object_get(service, "maps"), 0), "items");
+    assert_int_equal(json_object_size(items), 5);
+    assert_non_null(json_object_get(items, "viewer-4"));
+    twilio_result_free(&res);
+    assert_int_equal(twilio_request(own, TWILIO_SYNC, "POST", "/_emulator/reset", NULL, NULL, &res), 0);
+    twilio_result_free(&res);
+    assert_int_equal(twilio_request(own, TWILIO_SYNC, "GET", "/_emulator/state", NULL, NULL, &res), 0);
+    assert_int_equal(json_array_size(json_object_get(res.body, "sync_services")), 0);
+    twilio_result_free(&res);
+    assert_int_equal(twilio_request(own, TWILIO_SYNC, "GET", "/_emulator/nothing", NULL, NULL, &res), -1);
+    assert_int_equal(res.http_status, 404);
+    twilio_result_free(&res);
+
+    twilio_client_free(f.client);
+    assert_int_equal(emulator_stop(&f.emu), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_maps_and_items, setup, teardown),
         cmocka_unit_test_setup_teardown(test_documents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_permissions_and_services, setup, teardown),
+        cmocka_unit_test(test_write_limit_stats_and_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

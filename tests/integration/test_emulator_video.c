@@ -30,7 +30,7 @@ static int start_emulator(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
     char err[256];
-    if (emulator_start(&f->emu, err, sizeof err) < 0)
+    if (emulator_start(&f->emu, NULL, err, sizeof err) < 0)
         fail_msg("%s", err);
     f->base = f->emu.base_url;
     *state = f;

@@ -10,7 +10,8 @@ const char *const emulator_test_env[] = {
     "TWILIO_ACCOUNT_SID=" TEST_ACCOUNT_SID, "TWILIO_API_KEY_SID=" TEST_API_KEY_SID,
     "TWILIO_API_KEY_SECRET=" TEST_API_KEY_SECRET, "TWILIO_AUTH_TOKEN=" TEST_AUTH_TOKEN, NULL};
 
-int emulator_start(struct emulator_process *e, char *err, size_t errlen)
+int emulator_start(struct emulator_process *e, const char *const extra_args[], char *err,
+                   size_t errlen)
 {
     static int serial;
     char bin[1024];
@@ -20,7 +21,16 @@ int emulator_start(struct emulator_process *e, char *err, size_t errlen)
     serial++;
     snprintf(e->out_path, sizeof e->out_path, "/tmp/emulator-%d-%d.out", (int)getpid(), serial);
     snprintf(e->err_path, sizeof e->err_path, "/tmp/emulator-%d-%d.err", (int)getpid(), serial);
-    const char *argv[] = {bin, "--port", "0", NULL};
+    const char *argv[16] = {bin, "--port", "0"};
+    size_t argc = 3;
+    for (size_t i = 0; extra_args && extra_args[i]; i++) {
+        if (argc == 15) {
+            snprintf(err, errlen, "too many emulator arguments");
+            return -1;
+        }
+        argv[argc++] = extra_args[i];
+    }
+    argv[argc] = NULL;
     if (process_spawn(&e->proc, argv, emulator_test_env, e->out_path, e->err_path, err, errlen) < 0)
         return -1;
     for (int i = 0; i < 200; i++) {

@@ -22,9 +22,11 @@ struct emulator_process {
 /* The environment (NULL-terminated "NAME=value" list) with the test credentials. */
 extern const char *const emulator_test_env[];
 
-/* Starts the emulator (STAGEHAND_BUILD/twilio-emulator --port 0) and waits up
- * to 10 s for it to print its port. Returns 0, or -1 with err. */
-int emulator_start(struct emulator_process *e, char *err, size_t errlen);
+/* Starts the emulator (STAGEHAND_BUILD/twilio-emulator --port 0, then
+ * extra_args, a NULL-terminated list or NULL) and waits up to 10 s for it to
+ * print its port. Returns 0, or -1 with err. */
+int emulator_start(struct emulator_process *e, const char *const extra_args[], char *err,
+                   size_t errlen);
 
 /* Stops it with SIGTERM and removes its output files. Returns its exit
  * status (0 for a clean stop), or -1. */

@@ -76,6 +76,17 @@ struct emulator {
     size_t nprocessors;
     struct emu_sync_service **services;
     size_t nservices;
+
+    /* Twilio's Sync limit: writes per second per object (a map's items count
+     * against the map), with a burst of that many seconds; 0 disables it. */
+    double sync_writes_per_s;
+    double sync_burst_s;
+
+    /* Counters for GET /_emulator/stats. */
+    long requests;
+    long requests_by_product[3]; /* video, media, sync */
+    long responses_429;
+    json_t *sync_writes;         /* object SID -> writes accepted */
 };
 
 /* Writes prefix + 32 random hex digits into out. */
@@ -102,6 +113,11 @@ void media_free(struct emulator *emu);
 int sync_handle(struct emulator *emu, const struct emu_request *req, struct emu_response *resp);
 
 void sync_free(struct emulator *emu);
+
+/* Every resource of a product as JSON, for GET /_emulator/state. */
+json_t *video_state(const struct emulator *emu);
+json_t *media_state(const struct emulator *emu);
+json_t *sync_state(const struct emulator *emu);
 
 /* Shared by the products: Twilio's "not found" and list envelope. */
 void emu_not_found(struct emu_response *resp);

@@ -113,10 +113,56 @@ static int split_path(struct emu_request *req)
 static void dispatch(struct emulator *emu, struct emu_request *req, struct emu_response *resp)
 {
     pthread_mutex_lock(&emu->lock);
-    if (!video_handle(emu, req, resp) && !media_handle(emu, req, resp) &&
-        !sync_handle(emu, req, resp))
+    emu->requests++;
+    if (video_handle(emu, req, resp))
+        emu->requests_by_product[0]++;
+    else if (media_handle(emu, req, resp))
+        emu->requests_by_product[1]++;
+    else if (sync_handle(emu, req, resp))
+        emu->requests_by_product[2]++;
+    else
         emu_not_found(resp);
     pthread_mutex_unlock(&emu->lock);
+}
+
+static void reset_state(struct emulator *emu)
+{
+    sync_free(emu);
+    media_free(emu);
+    video_free(emu);
+    json_object_clear(emu->sync_writes);
+    emu->requests = emu->responses_429 = 0;
+    memset(emu->requests_by_product, 0, sizeof emu->requests_by_product);
+}
+
+/* The emulator's own API under /_emulator/ (no Twilio credentials needed):
+ * GET state, GET stats, POST reset. Returns 0 when path is not one of them. */
+static int inspection(struct emulator *emu, const char *method, const char *path,
+                      struct emu_response *resp)
+{
+    if (strncmp(path, "/_emulator/", 11) != 0)
+        return 0;
+    const char *what = path + 11;
+    pthread_mutex_lock(&emu->lock);
+    if (strcmp(what, "state") == 0 && strcmp(method, "GET") == 0) {
+        emu_reply(resp, 200, json_pack("{s:o, s:o, s:o}", "rooms", video_state(emu),
+                                       "media", media_state(emu), "sync_services", sync_state(emu)));
+    } else if (strcmp(what, "stats") == 0 && strcmp(method, "GET") == 0) {
+        emu_reply(resp, 200, json_pack("{s:I, s:{s:I, s:I, s:I}, s:I, s:O}",
+                                       "requests", (json_int_t)emu->requests, "requests_by_product",
+                                       "video", (json_int_t)emu->requests_by_product[0],
+                                       "media", (json_int_t)emu->requests_by_product[1],
+                                       "sync", (json_int_t)emu->requests_by_product[2],
+                                       "responses_429", (json_int_t)emu->responses_429,
+                                       "sync_writes", emu->sync_writes));
+    } else if (strcmp(what, "reset") == 0 && strcmp(method, "POST") == 0) {
+        reset_state(emu);
+        emu_reply(resp, 204, NULL);
+    } else {
+        emu_error(resp, 404, 20404, "No such emulator endpoint");
+    }
+    pthread_mutex_unlock(&emu->lock);
+    return 1;
 }
 
 static enum MHD_Result send_response(struct MHD_Connection *conn, const struct emu_response *r)
@@ -169,7 +215,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct emu_response resp = {0};
     struct emu_request req = {.conn = conn, .method = method, .path = url};
     kv_init(&req.params);
-    if (!authorized(emu, conn)) {
+    if (inspection(emu, method, url, &resp)) {
+        /* answered */
+    } else if (!authorized(emu, conn)) {
         emu_error(&resp, 401, 20003, "Authenticate");
     } else if (up->too_big) {
         emu_error(&resp, 413, 20413, "Request entity too large");
@@ -212,15 +260,33 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: twilio-emulator [--port N]   (default 8090; 0 picks a free port)\n"
+    fprintf(out, "usage: twilio-emulator [options]\n"
+                 "  --port N             listen on N (default 8090; 0 picks a free port)\n"
+                 "  --sync-write-rate R  Sync writes per second per object (default 20; 0: no limit)\n"
+                 "  --sync-burst-s S     seconds of writes an object may burst (default 10)\n"
                  "Credentials come from TWILIO_ACCOUNT_SID, TWILIO_API_KEY_SID,\n"
-                 "TWILIO_API_KEY_SECRET and TWILIO_AUTH_TOKEN.\n");
+                 "TWILIO_API_KEY_SECRET and TWILIO_AUTH_TOKEN.\n"
+                 "Own API: GET /_emulator/state, GET /_emulator/stats, POST /_emulator/reset.\n");
+}
+
+/* Parses a non-negative number option. Returns 0, or -1. */
+static int parse_rate(const char *text, double max, double *out)
+{
+    char *end;
+    double v = strtod(text, &end);
+    if (*text == '\0' || *end != '\0' || !(v >= 0 && v <= max))
+        return -1;
+    *out = v;
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
     long port = 8090;
+    double write_rate = 20, burst_s = 10;
     static const struct option options[] = {{"port", required_argument, NULL, 'p'},
+                                            {"sync-write-rate", required_argument, NULL, 'r'},
+                                            {"sync-burst-s", required_argument, NULL, 'b'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     int c;
@@ -231,6 +297,18 @@ int main(int argc, char **argv)
             port = strtol(optarg, &end, 10);
             if (*optarg == '\0' || *end != '\0' || port < 0 || port > 65535) {
                 fprintf(stderr, "twilio-emulator: --port must be 0..65535\n");
+                return 2;
+            }
+            break;
+        case 'r':
+            if (parse_rate(optarg, 1e6, &write_rate) < 0) {
+                fprintf(stderr, "twilio-emulator: --sync-write-rate must be a number >= 0\n");
+                return 2;
+            }
+            break;
+        case 'b':
+            if (parse_rate(optarg, 3600, &burst_s) < 0 || burst_s <= 0) {
+                fprintf(stderr, "twilio-emulator: --sync-burst-s must be a number > 0\n");
                 return 2;
             }
             break;
@@ -265,6 +343,9 @@ int main(int argc, char **argv)
         .api_key_sid = config_str(cfg, "TWILIO_API_KEY_SID"),
         .api_key_secret = config_str(cfg, "TWILIO_API_KEY_SECRET"),
         .auth_token = config_str(cfg, "TWILIO_AUTH_TOKEN"),
+        .sync_writes_per_s = write_rate,
+        .sync_burst_s = burst_s,
+        .sync_writes = json_object(),
     };
     pthread_mutex_init(&emu.lock, NULL);
 
@@ -294,9 +375,8 @@ int main(int argc, char **argv)
     sigwait(&stop_signals, &sig);
     log_info("twilio emulator stopping", NULL);
     MHD_stop_daemon(daemon);
-    sync_free(&emu);
-    media_free(&emu);
-    video_free(&emu);
+    reset_state(&emu);
+    json_decref(emu.sync_writes);
     pthread_mutex_destroy(&emu.lock);
     config_free(cfg);
     return 0;

@@ -386,3 +386,13 @@ void media_free(struct emulator *emu)
     emu->processors = NULL;
     emu->nstreamers = emu->nprocessors = 0;
 }
+
+json_t *media_state(const struct emulator *emu)
+{
+    json_t *streamers = json_array(), *processors = json_array();
+    for (size_t i = 0; i < emu->nstreamers; i++)
+        json_array_append_new(streamers, streamer_json(emu, &emu->streamers[i]));
+    for (size_t i = 0; i < emu->nprocessors; i++)
+        json_array_append_new(processors, processor_json(emu, &emu->processors[i]));
+    return json_pack("{s:o, s:o}", "player_streamers", streamers, "media_processors", processors);
+}

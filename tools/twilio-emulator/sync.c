@@ -38,6 +38,8 @@ struct emu_sync_object {
     struct emu_permission *perms;
     size_t nperms;
     int64_t created_ms, updated_ms;
+    double write_tokens;       /* Sync's per-object write budget */
+    int64_t tokens_at_ms;      /* when write_tokens was last refilled */
 };
 
 struct emu_sync_service {
@@ -140,6 +142,36 @@ static json_t *permission_json(const struct emulator *emu, const struct emu_sync
     return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:s}", "account_sid", emu->account_sid,
                      "service_sid", s->sid, kind, o->sid, "identity", p->identity, "read", p->read,
                      "write", p->write, "manage", p->manage, "url", url);
+}
+
+/* --- rate limit and write counts ----------------------------------------------------------- */
+
+/* Takes one write from the object's bucket (refilled at sync_writes_per_s,
+ * holding sync_burst_s seconds of writes). Returns 1, or 0 after answering
+ * 429 / 54009 when the object is over Twilio's limit. */
+static int take_write(struct emulator *emu, struct emu_sync_object *o, struct emu_response *resp)
+{
+    if (emu->sync_writes_per_s > 0) {
+        double capacity = emu->sync_writes_per_s * emu->sync_burst_s;
+        int64_t now = time_monotonic_ms();
+        if (o->tokens_at_ms == 0) {
+            o->write_tokens = capacity;
+        } else {
+            o->write_tokens += (double)(now - o->tokens_at_ms) * emu->sync_writes_per_s / 1000.0;
+            if (o->write_tokens > capacity)
+                o->write_tokens = capacity;
+        }
+        o->tokens_at_ms = now;
+        if (o->write_tokens < 1.0) {
+            emu->responses_429++;
+            emu_error(resp, 429, 54009, "Rate limit exceeded for the Sync object");
+            return 0;
+        }
+        o->write_tokens -= 1.0;
+    }
+    json_t *count = json_object_get(emu->sync_writes, o->sid);
+    json_object_set_new(emu->sync_writes, o->sid, json_integer(count ? json_integer_value(count) + 1 : 1));
+    return 1;
 }
 
 /* --- parameters ---------------------------------------------------------------------------- */
@@ -384,6 +416,10 @@ static void create_item(struct emulator *emu, struct emu_sync_service *s, struct
         emu_error(resp, 409, 54208, "Map Item with the specified key already exists");
         return;
     }
+    if (!take_write(emu, m, resp)) {
+        json_decref(data);
+        return;
+    }
     struct emu_sync_item *grown = realloc(m->items, (m->nitems + 1) * sizeof *grown);
     char *copy = strdup(key);
     if (!grown || !copy) {
@@ -427,6 +463,8 @@ static void item(struct emulator *emu, struct emu_sync_service *s, struct emu_sy
         emu_error(resp, 412, 54205, "The revision of the Map Item does not match the expected revision");
         return;
     }
+    if (!take_write(emu, m, resp))
+        return;
     if (strcmp(req->method, "DELETE") == 0) {
         free(it->key);
         json_decref(it->data);
@@ -519,6 +557,7 @@ static void documents(struct emulator *emu, struct emu_sync_service *s, const st
                 return;
             }
             d->data = data;
+            take_write(emu, d, resp); /* a fresh object always has budget */
             set_etag(resp, d->revision);
             emu_reply(resp, 201, document_json(emu, s, d));
         } else if (strcmp(req->method, "GET") == 0) {
@@ -554,6 +593,8 @@ static void documents(struct emulator *emu, struct emu_sync_service *s, const st
             emu_error(resp, 412, 54103, "The revision of the Document does not match the expected revision");
             return;
         }
+        if (!take_write(emu, d, resp))
+            return;
         json_t *data = data_param(req, resp, 0);
         if (!data)
             return;
@@ -710,4 +751,29 @@ void sync_free(struct emulator *emu)
     free(emu->services);
     emu->services = NULL;
     emu->nservices = 0;
+}
+
+json_t *sync_state(const struct emulator *emu)
+{
+    json_t *services = json_array();
+    for (size_t i = 0; i < emu->nservices; i++) {
+        const struct emu_sync_service *s = emu->services[i];
+        json_t *service = service_json(emu, s);
+        json_t *maps = json_array(), *docs = json_array();
+        for (size_t m = 0; m < s->nmaps; m++) {
+            const struct emu_sync_object *map = &s->maps[m];
+            json_t *mj = map_json(emu, s, map);
+            json_t *items = json_object();
+            for (size_t k = 0; k < map->nitems; k++)
+                json_object_set(items, map->items[k].key, map->items[k].data);
+            json_object_set_new(mj, "items", items);
+            json_array_append_new(maps, mj);
+        }
+        for (size_t d = 0; d < s->ndocs; d++)
+            json_array_append_new(docs, document_json(emu, s, &s->docs[d]));
+        json_object_set_new(service, "maps", maps);
+        json_object_set_new(service, "documents", docs);
+        json_array_append_new(services, service);
+    }
+    return services;
 }

@@ -292,3 +292,18 @@ void video_free(struct emulator *emu)
     emu->rooms = NULL;
     emu->nrooms = 0;
 }
+
+json_t *video_state(const struct emulator *emu)
+{
+    json_t *rooms = json_array();
+    for (size_t i = 0; i < emu->nrooms; i++) {
+        const struct emu_room *r = &emu->rooms[i];
+        json_t *room = room_json(emu, r);
+        json_t *people = json_array();
+        for (size_t k = 0; k < r->nparticipants; k++)
+            json_array_append_new(people, participant_json(emu, r, &r->participants[k]));
+        json_object_set_new(room, "participants", people);
+        json_array_append_new(rooms, room);
+    }
+    return rooms;
+}
