@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "http.h"
+#include "webhook.h"
 
 #define EMU_SID_LEN 34 /* two-letter prefix + 32 hex digits */
 
@@ -24,6 +25,7 @@ struct emu_room {
     char type[16];
     char *status_callback;        /* NULL when none */
     char status_callback_method[8];
+    long sequence_number;         /* of its status callbacks */
     int max_participants;
     int max_participant_duration;
     int empty_room_timeout;       /* minutes */
@@ -82,6 +84,8 @@ struct emulator {
     double sync_writes_per_s;
     double sync_burst_s;
 
+    struct webhook_sender *webhooks;
+
     /* Counters for GET /_emulator/stats. */
     long requests;
     long requests_by_product[3]; /* video, media, sync */
@@ -99,6 +103,13 @@ void emu_format_date(int64_t epoch_ms, char out[21]);
 int video_handle(struct emulator *emu, const struct emu_request *req, struct emu_response *resp);
 
 void video_free(struct emulator *emu);
+
+/* The simulation API for rooms (not Twilio's), path segments after
+ * "_emulator": POST rooms/{room}/participants with Token (an access token
+ * with a video grant for the room) connects a participant;
+ * POST rooms/{room}/participants/{identity}/leave disconnects it.
+ * Returns 0 when the path is not one of these. */
+int video_simulate(struct emulator *emu, const struct emu_request *req, struct emu_response *resp);
 
 /* A room by SID (any status) or by unique name (in progress only), or NULL. */
 struct emu_room *video_find_room(struct emulator *emu, const char *id);

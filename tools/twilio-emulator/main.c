@@ -8,6 +8,7 @@
  *
  * Usage: twilio-emulator [--port N] [--help]   (port 0 picks a free one; the
  * port in use is printed on stdout as "port N"). */
+#include <curl/curl.h>
 #include <getopt.h>
 #include <microhttpd.h>
 #include <pthread.h>
@@ -136,25 +137,30 @@ static void reset_state(struct emulator *emu)
 }
 
 /* The emulator's own API under /_emulator/ (no Twilio credentials needed):
- * GET state, GET stats, POST reset. Returns 0 when path is not one of them. */
-static int inspection(struct emulator *emu, const char *method, const char *path,
-                      struct emu_response *resp)
+ * GET state, GET stats, POST reset, and the simulation endpoints. */
+static void own_api(struct emulator *emu, const struct emu_request *req, struct emu_response *resp)
 {
-    if (strncmp(path, "/_emulator/", 11) != 0)
-        return 0;
-    const char *what = path + 11;
+    const char *what = req->path + 11;
+    const char *method = req->method;
     pthread_mutex_lock(&emu->lock);
-    if (strcmp(what, "state") == 0 && strcmp(method, "GET") == 0) {
+    if (video_simulate(emu, req, resp)) {
+        /* answered */
+    } else if (strcmp(what, "state") == 0 && strcmp(method, "GET") == 0) {
         emu_reply(resp, 200, json_pack("{s:o, s:o, s:o}", "rooms", video_state(emu),
                                        "media", media_state(emu), "sync_services", sync_state(emu)));
     } else if (strcmp(what, "stats") == 0 && strcmp(method, "GET") == 0) {
-        emu_reply(resp, 200, json_pack("{s:I, s:{s:I, s:I, s:I}, s:I, s:O}",
+        long sent = 0, failed = 0, queued = 0;
+        if (emu->webhooks)
+            webhook_sender_counts(emu->webhooks, &sent, &failed, &queued);
+        emu_reply(resp, 200, json_pack("{s:I, s:{s:I, s:I, s:I}, s:I, s:O, s:{s:I, s:I, s:I}}",
                                        "requests", (json_int_t)emu->requests, "requests_by_product",
                                        "video", (json_int_t)emu->requests_by_product[0],
                                        "media", (json_int_t)emu->requests_by_product[1],
                                        "sync", (json_int_t)emu->requests_by_product[2],
                                        "responses_429", (json_int_t)emu->responses_429,
-                                       "sync_writes", emu->sync_writes));
+                                       "sync_writes", emu->sync_writes, "webhooks",
+                                       "sent", (json_int_t)sent, "failed", (json_int_t)failed,
+                                       "queued", (json_int_t)queued));
     } else if (strcmp(what, "reset") == 0 && strcmp(method, "POST") == 0) {
         reset_state(emu);
         emu_reply(resp, 204, NULL);
@@ -162,7 +168,6 @@ static int inspection(struct emulator *emu, const char *method, const char *path
         emu_error(resp, 404, 20404, "No such emulator endpoint");
     }
     pthread_mutex_unlock(&emu->lock);
-    return 1;
 }
 
 static enum MHD_Result send_response(struct MHD_Connection *conn, const struct emu_response *r)
@@ -215,9 +220,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct emu_response resp = {0};
     struct emu_request req = {.conn = conn, .method = method, .path = url};
     kv_init(&req.params);
-    if (inspection(emu, method, url, &resp)) {
-        /* answered */
-    } else if (!authorized(emu, conn)) {
+    int own = strncmp(url, "/_emulator/", 11) == 0;
+    if (!own && !authorized(emu, conn)) {
         emu_error(&resp, 401, 20003, "Authenticate");
     } else if (up->too_big) {
         emu_error(&resp, 413, 20413, "Request entity too large");
@@ -232,7 +236,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             emu_error(&resp, 400, 20001, "Invalid form body");
         } else {
             MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_query_param, &req.params);
-            dispatch(emu, &req, &resp);
+            if (own)
+                own_api(emu, &req, &resp);
+            else
+                dispatch(emu, &req, &resp);
         }
     }
     log_debug("request", "method", method, "path", url, NULL);
@@ -264,6 +271,8 @@ static void usage(FILE *out)
                  "  --port N             listen on N (default 8090; 0 picks a free port)\n"
                  "  --sync-write-rate R  Sync writes per second per object (default 20; 0: no limit)\n"
                  "  --sync-burst-s S     seconds of writes an object may burst (default 10)\n"
+                 "  --webhook-twice      deliver every webhook twice (idempotency tests)\n"
+                 "  --webhook-attempts N delivery attempts per webhook (default 5)\n"
                  "Credentials come from TWILIO_ACCOUNT_SID, TWILIO_API_KEY_SID,\n"
                  "TWILIO_API_KEY_SECRET and TWILIO_AUTH_TOKEN.\n"
                  "Own API: GET /_emulator/state, GET /_emulator/stats, POST /_emulator/reset.\n");
@@ -284,9 +293,13 @@ int main(int argc, char **argv)
 {
     long port = 8090;
     double write_rate = 20, burst_s = 10;
+    int webhook_twice = 0;
+    long webhook_attempts = 5;
     static const struct option options[] = {{"port", required_argument, NULL, 'p'},
                                             {"sync-write-rate", required_argument, NULL, 'r'},
                                             {"sync-burst-s", required_argument, NULL, 'b'},
+                                            {"webhook-twice", no_argument, NULL, 't'},
+                                            {"webhook-attempts", required_argument, NULL, 'a'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     int c;
@@ -309,6 +322,16 @@ int main(int argc, char **argv)
         case 'b':
             if (parse_rate(optarg, 3600, &burst_s) < 0 || burst_s <= 0) {
                 fprintf(stderr, "twilio-emulator: --sync-burst-s must be a number > 0\n");
+                return 2;
+            }
+            break;
+        case 't':
+            webhook_twice = 1;
+            break;
+        case 'a':
+            webhook_attempts = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || webhook_attempts < 1 || webhook_attempts > 20) {
+                fprintf(stderr, "twilio-emulator: --webhook-attempts must be 1..20\n");
                 return 2;
             }
             break;
@@ -348,6 +371,12 @@ int main(int argc, char **argv)
         .sync_writes = json_object(),
     };
     pthread_mutex_init(&emu.lock, NULL);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+        !(emu.webhooks = webhook_sender_new(emu.auth_token, webhook_twice, (int)webhook_attempts))) {
+        fprintf(stderr, "twilio-emulator: cannot start webhook delivery\n");
+        config_free(cfg);
+        return 1;
+    }
 
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
@@ -361,6 +390,8 @@ int main(int argc, char **argv)
         MHD_OPTION_CONNECTION_TIMEOUT, 60U, MHD_OPTION_END);
     if (!daemon) {
         fprintf(stderr, "twilio-emulator: cannot listen on port %ld\n", port);
+        webhook_sender_free(emu.webhooks);
+        json_decref(emu.sync_writes);
         config_free(cfg);
         return 1;
     }
@@ -375,8 +406,10 @@ int main(int argc, char **argv)
     sigwait(&stop_signals, &sig);
     log_info("twilio emulator stopping", NULL);
     MHD_stop_daemon(daemon);
+    webhook_sender_free(emu.webhooks); /* after the daemon: nothing queues any more */
     reset_state(&emu);
     json_decref(emu.sync_writes);
+    curl_global_cleanup();
     pthread_mutex_destroy(&emu.lock);
     config_free(cfg);
     return 0;

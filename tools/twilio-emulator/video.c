@@ -8,6 +8,7 @@
 
 #include "emulator.h"
 #include "timeutil.h"
+#include "token.h"
 
 #define VIDEO_BASE_URL "https://video.twilio.com/v1"
 #define MAX_GROUP_PARTICIPANTS 50
@@ -57,6 +58,50 @@ static json_t *participant_json(const struct emulator *emu, const struct emu_roo
 }
 
 /* A room by SID (any status) or by unique name (in progress only). */
+/* Sends the room's status callback for event (participant may be NULL). */
+static void room_event(struct emulator *emu, struct emu_room *r, const char *event,
+                       const struct emu_participant *p)
+{
+    if (!r->status_callback || !emu->webhooks)
+        return;
+    struct kv_list params;
+    kv_init(&params);
+    char ts[RFC3339_MS_LEN + 1], seq[24], number[24];
+    time_format_rfc3339_ms(time_now_ms(), ts);
+    snprintf(seq, sizeof seq, "%ld", r->sequence_number++);
+    kv_add(&params, "AccountSid", emu->account_sid);
+    kv_add(&params, "RoomName", r->unique_name);
+    kv_add(&params, "RoomSid", r->sid);
+    kv_add(&params, "RoomStatus", r->status);
+    kv_add(&params, "RoomType", r->type);
+    kv_add(&params, "StatusCallbackEvent", event);
+    kv_add(&params, "Timestamp", ts);
+    kv_add(&params, "SequenceNumber", seq);
+    if (p) {
+        kv_add(&params, "ParticipantSid", p->sid);
+        kv_add(&params, "ParticipantStatus", p->status);
+        kv_add(&params, "ParticipantIdentity", p->identity);
+        if (p->end_ms) {
+            snprintf(number, sizeof number, "%lld", (long long)((p->end_ms - p->start_ms) / 1000));
+            kv_add(&params, "ParticipantDuration", number);
+        }
+    }
+    if (strcmp(event, "room-ended") == 0) {
+        snprintf(number, sizeof number, "%lld", (long long)((r->ended_ms - r->created_ms) / 1000));
+        kv_add(&params, "RoomDuration", number);
+    }
+    webhook_send(emu->webhooks, r->status_callback, r->status_callback_method, &params);
+}
+
+static void disconnect_participant(struct emulator *emu, struct emu_room *r, struct emu_participant *p)
+{
+    if (strcmp(p->status, "connected") != 0)
+        return;
+    snprintf(p->status, sizeof p->status, "disconnected");
+    p->end_ms = time_now_ms();
+    room_event(emu, r, "participant-disconnected", p);
+}
+
 struct emu_room *video_find_room(struct emulator *emu, const char *id)
 {
     for (size_t i = 0; i < emu->nrooms; i++) {
@@ -146,6 +191,7 @@ static void create_room(struct emulator *emu, const struct emu_request *req, str
     r->record_participants_on_connect = record;
     r->created_ms = r->updated_ms = time_now_ms();
     emu->nrooms++;
+    room_event(emu, r, "room-created", NULL);
     emu_reply(resp, 201, room_json(emu, r));
 }
 
@@ -180,16 +226,11 @@ static void update_room(struct emulator *emu, struct emu_room *r, const struct e
         emu_error(resp, 400, 53118, "Room completed");
         return;
     }
-    int64_t now = time_now_ms();
+    for (size_t i = 0; i < r->nparticipants; i++)
+        disconnect_participant(emu, r, &r->participants[i]);
     snprintf(r->status, sizeof r->status, "completed");
-    r->ended_ms = r->updated_ms = now;
-    for (size_t i = 0; i < r->nparticipants; i++) {
-        struct emu_participant *p = &r->participants[i];
-        if (strcmp(p->status, "connected") == 0) {
-            snprintf(p->status, sizeof p->status, "disconnected");
-            p->end_ms = now;
-        }
-    }
+    r->ended_ms = r->updated_ms = time_now_ms();
+    room_event(emu, r, "room-ended", NULL);
     emu_reply(resp, 202, room_json(emu, r));
 }
 
@@ -232,10 +273,7 @@ static void participants(struct emulator *emu, struct emu_room *r, const struct 
             emu_error(resp, 400, 53204, "Participant status is invalid");
             return;
         }
-        if (strcmp(p->status, "connected") == 0) {
-            snprintf(p->status, sizeof p->status, "disconnected");
-            p->end_ms = time_now_ms();
-        }
+        disconnect_participant(emu, r, p);
         emu_reply(resp, 202, participant_json(emu, r, p));
     } else {
         emu_error(resp, 405, 20004, "Method not allowed");
@@ -306,4 +344,102 @@ json_t *video_state(const struct emulator *emu)
         json_array_append_new(rooms, room);
     }
     return rooms;
+}
+
+/* Checks an access token as Twilio would for a Video connection: signed with
+ * the API key secret, issued by the API key for the account, with an identity
+ * and a video grant for this room. Returns the identity (malloc'd), or NULL
+ * after answering with the error. */
+static char *check_video_token(struct emulator *emu, const struct emu_room *r, const char *token,
+                               struct emu_response *resp)
+{
+    char err[128];
+    json_t *claims = NULL;
+    if (!token || token_verify_hs256(token, emu->api_key_secret, strlen(emu->api_key_secret),
+                                     time_now_ms() / 1000, 0, &claims, err, sizeof err) < 0) {
+        emu_error(resp, 401, 20101, "Invalid Access Token");
+        return NULL;
+    }
+    const char *iss = json_string_value(json_object_get(claims, "iss"));
+    const char *sub = json_string_value(json_object_get(claims, "sub"));
+    json_t *grants = json_object_get(claims, "grants");
+    const char *identity = json_string_value(json_object_get(grants, "identity"));
+    const char *room = json_string_value(json_object_get(json_object_get(grants, "video"), "room"));
+    char *result = NULL;
+    if (!iss || strcmp(iss, emu->api_key_sid) != 0 || !sub || strcmp(sub, emu->account_sid) != 0)
+        emu_error(resp, 401, 20103, "Invalid Access Token issuer/subject");
+    else if (!identity || !identity[0])
+        emu_error(resp, 403, 20106, "Invalid Access Token grants: no identity");
+    else if (!room || (strcmp(room, r->unique_name) != 0 && strcmp(room, r->sid) != 0))
+        emu_error(resp, 403, 20106, "Invalid Access Token grants: no video grant for this room");
+    else if (!(result = strdup(identity)))
+        emu_error(resp, 500, 20500, "Internal server error");
+    json_decref(claims);
+    return result;
+}
+
+static void simulate_join(struct emulator *emu, struct emu_room *r, const struct emu_request *req,
+                          struct emu_response *resp)
+{
+    char *identity = check_video_token(emu, r, emu_param(req, "Token"), resp);
+    if (!identity)
+        return;
+    /* The same identity joining again replaces the earlier connection. */
+    for (size_t i = 0; i < r->nparticipants; i++)
+        if (strcmp(r->participants[i].identity, identity) == 0)
+            disconnect_participant(emu, r, &r->participants[i]);
+    size_t connected = 0;
+    for (size_t i = 0; i < r->nparticipants; i++)
+        connected += strcmp(r->participants[i].status, "connected") == 0;
+    if (connected >= (size_t)r->max_participants) {
+        free(identity);
+        emu_error(resp, 400, 53105, "Room contains too many Participants");
+        return;
+    }
+    struct emu_participant *grown = realloc(r->participants, (r->nparticipants + 1) * sizeof *grown);
+    if (!grown) {
+        free(identity);
+        emu_error(resp, 500, 20500, "Internal server error");
+        return;
+    }
+    r->participants = grown;
+    struct emu_participant *p = &r->participants[r->nparticipants++];
+    memset(p, 0, sizeof *p);
+    emu_new_sid("PA", p->sid);
+    p->identity = identity;
+    snprintf(p->status, sizeof p->status, "connected");
+    p->start_ms = time_now_ms();
+    room_event(emu, r, "participant-connected", p);
+    emu_reply(resp, 201, participant_json(emu, r, p));
+}
+
+int video_simulate(struct emulator *emu, const struct emu_request *req, struct emu_response *resp)
+{
+    /* segments: _emulator rooms {room} participants [{identity} leave] */
+    if (req->nsegments < 4 || strcmp(req->segments[1], "rooms") != 0 ||
+        strcmp(req->segments[3], "participants") != 0)
+        return 0;
+    if (strcmp(req->method, "POST") != 0) {
+        emu_error(resp, 405, 20004, "Method not allowed");
+        return 1;
+    }
+    struct emu_room *r = video_find_room(emu, req->segments[2]);
+    if (!r || strcmp(r->status, "in-progress") != 0) {
+        emu_error(resp, 404, 53106, "Room not found");
+        return 1;
+    }
+    if (req->nsegments == 4) {
+        simulate_join(emu, r, req, resp);
+    } else if (req->nsegments == 6 && strcmp(req->segments[5], "leave") == 0) {
+        struct emu_participant *p = find_participant(r, req->segments[4]);
+        if (!p || strcmp(p->status, "connected") != 0) {
+            emu_error(resp, 404, 20404, "The requested resource was not found");
+            return 1;
+        }
+        disconnect_participant(emu, r, p);
+        emu_reply(resp, 200, participant_json(emu, r, p));
+    } else {
+        emu_error(resp, 404, 20404, "No such emulator endpoint");
+    }
+    return 1;
 }
