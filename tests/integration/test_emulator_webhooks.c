@@ -302,11 +302,71 @@ static void test_webhook_twice(void **state)
     receiver_stop(r);
 }
 
+/* With --time-scale 600 a one-minute timeout lasts 100 ms. */
+static void test_unused_and_empty_rooms_end(void **state)
+{
+    (void)state;
+    struct receiver *r = receiver_start(0);
+    struct emulator_process e;
+    char err[256];
+    const char *args[] = {"--time-scale", "600", NULL};
+    if (emulator_start(&e, args, err, sizeof err) < 0)
+        fail_msg("%s", err);
+    struct twilio_client *c = client_for(&e);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/rooms-webhook", r->port);
+
+    /* Nobody joins: the unused-room timeout ends it. */
+    struct kv_list form;
+    kv_init(&form);
+    kv_add(&form, "UniqueName", "unused");
+    kv_add(&form, "StatusCallback", url);
+    kv_add(&form, "UnusedRoomTimeout", "1");
+    struct twilio_result res;
+    assert_int_equal(twilio_request(c, TWILIO_VIDEO, "POST", "/v1/Rooms", &form, NULL, &res), 0);
+    twilio_result_free(&res);
+    kv_free(&form);
+    assert_int_equal(wait_for_hooks(r, 2), 2);
+    struct kv_list params;
+    check_hook(&r->hooks[1], url, "room-ended", &params);
+    assert_string_equal(kv_get(&params, "RoomName"), "unused");
+    kv_free(&params);
+
+    /* Someone joins and leaves: the empty-room timeout ends it. */
+    kv_init(&form);
+    kv_add(&form, "UniqueName", "emptied");
+    kv_add(&form, "StatusCallback", url);
+    kv_add(&form, "UnusedRoomTimeout", "60");
+    kv_add(&form, "EmptyRoomTimeout", "1");
+    assert_int_equal(twilio_request(c, TWILIO_VIDEO, "POST", "/v1/Rooms", &form, NULL, &res), 0);
+    twilio_result_free(&res);
+    kv_free(&form);
+    char *token = video_token("alice", "emptied", TEST_API_KEY_SECRET);
+    assert_int_equal(post(c, "/_emulator/rooms/emptied/participants", "Token", token), 201);
+    assert_int_equal(post(c, "/_emulator/rooms/emptied/participants/alice/leave", NULL, NULL), 200);
+    free(token);
+    assert_int_equal(wait_for_hooks(r, 6), 6);
+    static const char *const events[] = {"room-created", "participant-connected",
+                                         "participant-disconnected", "room-ended"};
+    for (int i = 0; i < 4; i++) {
+        check_hook(&r->hooks[2 + i], url, events[i], &params);
+        assert_string_equal(kv_get(&params, "RoomName"), "emptied");
+        kv_free(&params);
+    }
+    assert_int_equal(twilio_request(c, TWILIO_VIDEO, "GET", "/v1/Rooms/emptied", NULL, NULL, &res), -1);
+    assert_int_equal(res.outcome, TWILIO_NOT_FOUND);
+    twilio_result_free(&res);
+    twilio_client_free(c);
+    assert_int_equal(emulator_stop(&e), 0);
+    receiver_stop(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_room_callbacks_signed_and_in_order),
         cmocka_unit_test(test_webhook_twice),
+        cmocka_unit_test(test_unused_and_empty_rooms_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,6 +33,8 @@ struct emu_room {
     int audio_only;
     int record_participants_on_connect;
     int64_t created_ms, updated_ms, ended_ms;
+    int64_t empty_since_ms;       /* when the last participant left; 0 while occupied or unused */
+    int ever_occupied;
     struct emu_participant *participants;
     size_t nparticipants;
 };
@@ -85,6 +87,7 @@ struct emulator {
     double sync_burst_s;
 
     struct webhook_sender *webhooks;
+    double time_scale;           /* > 1 shortens the rooms' empty/unused timeouts */
 
     /* Counters for GET /_emulator/stats. */
     long requests;
@@ -110,6 +113,10 @@ void video_free(struct emulator *emu);
  * POST rooms/{room}/participants/{identity}/leave disconnects it.
  * Returns 0 when the path is not one of these. */
 int video_simulate(struct emulator *emu, const struct emu_request *req, struct emu_response *resp);
+
+/* Ends the rooms whose unused or empty timeout has passed (Twilio ends a
+ * REST-created room nobody joined, or everybody left, after those minutes). */
+void video_tick(struct emulator *emu, int64_t now_ms);
 
 /* A room by SID (any status) or by unique name (in progress only), or NULL. */
 struct emu_room *video_find_room(struct emulator *emu, const char *id);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "config.h"
 #include "emulator.h"
@@ -265,12 +266,45 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+struct ticker {
+    struct emulator *emu;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int stop;
+};
+
+/* Every 100 ms, lets time pass for the rooms (timeouts). */
+static void *tick(void *arg)
+{
+    struct ticker *t = arg;
+    pthread_mutex_lock(&t->lock);
+    while (!t->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&t->wake, &t->lock, &until);
+        if (t->stop)
+            break;
+        pthread_mutex_lock(&t->emu->lock);
+        video_tick(t->emu, time_now_ms());
+        pthread_mutex_unlock(&t->emu->lock);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return NULL;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: twilio-emulator [options]\n"
                  "  --port N             listen on N (default 8090; 0 picks a free port)\n"
                  "  --sync-write-rate R  Sync writes per second per object (default 20; 0: no limit)\n"
                  "  --sync-burst-s S     seconds of writes an object may burst (default 10)\n"
+                 "  --time-scale X       run room timeouts X times faster (default 1)\n"
                  "  --webhook-twice      deliver every webhook twice (idempotency tests)\n"
                  "  --webhook-attempts N delivery attempts per webhook (default 5)\n"
                  "Credentials come from TWILIO_ACCOUNT_SID, TWILIO_API_KEY_SID,\n"
@@ -294,11 +328,13 @@ int main(int argc, char **argv)
     long port = 8090;
     double write_rate = 20, burst_s = 10;
     int webhook_twice = 0;
+    double time_scale = 1;
     long webhook_attempts = 5;
     static const struct option options[] = {{"port", required_argument, NULL, 'p'},
                                             {"sync-write-rate", required_argument, NULL, 'r'},
                                             {"sync-burst-s", required_argument, NULL, 'b'},
                                             {"webhook-twice", no_argument, NULL, 't'},
+                                            {"time-scale", required_argument, NULL, 's'},
                                             {"webhook-attempts", required_argument, NULL, 'a'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
@@ -327,6 +363,12 @@ int main(int argc, char **argv)
             break;
         case 't':
             webhook_twice = 1;
+            break;
+        case 's':
+            if (parse_rate(optarg, 1e6, &time_scale) < 0 || time_scale < 1) {
+                fprintf(stderr, "twilio-emulator: --time-scale must be a number >= 1\n");
+                return 2;
+            }
             break;
         case 'a':
             webhook_attempts = strtol(optarg, &end, 10);
@@ -369,6 +411,7 @@ int main(int argc, char **argv)
         .sync_writes_per_s = write_rate,
         .sync_burst_s = burst_s,
         .sync_writes = json_object(),
+        .time_scale = time_scale,
     };
     pthread_mutex_init(&emu.lock, NULL);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
@@ -395,6 +438,18 @@ int main(int argc, char **argv)
         config_free(cfg);
         return 1;
     }
+    struct ticker ticker = {.emu = &emu};
+    pthread_mutex_init(&ticker.lock, NULL);
+    pthread_cond_init(&ticker.wake, NULL);
+    if (pthread_create(&ticker.thread, NULL, tick, &ticker) != 0) {
+        fprintf(stderr, "twilio-emulator: cannot start the timer thread\n");
+        MHD_stop_daemon(daemon);
+        webhook_sender_free(emu.webhooks);
+        reset_state(&emu);
+        json_decref(emu.sync_writes);
+        config_free(cfg);
+        return 1;
+    }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
     char port_text[16];
     snprintf(port_text, sizeof port_text, "%u", (unsigned)info->port);
@@ -405,6 +460,13 @@ int main(int argc, char **argv)
     int sig;
     sigwait(&stop_signals, &sig);
     log_info("twilio emulator stopping", NULL);
+    pthread_mutex_lock(&ticker.lock);
+    ticker.stop = 1;
+    pthread_cond_signal(&ticker.wake);
+    pthread_mutex_unlock(&ticker.lock);
+    pthread_join(ticker.thread, NULL);
+    pthread_cond_destroy(&ticker.wake);
+    pthread_mutex_destroy(&ticker.lock);
     MHD_stop_daemon(daemon);
     webhook_sender_free(emu.webhooks); /* after the daemon: nothing queues any more */
     reset_state(&emu);

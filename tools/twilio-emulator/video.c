@@ -93,13 +93,49 @@ static void room_event(struct emulator *emu, struct emu_room *r, const char *eve
     webhook_send(emu->webhooks, r->status_callback, r->status_callback_method, &params);
 }
 
+static size_t connected_count(const struct emu_room *r)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->nparticipants; i++)
+        n += strcmp(r->participants[i].status, "connected") == 0;
+    return n;
+}
+
 static void disconnect_participant(struct emulator *emu, struct emu_room *r, struct emu_participant *p)
 {
     if (strcmp(p->status, "connected") != 0)
         return;
     snprintf(p->status, sizeof p->status, "disconnected");
     p->end_ms = time_now_ms();
+    if (connected_count(r) == 0)
+        r->empty_since_ms = p->end_ms;
     room_event(emu, r, "participant-disconnected", p);
+}
+
+/* Completes an in-progress room: participants leave, then room-ended. */
+static void end_room(struct emulator *emu, struct emu_room *r)
+{
+    for (size_t i = 0; i < r->nparticipants; i++)
+        disconnect_participant(emu, r, &r->participants[i]);
+    snprintf(r->status, sizeof r->status, "completed");
+    r->ended_ms = r->updated_ms = time_now_ms();
+    room_event(emu, r, "room-ended", NULL);
+}
+
+void video_tick(struct emulator *emu, int64_t now_ms)
+{
+    double scale = emu->time_scale > 0 ? emu->time_scale : 1;
+    for (size_t i = 0; i < emu->nrooms; i++) {
+        struct emu_room *r = &emu->rooms[i];
+        if (strcmp(r->status, "in-progress") != 0)
+            continue;
+        int64_t unused_ms = (int64_t)(r->unused_room_timeout * 60000.0 / scale);
+        int64_t empty_ms = (int64_t)(r->empty_room_timeout * 60000.0 / scale);
+        if (!r->ever_occupied && now_ms - r->created_ms >= unused_ms)
+            end_room(emu, r);
+        else if (r->ever_occupied && r->empty_since_ms && now_ms - r->empty_since_ms >= empty_ms)
+            end_room(emu, r);
+    }
 }
 
 struct emu_room *video_find_room(struct emulator *emu, const char *id)
@@ -226,11 +262,7 @@ static void update_room(struct emulator *emu, struct emu_room *r, const struct e
         emu_error(resp, 400, 53118, "Room completed");
         return;
     }
-    for (size_t i = 0; i < r->nparticipants; i++)
-        disconnect_participant(emu, r, &r->participants[i]);
-    snprintf(r->status, sizeof r->status, "completed");
-    r->ended_ms = r->updated_ms = time_now_ms();
-    room_event(emu, r, "room-ended", NULL);
+    end_room(emu, r);
     emu_reply(resp, 202, room_json(emu, r));
 }
 
@@ -388,10 +420,7 @@ static void simulate_join(struct emulator *emu, struct emu_room *r, const struct
     for (size_t i = 0; i < r->nparticipants; i++)
         if (strcmp(r->participants[i].identity, identity) == 0)
             disconnect_participant(emu, r, &r->participants[i]);
-    size_t connected = 0;
-    for (size_t i = 0; i < r->nparticipants; i++)
-        connected += strcmp(r->participants[i].status, "connected") == 0;
-    if (connected >= (size_t)r->max_participants) {
+    if (connected_count(r) >= (size_t)r->max_participants) {
         free(identity);
         emu_error(resp, 400, 53105, "Room contains too many Participants");
         return;
@@ -409,6 +438,8 @@ static void simulate_join(struct emulator *emu, struct emu_room *r, const struct
     p->identity = identity;
     snprintf(p->status, sizeof p->status, "connected");
     p->start_ms = time_now_ms();
+    r->ever_occupied = 1;
+    r->empty_since_ms = 0;
     room_event(emu, r, "participant-connected", p);
     emu_reply(resp, 201, participant_json(emu, r, p));
 }
