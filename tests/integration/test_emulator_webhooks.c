@@ -361,12 +361,134 @@ static void test_unused_and_empty_rooms_end(void **state)
     receiver_stop(r);
 }
 
+static char *sync_token(const char *identity, const char *service)
+{
+    struct token_key key = {TEST_ACCOUNT_SID, TEST_API_KEY_SID, TEST_API_KEY_SECRET, NULL};
+    struct token_grants grants = {identity, NULL, service, NULL};
+    char err[128];
+    char *jwt = token_mint(&key, &grants, 600, (int64_t)time(NULL), err, sizeof err);
+    assert_non_null(jwt);
+    return jwt;
+}
+
+/* Creates a Sync service with reachability webhooks to url; returns its SID. */
+static void make_service(struct twilio_client *c, const char *url, const char *debounce, char sid[40])
+{
+    struct kv_list form;
+    kv_init(&form);
+    kv_add(&form, "WebhookUrl", url);
+    kv_add(&form, "ReachabilityWebhooksEnabled", "true");
+    kv_add(&form, "ReachabilityDebouncingEnabled", debounce);
+    kv_add(&form, "ReachabilityDebouncingWindow", "30000");
+    struct twilio_result res;
+    assert_int_equal(twilio_request(c, TWILIO_SYNC, "POST", "/v1/Services", &form, NULL, &res), 0);
+    snprintf(sid, 40, "%s", json_string_value(json_object_get(res.body, "sid")));
+    twilio_result_free(&res);
+    kv_free(&form);
+}
+
+/* Connects identity to service; returns the endpoint id in out. */
+static long connect_endpoint(struct twilio_client *c, const char *service, const char *token, char out[40])
+{
+    char path[256];
+    snprintf(path, sizeof path, "/_emulator/sync/%s/endpoints", service);
+    struct kv_list form;
+    kv_init(&form);
+    kv_add(&form, "Token", token);
+    struct twilio_result res;
+    twilio_request(c, TWILIO_SYNC, "POST", path, &form, NULL, &res);
+    long status = res.http_status;
+    if (out && res.body)
+        snprintf(out, 40, "%s", json_string_value(json_object_get(res.body, "endpoint_id")));
+    twilio_result_free(&res);
+    kv_free(&form);
+    return status;
+}
+
+static long disconnect_endpoint(struct twilio_client *c, const char *service, const char *id)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/_emulator/sync/%s/endpoints/%s/disconnect", service, id);
+    return post(c, path, NULL, NULL);
+}
+
+static void check_sync_hook(const struct hook *h, const char *url, const char *event,
+                            const char *identity, const char *service)
+{
+    struct kv_list params;
+    char err[128];
+    kv_init(&params);
+    assert_int_equal(form_parse(h->body, strlen(h->body), &params, err, sizeof err), 0);
+    assert_string_equal(kv_get(&params, "EventType"), event);
+    assert_string_equal(kv_get(&params, "Identity"), identity);
+    assert_string_equal(kv_get(&params, "ServiceSid"), service);
+    assert_int_equal(signature_valid(TEST_AUTH_TOKEN, url, &params, h->signature), 1);
+    char expected[64];
+    independent_signature(url, &params, expected);
+    assert_string_equal(h->signature, expected);
+    kv_free(&params);
+}
+
+/* Sync reachability webhooks; --time-scale 20 makes the 30 s debouncing
+ * window 1.5 s. */
+static void test_sync_reachability(void **state)
+{
+    (void)state;
+    struct receiver *r = receiver_start(0);
+    struct emulator_process e;
+    char err[256];
+    const char *args[] = {"--time-scale", "20", NULL};
+    if (emulator_start(&e, args, err, sizeof err) < 0)
+        fail_msg("%s", err);
+    struct twilio_client *c = client_for(&e);
+    char url[128], plain[40], debounced[40], ep_c[40], ep_a[40], ep_a2[40], ep_b[40];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/sync-webhook", r->port);
+    make_service(c, url, "false", plain);
+    make_service(c, url, "true", debounced);
+
+    /* Tokens need a data_sync grant for the service. */
+    char *wrong = sync_token("carol", debounced);
+    assert_int_equal(connect_endpoint(c, plain, wrong, NULL), 403);
+    assert_int_equal(connect_endpoint(c, plain, "not a token", NULL), 401);
+    free(wrong);
+
+    /* Without debouncing: connected, then disconnected at once. */
+    char *carol = sync_token("carol", plain);
+    assert_int_equal(connect_endpoint(c, plain, carol, ep_c), 201);
+    assert_int_equal(disconnect_endpoint(c, plain, ep_c), 200);
+    assert_int_equal(disconnect_endpoint(c, plain, ep_c), 404);
+    assert_int_equal(wait_for_hooks(r, 2), 2);
+    check_sync_hook(&r->hooks[0], url, "endpoint_connected", "carol", plain);
+    check_sync_hook(&r->hooks[1], url, "endpoint_disconnected", "carol", plain);
+
+    /* With debouncing: A's quick reconnect cancels its disconnect, so the
+     * next webhook after the two connects is B's (debounced) disconnect. */
+    char *alice = sync_token("alice", debounced), *bob = sync_token("bob", debounced);
+    assert_int_equal(connect_endpoint(c, debounced, alice, ep_a), 201);
+    assert_int_equal(connect_endpoint(c, debounced, bob, ep_b), 201);
+    assert_int_equal(disconnect_endpoint(c, debounced, ep_a), 200);
+    assert_int_equal(connect_endpoint(c, debounced, alice, ep_a2), 201);
+    assert_int_equal(disconnect_endpoint(c, debounced, ep_b), 200);
+    assert_int_equal(wait_for_hooks(r, 5), 5);
+    check_sync_hook(&r->hooks[2], url, "endpoint_connected", "alice", debounced);
+    check_sync_hook(&r->hooks[3], url, "endpoint_connected", "bob", debounced);
+    check_sync_hook(&r->hooks[4], url, "endpoint_disconnected", "bob", debounced);
+
+    free(carol);
+    free(alice);
+    free(bob);
+    twilio_client_free(c);
+    assert_int_equal(emulator_stop(&e), 0);
+    receiver_stop(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_room_callbacks_signed_and_in_order),
         cmocka_unit_test(test_webhook_twice),
         cmocka_unit_test(test_unused_and_empty_rooms_end),
+        cmocka_unit_test(test_sync_reachability),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

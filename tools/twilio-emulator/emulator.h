@@ -132,6 +132,18 @@ int sync_handle(struct emulator *emu, const struct emu_request *req, struct emu_
 
 void sync_free(struct emulator *emu);
 
+/* The simulation API for Sync clients, path segments after "_emulator":
+ * POST sync/{service}/endpoints with Token (an access token with a data_sync
+ * grant for the service) connects an endpoint (endpoint_connected webhook)
+ * and answers its endpoint_id; POST sync/{service}/endpoints/{id}/disconnect
+ * disconnects it (endpoint_disconnected, after the debouncing window when the
+ * service debounces; a reconnection of the same identity within the window
+ * cancels it). Returns 0 when the path is not one of these. */
+int sync_simulate(struct emulator *emu, const struct emu_request *req, struct emu_response *resp);
+
+/* Sends the debounced endpoint_disconnected webhooks that are due. */
+void sync_tick(struct emulator *emu, int64_t now_ms);
+
 /* Every resource of a product as JSON, for GET /_emulator/state. */
 json_t *video_state(const struct emulator *emu);
 json_t *media_state(const struct emulator *emu);

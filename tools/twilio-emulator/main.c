@@ -144,7 +144,7 @@ static void own_api(struct emulator *emu, const struct emu_request *req, struct 
     const char *what = req->path + 11;
     const char *method = req->method;
     pthread_mutex_lock(&emu->lock);
-    if (video_simulate(emu, req, resp)) {
+    if (video_simulate(emu, req, resp) || sync_simulate(emu, req, resp)) {
         /* answered */
     } else if (strcmp(what, "state") == 0 && strcmp(method, "GET") == 0) {
         emu_reply(resp, 200, json_pack("{s:o, s:o, s:o}", "rooms", video_state(emu),
@@ -274,7 +274,7 @@ struct ticker {
     int stop;
 };
 
-/* Every 100 ms, lets time pass for the rooms (timeouts). */
+/* Every 100 ms, lets time pass: room timeouts, debounced Sync disconnects. */
 static void *tick(void *arg)
 {
     struct ticker *t = arg;
@@ -291,7 +291,9 @@ static void *tick(void *arg)
         if (t->stop)
             break;
         pthread_mutex_lock(&t->emu->lock);
-        video_tick(t->emu, time_now_ms());
+        int64_t now = time_now_ms();
+        video_tick(t->emu, now);
+        sync_tick(t->emu, now);
         pthread_mutex_unlock(&t->emu->lock);
     }
     pthread_mutex_unlock(&t->lock);

@@ -10,6 +10,7 @@
 
 #include "emulator.h"
 #include "timeutil.h"
+#include "token.h"
 
 #define SYNC_BASE_URL "https://sync.twilio.com/v1"
 #define MAX_DATA_BYTES 16384
@@ -42,6 +43,13 @@ struct emu_sync_object {
     int64_t tokens_at_ms;      /* when write_tokens was last refilled */
 };
 
+struct emu_endpoint {
+    char id[EMU_SID_LEN + 1];
+    char *identity;
+    int connected;
+    int64_t disconnect_due_ms; /* > 0: endpoint_disconnected waits for debouncing */
+};
+
 struct emu_sync_service {
     char sid[EMU_SID_LEN + 1];
     char *friendly_name;
@@ -51,6 +59,8 @@ struct emu_sync_service {
     size_t nmaps;
     struct emu_sync_object *docs;
     size_t ndocs;
+    struct emu_endpoint *endpoints;
+    size_t nendpoints;
     int64_t created_ms, updated_ms;
 };
 
@@ -656,6 +666,9 @@ static void free_service(struct emu_sync_service *s)
         free_object(&s->maps[i]);
     for (size_t i = 0; i < s->ndocs; i++)
         free_object(&s->docs[i]);
+    for (size_t i = 0; i < s->nendpoints; i++)
+        free(s->endpoints[i].identity);
+    free(s->endpoints);
     free(s->maps);
     free(s->docs);
     free(s->friendly_name);
@@ -776,4 +789,147 @@ json_t *sync_state(const struct emulator *emu)
         json_array_append_new(services, service);
     }
     return services;
+}
+
+/* --- simulated client endpoints ------------------------------------------------------------ */
+
+static void reachability_event(struct emulator *emu, const struct emu_sync_service *s,
+                               const struct emu_endpoint *ep, const char *event)
+{
+    if (!s->reachability || !s->webhook_url || !emu->webhooks)
+        return;
+    struct kv_list params;
+    kv_init(&params);
+    char ts[RFC3339_MS_LEN + 1];
+    time_format_rfc3339_ms(time_now_ms(), ts);
+    kv_add(&params, "AccountSid", emu->account_sid);
+    kv_add(&params, "ServiceSid", s->sid);
+    kv_add(&params, "EventType", event);
+    kv_add(&params, "Identity", ep->identity);
+    kv_add(&params, "EndpointId", ep->id);
+    kv_add(&params, "DateCreated", ts);
+    webhook_send(emu->webhooks, s->webhook_url, "POST", &params);
+}
+
+/* The identity of a valid access token with a data_sync grant for service s,
+ * malloc'd; or NULL after answering with the error. */
+static char *check_sync_token(struct emulator *emu, const struct emu_sync_service *s,
+                              const char *token, struct emu_response *resp)
+{
+    char err[128];
+    json_t *claims = NULL;
+    if (!token || token_verify_hs256(token, emu->api_key_secret, strlen(emu->api_key_secret),
+                                     time_now_ms() / 1000, 0, &claims, err, sizeof err) < 0) {
+        emu_error(resp, 401, 20101, "Invalid Access Token");
+        return NULL;
+    }
+    const char *iss = json_string_value(json_object_get(claims, "iss"));
+    const char *sub = json_string_value(json_object_get(claims, "sub"));
+    json_t *grants = json_object_get(claims, "grants");
+    const char *identity = json_string_value(json_object_get(grants, "identity"));
+    const char *service = json_string_value(json_object_get(json_object_get(grants, "data_sync"), "service_sid"));
+    char *result = NULL;
+    if (!iss || strcmp(iss, emu->api_key_sid) != 0 || !sub || strcmp(sub, emu->account_sid) != 0)
+        emu_error(resp, 401, 20103, "Invalid Access Token issuer/subject");
+    else if (!identity || !identity[0])
+        emu_error(resp, 403, 20106, "Invalid Access Token grants: no identity");
+    else if (!service || strcmp(service, s->sid) != 0)
+        emu_error(resp, 403, 20106, "Invalid Access Token grants: no data_sync grant for this service");
+    else if (!(result = strdup(identity)))
+        emu_error(resp, 500, 20500, "Internal server error");
+    json_decref(claims);
+    return result;
+}
+
+static void connect_endpoint(struct emulator *emu, struct emu_sync_service *s,
+                             const struct emu_request *req, struct emu_response *resp)
+{
+    char *identity = check_sync_token(emu, s, emu_param(req, "Token"), resp);
+    if (!identity)
+        return;
+    /* A reconnection within the debouncing window cancels the pending
+     * disconnect of the same identity: no webhook for either. */
+    int cancelled = 0;
+    for (size_t i = 0; i < s->nendpoints; i++) {
+        struct emu_endpoint *old = &s->endpoints[i];
+        if (old->disconnect_due_ms && strcmp(old->identity, identity) == 0) {
+            old->disconnect_due_ms = 0;
+            cancelled = 1;
+        }
+    }
+    struct emu_endpoint *grown = realloc(s->endpoints, (s->nendpoints + 1) * sizeof *grown);
+    if (!grown) {
+        free(identity);
+        out_of_memory(resp);
+        return;
+    }
+    s->endpoints = grown;
+    struct emu_endpoint *ep = &s->endpoints[s->nendpoints++];
+    memset(ep, 0, sizeof *ep);
+    emu_new_sid("EP", ep->id);
+    ep->identity = identity;
+    ep->connected = 1;
+    if (!cancelled)
+        reachability_event(emu, s, ep, "endpoint_connected");
+    emu_reply(resp, 201, json_pack("{s:s, s:s, s:s}", "endpoint_id", ep->id, "identity", ep->identity,
+                                   "service_sid", s->sid));
+}
+
+static void disconnect_endpoint(struct emulator *emu, struct emu_sync_service *s, const char *id,
+                                struct emu_response *resp)
+{
+    struct emu_endpoint *ep = NULL;
+    for (size_t i = 0; i < s->nendpoints; i++)
+        if (strcmp(s->endpoints[i].id, id) == 0)
+            ep = &s->endpoints[i];
+    if (!ep || !ep->connected) {
+        emu_not_found(resp);
+        return;
+    }
+    ep->connected = 0;
+    if (s->debouncing) {
+        double scale = emu->time_scale > 0 ? emu->time_scale : 1;
+        ep->disconnect_due_ms = time_now_ms() + (int64_t)(s->debouncing_window / scale);
+        if (ep->disconnect_due_ms == 0)
+            ep->disconnect_due_ms = 1;
+    } else {
+        reachability_event(emu, s, ep, "endpoint_disconnected");
+    }
+    emu_reply(resp, 200, json_pack("{s:s, s:b}", "endpoint_id", ep->id, "debounced", s->debouncing));
+}
+
+int sync_simulate(struct emulator *emu, const struct emu_request *req, struct emu_response *resp)
+{
+    /* segments: _emulator sync {service} endpoints [{id} disconnect] */
+    if (req->nsegments < 4 || strcmp(req->segments[1], "sync") != 0 ||
+        strcmp(req->segments[3], "endpoints") != 0)
+        return 0;
+    if (strcmp(req->method, "POST") != 0) {
+        method_not_allowed(resp);
+        return 1;
+    }
+    struct emu_sync_service *s = find_service(emu, req->segments[2]);
+    if (!s)
+        emu_not_found(resp);
+    else if (req->nsegments == 4)
+        connect_endpoint(emu, s, req, resp);
+    else if (req->nsegments == 6 && strcmp(req->segments[5], "disconnect") == 0)
+        disconnect_endpoint(emu, s, req->segments[4], resp);
+    else
+        emu_error(resp, 404, 20404, "No such emulator endpoint");
+    return 1;
+}
+
+void sync_tick(struct emulator *emu, int64_t now_ms)
+{
+    for (size_t i = 0; i < emu->nservices; i++) {
+        struct emu_sync_service *s = emu->services[i];
+        for (size_t k = 0; k < s->nendpoints; k++) {
+            struct emu_endpoint *ep = &s->endpoints[k];
+            if (ep->disconnect_due_ms && now_ms >= ep->disconnect_due_ms) {
+                ep->disconnect_due_ms = 0;
+                reachability_event(emu, s, ep, "endpoint_disconnected");
+            }
+        }
+    }
 }
