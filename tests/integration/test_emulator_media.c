@@ -24,10 +24,7 @@ static int setup(void **state)
     char err[256];
     if (emulator_start(&f->emu, NULL, err, sizeof err) < 0)
         fail_msg("%s", err);
-    struct twilio_options opt = {.account_sid = TEST_ACCOUNT_SID, .api_key_sid = TEST_API_KEY_SID,
-                                 .api_key_secret = TEST_API_KEY_SECRET, .api_base = f->emu.base_url,
-                                 .timeout_ms = 5000, .retry_base_ms = 10, .retry_max_ms = 100};
-    f->client = twilio_client_new(&opt, err, sizeof err);
+    f->client = emulator_client(&f->emu, err, sizeof err);
     assert_non_null(f->client);
     *state = f;
     return 0;

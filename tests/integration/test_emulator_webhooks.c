@@ -131,12 +131,10 @@ static int wait_for_hooks(struct receiver *r, int n)
 
 static struct twilio_client *client_for(const struct emulator_process *e)
 {
-    struct twilio_options opt = {.account_sid = TEST_ACCOUNT_SID, .api_key_sid = TEST_API_KEY_SID,
-                                 .api_key_secret = TEST_API_KEY_SECRET, .api_base = e->base_url,
-                                 .timeout_ms = 5000, .retry_base_ms = 10, .retry_max_ms = 100};
     char err[128];
-    struct twilio_client *c = twilio_client_new(&opt, err, sizeof err);
-    assert_non_null(c);
+    struct twilio_client *c = emulator_client(e, err, sizeof err);
+    if (!c)
+        fail_msg("%s", err);
     return c;
 }
 

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "twilio.h"
+
 const char *const emulator_test_env[] = {
     "TWILIO_ACCOUNT_SID=" TEST_ACCOUNT_SID, "TWILIO_API_KEY_SID=" TEST_API_KEY_SID,
     "TWILIO_API_KEY_SECRET=" TEST_API_KEY_SECRET, "TWILIO_AUTH_TOKEN=" TEST_AUTH_TOKEN, NULL};
@@ -55,4 +57,13 @@ int emulator_stop(struct emulator_process *e)
     unlink(e->out_path);
     unlink(e->err_path);
     return status;
+}
+
+struct twilio_client *emulator_client(const struct emulator_process *e, char *err, size_t errlen)
+{
+    struct twilio_options opt = {.account_sid = TEST_ACCOUNT_SID, .api_key_sid = TEST_API_KEY_SID,
+                                 .api_key_secret = TEST_API_KEY_SECRET, .api_base = e->base_url,
+                                 .timeout_ms = 5000, .max_retries = 0, .retry_base_ms = 10,
+                                 .retry_max_ms = 100};
+    return twilio_client_new(&opt, err, errlen);
 }

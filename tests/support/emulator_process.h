@@ -7,6 +7,8 @@
 
 #include "process.h"
 
+struct twilio_client;
+
 #define TEST_ACCOUNT_SID "AC11111111111111111111111111111111"
 #define TEST_API_KEY_SID "SK22222222222222222222222222222222"
 #define TEST_API_KEY_SECRET "emulator-test-secret"
@@ -27,6 +29,10 @@ extern const char *const emulator_test_env[];
  * print its port. Returns 0, or -1 with err. */
 int emulator_start(struct emulator_process *e, const char *const extra_args[], char *err,
                    size_t errlen);
+
+/* A Twilio REST client for the emulator with the test API key, no retries.
+ * NULL with err when it cannot be made. */
+struct twilio_client *emulator_client(const struct emulator_process *e, char *err, size_t errlen);
 
 /* Stops it with SIGTERM and removes its output files. Returns its exit
  * status (0 for a clean stop), or -1. */

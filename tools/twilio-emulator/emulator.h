@@ -149,6 +149,15 @@ json_t *video_state(const struct emulator *emu);
 json_t *media_state(const struct emulator *emu);
 json_t *sync_state(const struct emulator *emu);
 
+/* Checks an access token as Twilio would when a client connects: signed with
+ * the API key secret, issued by the API key for the account, with an
+ * identity, and with grants[grant][field] equal to one of want1 or want2
+ * (want2 may be NULL). Returns the identity (malloc'd), or NULL after
+ * answering with the error (401 for a bad token, 403 for missing grants). */
+char *emu_check_access_token(const struct emulator *emu, const char *token, const char *grant,
+                             const char *field, const char *want1, const char *want2,
+                             struct emu_response *resp);
+
 /* Shared by the products: Twilio's "not found" and list envelope. */
 void emu_not_found(struct emu_response *resp);
 json_t *emu_list_page(const char *key, json_t *all, const struct emu_request *req, const char *url);

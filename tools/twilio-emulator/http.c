@@ -3,6 +3,7 @@
 
 #include "emulator.h"
 #include "timeutil.h"
+#include "token.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,4 +100,33 @@ json_t *emu_list_page(const char *key, json_t *all, const struct emu_request *re
                      "previous_page_url", page > 0 ? json_string(first) : json_null(),
                      "url", self, "next_page_url", has_next ? json_string(next) : json_null(),
                      "key", key);
+}
+
+char *emu_check_access_token(const struct emulator *emu, const char *token, const char *grant,
+                             const char *field, const char *want1, const char *want2,
+                             struct emu_response *resp)
+{
+    char err[128];
+    json_t *claims = NULL;
+    if (!token || token_verify_hs256(token, emu->api_key_secret, strlen(emu->api_key_secret),
+                                     time_now_ms() / 1000, 0, &claims, err, sizeof err) < 0) {
+        emu_error(resp, 401, 20101, "Invalid Access Token");
+        return NULL;
+    }
+    const char *iss = json_string_value(json_object_get(claims, "iss"));
+    const char *sub = json_string_value(json_object_get(claims, "sub"));
+    json_t *grants = json_object_get(claims, "grants");
+    const char *identity = json_string_value(json_object_get(grants, "identity"));
+    const char *value = json_string_value(json_object_get(json_object_get(grants, grant), field));
+    char *result = NULL;
+    if (!iss || strcmp(iss, emu->api_key_sid) != 0 || !sub || strcmp(sub, emu->account_sid) != 0)
+        emu_error(resp, 401, 20103, "Invalid Access Token issuer/subject");
+    else if (!identity || !identity[0])
+        emu_error(resp, 403, 20106, "Invalid Access Token grants: no identity");
+    else if (!value || (strcmp(value, want1) != 0 && (!want2 || strcmp(value, want2) != 0)))
+        emu_error(resp, 403, 20106, "Invalid Access Token grants: no grant for this resource");
+    else if (!(result = strdup(identity)))
+        emu_error(resp, 500, 20500, "Internal server error");
+    json_decref(claims);
+    return result;
 }

@@ -10,7 +10,6 @@
 
 #include "emulator.h"
 #include "timeutil.h"
-#include "token.h"
 
 #define SYNC_BASE_URL "https://sync.twilio.com/v1"
 #define MAX_DATA_BYTES 16384
@@ -811,40 +810,11 @@ static void reachability_event(struct emulator *emu, const struct emu_sync_servi
     webhook_send(emu->webhooks, s->webhook_url, "POST", &params);
 }
 
-/* The identity of a valid access token with a data_sync grant for service s,
- * malloc'd; or NULL after answering with the error. */
-static char *check_sync_token(struct emulator *emu, const struct emu_sync_service *s,
-                              const char *token, struct emu_response *resp)
-{
-    char err[128];
-    json_t *claims = NULL;
-    if (!token || token_verify_hs256(token, emu->api_key_secret, strlen(emu->api_key_secret),
-                                     time_now_ms() / 1000, 0, &claims, err, sizeof err) < 0) {
-        emu_error(resp, 401, 20101, "Invalid Access Token");
-        return NULL;
-    }
-    const char *iss = json_string_value(json_object_get(claims, "iss"));
-    const char *sub = json_string_value(json_object_get(claims, "sub"));
-    json_t *grants = json_object_get(claims, "grants");
-    const char *identity = json_string_value(json_object_get(grants, "identity"));
-    const char *service = json_string_value(json_object_get(json_object_get(grants, "data_sync"), "service_sid"));
-    char *result = NULL;
-    if (!iss || strcmp(iss, emu->api_key_sid) != 0 || !sub || strcmp(sub, emu->account_sid) != 0)
-        emu_error(resp, 401, 20103, "Invalid Access Token issuer/subject");
-    else if (!identity || !identity[0])
-        emu_error(resp, 403, 20106, "Invalid Access Token grants: no identity");
-    else if (!service || strcmp(service, s->sid) != 0)
-        emu_error(resp, 403, 20106, "Invalid Access Token grants: no data_sync grant for this service");
-    else if (!(result = strdup(identity)))
-        emu_error(resp, 500, 20500, "Internal server error");
-    json_decref(claims);
-    return result;
-}
-
 static void connect_endpoint(struct emulator *emu, struct emu_sync_service *s,
                              const struct emu_request *req, struct emu_response *resp)
 {
-    char *identity = check_sync_token(emu, s, emu_param(req, "Token"), resp);
+    char *identity = emu_check_access_token(emu, emu_param(req, "Token"), "data_sync",
+                                            "service_sid", s->sid, NULL, resp);
     if (!identity)
         return;
     /* A reconnection within the debouncing window cancels the pending

@@ -8,7 +8,6 @@
 
 #include "emulator.h"
 #include "timeutil.h"
-#include "token.h"
 
 #define VIDEO_BASE_URL "https://video.twilio.com/v1"
 #define MAX_GROUP_PARTICIPANTS 50
@@ -378,42 +377,11 @@ json_t *video_state(const struct emulator *emu)
     return rooms;
 }
 
-/* Checks an access token as Twilio would for a Video connection: signed with
- * the API key secret, issued by the API key for the account, with an identity
- * and a video grant for this room. Returns the identity (malloc'd), or NULL
- * after answering with the error. */
-static char *check_video_token(struct emulator *emu, const struct emu_room *r, const char *token,
-                               struct emu_response *resp)
-{
-    char err[128];
-    json_t *claims = NULL;
-    if (!token || token_verify_hs256(token, emu->api_key_secret, strlen(emu->api_key_secret),
-                                     time_now_ms() / 1000, 0, &claims, err, sizeof err) < 0) {
-        emu_error(resp, 401, 20101, "Invalid Access Token");
-        return NULL;
-    }
-    const char *iss = json_string_value(json_object_get(claims, "iss"));
-    const char *sub = json_string_value(json_object_get(claims, "sub"));
-    json_t *grants = json_object_get(claims, "grants");
-    const char *identity = json_string_value(json_object_get(grants, "identity"));
-    const char *room = json_string_value(json_object_get(json_object_get(grants, "video"), "room"));
-    char *result = NULL;
-    if (!iss || strcmp(iss, emu->api_key_sid) != 0 || !sub || strcmp(sub, emu->account_sid) != 0)
-        emu_error(resp, 401, 20103, "Invalid Access Token issuer/subject");
-    else if (!identity || !identity[0])
-        emu_error(resp, 403, 20106, "Invalid Access Token grants: no identity");
-    else if (!room || (strcmp(room, r->unique_name) != 0 && strcmp(room, r->sid) != 0))
-        emu_error(resp, 403, 20106, "Invalid Access Token grants: no video grant for this room");
-    else if (!(result = strdup(identity)))
-        emu_error(resp, 500, 20500, "Internal server error");
-    json_decref(claims);
-    return result;
-}
-
 static void simulate_join(struct emulator *emu, struct emu_room *r, const struct emu_request *req,
                           struct emu_response *resp)
 {
-    char *identity = check_video_token(emu, r, emu_param(req, "Token"), resp);
+    char *identity = emu_check_access_token(emu, emu_param(req, "Token"), "video", "room",
+                                            r->unique_name, r->sid, resp);
     if (!identity)
         return;
     /* The same identity joining again replaces the earlier connection. */
