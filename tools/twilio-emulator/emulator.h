@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "faults.h"
 #include "http.h"
 #include "webhook.h"
 
@@ -88,10 +89,11 @@ struct emulator {
 
     struct webhook_sender *webhooks;
     double time_scale;           /* > 1 shortens the rooms' empty/unused timeouts */
+    struct emu_faults faults;
 
     /* Counters for GET /_emulator/stats. */
     long requests;
-    long requests_by_product[3]; /* video, media, sync */
+    long requests_by_product[EMU_PRODUCTS];
     long responses_429;
     json_t *sync_writes;         /* object SID -> writes accepted */
 };

@@ -23,6 +23,8 @@ struct emu_response {
     unsigned status;
     json_t *body;  /* NULL for an empty body (204) */
     char etag[32]; /* sent as the ETag header when not empty (Sync revisions) */
+    int drop;      /* close the connection without answering (fault injection) */
+    long delay_ms; /* wait this long before answering (fault injection) */
 };
 
 /* Sets resp to status + body (body is stolen). */

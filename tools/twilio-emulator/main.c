@@ -112,18 +112,46 @@ static int split_path(struct emu_request *req)
     return 0;
 }
 
+/* Which product a Twilio path belongs to, or -1. */
+static int product_of(const struct emu_request *req)
+{
+    if (req->nsegments < 2 || strcmp(req->segments[0], "v1") != 0)
+        return -1;
+    const char *what = req->segments[1];
+    if (strcmp(what, "Rooms") == 0)
+        return EMU_VIDEO;
+    if (strcmp(what, "PlayerStreamers") == 0 || strcmp(what, "MediaProcessors") == 0)
+        return EMU_MEDIA;
+    if (strcmp(what, "Services") == 0)
+        return EMU_SYNC;
+    return -1;
+}
+
 static void dispatch(struct emulator *emu, struct emu_request *req, struct emu_response *resp)
 {
+    int product = product_of(req);
     pthread_mutex_lock(&emu->lock);
     emu->requests++;
-    if (video_handle(emu, req, resp))
-        emu->requests_by_product[0]++;
-    else if (media_handle(emu, req, resp))
-        emu->requests_by_product[1]++;
-    else if (sync_handle(emu, req, resp))
-        emu->requests_by_product[2]++;
-    else
+    enum fault_action fault = product >= 0 ? faults_decide(&emu->faults, product) : FAULT_NONE;
+    resp->delay_ms = emu->faults.latency_ms;
+    if (product >= 0)
+        emu->requests_by_product[product]++;
+    if (fault == FAULT_429) {
+        emu->responses_429++;
+        emu_error(resp, 429, 20429, "Too Many Requests");
+    } else if (fault == FAULT_500) {
+        emu_error(resp, 500, 20500, "Internal Server Error");
+    } else if (fault == FAULT_DROP) {
+        resp->drop = 1;
+    } else if (product == EMU_VIDEO) {
+        video_handle(emu, req, resp);
+    } else if (product == EMU_MEDIA) {
+        media_handle(emu, req, resp);
+    } else if (product == EMU_SYNC) {
+        sync_handle(emu, req, resp);
+    } else {
         emu_not_found(resp);
+    }
     pthread_mutex_unlock(&emu->lock);
 }
 
@@ -133,6 +161,7 @@ static void reset_state(struct emulator *emu)
     media_free(emu);
     video_free(emu);
     json_object_clear(emu->sync_writes);
+    faults_init(&emu->faults, emu->faults.seed);
     emu->requests = emu->responses_429 = 0;
     memset(emu->requests_by_product, 0, sizeof emu->requests_by_product);
 }
@@ -162,6 +191,14 @@ static void own_api(struct emulator *emu, const struct emu_request *req, struct 
                                        "sync_writes", emu->sync_writes, "webhooks",
                                        "sent", (json_int_t)sent, "failed", (json_int_t)failed,
                                        "queued", (json_int_t)queued));
+    } else if (strcmp(what, "faults") == 0 && strcmp(method, "GET") == 0) {
+        emu_reply(resp, 200, faults_json(&emu->faults));
+    } else if (strcmp(what, "faults") == 0 && strcmp(method, "POST") == 0) {
+        char err[128];
+        if (faults_configure(&emu->faults, req, err, sizeof err) < 0)
+            emu_error(resp, 400, 20001, err);
+        else
+            emu_reply(resp, 200, faults_json(&emu->faults));
     } else if (strcmp(what, "reset") == 0 && strcmp(method, "POST") == 0) {
         reset_state(emu);
         emu_reply(resp, 204, NULL);
@@ -244,7 +281,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
     }
     log_debug("request", "method", method, "path", url, NULL);
-    enum MHD_Result ret = send_response(conn, &resp);
+    if (resp.delay_ms > 0)
+        time_sleep_ms(resp.delay_ms); /* outside the state lock: other requests go on */
+    enum MHD_Result ret = resp.drop ? MHD_NO : send_response(conn, &resp);
     json_decref(resp.body);
     for (int i = 0; i < req.nsegments; i++)
         free(req.segments[i]);
@@ -307,11 +346,13 @@ static void usage(FILE *out)
                  "  --sync-write-rate R  Sync writes per second per object (default 20; 0: no limit)\n"
                  "  --sync-burst-s S     seconds of writes an object may burst (default 10)\n"
                  "  --time-scale X       run room timeouts X times faster (default 1)\n"
+                 "  --seed N             seed of the fault-injection generator (default 1)\n"
                  "  --webhook-twice      deliver every webhook twice (idempotency tests)\n"
                  "  --webhook-attempts N delivery attempts per webhook (default 5)\n"
                  "Credentials come from TWILIO_ACCOUNT_SID, TWILIO_API_KEY_SID,\n"
                  "TWILIO_API_KEY_SECRET and TWILIO_AUTH_TOKEN.\n"
-                 "Own API: GET /_emulator/state, GET /_emulator/stats, POST /_emulator/reset.\n");
+                 "Own API: GET /_emulator/state, GET /_emulator/stats, POST /_emulator/reset,\n"
+                 "GET|POST /_emulator/faults, and the simulation endpoints (see README).\n");
 }
 
 /* Parses a non-negative number option. Returns 0, or -1. */
@@ -330,13 +371,14 @@ int main(int argc, char **argv)
     long port = 8090;
     double write_rate = 20, burst_s = 10;
     int webhook_twice = 0;
-    double time_scale = 1;
+    double time_scale = 1, seed = 1;
     long webhook_attempts = 5;
     static const struct option options[] = {{"port", required_argument, NULL, 'p'},
                                             {"sync-write-rate", required_argument, NULL, 'r'},
                                             {"sync-burst-s", required_argument, NULL, 'b'},
                                             {"webhook-twice", no_argument, NULL, 't'},
                                             {"time-scale", required_argument, NULL, 's'},
+                                            {"seed", required_argument, NULL, 'e'},
                                             {"webhook-attempts", required_argument, NULL, 'a'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
@@ -379,6 +421,12 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'e':
+            if (parse_rate(optarg, 9007199254740992.0, &seed) < 0) {
+                fprintf(stderr, "twilio-emulator: --seed must be a non-negative integer\n");
+                return 2;
+            }
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -416,6 +464,7 @@ int main(int argc, char **argv)
         .time_scale = time_scale,
     };
     pthread_mutex_init(&emu.lock, NULL);
+    faults_init(&emu.faults, (uint64_t)seed);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
         !(emu.webhooks = webhook_sender_new(emu.auth_token, webhook_twice, (int)webhook_attempts))) {
         fprintf(stderr, "twilio-emulator: cannot start webhook delivery\n");
@@ -431,7 +480,7 @@ int main(int argc, char **argv)
 
     struct MHD_Daemon *daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t)port, NULL, NULL, on_request, &emu,
-        MHD_OPTION_THREAD_POOL_SIZE, 2U, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_THREAD_POOL_SIZE, 8U, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
         MHD_OPTION_CONNECTION_TIMEOUT, 60U, MHD_OPTION_END);
     if (!daemon) {
         fprintf(stderr, "twilio-emulator: cannot listen on port %ld\n", port);
