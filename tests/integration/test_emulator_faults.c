@@ -9,38 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../support/emulator_process.h"
-#include "twilio.h"
+#include "emulator_fixture.h"
 
-struct fixture {
-    struct emulator_process emu;
-    struct twilio_client *client;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof *f);
-    char err[256];
-    if (emulator_start(&f->emu, NULL, err, sizeof err) < 0)
-        fail_msg("%s", err);
-    f->client = emulator_client(&f->emu, err, sizeof err);
-    assert_non_null(f->client);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    twilio_client_free(f->client);
-    int status = emulator_stop(&f->emu);
-    free(f);
-    assert_int_equal(status, 0);
-    return 0;
-}
 
 /* POST /_emulator/faults with one setting; returns the HTTP status. */
-static long set_fault(struct fixture *f, const char *name, const char *value)
+static long set_fault(struct emulator_fixture *f, const char *name, const char *value)
 {
     struct kv_list form;
     kv_init(&form);
@@ -53,7 +26,7 @@ static long set_fault(struct fixture *f, const char *name, const char *value)
     return status;
 }
 
-static enum twilio_outcome get(struct fixture *f, enum twilio_product product, const char *path,
+static enum twilio_outcome get(struct emulator_fixture *f, enum twilio_product product, const char *path,
                                long *status)
 {
     struct twilio_result res;
@@ -66,7 +39,7 @@ static enum twilio_outcome get(struct fixture *f, enum twilio_product product, c
 
 static void test_burst_and_error_rates(void **state)
 {
-    struct fixture *f = *state;
+    struct emulator_fixture *f = *state;
     long status;
     assert_int_equal(set_fault(f, "Burst429", "2"), 200);
     assert_int_equal(get(f, TWILIO_VIDEO, "/v1/Rooms", &status), TWILIO_RATE_LIMITED);
@@ -99,7 +72,7 @@ static void test_burst_and_error_rates(void **state)
 }
 
 /* Runs 40 requests with a 50% error rate from seed 42; returns the pattern. */
-static void pattern(struct fixture *f, char out[41])
+static void pattern(struct emulator_fixture *f, char out[41])
 {
     assert_int_equal(set_fault(f, "Seed", "42"), 200);
     for (int i = 0; i < 40; i++) {
@@ -111,7 +84,7 @@ static void pattern(struct fixture *f, char out[41])
 
 static void test_seeded_faults_repeat(void **state)
 {
-    struct fixture *f = *state;
+    struct emulator_fixture *f = *state;
     assert_int_equal(set_fault(f, "ErrorRate", "0.5"), 200);
     char first[41], second[41];
     pattern(f, first);
@@ -130,8 +103,8 @@ static void test_seeded_faults_repeat(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_burst_and_error_rates, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_seeded_faults_repeat, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_burst_and_error_rates, emulator_fixture_setup, emulator_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_seeded_faults_repeat, emulator_fixture_setup, emulator_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

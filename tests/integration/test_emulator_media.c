@@ -10,38 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../support/emulator_process.h"
-#include "twilio.h"
+#include "emulator_fixture.h"
 
-struct fixture {
-    struct emulator_process emu;
-    struct twilio_client *client;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof *f);
-    char err[256];
-    if (emulator_start(&f->emu, NULL, err, sizeof err) < 0)
-        fail_msg("%s", err);
-    f->client = emulator_client(&f->emu, err, sizeof err);
-    assert_non_null(f->client);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    twilio_client_free(f->client);
-    int status = emulator_stop(&f->emu);
-    free(f);
-    assert_int_equal(status, 0);
-    return 0;
-}
 
 /* Performs a request; returns the body (caller decrefs) and the outcome. */
-static json_t *request(struct fixture *f, enum twilio_product product, const char *method,
+static json_t *request(struct emulator_fixture *f, enum twilio_product product, const char *method,
                        const char *path, struct kv_list *form, enum twilio_outcome *outcome,
                        long *status)
 {
@@ -66,7 +39,7 @@ static void copy_sid(json_t *body, char out[40])
 
 static void test_live_stream_lifecycle(void **state)
 {
-    struct fixture *f = *state;
+    struct emulator_fixture *f = *state;
     enum twilio_outcome outcome;
     long status;
     struct kv_list form;
@@ -172,7 +145,7 @@ static void test_live_stream_lifecycle(void **state)
 
 static void test_bad_media_requests(void **state)
 {
-    struct fixture *f = *state;
+    struct emulator_fixture *f = *state;
     enum twilio_outcome outcome;
     long status;
     struct kv_list form;
@@ -226,8 +199,8 @@ static void test_bad_media_requests(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_live_stream_lifecycle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_media_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_stream_lifecycle, emulator_fixture_setup, emulator_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_media_requests, emulator_fixture_setup, emulator_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

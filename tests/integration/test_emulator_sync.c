@@ -10,14 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../support/emulator_process.h"
-#include "twilio.h"
+#include "emulator_fixture.h"
 
-struct fixture {
-    struct emulator_process emu;
-    struct twilio_client *client;
-    char service[40];
-};
 
 /* One request; the answer's outcome, status, code, etag and body are kept. */
 struct answer {
@@ -28,7 +22,7 @@ struct answer {
     json_t *body;
 };
 
-static struct answer send(struct fixture *f, const char *method, const char *path,
+static struct answer send(struct emulator_fixture *f, const char *method, const char *path,
                           struct kv_list *form, const char *if_match)
 {
     struct twilio_result res;
@@ -57,14 +51,11 @@ static struct kv_list *form(struct kv_list *kv, ...)
     return kv;
 }
 
+/* A running emulator with one Sync service made as the sync worker makes it. */
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    char err[256];
-    if (emulator_start(&f->emu, NULL, err, sizeof err) < 0)
-        fail_msg("%s", err);
-    f->client = emulator_client(&f->emu, err, sizeof err);
-    assert_non_null(f->client);
+    emulator_fixture_setup(state);
+    struct emulator_fixture *f = *state;
     struct kv_list kv;
     struct answer a = send(f, "POST", "/v1/Services",
                            form(&kv, "FriendlyName", "Live Video Stream friday", "AclEnabled", "true",
@@ -77,23 +68,12 @@ static int setup(void **state)
     assert_true(json_is_true(json_object_get(a.body, "reachability_debouncing_enabled")));
     assert_int_equal(json_integer_value(json_object_get(a.body, "reachability_debouncing_window")), 5000);
     json_decref(a.body);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    twilio_client_free(f->client);
-    int status = emulator_stop(&f->emu);
-    free(f);
-    assert_int_equal(status, 0);
     return 0;
 }
 
 static void test_maps_and_items(void **state)
 {
-    struct fixture *f = *state;
+    struct emulator_fixture *f = *state;
     struct kv_list kv;
     char path[512];
     snprintf(path, sizeof path, "/v1/Services/%s/Maps", f->service);
@@ -166,7 +146,7 @@ static void test_maps_and_items(void **state)
 
 static void test_documents(void **state)
 {
-    struct fixture *f = *state;
+    struct emulator_fixture *f = *state;
     struct kv_list kv;
     char path[512], doc[512];
     snprintf(path, sizeof path, "/v1/Services/%s/Documents", f->service);
@@ -199,7 +179,7 @@ static void test_documents(void **state)
 
 static void test_permissions_and_services(void **state)
 {
-    struct fixture *f = *state;
+    struct emulator_fixture *f = *state;
     struct kv_list kv;
     char path[512];
     snprintf(path, sizeof path, "/v1/Services/%s/Maps", f->service);
@@ -243,7 +223,7 @@ static void test_permissions_and_services(void **state)
 static void test_write_limit_stats_and_reset(void **state)
 {
     (void)state;
-    struct fixture f = {0};
+    struct emulator_fixture f = {0};
     char err[256];
     const char *args[] = {"--sync-write-rate", "0.01", "--sync-burst-s", "500", NULL};
     if (emulator_start(&f.emu, args, err, sizeof err) < 0)
@@ -300,9 +280,9 @@ static void test_write_limit_stats_and_reset(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_maps_and_items, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_documents, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_permissions_and_services, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_maps_and_items, setup, emulator_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_documents, setup, emulator_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_permissions_and_services, setup, emulator_fixture_teardown),
         cmocka_unit_test(test_write_limit_stats_and_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
