@@ -4,6 +4,7 @@
 #define STAGEHAND_EMULATOR_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "faults.h"
@@ -11,6 +12,9 @@
 #include "webhook.h"
 
 #define EMU_SID_LEN 34 /* two-letter prefix + 32 hex digits */
+
+/* Identities of the video composer's participants start with this. */
+#define COMPOSER_PREFIX "video-composer"
 
 struct emu_participant {
     char sid[EMU_SID_LEN + 1];
@@ -36,9 +40,19 @@ struct emu_room {
     int64_t created_ms, updated_ms, ended_ms;
     int64_t empty_since_ms;       /* when the last participant left; 0 while occupied or unused */
     int ever_occupied;
+    int64_t composer_alone_since_ms; /* the video composer is the only one connected */
     struct emu_participant *participants;
     size_t nparticipants;
 };
+
+/* A playback grant handed out for a PlayerStreamer: players must present
+ * one that has not expired. */
+struct emu_playback_grant {
+    char token[33];
+    int64_t expires_ms;
+};
+
+#define EMU_GRANTS_KEPT 16
 
 struct emu_player_streamer {
     char sid[EMU_SID_LEN + 1];
@@ -48,6 +62,10 @@ struct emu_player_streamer {
     int max_duration;
     char *status_callback;    /* NULL when none */
     char status_callback_method[8];
+    long sequence_number;     /* of its status callbacks */
+    struct emu_playback_grant grants[EMU_GRANTS_KEPT]; /* the latest ones, a ring */
+    size_t next_grant;
+    long players;             /* players connected with a valid grant */
     int64_t created_ms, updated_ms;
 };
 
@@ -62,6 +80,8 @@ struct emu_media_processor {
     int max_duration;
     char *status_callback;
     char status_callback_method[8];
+    long sequence_number;
+    char *composer_identity;  /* the participant it joined the room as, or NULL */
     int64_t created_ms, updated_ms;
 };
 
@@ -86,6 +106,12 @@ struct emulator {
      * against the map), with a burst of that many seconds; 0 disables it. */
     double sync_writes_per_s;
     double sync_burst_s;
+    /* Object creations and deletions per second per service (same burst). */
+    double sync_creates_per_s;
+    /* Twilio's REST concurrency limit: requests in progress at once, beyond
+     * which 429 / 20429; 0 disables it. in_flight is guarded by its own lock. */
+    long max_in_flight;
+    atomic_long in_flight;
 
     struct webhook_sender *webhooks;
     double time_scale;           /* > 1 shortens the rooms' empty/unused timeouts */
@@ -120,6 +146,17 @@ int video_simulate(struct emulator *emu, const struct emu_request *req, struct e
  * REST-created room nobody joined, or everybody left, after those minutes). */
 void video_tick(struct emulator *emu, int64_t now_ms);
 
+/* Connects identity (taken over, freed on failure) to the in-progress room r,
+ * replacing an earlier connection of the same identity, and sends
+ * participant-connected. Returns the participant (valid until the next
+ * change to the room), or NULL with the Twilio error code in *code (53105
+ * when the room is full). */
+struct emu_participant *video_connect(struct emulator *emu, struct emu_room *r, char *identity,
+                                      int *code);
+
+/* Disconnects the connected participant with this identity, if there is one. */
+void video_disconnect(struct emulator *emu, struct emu_room *r, const char *identity);
+
 /* A room by SID (any status) or by unique name (in progress only), or NULL. */
 struct emu_room *video_find_room(struct emulator *emu, const char *id);
 
@@ -128,6 +165,15 @@ struct emu_room *video_find_room(struct emulator *emu, const char *id);
 int media_handle(struct emulator *emu, const struct emu_request *req, struct emu_response *resp);
 
 void media_free(struct emulator *emu);
+
+/* Ends PlayerStreamers and MediaProcessors that outlived their MaxDuration. */
+void media_tick(struct emulator *emu, int64_t now_ms);
+
+/* The simulation API for players (not Twilio's), path segments after
+ * "_emulator": POST player-streamers/{VJ...}/players with Token (an access
+ * token whose player grant is a current PlaybackGrant of that streamer)
+ * connects a player. Returns 0 when the path is not this one. */
+int media_simulate(struct emulator *emu, const struct emu_request *req, struct emu_response *resp);
 
 /* Handles /v1/Services...; 0 when the path is not Sync's. */
 int sync_handle(struct emulator *emu, const struct emu_request *req, struct emu_response *resp);
@@ -155,10 +201,11 @@ json_t *sync_state(const struct emulator *emu);
  * the API key secret, issued by the API key for the account, with an
  * identity, and with grants[grant][field] equal to one of want1 or want2
  * (want2 may be NULL). Returns the identity (malloc'd), or NULL after
- * answering with the error (401 for a bad token, 403 for missing grants). */
+ * answering with the error (401 for a bad token, 403 for missing grants).
+ * When grant_out is not NULL it receives a reference to the grant object. */
 char *emu_check_access_token(const struct emulator *emu, const char *token, const char *grant,
                              const char *field, const char *want1, const char *want2,
-                             struct emu_response *resp);
+                             json_t **grant_out, struct emu_response *resp);
 
 /* Shared by the products: Twilio's "not found" and list envelope. */
 void emu_not_found(struct emu_response *resp);

@@ -104,7 +104,7 @@ json_t *emu_list_page(const char *key, json_t *all, const struct emu_request *re
 
 char *emu_check_access_token(const struct emulator *emu, const char *token, const char *grant,
                              const char *field, const char *want1, const char *want2,
-                             struct emu_response *resp)
+                             json_t **grant_out, struct emu_response *resp)
 {
     char err[128];
     json_t *claims = NULL;
@@ -127,6 +127,8 @@ char *emu_check_access_token(const struct emulator *emu, const char *token, cons
         emu_error(resp, 403, 20106, "Invalid Access Token grants: no grant for this resource");
     else if (!(result = strdup(identity)))
         emu_error(resp, 500, 20500, "Internal server error");
+    else if (grant_out)
+        *grant_out = json_incref(json_object_get(grants, grant));
     json_decref(claims);
     return result;
 }

@@ -6,8 +6,12 @@
  * variables stagehand reads (TWILIO_ACCOUNT_SID, TWILIO_API_KEY_SID,
  * TWILIO_API_KEY_SECRET, TWILIO_AUTH_TOKEN).
  *
- * Usage: twilio-emulator [--port N] [--help]   (port 0 picks a free one; the
- * port in use is printed on stdout as "port N"). */
+ * Usage: twilio-emulator [--port N] [options] (port 0 picks a free one; the
+ * port in use is printed on stdout as "port N"); --help lists the options.
+ * Each connection has its own thread, so an added latency delays only its
+ * own requests, and the REST concurrency limit counts requests in progress
+ * the way Twilio's does. TWILIO_EMULATOR_FAULTS may hold the parameters of
+ * POST /_emulator/faults as a form string (e.g. "ErrorRate=0.1&Seed=7"). */
 #include <curl/curl.h>
 #include <getopt.h>
 #include <microhttpd.h>
@@ -155,6 +159,22 @@ static void dispatch(struct emulator *emu, struct emu_request *req, struct emu_r
     pthread_mutex_unlock(&emu->lock);
 }
 
+/* Counts the request as in progress; over Twilio's concurrency limit it is
+ * answered 429 / 20429 instead (and stays counted until answered). Returns
+ * 1 when it may go on. */
+static int admit(struct emulator *emu, struct emu_response *resp)
+{
+    long now = atomic_fetch_add(&emu->in_flight, 1) + 1;
+    if (emu->max_in_flight <= 0 || now <= emu->max_in_flight)
+        return 1;
+    pthread_mutex_lock(&emu->lock);
+    emu->requests++;
+    emu->responses_429++;
+    pthread_mutex_unlock(&emu->lock);
+    emu_error(resp, 429, 20429, "Too many requests: the account's REST concurrency limit is reached");
+    return 0;
+}
+
 static void reset_state(struct emulator *emu)
 {
     sync_free(emu);
@@ -173,7 +193,8 @@ static void own_api(struct emulator *emu, const struct emu_request *req, struct 
     const char *what = req->path + 11;
     const char *method = req->method;
     pthread_mutex_lock(&emu->lock);
-    if (video_simulate(emu, req, resp) || sync_simulate(emu, req, resp)) {
+    if (video_simulate(emu, req, resp) || sync_simulate(emu, req, resp) ||
+        media_simulate(emu, req, resp)) {
         /* answered */
     } else if (strcmp(what, "state") == 0 && strcmp(method, "GET") == 0) {
         emu_reply(resp, 200, json_pack("{s:o, s:o, s:o}", "rooms", video_state(emu),
@@ -257,6 +278,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     struct emu_response resp = {0};
     struct emu_request req = {.conn = conn, .method = method, .path = url};
+    int counted = 0; /* this request is one of emu->in_flight */
     kv_init(&req.params);
     int own = strncmp(url, "/_emulator/", 11) == 0;
     if (!own && !authorized(emu, conn)) {
@@ -276,13 +298,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_query_param, &req.params);
             if (own)
                 own_api(emu, &req, &resp);
-            else
-                dispatch(emu, &req, &resp);
+            else {
+                counted = 1;
+                if (admit(emu, &resp))
+                    dispatch(emu, &req, &resp);
+            }
         }
     }
     log_debug("request", "method", method, "path", url, NULL);
     if (resp.delay_ms > 0)
         time_sleep_ms(resp.delay_ms); /* outside the state lock: other requests go on */
+    if (counted)
+        atomic_fetch_sub(&emu->in_flight, 1);
     enum MHD_Result ret = resp.drop ? MHD_NO : send_response(conn, &resp);
     json_decref(resp.body);
     for (int i = 0; i < req.nsegments; i++)
@@ -313,7 +340,8 @@ struct ticker {
     int stop;
 };
 
-/* Every 100 ms, lets time pass: room timeouts, debounced Sync disconnects. */
+/* Every 100 ms, lets time pass: room timeouts, Media MaxDuration, debounced
+ * Sync disconnects. */
 static void *tick(void *arg)
 {
     struct ticker *t = arg;
@@ -332,11 +360,27 @@ static void *tick(void *arg)
         pthread_mutex_lock(&t->emu->lock);
         int64_t now = time_now_ms();
         video_tick(t->emu, now);
+        media_tick(t->emu, now);
         sync_tick(t->emu, now);
         pthread_mutex_unlock(&t->emu->lock);
     }
     pthread_mutex_unlock(&t->lock);
     return NULL;
+}
+
+/* Applies TWILIO_EMULATOR_FAULTS, when set. Returns 0, or -1 with the reason. */
+static int faults_from_env(struct emu_faults *faults, char *err, size_t errlen)
+{
+    const char *text = getenv("TWILIO_EMULATOR_FAULTS");
+    if (!text || !text[0])
+        return 0;
+    struct emu_request req = {.method = "POST", .path = "/_emulator/faults"};
+    kv_init(&req.params);
+    int rc = form_parse(text, strlen(text), &req.params, err, errlen);
+    if (rc == 0)
+        rc = faults_configure(faults, &req, err, errlen);
+    kv_free(&req.params);
+    return rc;
 }
 
 static void usage(FILE *out)
@@ -345,12 +389,17 @@ static void usage(FILE *out)
                  "  --port N             listen on N (default 8090; 0 picks a free port)\n"
                  "  --sync-write-rate R  Sync writes per second per object (default 20; 0: no limit)\n"
                  "  --sync-burst-s S     seconds of writes an object may burst (default 10)\n"
+                 "  --sync-create-rate R Sync object creations+deletions per second per service\n"
+                 "                       (default 20, same burst; 0: no limit)\n"
+                 "  --max-concurrency N  REST requests in progress at once, else 429/20429\n"
+                 "                       (default 100; 0: no limit)\n"
                  "  --time-scale X       run room timeouts X times faster (default 1)\n"
                  "  --seed N             seed of the fault-injection generator (default 1)\n"
                  "  --webhook-twice      deliver every webhook twice (idempotency tests)\n"
                  "  --webhook-attempts N delivery attempts per webhook (default 5)\n"
                  "Credentials come from TWILIO_ACCOUNT_SID, TWILIO_API_KEY_SID,\n"
-                 "TWILIO_API_KEY_SECRET and TWILIO_AUTH_TOKEN.\n"
+                 "TWILIO_API_KEY_SECRET and TWILIO_AUTH_TOKEN; initial faults from\n"
+                 "TWILIO_EMULATOR_FAULTS (form parameters of POST /_emulator/faults).\n"
                  "Own API: GET /_emulator/state, GET /_emulator/stats, POST /_emulator/reset,\n"
                  "GET|POST /_emulator/faults, and the simulation endpoints (see README).\n");
 }
@@ -369,13 +418,16 @@ static int parse_rate(const char *text, double max, double *out)
 int main(int argc, char **argv)
 {
     long port = 8090;
-    double write_rate = 20, burst_s = 10;
+    double write_rate = 20, burst_s = 10, create_rate = 20;
+    long max_concurrency = 100;
     int webhook_twice = 0;
     double time_scale = 1, seed = 1;
     long webhook_attempts = 5;
     static const struct option options[] = {{"port", required_argument, NULL, 'p'},
                                             {"sync-write-rate", required_argument, NULL, 'r'},
                                             {"sync-burst-s", required_argument, NULL, 'b'},
+                                            {"sync-create-rate", required_argument, NULL, 'c'},
+                                            {"max-concurrency", required_argument, NULL, 'm'},
                                             {"webhook-twice", no_argument, NULL, 't'},
                                             {"time-scale", required_argument, NULL, 's'},
                                             {"seed", required_argument, NULL, 'e'},
@@ -402,6 +454,19 @@ int main(int argc, char **argv)
         case 'b':
             if (parse_rate(optarg, 3600, &burst_s) < 0 || burst_s <= 0) {
                 fprintf(stderr, "twilio-emulator: --sync-burst-s must be a number > 0\n");
+                return 2;
+            }
+            break;
+        case 'c':
+            if (parse_rate(optarg, 1e6, &create_rate) < 0) {
+                fprintf(stderr, "twilio-emulator: --sync-create-rate must be a number >= 0\n");
+                return 2;
+            }
+            break;
+        case 'm':
+            max_concurrency = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || max_concurrency < 0 || max_concurrency > 100000) {
+                fprintf(stderr, "twilio-emulator: --max-concurrency must be 0..100000\n");
                 return 2;
             }
             break;
@@ -460,11 +525,18 @@ int main(int argc, char **argv)
         .auth_token = config_str(cfg, "TWILIO_AUTH_TOKEN"),
         .sync_writes_per_s = write_rate,
         .sync_burst_s = burst_s,
+        .sync_creates_per_s = create_rate,
+        .max_in_flight = max_concurrency,
         .sync_writes = json_object(),
         .time_scale = time_scale,
     };
     pthread_mutex_init(&emu.lock, NULL);
     faults_init(&emu.faults, (uint64_t)seed);
+    if (faults_from_env(&emu.faults, err, sizeof err) < 0) {
+        fprintf(stderr, "twilio-emulator: TWILIO_EMULATOR_FAULTS: %s\n", err);
+        config_free(cfg);
+        return 2;
+    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
         !(emu.webhooks = webhook_sender_new(emu.auth_token, webhook_twice, (int)webhook_attempts))) {
         fprintf(stderr, "twilio-emulator: cannot start webhook delivery\n");
@@ -479,8 +551,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL); /* MHD's threads inherit this */
 
     struct MHD_Daemon *daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t)port, NULL, NULL, on_request, &emu,
-        MHD_OPTION_THREAD_POOL_SIZE, 8U, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL,
+        (uint16_t)port, NULL, NULL, on_request, &emu, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
         MHD_OPTION_CONNECTION_TIMEOUT, 60U, MHD_OPTION_END);
     if (!daemon) {
         fprintf(stderr, "twilio-emulator: cannot listen on port %ld\n", port);

@@ -1,8 +1,17 @@
 /* Media v1 (Twilio Live) in the emulator: PlayerStreamers, their
  * PlaybackGrants, and MediaProcessors running the video composer (see
  * twilio-api.md §3). The real product is gone; this keeps its contract.
+ *
  * A PlayerStreamer goes from "created" to "started" when a MediaProcessor
- * starts with it as an output. */
+ * starts with it as an output. A video-composer MediaProcessor joins its room
+ * as a participant (identity ExtensionContext.identity, else
+ * "video-composer-" + its SID) and leaves when it ends. Both end after
+ * MaxDuration (shortened by --time-scale). Status callbacks go to a
+ * resource's StatusCallback: media-processor-started/-ended/-failed and, a
+ * choice of ours since Twilio's list for PlayerStreamers was never
+ * retrievable, player-streamer-created/-started/-ended, each with
+ * AccountSid, the resource SID, Status, StatusCallbackEvent, Timestamp,
+ * SequenceNumber and EndedReason once ended. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +25,49 @@
 #define DEFAULT_MEDIA_DURATION 300
 #define MAX_GRANT_TTL 60
 #define DEFAULT_GRANT_TTL 15
+
+/* Starts a status callback's parameters with those both resources share. */
+static void callback_params(const struct emulator *emu, struct kv_list *params, const char *sid_name,
+                            const char *sid, const char *status, const char *event,
+                            const char *ended_reason, long *sequence)
+{
+    char ts[RFC3339_MS_LEN + 1], seq[24];
+    time_format_rfc3339_ms(time_now_ms(), ts);
+    snprintf(seq, sizeof seq, "%ld", (*sequence)++);
+    kv_init(params);
+    kv_add(params, "AccountSid", emu->account_sid);
+    kv_add(params, sid_name, sid);
+    kv_add(params, "Status", status);
+    kv_add(params, "StatusCallbackEvent", event);
+    kv_add(params, "Timestamp", ts);
+    kv_add(params, "SequenceNumber", seq);
+    if (ended_reason[0])
+        kv_add(params, "EndedReason", ended_reason);
+}
+
+static void streamer_event(struct emulator *emu, struct emu_player_streamer *s, const char *event)
+{
+    if (!s->status_callback || !emu->webhooks)
+        return;
+    struct kv_list params;
+    callback_params(emu, &params, "PlayerStreamerSid", s->sid, s->status, event, s->ended_reason,
+                    &s->sequence_number);
+    webhook_send(emu->webhooks, s->status_callback, s->status_callback_method, &params);
+    kv_free(&params);
+}
+
+static void processor_event(struct emulator *emu, struct emu_media_processor *p, const char *event)
+{
+    if (!p->status_callback || !emu->webhooks)
+        return;
+    struct kv_list params;
+    callback_params(emu, &params, "MediaProcessorSid", p->sid, p->status, event, p->ended_reason,
+                    &p->sequence_number);
+    kv_add(&params, "Extension", p->extension);
+    kv_add(&params, "ExtensionContext", p->extension_context);
+    webhook_send(emu->webhooks, p->status_callback, p->status_callback_method, &params);
+    kv_free(&params);
+}
 
 static json_t *reason_or_null(const char *reason)
 {
@@ -134,6 +186,7 @@ static void create_streamer(struct emulator *emu, const struct emu_request *req,
     s->status_callback = callback ? strdup(callback) : NULL;
     snprintf(s->status_callback_method, sizeof s->status_callback_method, "%s", method);
     s->created_ms = s->updated_ms = time_now_ms();
+    streamer_event(emu, s, "player-streamer-created");
     emu_reply(resp, 201, streamer_json(emu, s));
 }
 
@@ -156,9 +209,12 @@ static void playback_grant(struct emulator *emu, struct emu_player_streamer *s,
     }
     char token[EMU_SID_LEN + 1], playback[256], url[160];
     emu_new_sid("TK", token); /* any opaque random text will do */
+    struct emu_playback_grant *g = &s->grants[s->next_grant++ % EMU_GRANTS_KEPT];
+    snprintf(g->token, sizeof g->token, "%s", token + 2);
+    g->expires_ms = time_now_ms() + ttl * 1000;
     snprintf(playback, sizeof playback,
-             "https://emulator.playback.live-video.net/api/video/v1/%s.m3u8?token=%s&ttl=%ld",
-             s->sid, token + 2, ttl);
+             "https://emulator.playback.live-video.net/api/video/v1/%s.m3u8?token=%s",
+             s->sid, g->token);
     snprintf(url, sizeof url, MEDIA_BASE_URL "/PlayerStreamers/%s/PlaybackGrant", s->sid);
     emu_reply(resp, 201,
               json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:s, s:n}}", "sid", s->sid, "url", url,
@@ -167,13 +223,32 @@ static void playback_grant(struct emulator *emu, struct emu_player_streamer *s,
                         "requestCredentials"));
 }
 
-static void end_streamer(struct emu_player_streamer *s, const char *reason)
+static void end_streamer(struct emulator *emu, struct emu_player_streamer *s, const char *reason)
 {
-    if (strcmp(s->status, "ended") == 0)
+    if (strcmp(s->status, "ended") == 0 || strcmp(s->status, "failed") == 0)
         return;
     snprintf(s->status, sizeof s->status, "ended");
     snprintf(s->ended_reason, sizeof s->ended_reason, "%s", reason);
     s->updated_ms = time_now_ms();
+    s->players = 0;
+    streamer_event(emu, s, "player-streamer-ended");
+}
+
+/* Ends a running MediaProcessor (status "ended", or "failed" when reason is
+ * a failure); its composer leaves the room. */
+static void end_processor(struct emulator *emu, struct emu_media_processor *p, const char *status,
+                          const char *reason)
+{
+    if (strcmp(p->status, "started") != 0)
+        return;
+    snprintf(p->status, sizeof p->status, "%s", status);
+    snprintf(p->ended_reason, sizeof p->ended_reason, "%s", reason);
+    p->updated_ms = time_now_ms();
+    struct emu_room *r = p->room_sid[0] ? video_find_room(emu, p->room_sid) : NULL;
+    if (r && p->composer_identity && strcmp(r->status, "in-progress") == 0)
+        video_disconnect(emu, r, p->composer_identity);
+    processor_event(emu, p, strcmp(status, "failed") == 0 ? "media-processor-failed"
+                                                          : "media-processor-ended");
 }
 
 static void streamers(struct emulator *emu, const struct emu_request *req, struct emu_response *resp)
@@ -214,7 +289,7 @@ static void streamers(struct emulator *emu, const struct emu_request *req, struc
         emu_reply(resp, 200, streamer_json(emu, s));
     } else if (strcmp(req->method, "POST") == 0) {
         if (status_is_ended(req, resp)) {
-            end_streamer(s, "ended-via-api");
+            end_streamer(emu, s, "ended-via-api");
             emu_reply(resp, 200, streamer_json(emu, s));
         }
     } else {
@@ -245,6 +320,37 @@ static const char *check_context(struct emulator *emu, const json_t *ctx, char r
     }
     snprintf(room_sid, EMU_SID_LEN + 1, "%s", r->sid);
     return NULL;
+}
+
+/* The video composer joins the room and its outputs start streaming. When
+ * the room is full it cannot join, and the processor fails. */
+static void start_composer(struct emulator *emu, struct emu_media_processor *p, const json_t *context)
+{
+    const char *wanted = json_string_value(json_object_get(context, "identity"));
+    char fallback[sizeof COMPOSER_PREFIX + EMU_SID_LEN + 1];
+    snprintf(fallback, sizeof fallback, COMPOSER_PREFIX "-%s", p->sid);
+    char *identity = strdup(wanted ? wanted : fallback);
+    p->composer_identity = identity ? strdup(identity) : NULL;
+    if (!p->composer_identity) {
+        free(identity);
+        end_processor(emu, p, "failed", "internal-service-error");
+        return;
+    }
+    int code = 0;
+    if (!video_connect(emu, video_find_room(emu, p->room_sid), identity, &code)) {
+        end_processor(emu, p, "failed", "error-streaming-media");
+        return;
+    }
+    size_t i;
+    const json_t *out;
+    json_array_foreach(json_object_get(context, "outputs"), i, out) {
+        struct emu_player_streamer *s = find_streamer(emu, json_string_value(out));
+        if (s && strcmp(s->status, "created") == 0) {
+            snprintf(s->status, sizeof s->status, "started");
+            s->updated_ms = p->created_ms;
+            streamer_event(emu, s, "player-streamer-started");
+        }
+    }
 }
 
 static void create_processor(struct emulator *emu, const struct emu_request *req, struct emu_response *resp)
@@ -300,16 +406,9 @@ static void create_processor(struct emulator *emu, const struct emu_request *req
     p->status_callback = callback ? strdup(callback) : NULL;
     snprintf(p->status_callback_method, sizeof p->status_callback_method, "%s", method);
     p->created_ms = p->updated_ms = time_now_ms();
-    /* Its outputs start streaming. */
-    size_t i;
-    const json_t *out;
-    json_array_foreach(json_object_get(context, "outputs"), i, out) {
-        struct emu_player_streamer *s = find_streamer(emu, json_string_value(out));
-        if (s && strcmp(s->status, "created") == 0) {
-            snprintf(s->status, sizeof s->status, "started");
-            s->updated_ms = p->created_ms;
-        }
-    }
+    processor_event(emu, p, "media-processor-started");
+    if (room_sid[0])
+        start_composer(emu, p, context);
     json_decref(context);
     emu_reply(resp, 201, processor_json(emu, p));
 }
@@ -342,11 +441,7 @@ static void processors(struct emulator *emu, const struct emu_request *req, stru
         emu_reply(resp, 200, processor_json(emu, p));
     } else if (strcmp(req->method, "POST") == 0) {
         if (status_is_ended(req, resp)) {
-            if (strcmp(p->status, "ended") != 0) {
-                snprintf(p->status, sizeof p->status, "ended");
-                snprintf(p->ended_reason, sizeof p->ended_reason, "ended-via-api");
-                p->updated_ms = time_now_ms();
-            }
+            end_processor(emu, p, "ended", "ended-via-api");
             emu_reply(resp, 200, processor_json(emu, p));
         }
     } else {
@@ -379,6 +474,7 @@ void media_free(struct emulator *emu)
         free(p->extension_context);
         free(p->extension_environment);
         free(p->status_callback);
+        free(p->composer_identity);
     }
     free(emu->streamers);
     free(emu->processors);
@@ -390,9 +486,77 @@ void media_free(struct emulator *emu)
 json_t *media_state(const struct emulator *emu)
 {
     json_t *streamers = json_array(), *processors = json_array();
-    for (size_t i = 0; i < emu->nstreamers; i++)
-        json_array_append_new(streamers, streamer_json(emu, &emu->streamers[i]));
+    for (size_t i = 0; i < emu->nstreamers; i++) {
+        json_t *one = streamer_json(emu, &emu->streamers[i]);
+        json_object_set_new(one, "players", json_integer(emu->streamers[i].players)); /* ours */
+        json_array_append_new(streamers, one);
+    }
     for (size_t i = 0; i < emu->nprocessors; i++)
         json_array_append_new(processors, processor_json(emu, &emu->processors[i]));
     return json_pack("{s:o, s:o}", "player_streamers", streamers, "media_processors", processors);
+}
+
+void media_tick(struct emulator *emu, int64_t now_ms)
+{
+    double scale = emu->time_scale > 0 ? emu->time_scale : 1;
+    for (size_t i = 0; i < emu->nprocessors; i++) {
+        struct emu_media_processor *p = &emu->processors[i];
+        if (now_ms - p->created_ms >= (int64_t)(p->max_duration * 1000.0 / scale))
+            end_processor(emu, p, "ended", "max-duration-exceeded");
+    }
+    for (size_t i = 0; i < emu->nstreamers; i++) {
+        struct emu_player_streamer *s = &emu->streamers[i];
+        if (now_ms - s->created_ms >= (int64_t)(s->max_duration * 1000.0 / scale))
+            end_streamer(emu, s, "max-duration-exceeded");
+    }
+}
+
+/* 1 when playback_url carries a grant of s that has not expired. */
+static int grant_is_current(const struct emu_player_streamer *s, const char *playback_url, int64_t now_ms)
+{
+    const char *token = playback_url ? strstr(playback_url, "?token=") : NULL;
+    if (!token)
+        return 0;
+    token += 7;
+    size_t len = strcspn(token, "&");
+    for (size_t i = 0; i < EMU_GRANTS_KEPT; i++) {
+        const struct emu_playback_grant *g = &s->grants[i];
+        if (g->token[0] && strlen(g->token) == len && strncmp(g->token, token, len) == 0)
+            return g->expires_ms > now_ms;
+    }
+    return 0;
+}
+
+int media_simulate(struct emulator *emu, const struct emu_request *req, struct emu_response *resp)
+{
+    /* segments: _emulator player-streamers {VJ...} players */
+    if (req->nsegments != 4 || strcmp(req->segments[1], "player-streamers") != 0 ||
+        strcmp(req->segments[3], "players") != 0)
+        return 0;
+    if (strcmp(req->method, "POST") != 0) {
+        emu_error(resp, 405, 20004, "Method not allowed");
+        return 1;
+    }
+    struct emu_player_streamer *s = find_streamer(emu, req->segments[2]);
+    if (!s) {
+        emu_not_found(resp);
+        return 1;
+    }
+    json_t *grant = NULL;
+    char *identity = emu_check_access_token(emu, emu_param(req, "Token"), "player",
+                                            "playerStreamerSid", s->sid, NULL, &grant, resp);
+    if (!identity)
+        return 1;
+    if (!grant_is_current(s, json_string_value(json_object_get(grant, "playbackUrl")), time_now_ms())) {
+        emu_error(resp, 403, 20106, "Invalid Access Token grants: the playback grant is expired or unknown");
+    } else if (strcmp(s->status, "started") != 0) {
+        emu_error(resp, 400, 21000, "PlayerStreamer is not streaming");
+    } else {
+        s->players++;
+        emu_reply(resp, 201, json_pack("{s:s, s:s, s:s}", "player_streamer_sid", s->sid,
+                                       "identity", identity, "state", "playing"));
+    }
+    json_decref(grant);
+    free(identity);
+    return 1;
 }

@@ -1,8 +1,11 @@
 /* Sync v1 in the emulator: Services, Maps and their Items, Documents, and
  * Permissions on maps and documents (see twilio-api.md §4). Maps and
  * documents can be addressed by SID or unique name; writes bump revisions,
- * which If-Match checks and the ETag header reports. Rate limits and
- * webhooks are added in later steps. */
+ * which If-Match checks and the ETag header reports. Twilio's limits hold:
+ * writes per object (a map's items count against the map) and object
+ * creations and deletions per service, both answered 429 / 54009. Client
+ * endpoints connect and disconnect through the simulation API, with
+ * reachability webhooks. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +63,8 @@ struct emu_sync_service {
     size_t ndocs;
     struct emu_endpoint *endpoints;
     size_t nendpoints;
+    double create_tokens;         /* the service's object creation budget */
+    int64_t create_tokens_at_ms;
     int64_t created_ms, updated_ms;
 };
 
@@ -155,28 +160,51 @@ static json_t *permission_json(const struct emulator *emu, const struct emu_sync
 
 /* --- rate limit and write counts ----------------------------------------------------------- */
 
+/* Takes one token from a bucket refilled at rate per second and holding
+ * burst_s seconds of tokens (full at first use). Returns 1, or 0 when empty.
+ * A rate of 0 means no limit. */
+static int bucket_take(double *tokens, int64_t *at_ms, double rate, double burst_s)
+{
+    if (rate <= 0)
+        return 1;
+    double capacity = rate * burst_s;
+    int64_t now = time_monotonic_ms();
+    if (*at_ms == 0) {
+        *tokens = capacity;
+    } else {
+        *tokens += (double)(now - *at_ms) * rate / 1000.0;
+        if (*tokens > capacity)
+            *tokens = capacity;
+    }
+    *at_ms = now;
+    if (*tokens < 1.0)
+        return 0;
+    *tokens -= 1.0;
+    return 1;
+}
+
+/* Takes one creation or deletion from the service's budget (Twilio asks to
+ * keep object creation under 20/s per service). Returns 1, or 0 after
+ * answering 429 / 54009. */
+static int take_create(struct emulator *emu, struct emu_sync_service *s, struct emu_response *resp)
+{
+    if (bucket_take(&s->create_tokens, &s->create_tokens_at_ms, emu->sync_creates_per_s,
+                    emu->sync_burst_s))
+        return 1;
+    emu->responses_429++;
+    emu_error(resp, 429, 54009, "Rate limit exceeded for object creation in the Sync service");
+    return 0;
+}
+
 /* Takes one write from the object's bucket (refilled at sync_writes_per_s,
  * holding sync_burst_s seconds of writes). Returns 1, or 0 after answering
  * 429 / 54009 when the object is over Twilio's limit. */
 static int take_write(struct emulator *emu, struct emu_sync_object *o, struct emu_response *resp)
 {
-    if (emu->sync_writes_per_s > 0) {
-        double capacity = emu->sync_writes_per_s * emu->sync_burst_s;
-        int64_t now = time_monotonic_ms();
-        if (o->tokens_at_ms == 0) {
-            o->write_tokens = capacity;
-        } else {
-            o->write_tokens += (double)(now - o->tokens_at_ms) * emu->sync_writes_per_s / 1000.0;
-            if (o->write_tokens > capacity)
-                o->write_tokens = capacity;
-        }
-        o->tokens_at_ms = now;
-        if (o->write_tokens < 1.0) {
-            emu->responses_429++;
-            emu_error(resp, 429, 54009, "Rate limit exceeded for the Sync object");
-            return 0;
-        }
-        o->write_tokens -= 1.0;
+    if (!bucket_take(&o->write_tokens, &o->tokens_at_ms, emu->sync_writes_per_s, emu->sync_burst_s)) {
+        emu->responses_429++;
+        emu_error(resp, 429, 54009, "Rate limit exceeded for the Sync object");
+        return 0;
     }
     json_t *count = json_object_get(emu->sync_writes, o->sid);
     json_object_set_new(emu->sync_writes, o->sid, json_integer(count ? json_integer_value(count) + 1 : 1));
@@ -256,8 +284,10 @@ static void free_object(struct emu_sync_object *o)
     free(o->unique_name);
 }
 
-/* Adds an object to *list; answers 54301 when the unique name is taken. */
-static struct emu_sync_object *create_object(struct emu_sync_object **list, size_t *n,
+/* Adds an object to *list; answers 54301 when the unique name is taken and
+ * 54009 when the service creates too fast. */
+static struct emu_sync_object *create_object(struct emulator *emu, struct emu_sync_service *s,
+                                             struct emu_sync_object **list, size_t *n,
                                              const char *prefix, const struct emu_request *req,
                                              struct emu_response *resp)
 {
@@ -270,6 +300,8 @@ static struct emu_sync_object *create_object(struct emu_sync_object **list, size
         emu_error(resp, 409, 54301, "Unique name already exists");
         return NULL;
     }
+    if (!take_create(emu, s, resp))
+        return NULL;
     struct emu_sync_object *grown = realloc(*list, (*n + 1) * sizeof *grown);
     if (!grown) {
         out_of_memory(resp);
@@ -508,7 +540,7 @@ static void maps(struct emulator *emu, struct emu_sync_service *s, const struct 
 {
     if (req->nsegments == 4) {
         if (strcmp(req->method, "POST") == 0) {
-            struct emu_sync_object *m = create_object(&s->maps, &s->nmaps, "MP", req, resp);
+            struct emu_sync_object *m = create_object(emu, s, &s->maps, &s->nmaps, "MP", req, resp);
             if (m)
                 emu_reply(resp, 201, map_json(emu, s, m));
         } else if (strcmp(req->method, "GET") == 0) {
@@ -530,8 +562,10 @@ static void maps(struct emulator *emu, struct emu_sync_service *s, const struct 
         if (strcmp(req->method, "GET") == 0 || strcmp(req->method, "POST") == 0)
             emu_reply(resp, 200, map_json(emu, s, m));
         else if (strcmp(req->method, "DELETE") == 0) {
-            delete_object(s->maps, &s->nmaps, m);
-            emu_reply(resp, 204, NULL);
+            if (take_create(emu, s, resp)) {
+                delete_object(s->maps, &s->nmaps, m);
+                emu_reply(resp, 204, NULL);
+            }
         } else
             method_not_allowed(resp);
         return;
@@ -560,7 +594,7 @@ static void documents(struct emulator *emu, struct emu_sync_service *s, const st
             json_t *data = data_param(req, resp, 0);
             if (!data)
                 return;
-            struct emu_sync_object *d = create_object(&s->docs, &s->ndocs, "ET", req, resp);
+            struct emu_sync_object *d = create_object(emu, s, &s->docs, &s->ndocs, "ET", req, resp);
             if (!d) {
                 json_decref(data);
                 return;
@@ -595,8 +629,10 @@ static void documents(struct emulator *emu, struct emu_sync_service *s, const st
         set_etag(resp, d->revision);
         emu_reply(resp, 200, document_json(emu, s, d));
     } else if (strcmp(req->method, "DELETE") == 0) {
-        delete_object(s->docs, &s->ndocs, d);
-        emu_reply(resp, 204, NULL);
+        if (take_create(emu, s, resp)) {
+            delete_object(s->docs, &s->ndocs, d);
+            emu_reply(resp, 204, NULL);
+        }
     } else if (strcmp(req->method, "POST") == 0) {
         if (!if_match_ok(req, d->revision)) {
             emu_error(resp, 412, 54103, "The revision of the Document does not match the expected revision");
@@ -814,7 +850,7 @@ static void connect_endpoint(struct emulator *emu, struct emu_sync_service *s,
                              const struct emu_request *req, struct emu_response *resp)
 {
     char *identity = emu_check_access_token(emu, emu_param(req, "Token"), "data_sync",
-                                            "service_sid", s->sid, NULL, resp);
+                                            "service_sid", s->sid, NULL, NULL, resp);
     if (!identity)
         return;
     /* A reconnection within the debouncing window cancels the pending

@@ -9,6 +9,8 @@
 #include "emulator.h"
 #include "timeutil.h"
 
+#define COMPOSER_ALONE_MINUTES 5
+
 #define VIDEO_BASE_URL "https://video.twilio.com/v1"
 #define MAX_GROUP_PARTICIPANTS 50
 
@@ -121,6 +123,39 @@ static void end_room(struct emulator *emu, struct emu_room *r)
     room_event(emu, r, "room-ended", NULL);
 }
 
+static int is_composer(const struct emu_participant *p)
+{
+    return strncmp(p->identity, COMPOSER_PREFIX, strlen(COMPOSER_PREFIX)) == 0;
+}
+
+/* The video composer leaves a room after being alone in it for five minutes
+ * (its MediaProcessor keeps running: Twilio Live behaved so). */
+static void composers_leave_when_alone(struct emulator *emu, struct emu_room *r, int64_t now_ms,
+                                       double scale)
+{
+    size_t connected = 0, composers = 0;
+    for (size_t i = 0; i < r->nparticipants; i++) {
+        if (strcmp(r->participants[i].status, "connected") != 0)
+            continue;
+        connected++;
+        composers += is_composer(&r->participants[i]);
+    }
+    if (composers == 0 || composers < connected) {
+        r->composer_alone_since_ms = 0;
+        return;
+    }
+    if (r->composer_alone_since_ms == 0) {
+        r->composer_alone_since_ms = now_ms;
+        return;
+    }
+    if (now_ms - r->composer_alone_since_ms < (int64_t)(COMPOSER_ALONE_MINUTES * 60000.0 / scale))
+        return;
+    for (size_t i = 0; i < r->nparticipants; i++)
+        if (is_composer(&r->participants[i]))
+            disconnect_participant(emu, r, &r->participants[i]);
+    r->composer_alone_since_ms = 0;
+}
+
 void video_tick(struct emulator *emu, int64_t now_ms)
 {
     double scale = emu->time_scale > 0 ? emu->time_scale : 1;
@@ -128,6 +163,7 @@ void video_tick(struct emulator *emu, int64_t now_ms)
         struct emu_room *r = &emu->rooms[i];
         if (strcmp(r->status, "in-progress") != 0)
             continue;
+        composers_leave_when_alone(emu, r, now_ms, scale);
         int64_t unused_ms = (int64_t)(r->unused_room_timeout * 60000.0 / scale);
         int64_t empty_ms = (int64_t)(r->empty_room_timeout * 60000.0 / scale);
         if (!r->ever_occupied && now_ms - r->created_ms >= unused_ms)
@@ -377,27 +413,21 @@ json_t *video_state(const struct emulator *emu)
     return rooms;
 }
 
-static void simulate_join(struct emulator *emu, struct emu_room *r, const struct emu_request *req,
-                          struct emu_response *resp)
+struct emu_participant *video_connect(struct emulator *emu, struct emu_room *r, char *identity,
+                                     int *code)
 {
-    char *identity = emu_check_access_token(emu, emu_param(req, "Token"), "video", "room",
-                                            r->unique_name, r->sid, resp);
-    if (!identity)
-        return;
     /* The same identity joining again replaces the earlier connection. */
-    for (size_t i = 0; i < r->nparticipants; i++)
-        if (strcmp(r->participants[i].identity, identity) == 0)
-            disconnect_participant(emu, r, &r->participants[i]);
+    video_disconnect(emu, r, identity);
     if (connected_count(r) >= (size_t)r->max_participants) {
         free(identity);
-        emu_error(resp, 400, 53105, "Room contains too many Participants");
-        return;
+        *code = 53105;
+        return NULL;
     }
     struct emu_participant *grown = realloc(r->participants, (r->nparticipants + 1) * sizeof *grown);
     if (!grown) {
         free(identity);
-        emu_error(resp, 500, 20500, "Internal server error");
-        return;
+        *code = 20500;
+        return NULL;
     }
     r->participants = grown;
     struct emu_participant *p = &r->participants[r->nparticipants++];
@@ -409,7 +439,31 @@ static void simulate_join(struct emulator *emu, struct emu_room *r, const struct
     r->ever_occupied = 1;
     r->empty_since_ms = 0;
     room_event(emu, r, "participant-connected", p);
-    emu_reply(resp, 201, participant_json(emu, r, p));
+    return p;
+}
+
+void video_disconnect(struct emulator *emu, struct emu_room *r, const char *identity)
+{
+    for (size_t i = 0; i < r->nparticipants; i++)
+        if (strcmp(r->participants[i].identity, identity) == 0)
+            disconnect_participant(emu, r, &r->participants[i]);
+}
+
+static void simulate_join(struct emulator *emu, struct emu_room *r, const struct emu_request *req,
+                          struct emu_response *resp)
+{
+    char *identity = emu_check_access_token(emu, emu_param(req, "Token"), "video", "room",
+                                            r->unique_name, r->sid, NULL, resp);
+    if (!identity)
+        return;
+    int code = 0;
+    struct emu_participant *p = video_connect(emu, r, identity, &code);
+    if (p)
+        emu_reply(resp, 201, participant_json(emu, r, p));
+    else if (code == 53105)
+        emu_error(resp, 400, 53105, "Room contains too many Participants");
+    else
+        emu_error(resp, 500, 20500, "Internal server error");
 }
 
 int video_simulate(struct emulator *emu, const struct emu_request *req, struct emu_response *resp)
