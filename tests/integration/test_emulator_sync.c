@@ -277,6 +277,59 @@ static void test_write_limit_stats_and_reset(void **state)
     assert_int_equal(emulator_stop(&f.emu), 0);
 }
 
+/* Object creations and deletions share the service's budget; item writes
+ * do not take from it. Capacity here: 0.01/s x 300 s = 3. */
+static void test_object_creation_limit(void **state)
+{
+    (void)state;
+    struct emulator_fixture f = {0};
+    char err[256];
+    const char *args[] = {"--sync-create-rate", "0.01", "--sync-burst-s", "300", NULL};
+    if (emulator_start(&f.emu, args, err, sizeof err) < 0)
+        fail_msg("%s", err);
+    f.client = emulator_client(&f.emu, err, sizeof err);
+    assert_non_null(f.client);
+    struct kv_list kv;
+    struct answer a = send(&f, "POST", "/v1/Services", NULL, NULL);
+    char maps[256], docs[256], path[300];
+    const char *service = json_string_value(json_object_get(a.body, "sid"));
+    snprintf(maps, sizeof maps, "/v1/Services/%s/Maps", service);
+    snprintf(docs, sizeof docs, "/v1/Services/%s/Documents", service);
+    json_decref(a.body);
+
+    a = send(&f, "POST", maps, form(&kv, "UniqueName", "speakers", NULL), NULL);
+    assert_int_equal(a.status, 201);
+    json_decref(a.body);
+    snprintf(path, sizeof path, "%s/speakers/Items", maps);
+    for (int i = 0; i < 5; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "s%d", i);
+        a = send(&f, "POST", path, form(&kv, "Key", key, "Data", "{}", NULL), NULL);
+        assert_int_equal(a.status, 201); /* items are writes, not creations */
+        json_decref(a.body);
+    }
+    a = send(&f, "POST", docs, form(&kv, "UniqueName", "user-a", "Data", "{}", NULL), NULL);
+    assert_int_equal(a.status, 201);
+    json_decref(a.body);
+    a = send(&f, "POST", maps, form(&kv, "UniqueName", "viewers", NULL), NULL);
+    assert_int_equal(a.status, 201);
+    json_decref(a.body);
+    a = send(&f, "POST", docs, form(&kv, "UniqueName", "user-b", "Data", "{}", NULL), NULL);
+    assert_int_equal(a.status, 429);
+    assert_int_equal(a.code, 54009);
+    json_decref(a.body);
+    snprintf(path, sizeof path, "%s/user-a", docs);
+    a = send(&f, "DELETE", path, NULL, NULL);
+    assert_int_equal(a.status, 429);
+    json_decref(a.body);
+    a = send(&f, "GET", path, NULL, NULL); /* still there */
+    assert_int_equal(a.status, 200);
+    json_decref(a.body);
+
+    twilio_client_free(f.client);
+    assert_int_equal(emulator_stop(&f.emu), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -284,6 +337,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_documents, setup, emulator_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_permissions_and_services, setup, emulator_fixture_teardown),
         cmocka_unit_test(test_write_limit_stats_and_reset),
+        cmocka_unit_test(test_object_creation_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

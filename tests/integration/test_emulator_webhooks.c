@@ -1,8 +1,10 @@
-/* The Twilio emulator's Rooms status callbacks: sent in order, signed with
- * X-Twilio-Signature exactly as Twilio signs them (checked with common/'s
- * validator and with an independent HMAC-SHA1 here), retried on failure,
- * optionally delivered twice; and the simulation API that makes participants
- * connect with an access token. */
+/* The Twilio emulator's webhooks: Rooms status callbacks, Media
+ * (PlayerStreamer, MediaProcessor) status callbacks and Sync reachability
+ * webhooks, sent in order, signed with X-Twilio-Signature exactly as Twilio
+ * signs them (checked with common/'s validator and with an independent
+ * HMAC-SHA1 here), retried on failure, optionally delivered twice; and the
+ * simulation API that makes participants and endpoints connect with an
+ * access token. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -273,6 +275,86 @@ static void test_room_callbacks_signed_and_in_order(void **state)
     receiver_stop(r);
 }
 
+/* POSTs form to path and returns the new resource's SID (into sid). */
+static void create_resource(struct twilio_client *c, const char *path, struct kv_list *form, char sid[40])
+{
+    struct twilio_result res;
+    assert_int_equal(twilio_request(c, TWILIO_MEDIA, "POST", path, form, NULL, &res), 0);
+    assert_int_equal(res.http_status, 201);
+    snprintf(sid, 40, "%s", json_string_value(json_object_get(res.body, "sid")));
+    twilio_result_free(&res);
+    kv_free(form);
+}
+
+static void check_media_hook(const struct hook *h, const char *url, const char *event,
+                             const char *sid_name, const char *sid, const char *seq)
+{
+    struct kv_list params;
+    char err[128], expected[64];
+    kv_init(&params);
+    assert_int_equal(form_parse(h->body, strlen(h->body), &params, err, sizeof err), 0);
+    assert_string_equal(kv_get(&params, "StatusCallbackEvent"), event);
+    assert_string_equal(kv_get(&params, sid_name), sid);
+    assert_string_equal(kv_get(&params, "SequenceNumber"), seq);
+    assert_string_equal(kv_get(&params, "AccountSid"), TEST_ACCOUNT_SID);
+    assert_non_null(kv_get(&params, "Timestamp"));
+    assert_int_equal(signature_valid(TEST_AUTH_TOKEN, url, &params, h->signature), 1);
+    independent_signature(url, &params, expected);
+    assert_string_equal(h->signature, expected);
+    if (strstr(event, "-ended"))
+        assert_string_equal(kv_get(&params, "EndedReason"), "ended-via-api");
+    if (strcmp(sid_name, "MediaProcessorSid") == 0) {
+        assert_string_equal(kv_get(&params, "Extension"), "video-composer-v2");
+        assert_non_null(strstr(kv_get(&params, "ExtensionContext"), "\"outputs\""));
+    }
+    kv_free(&params);
+}
+
+static void test_media_callbacks(void **state)
+{
+    (void)state;
+    struct receiver *r = receiver_start(0);
+    struct emulator_process e;
+    char err[256];
+    if (emulator_start(&e, NULL, err, sizeof err) < 0)
+        fail_msg("%s", err);
+    struct twilio_client *c = client_for(&e);
+    char url[128], room[40], streamer[40], processor[40], path[128], context[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/media-webhook", r->port);
+
+    struct kv_list form;
+    kv_init(&form);
+    kv_add(&form, "UniqueName", "media room");
+    create_resource(c, "/v1/Rooms", &form, room);
+    kv_init(&form);
+    kv_add(&form, "StatusCallback", url);
+    create_resource(c, "/v1/PlayerStreamers", &form, streamer);
+    kv_init(&form);
+    kv_add(&form, "Extension", "video-composer-v2");
+    snprintf(context, sizeof context, "{\"room\":{\"name\":\"%s\"},\"outputs\":[\"%s\"]}", room, streamer);
+    kv_add(&form, "ExtensionContext", context);
+    kv_add(&form, "StatusCallback", url);
+    create_resource(c, "/v1/MediaProcessors", &form, processor);
+    snprintf(path, sizeof path, "/v1/MediaProcessors/%s", processor);
+    assert_int_equal(post(c, path, "Status", "ended"), 200);
+    snprintf(path, sizeof path, "/v1/PlayerStreamers/%s", streamer);
+    assert_int_equal(post(c, path, "Status", "ENDED"), 200);
+    assert_int_equal(post(c, path, "Status", "ended"), 200); /* already ended: no second event */
+
+    assert_int_equal(wait_for_hooks(r, 5), 5);
+    usleep(300 * 1000);
+    assert_int_equal(r->nhooks, 5);
+    check_media_hook(&r->hooks[0], url, "player-streamer-created", "PlayerStreamerSid", streamer, "0");
+    check_media_hook(&r->hooks[1], url, "media-processor-started", "MediaProcessorSid", processor, "0");
+    check_media_hook(&r->hooks[2], url, "player-streamer-started", "PlayerStreamerSid", streamer, "1");
+    check_media_hook(&r->hooks[3], url, "media-processor-ended", "MediaProcessorSid", processor, "1");
+    check_media_hook(&r->hooks[4], url, "player-streamer-ended", "PlayerStreamerSid", streamer, "2");
+
+    twilio_client_free(c);
+    assert_int_equal(emulator_stop(&e), 0);
+    receiver_stop(r);
+}
+
 static void test_webhook_twice(void **state)
 {
     (void)state;
@@ -484,6 +566,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_room_callbacks_signed_and_in_order),
+        cmocka_unit_test(test_media_callbacks),
         cmocka_unit_test(test_webhook_twice),
         cmocka_unit_test(test_unused_and_empty_rooms_end),
         cmocka_unit_test(test_sync_reachability),
