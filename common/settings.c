@@ -103,3 +103,43 @@ const struct config_spec settings_public[] = {
      .description = "URL at which Twilio reaches the ingress; webhook URLs and signatures use it"},
 };
 const size_t settings_public_count = COUNT(settings_public);
+
+const struct config_spec settings_ingress[] = {
+    {.name = "INGRESS_PORT", .type = CONFIG_INT, .default_value = "8080", .min = 0, .max = 65535,
+     .description = "TCP port of the ingress (0 picks a free one, printed on stdout)"},
+    {.name = "INGRESS_THREADS", .type = CONFIG_INT, .default_value = "2", .min = 1, .max = 64,
+     .description = "HTTP worker threads of the ingress (epoll thread pool)"},
+    {.name = "AUTH_MODE", .type = CONFIG_ENUM, .default_value = "passcode", .choices = "passcode|jwt",
+     .description = "passcode: Authorization carries the shared passcode; jwt: an HS256 bearer token"},
+    {.name = "PASSCODE", .type = CONFIG_STRING, .default_value = "", .secret = 1,
+     .description = "The shared passcode (required with AUTH_MODE=passcode)"},
+    {.name = "AUTH_JWT_SECRET", .type = CONFIG_STRING, .default_value = "", .secret = 1,
+     .description = "HS256 secret of client bearer tokens (required with AUTH_MODE=jwt)"},
+    {.name = "TOKEN_TTL_S", .type = CONFIG_INT, .default_value = "14400", .min = 60, .max = 86400,
+     .description = "Lifetime of the access tokens the ingress mints, seconds"},
+    {.name = "PRODUCE_TIMEOUT_MS", .type = CONFIG_INT, .default_value = "5000", .min = 100,
+     .max = 60000, .description = "How long a request waits for Kafka's acknowledgement before 503"},
+    {.name = "CREATE_WAIT_MS", .type = CONFIG_INT, .default_value = "10000", .min = 0, .max = 120000,
+     .description = "How long create-stream and joins wait for the stream to be ready"},
+    {.name = "BODY_MAX_BYTES", .type = CONFIG_INT, .default_value = "16384", .min = 256,
+     .max = 1048576, .description = "Largest request body accepted (larger: 413)"},
+    {.name = "MAX_CONNECTIONS", .type = CONFIG_INT, .default_value = "10000", .min = 1,
+     .max = 1000000, .description = "Most client connections open at once"},
+    {.name = "CONNECTION_TIMEOUT_S", .type = CONFIG_INT, .default_value = "30", .min = 1,
+     .max = 3600, .description = "An idle or too slow client connection is closed after this long"},
+    {.name = "RATE_LIMIT_IP_PER_S", .type = CONFIG_INT, .default_value = "100", .min = 0,
+     .max = 1000000, .description = "Requests per second per client IP (0: no limit)"},
+    {.name = "RATE_LIMIT_IP_BURST", .type = CONFIG_INT, .default_value = "200", .min = 1,
+     .max = 10000000, .description = "Requests a client IP may burst above its rate"},
+    {.name = "RATE_LIMIT_IDENTITY_PER_S", .type = CONFIG_INT, .default_value = "10", .min = 0,
+     .max = 1000000, .description = "Requests per second per user identity (0: no limit)"},
+    {.name = "RATE_LIMIT_IDENTITY_BURST", .type = CONFIG_INT, .default_value = "20", .min = 1,
+     .max = 10000000, .description = "Requests an identity may burst above its rate"},
+};
+const size_t settings_ingress_count = COUNT(settings_ingress);
+
+const struct config_spec settings_streams[] = {
+    {.name = "RAISED_HANDS_CAP", .type = CONFIG_INT, .default_value = "100", .min = 1,
+     .max = 100000, .description = "Most raised hands kept per stream; more are refused"},
+};
+const size_t settings_streams_count = COUNT(settings_streams);

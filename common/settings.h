@@ -5,6 +5,8 @@
  *   settings_kafka    KAFKA_BROKERS
  *   settings_twilio   TWILIO_* credentials, product base URLs, timeouts, retries
  *   settings_public   PUBLIC_BASE_URL
+ *   settings_ingress  the ingress's port, auth, limits and waits
+ *   settings_streams  per-stream rules shared by ingress and workers (caps)
  *
  * Register with config_register(cfg, settings_kafka, settings_kafka_count, ...). */
 #ifndef STAGEHAND_SETTINGS_H
@@ -25,5 +27,11 @@ extern const size_t settings_twilio_count;
 
 extern const struct config_spec settings_public[];
 extern const size_t settings_public_count;
+
+extern const struct config_spec settings_ingress[];
+extern const size_t settings_ingress_count;
+
+extern const struct config_spec settings_streams[];
+extern const size_t settings_streams_count;
 
 #endif
