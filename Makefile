@@ -38,7 +38,10 @@ LIB        := $(BUILD)/libstagehand.a
 # --- programs: one directory (or set of files) each ---------------------------
 DEVBROKER_OBJ := $(call obj,$(wildcard tools/devbroker/*.c))
 EMULATOR_OBJ  := $(call obj,$(wildcard tools/twilio-emulator/*.c))
-PROGRAMS      := $(BUILD)/stagehand-devbroker $(BUILD)/twilio-emulator
+# The ingress's modules (all but main.c) also form a library the tests link.
+INGRESS_OBJ   := $(call obj,$(filter-out ingress/main.c,$(wildcard ingress/*.c)))
+INGRESS_LIB   := $(BUILD)/libingress.a
+PROGRAMS      := $(BUILD)/stagehand-devbroker $(BUILD)/twilio-emulator $(BUILD)/stagehand-ingress
 
 # --- tests ---------------------------------------------------------------------
 TEST_SUPPORT_OBJ  := $(call obj,$(wildcard tests/support/*.c))
@@ -47,7 +50,8 @@ INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration
 TEST_HELPERS      := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
 TESTS             := $(UNIT_TESTS) $(INTEGRATION_TESTS) $(TEST_HELPERS)
 
-ALL_OBJ := $(COMMON_OBJ) $(DEVBROKER_OBJ) $(EMULATOR_OBJ) $(TEST_SUPPORT_OBJ) \
+ALL_OBJ := $(COMMON_OBJ) $(DEVBROKER_OBJ) $(EMULATOR_OBJ) $(INGRESS_OBJ) $(BUILD)/obj/ingress/main.o \
+           $(TEST_SUPPORT_OBJ) \
            $(call obj,$(wildcard tests/unit/*.c tests/integration/*.c tests/helpers/*.c))
 
 .PHONY: all deps test check tests run clean
@@ -100,7 +104,14 @@ $(BUILD)/stagehand-devbroker: $(DEVBROKER_OBJ) $(LIB)
 $(BUILD)/twilio-emulator: $(EMULATOR_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(LIB)
+$(INGRESS_LIB): $(INGRESS_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/stagehand-ingress: $(BUILD)/obj/ingress/main.o $(INGRESS_LIB) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(INGRESS_LIB) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 

@@ -831,3 +831,120 @@ int kafka_consumer_close(struct kafka_consumer *c)
     free(c);
     return rc;
 }
+
+/* --- reader --------------------------------------------------------------------------- */
+
+struct kafka_reader {
+    rd_kafka_t *rk;
+    kafka_error_cb *on_error;
+    void *ctx;
+    int partitions;
+    unsigned char *at_end;  /* per partition: its end was reached once */
+    int ends_missing;       /* partitions whose end was not reached yet */
+    atomic_int caught_up;
+};
+
+static void reader_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct kafka_reader *r = opaque;
+    report_error(rk, r->on_error, r->ctx, (rd_kafka_resp_err_t)err, reason);
+}
+
+struct kafka_reader *kafka_reader_new(const struct kafka_reader_options *opt, char *err,
+                                      size_t errlen)
+{
+    static const char *const fixed[] = {"group.id", "bootstrap.servers", "metadata.broker.list",
+                                        "enable.auto.commit", "enable.partition.eof", NULL};
+    if (!opt->brokers || !opt->brokers[0] || !opt->topic || !opt->topic[0]) {
+        snprintf(err, errlen, "a kafka reader needs brokers and a topic");
+        return NULL;
+    }
+    struct kafka_reader *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    r->on_error = opt->on_error;
+    r->ctx = opt->ctx;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (conf_set(conf, "bootstrap.servers", opt->brokers, err, errlen) != 0 ||
+        conf_set(conf, "group.id", "stagehand-reader-unused", err, errlen) != 0 ||
+        conf_set(conf, "enable.auto.commit", "false", err, errlen) != 0 ||
+        conf_set(conf, "enable.partition.eof", "true", err, errlen) != 0 ||
+        conf_apply_extra(conf, opt->properties, fixed, err, errlen) != 0) {
+        rd_kafka_conf_destroy(conf);
+        free(r);
+        return NULL;
+    }
+    rd_kafka_conf_set_opaque(conf, r);
+    rd_kafka_conf_set_error_cb(conf, reader_error);
+    kafka_conf_set_log(conf);
+    r->rk = client_new(RD_KAFKA_CONSUMER, conf, err, errlen);
+    if (!r->rk) {
+        free(r);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(r->rk);
+    int timeout = opt->metadata_timeout_ms > 0 ? opt->metadata_timeout_ms : 10000;
+    r->partitions = kafka_partition_count(r->rk, opt->topic, timeout, err, errlen);
+    r->at_end = r->partitions > 0 ? calloc((size_t)r->partitions, 1) : NULL;
+    if (r->partitions <= 0 || !r->at_end) {
+        if (r->partitions > 0)
+            snprintf(err, errlen, "out of memory");
+        kafka_reader_close(r);
+        return NULL;
+    }
+    r->ends_missing = r->partitions;
+    rd_kafka_topic_partition_list_t *all = rd_kafka_topic_partition_list_new(r->partitions);
+    for (int p = 0; p < r->partitions; p++)
+        rd_kafka_topic_partition_list_add(all, opt->topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_resp_err_t e = rd_kafka_assign(r->rk, all);
+    rd_kafka_topic_partition_list_destroy(all);
+    if (e) {
+        snprintf(err, errlen, "cannot assign the partitions of \"%s\": %s", opt->topic,
+                 rd_kafka_err2str(e));
+        kafka_reader_close(r);
+        return NULL;
+    }
+    return r;
+}
+
+rd_kafka_message_t *kafka_reader_poll(struct kafka_reader *r, int timeout_ms)
+{
+    rd_kafka_message_t *msg = rd_kafka_consumer_poll(r->rk, timeout_ms);
+    if (!msg || !msg->err)
+        return msg;
+    if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (msg->partition >= 0 && msg->partition < r->partitions && !r->at_end[msg->partition]) {
+            r->at_end[msg->partition] = 1;
+            if (--r->ends_missing == 0)
+                atomic_store(&r->caught_up, 1);
+        }
+    } else {
+        report_error(r->rk, r->on_error, r->ctx, msg->err, rd_kafka_message_errstr(msg));
+    }
+    rd_kafka_message_destroy(msg);
+    return NULL;
+}
+
+int kafka_reader_caught_up(const struct kafka_reader *r)
+{
+    return atomic_load(&r->caught_up);
+}
+
+int kafka_reader_partition_count(const struct kafka_reader *r)
+{
+    return r->partitions;
+}
+
+void kafka_reader_close(struct kafka_reader *r)
+{
+    if (!r)
+        return;
+    if (r->rk) {
+        rd_kafka_consumer_close(r->rk);
+        rd_kafka_destroy(r->rk);
+    }
+    free(r->at_end);
+    free(r);
+}

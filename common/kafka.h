@@ -9,6 +9,10 @@
  * poll_thread is set, else inside kafka_producer_poll() and
  * kafka_producer_close().
  *
+ * Reader: all partitions of one topic from their beginning, with no group
+ * and no commits (for folding the compacted stagehand.state into a view),
+ * telling when it has caught up.
+ *
  * Consumer: a member of a consumer group with cooperative-sticky assignment,
  * enable.auto.offset.store=false and enable.auto.commit=true: an offset is
  * stored only by kafka_consumer_done() and the stored offsets are committed
@@ -220,5 +224,41 @@ rd_kafka_t *kafka_consumer_handle(struct kafka_consumer *c);
  * when a commit or the close failed (logged; the consumer is destroyed
  * anyway, and the uncommitted events go to the next owner again). */
 int kafka_consumer_close(struct kafka_consumer *c);
+
+/* --- reader -------------------------------------------------------------------------- */
+
+struct kafka_reader_options {
+    const char *brokers;               /* required */
+    const char *topic;                 /* required */
+    const struct kv_list *properties;  /* extra librdkafka properties, or NULL */
+    kafka_error_cb *on_error;          /* or NULL */
+    void *ctx;                         /* passed to on_error */
+    int metadata_timeout_ms;           /* 0: 10000; waiting for the partition count */
+};
+
+struct kafka_reader;
+
+/* Looks up the topic's partitions and assigns them all at their beginning,
+ * with no group subscription and auto commit off (group.id is set only
+ * because librdkafka wants one; it is never joined or committed to).
+ * Returns NULL with err when options are missing, a property is bad, or
+ * the topic cannot be found in time. */
+struct kafka_reader *kafka_reader_new(const struct kafka_reader_options *opt, char *err,
+                                      size_t errlen);
+
+/* The next message (destroy it with rd_kafka_message_destroy()), or NULL
+ * when none came within timeout_ms. End-of-partition events are recorded,
+ * not returned; consumer errors are logged and passed to on_error. One
+ * thread polls a reader. */
+rd_kafka_message_t *kafka_reader_poll(struct kafka_reader *r, int timeout_ms);
+
+/* 1 once every partition has reported its end at least once: the reader
+ * has read what the topic held when it got there. Any thread may ask. */
+int kafka_reader_caught_up(const struct kafka_reader *r);
+
+int kafka_reader_partition_count(const struct kafka_reader *r);
+
+/* Closes and frees it (NULL is fine). */
+void kafka_reader_close(struct kafka_reader *r);
 
 #endif

@@ -1,0 +1,508 @@
+/* The client API, compatible with Twilio's reference backend (same paths,
+ * bodies and success shapes), with honest status codes. Each accepted
+ * request becomes one event on stagehand.events and is answered after
+ * Kafka acknowledged it; create-stream and the joins then wait for the
+ * state view to show what their answer needs (SIDs, the playback grant),
+ * and mint the access token from it.
+ *
+ *   POST /verify-passcode              -> {"verified": true}
+ *   POST /create-stream                stream.create_requested
+ *   POST /join-stream-as-speaker       user.joined (speaker)
+ *   POST /join-stream-as-viewer        user.joined (viewer)
+ *   POST /viewer-connected-to-player   viewer.connected
+ *   POST /raise-hand                   hand.raised | hand.lowered
+ *   POST /send-speaker-invite          speaker.invited           (host only)
+ *   POST /remove-speaker               speaker.remove_requested  (host only)
+ *   POST /delete-stream                stream.end_requested      (host only)
+ *   GET  /streams/{name}               what the view knows
+ *
+ * Choices where the reference is silent or wrong: send-speaker-invite and
+ * remove-speaker take stream_name, or the reference's room_sid / room_name;
+ * create-stream answers 202 with a status URL when the stream is not ready
+ * within CREATE_WAIT_MS (the event was accepted; nothing is lost), and at
+ * once with Prefer: respond-async; a join that cannot be answered in time
+ * gets 503 with Retry-After; chat (Twilio Conversations) is not offered, so
+ * chat_enabled is always false. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ingress.h"
+#include "log.h"
+#include "timeutil.h"
+
+#define USER_DOCUMENT_PREFIX "user-"
+
+/* What one request is about, once authenticated and validated. */
+struct call {
+    struct params params;
+    char *caller;          /* jwt mode: the token's identity; passcode mode: NULL */
+    const char *identity;  /* the user the request is about */
+    const char *stream;
+    struct stream_info info;
+};
+
+static void call_free(struct call *c)
+{
+    params_free(&c->params);
+    free(c->caller);
+}
+
+static int not_found(struct api_error *e)
+{
+    return api_fail(e, 404, "stream not found", "There is no live stream with that name.");
+}
+
+/* Authenticates, parses the body and applies the caller's rate limit.
+ * Returns 0, or -1 with e filled. */
+static int begin(struct request *req, struct call *c, struct api_error *e)
+{
+    struct ingress *ing = req->ing;
+    const char *header = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization");
+    const char *type = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Content-Type");
+    memset(c, 0, sizeof *c);
+    if (auth_check(&ing->auth, header, &c->caller, e) < 0)
+        return -1;
+    if (params_parse(type, req->body, req->body_len, &c->params, e) < 0)
+        return -1;
+    return 0;
+}
+
+/* Takes one request from identity's budget. */
+static int identity_allowed(struct request *req, const char *identity, struct api_error *e)
+{
+    long wait_ms = ratelimit_take(req->ing->by_identity, identity, time_monotonic_ms());
+    if (wait_ms == 0)
+        return 0;
+    api_fail(e, 429, "too many requests", "Too many requests for this identity; retry later.");
+    e->retry_after_s = (wait_ms + 999) / 1000;
+    return -1;
+}
+
+/* The user a self-service request is about: in jwt mode the caller (the
+ * body's user_identity, if given, must be the same), in passcode mode the
+ * body's user_identity. */
+static int self_identity(struct call *c, struct api_error *e)
+{
+    const char *claimed = NULL;
+    if (!c->caller) {
+        c->identity = params_identity(&c->params, "user_identity", e);
+        return c->identity ? 0 : -1;
+    }
+    if (params_optional_identity(&c->params, "user_identity", &claimed, e) < 0)
+        return -1;
+    if (claimed && strcmp(claimed, c->caller) != 0)
+        return api_fail(e, 403, "identity mismatch",
+                        "user_identity must be the identity of the bearer token.");
+    c->identity = c->caller;
+    return 0;
+}
+
+/* The stream a request names: stream_name, or for the reference's host
+ * actions the room's SID (room_sid) or unique name (room_name). */
+static int named_stream(struct request *req, struct call *c, const char *alternative, struct api_error *e)
+{
+    if (params_has(&c->params, "stream_name") || !alternative || !params_has(&c->params, alternative)) {
+        c->stream = params_stream(&c->params, "stream_name", e);
+        return c->stream ? 0 : -1;
+    }
+    if (strcmp(alternative, "room_name") == 0) {
+        c->stream = params_stream(&c->params, "room_name", e);
+        return c->stream ? 0 : -1;
+    }
+    const json_t *sid = json_object_get(c->params.fields, "room_sid");
+    const char *text = json_string_value(sid);
+    if (!text || strlen(text) != VIEW_SID_LEN || strncmp(text, "RM", 2) != 0)
+        return api_fail(e, 400, "invalid room_sid", "The room_sid parameter must be a Room SID (RM...).");
+    char name[STREAM_NAME_MAX_CHARS * 4 + 1];
+    if (!view_stream_for_sid(req->ing->view, text, name, sizeof name))
+        return not_found(e);
+    json_object_set_new(c->params.fields, "stream_name", json_string(name));
+    c->stream = json_string_value(json_object_get(c->params.fields, "stream_name"));
+    return 0;
+}
+
+/* The stream must be known and not over. */
+static int stream_alive(struct request *req, struct call *c, struct api_error *e)
+{
+    view_get(req->ing->view, c->stream, &c->info);
+    if (c->info.status == STREAM_UNKNOWN || c->info.status == STREAM_ENDED)
+        return not_found(e);
+    return 0;
+}
+
+/* Host-only actions: in jwt mode the caller must be the stream's host. In
+ * passcode mode the caller is unknown and the check cannot be made. */
+static int host_only(struct call *c, struct api_error *e)
+{
+    if (!c->caller)
+        return 0;
+    if (!c->info.host[0] || strcmp(c->info.host, c->caller) != 0)
+        return api_fail(e, 403, "not the host", "Only the stream's host may do this.");
+    return 0;
+}
+
+/* Builds the event (data taken) and produces it; the answer comes later. */
+static void emit(struct request *req, struct call *c, const char *type, const char *actor, json_t *data,
+                 int64_t deadline_ms, request_step *on_ack, int ack_status, json_t *ack_body)
+{
+    struct event ev;
+    char err[256];
+    if (event_init(&ev, type, c->stream, "api", actor, data, err, sizeof err) < 0) {
+        /* Everything was validated already: this is our bug, not the client's. */
+        struct api_error e;
+        log_error("event refused by its schema", "type", type, "error", err, NULL);
+        api_fail(&e, 500, "internal error", "The event could not be built.");
+        json_decref(ack_body);
+        request_fail(req, &e);
+        return;
+    }
+    json_decref(req->ctx);
+    req->ctx = json_pack("{s:s, s:s}", "stream", c->stream, "identity", c->identity ? c->identity : "");
+    request_emit(req, &ev, deadline_ms, on_ack, NULL, ack_status, ack_body);
+}
+
+static int64_t produce_deadline(const struct request *req)
+{
+    return time_monotonic_ms() + req->ing->produce_timeout_ms;
+}
+
+static int64_t wait_deadline(const struct request *req)
+{
+    return time_monotonic_ms() + req->ing->produce_timeout_ms + req->ing->create_wait_ms;
+}
+
+/* --- tokens and answers ------------------------------------------------------------ */
+
+static json_t *object_names(const char *identity)
+{
+    json_t *names = json_pack("{s:s, s:s, s:s}", "speakers_map", "speakers", "viewers_map", "viewers",
+                              "raised_hands_map", "raised_hands");
+    if (identity) {
+        size_t n = strlen(USER_DOCUMENT_PREFIX) + strlen(identity) + 1;
+        char *doc = malloc(n);
+        if (doc) {
+            snprintf(doc, n, USER_DOCUMENT_PREFIX "%s", identity);
+            json_object_set_new(names, "user_document", json_string(doc));
+            free(doc);
+        }
+    }
+    return names;
+}
+
+/* Answers with an access token for identity: video grant for the room
+ * (speakers) or the player grant (viewers), and the Sync grant. */
+static void answer_with_token(struct request *req, const char *identity, const struct stream_info *info,
+                              const char *stream, int viewer, int with_document)
+{
+    struct ingress *ing = req->ing;
+    json_t *grant = NULL;
+    if (viewer)
+        grant = json_loads(info->playback_grant, 0, NULL);
+    struct token_grants grants = {identity, viewer ? NULL : stream, info->service_sid, grant};
+    char err[128];
+    char *jwt = token_mint(&ing->token_key, &grants, ing->token_ttl_s, time_now_ms() / 1000, err, sizeof err);
+    json_decref(grant);
+    if (!jwt) {
+        struct api_error e;
+        log_error("cannot mint an access token", "error", err, NULL);
+        api_fail(&e, 500, "internal error", "The access token could not be made.");
+        request_fail(req, &e);
+        return;
+    }
+    request_answer(req, 200,
+                   json_pack("{s:s, s:o, s:s, s:b}", "token", jwt, "sync_object_names",
+                             object_names(with_document ? identity : NULL), "room_sid", info->room_sid,
+                             "chat_enabled", 0));
+    free(jwt);
+}
+
+static const char *ctx_text(const struct request *req, const char *name)
+{
+    return json_string_value(json_object_get(req->ctx, name));
+}
+
+/* --- create-stream ------------------------------------------------------------------ */
+
+static int create_step(struct request *req, int expired)
+{
+    struct stream_info info;
+    const char *stream = ctx_text(req, "stream");
+    const char *host = ctx_text(req, "identity");
+    view_get(req->ing->view, stream, &info);
+    if (info.status == STREAM_LIVE && info.host[0] && strcmp(info.host, host) != 0) {
+        struct api_error e;
+        api_fail(&e, 409, "stream exists", "Another host created a stream with that name first.");
+        request_fail(req, &e);
+        return 1;
+    }
+    if (info.status == STREAM_LIVE) {
+        answer_with_token(req, host, &info, stream, 0, 0);
+        return 1;
+    }
+    if (!expired)
+        return 0;
+    char url[320];
+    snprintf(url, sizeof url, "/streams/%s", stream);
+    snprintf(req->location, sizeof req->location, "%s", url);
+    request_answer(req, 202, json_pack("{s:s, s:s, s:s}", "stream", stream, "status", "creating",
+                                       "status_url", url));
+    return 1;
+}
+
+static int create_async_ack(struct request *req, int expired)
+{
+    (void)expired;
+    const char *stream = ctx_text(req, "stream");
+    char url[320];
+    snprintf(url, sizeof url, "/streams/%s", stream);
+    snprintf(req->location, sizeof req->location, "%s", url);
+    request_answer(req, 202, json_pack("{s:s, s:s, s:s}", "stream", stream, "status", "creating",
+                                       "status_url", url));
+    return 1;
+}
+
+static int create_ack(struct request *req, int expired)
+{
+    (void)expired;
+    req->on_tick = create_step;
+    return create_step(req, 0);
+}
+
+static int create_stream(struct request *req, struct call *c, struct api_error *e)
+{
+    if (self_identity(c, e) < 0 || named_stream(req, c, NULL, e) < 0)
+        return -1;
+    if (identity_allowed(req, c->identity, e) < 0)
+        return -1;
+    view_get(req->ing->view, c->stream, &c->info);
+    if (c->info.status == STREAM_LIVE)
+        return api_fail(e, 409, "stream exists", "A stream with that name is already live.");
+    if (c->info.status == STREAM_CREATING && c->info.host[0] && strcmp(c->info.host, c->identity) != 0)
+        return api_fail(e, 409, "stream exists", "Another host is creating a stream with that name.");
+    const char *prefer = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Prefer");
+    int async = prefer && strcasestr(prefer, "respond-async") != NULL;
+    emit(req, c, "stream.create_requested", c->identity, json_pack("{s:s}", "host", c->identity),
+         async ? produce_deadline(req) : wait_deadline(req), async ? create_async_ack : create_ack, 0, NULL);
+    return 0;
+}
+
+/* --- joins --------------------------------------------------------------------------- */
+
+static int join_step(struct request *req, int expired, int viewer)
+{
+    struct stream_info info;
+    const char *stream = ctx_text(req, "stream");
+    view_get(req->ing->view, stream, &info);
+    struct api_error e;
+    if (info.status == STREAM_ENDED || info.status == STREAM_UNKNOWN) {
+        not_found(&e);
+        request_fail(req, &e);
+        return 1;
+    }
+    int grant_fresh = info.media_ready && info.playback_grant_expires_ms > time_now_ms();
+    if (info.status == STREAM_LIVE && (!viewer || grant_fresh)) {
+        answer_with_token(req, ctx_text(req, "identity"), &info, stream, viewer, 1);
+        return 1;
+    }
+    if (!expired)
+        return 0;
+    api_fail(&e, 503, "stream not ready", "The stream is still starting; retry in a moment.");
+    e.retry_after_s = 1;
+    request_fail(req, &e);
+    return 1;
+}
+
+static int speaker_step(struct request *req, int expired)
+{
+    return join_step(req, expired, 0);
+}
+
+static int viewer_step(struct request *req, int expired)
+{
+    return join_step(req, expired, 1);
+}
+
+static int speaker_ack(struct request *req, int expired)
+{
+    (void)expired;
+    req->on_tick = speaker_step;
+    return speaker_step(req, 0);
+}
+
+static int viewer_ack(struct request *req, int expired)
+{
+    (void)expired;
+    req->on_tick = viewer_step;
+    return viewer_step(req, 0);
+}
+
+static int join_stream(struct request *req, struct call *c, const char *role, struct api_error *e)
+{
+    if (self_identity(c, e) < 0 || named_stream(req, c, NULL, e) < 0)
+        return -1;
+    if (identity_allowed(req, c->identity, e) < 0 || stream_alive(req, c, e) < 0)
+        return -1;
+    int viewer = strcmp(role, "viewer") == 0;
+    emit(req, c, "user.joined", c->identity,
+         json_pack("{s:s, s:s}", "identity", c->identity, "role", role), wait_deadline(req),
+         viewer ? viewer_ack : speaker_ack, 0, NULL);
+    return 0;
+}
+
+/* --- the other actions -------------------------------------------------------------- */
+
+static int viewer_connected(struct request *req, struct call *c, struct api_error *e)
+{
+    if (self_identity(c, e) < 0 || named_stream(req, c, NULL, e) < 0)
+        return -1;
+    if (identity_allowed(req, c->identity, e) < 0 || stream_alive(req, c, e) < 0)
+        return -1;
+    emit(req, c, "viewer.connected", c->identity, json_pack("{s:s}", "identity", c->identity),
+         produce_deadline(req), NULL, 200, json_pack("{s:b}", "success", 1));
+    return 0;
+}
+
+static int raise_hand(struct request *req, struct call *c, struct api_error *e)
+{
+    int raised;
+    if (self_identity(c, e) < 0 || named_stream(req, c, NULL, e) < 0 ||
+        params_bool(&c->params, "hand_raised", &raised, e) < 0)
+        return -1;
+    if (identity_allowed(req, c->identity, e) < 0 || stream_alive(req, c, e) < 0)
+        return -1;
+    long cap = c->info.raised_hands_cap > 0 ? c->info.raised_hands_cap : req->ing->raised_hands_cap;
+    if (raised && c->info.raised_hands >= cap)
+        return api_fail(e, 409, "raised hands full",
+                        "The stream already has %ld raised hands, its limit.", cap);
+    emit(req, c, raised ? "hand.raised" : "hand.lowered", c->identity,
+         json_pack("{s:s}", "identity", c->identity), produce_deadline(req), NULL, 200,
+         json_pack("{s:b}", "sent", 1));
+    return 0;
+}
+
+static int send_speaker_invite(struct request *req, struct call *c, struct api_error *e)
+{
+    c->identity = params_identity(&c->params, "user_identity", e);
+    if (!c->identity || named_stream(req, c, "room_sid", e) < 0)
+        return -1;
+    if (stream_alive(req, c, e) < 0 || host_only(c, e) < 0)
+        return -1;
+    if (c->caller && identity_allowed(req, c->caller, e) < 0)
+        return -1;
+    emit(req, c, "speaker.invited", c->caller, json_pack("{s:s}", "identity", c->identity),
+         produce_deadline(req), NULL, 200, json_pack("{s:b}", "sent", 1));
+    return 0;
+}
+
+static int remove_speaker(struct request *req, struct call *c, struct api_error *e)
+{
+    c->identity = params_identity(&c->params, "user_identity", e);
+    if (!c->identity || named_stream(req, c, "room_name", e) < 0)
+        return -1;
+    if (stream_alive(req, c, e) < 0 || host_only(c, e) < 0)
+        return -1;
+    if (c->caller && identity_allowed(req, c->caller, e) < 0)
+        return -1;
+    emit(req, c, "speaker.remove_requested", c->caller, json_pack("{s:s}", "identity", c->identity),
+         produce_deadline(req), NULL, 200, json_pack("{s:b}", "removed", 1));
+    return 0;
+}
+
+static int delete_stream(struct request *req, struct call *c, struct api_error *e)
+{
+    if (named_stream(req, c, NULL, e) < 0 || stream_alive(req, c, e) < 0 || host_only(c, e) < 0)
+        return -1;
+    if (c->caller && identity_allowed(req, c->caller, e) < 0)
+        return -1;
+    emit(req, c, "stream.end_requested", c->caller, json_pack("{s:s}", "reason", "host_request"),
+         produce_deadline(req), NULL, 200, json_pack("{s:b}", "deleted", 1));
+    return 0;
+}
+
+/* --- routing ------------------------------------------------------------------------ */
+
+struct route {
+    const char *path;
+    int (*handle)(struct request *req, struct call *c, struct api_error *e);
+    const char *role; /* joins only */
+};
+
+static int verify_passcode(struct request *req, struct call *c, struct api_error *e)
+{
+    (void)c;
+    (void)e;
+    request_answer(req, 200, json_pack("{s:b}", "verified", 1));
+    return 0;
+}
+
+static const struct route routes[] = {
+    {"/verify-passcode", verify_passcode, NULL},
+    {"/create-stream", create_stream, NULL},
+    {"/join-stream-as-speaker", NULL, "speaker"},
+    {"/join-stream-as-viewer", NULL, "viewer"},
+    {"/viewer-connected-to-player", viewer_connected, NULL},
+    {"/raise-hand", raise_hand, NULL},
+    {"/send-speaker-invite", send_speaker_invite, NULL},
+    {"/remove-speaker", remove_speaker, NULL},
+    {"/delete-stream", delete_stream, NULL},
+};
+
+static void stream_status(struct request *req, const char *name)
+{
+    struct call c;
+    struct api_error e;
+    if (begin(req, &c, &e) < 0) {
+        call_free(&c);
+        request_fail(req, &e);
+        return;
+    }
+    call_free(&c);
+    const char *problem = stream_name_problem(name, strlen(name));
+    json_t *body = problem ? NULL : view_stream_json(req->ing->view, name);
+    if (!body) {
+        not_found(&e);
+        request_fail(req, &e);
+        return;
+    }
+    request_answer(req, 200, body);
+}
+
+void api_handle(struct request *req, const char *method, const char *path)
+{
+    struct api_error e;
+    if (strncmp(path, "/streams/", 9) == 0) {
+        snprintf(req->route, sizeof req->route, "/streams");
+        if (strcmp(method, "GET") != 0) {
+            api_fail(&e, 405, "method not allowed", "Use GET.");
+            request_fail(req, &e);
+            return;
+        }
+        stream_status(req, path + 9);
+        return;
+    }
+    const struct route *route = NULL;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (strcmp(path, routes[i].path) == 0)
+            route = &routes[i];
+    if (!route) {
+        snprintf(req->route, sizeof req->route, "other");
+        api_fail(&e, 404, "not found", "There is no such endpoint.");
+        request_fail(req, &e);
+        return;
+    }
+    snprintf(req->route, sizeof req->route, "%s", route->path);
+    if (strcmp(method, "POST") != 0) {
+        api_fail(&e, 405, "method not allowed", "Use POST.");
+        request_fail(req, &e);
+        return;
+    }
+    struct call c;
+    int rc = begin(req, &c, &e);
+    if (rc == 0)
+        rc = route->role ? join_stream(req, &c, route->role, &e) : route->handle(req, &c, &e);
+    call_free(&c);
+    if (rc < 0)
+        request_fail(req, &e);
+}

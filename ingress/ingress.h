@@ -1,0 +1,138 @@
+/* The ingress's shared context and the life of one HTTP request.
+ *
+ * A request is read whole (up to BODY_MAX_BYTES), routed, and answered
+ * either at once or after waiting: for Kafka's acknowledgement of the event
+ * it produced (the connection is suspended, and resumed from the delivery
+ * callback), then possibly for the state view to show what the answer needs
+ * (create-stream, joins), each wait bounded by a deadline of our own, since
+ * libmicrohttpd never times out a suspended connection. A sweeper thread
+ * checks the waiting requests every few milliseconds. One mutex
+ * (pending_lock) guards every waiting request; a request is freed when both
+ * its connection and its outstanding delivery report (if any) are done. */
+#ifndef STAGEHAND_INGRESS_H
+#define STAGEHAND_INGRESS_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "event.h"
+#include "kafka.h"
+#include "metrics.h"
+#include "params.h"
+#include "ratelimit.h"
+#include "token.h"
+#include "view.h"
+
+#define EVENTS_TOPIC "stagehand.events"
+#define STATE_TOPIC "stagehand.state"
+
+struct request;
+
+/* Called with pending_lock held after Kafka acknowledged the request's
+ * event; returns 1 when the response is ready, 0 to keep waiting (then
+ * on_tick is called every sweep until it returns 1 or the deadline passes,
+ * when it is called with expired = 1 and must answer). */
+typedef int request_step(struct request *req, int expired);
+
+struct request {
+    struct ingress *ing;
+    struct MHD_Connection *conn;
+    char *raw_uri;              /* as received, query included (for signatures) */
+    char route[32];             /* for metrics: "/create-stream", "other", ... */
+    int64_t started_ms;
+    char *body;
+    size_t body_len;
+    int too_big;
+    int rate_limited;           /* answered 429 before the body was read */
+    long retry_after_ms;
+
+    /* Waiting (guarded by ing->pending_lock). */
+    int refs;                   /* connection + outstanding delivery report */
+    int waiting;                /* in the pending list, connection suspended */
+    int64_t deadline_ms;
+    request_step *on_ack;       /* NULL: answer ack_status + ack_body */
+    request_step *on_tick;
+    int acked;                  /* Kafka acknowledged the event */
+    int ack_status;
+    json_t *ack_body;
+    json_t *ctx;                /* what the steps need (stream, identity, ...) */
+    struct request *prev, *next;
+
+    /* The answer, once ready. */
+    int ready;
+    int status;
+    json_t *response;           /* JSON body, or NULL for none */
+    char *response_text;        /* or a text body (taken) */
+    const char *response_type;  /* its Content-Type */
+    long response_retry_after_s;
+    char location[320];         /* Location header, or "" */
+};
+
+struct ingress {
+    /* Configuration. */
+    const char *public_base_url;
+    const char *auth_token;
+    struct token_key token_key;
+    long token_ttl_s;
+    int produce_timeout_ms;
+    int create_wait_ms;
+    long body_max_bytes;
+    long raised_hands_cap;
+    struct auth auth;
+
+    struct kafka_producer *producer;
+    atomic_int producer_failed;  /* a fatal producer error: not ready */
+    struct view *view;
+    atomic_int view_caught_up;
+    struct ratelimit *by_ip;
+    struct ratelimit *by_identity;
+
+    pthread_mutex_t pending_lock;
+    struct request *pending;     /* waiting requests */
+    long pending_count;
+
+    struct metrics *metrics;
+    struct metric *m_requests;   /* route, status */
+    struct metric *m_latency;    /* route */
+    struct metric *m_events;     /* type */
+    struct metric *m_produce_errors;
+    struct metric *m_in_flight;
+    struct metric *m_view_streams;
+    struct metric *m_webhooks_rejected; /* route */
+};
+
+/* --- answering (server.c) ------------------------------------------------------ */
+
+/* Makes the answer ready: status and body (taken). */
+void request_answer(struct request *req, int status, json_t *body);
+
+/* Makes the error answer ready. */
+void request_fail(struct request *req, const struct api_error *e);
+
+/* Makes a plain-text answer ready (for /metrics). */
+void request_answer_text(struct request *req, int status, const char *content_type, char *text);
+
+/* Produces ev (taken, freed here) to stagehand.events and makes the request
+ * wait for the acknowledgement; then on_ack (or, when NULL, the answer
+ * ack_status / ack_body, body taken) and on_tick as described above. The
+ * whole wait ends by deadline_ms; when Kafka does not acknowledge in time,
+ * or refuses, the answer is 503 with Retry-After. Returns 0; on an
+ * immediate failure the 503 is made ready and -1 returned. */
+int request_emit(struct request *req, struct event *ev, int64_t deadline_ms, request_step *on_ack,
+                 request_step *on_tick, int ack_status, json_t *ack_body);
+
+/* --- routes (api.c, webhooks.c) ------------------------------------------------- */
+
+/* Each handles a complete request: makes the answer ready, or starts a wait
+ * with request_emit. method and path are libmicrohttpd's (path decoded). */
+void api_handle(struct request *req, const char *method, const char *path);
+void webhook_handle(struct request *req, const char *path);
+
+/* 1 when path is one of the webhook paths. */
+int webhook_path(const char *path);
+
+#endif

@@ -1,0 +1,228 @@
+/* stagehand-ingress: the front door. It authenticates and validates client
+ * requests and Twilio webhooks, mints access tokens from its view of
+ * stagehand.state, and turns each accepted request into one event on
+ * stagehand.events, answering only after Kafka acknowledged it. It makes no
+ * Twilio call. Configuration comes from the environment (README,
+ * "Configuration"); `--help` lists the variables it reads.
+ *
+ * Threads: libmicrohttpd's pool, the producer's poller (delivery reports
+ * resume the waiting requests), the sweeper (deadlines), and the view
+ * thread, which reads stagehand.state from its beginning; /readyz is false
+ * until it has caught up. SIGTERM or SIGINT: stop accepting, answer every
+ * waiting request, flush the producer, exit 0. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "ingress.h"
+#include "log.h"
+#include "server.h"
+#include "settings.h"
+#include "timeutil.h"
+
+#define RATE_LIMIT_KEYS 100000
+#define MIN_JWT_SECRET_BYTES 16
+
+struct view_reader {
+    struct ingress *ing;
+    const char *brokers;
+    pthread_t thread;
+    atomic_int stop;
+};
+
+/* Folds stagehand.state into the view, forever; creates the reader first,
+ * retrying while Kafka cannot be reached. */
+static void *view_main(void *arg)
+{
+    struct view_reader *vr = arg;
+    struct kafka_reader *reader = NULL;
+    char err[256];
+    while (!atomic_load(&vr->stop) && !reader) {
+        struct kafka_reader_options opt = {.brokers = vr->brokers, .topic = STATE_TOPIC,
+                                           .metadata_timeout_ms = 2000};
+        reader = kafka_reader_new(&opt, err, sizeof err);
+        if (!reader) {
+            log_warn("cannot read the state topic yet; retrying", "error", err, NULL);
+            time_sleep_ms(1000);
+        }
+    }
+    while (!atomic_load(&vr->stop)) {
+        rd_kafka_message_t *msg = kafka_reader_poll(reader, 100);
+        if (msg) {
+            if (!msg->err && msg->key &&
+                view_apply(vr->ing->view, msg->key, msg->key_len, msg->payload, msg->len) < 0)
+                log_warn("malformed state record ignored", NULL);
+            rd_kafka_message_destroy(msg);
+        }
+        if (!atomic_load(&vr->ing->view_caught_up) && kafka_reader_caught_up(reader)) {
+            atomic_store(&vr->ing->view_caught_up, 1);
+            char streams[24];
+            snprintf(streams, sizeof streams, "%zu", view_size(vr->ing->view));
+            log_info("state view caught up", "streams", streams, NULL);
+        }
+    }
+    kafka_reader_close(reader);
+    return NULL;
+}
+
+static void on_producer_error(void *ctx, rd_kafka_resp_err_t err, int fatal, const char *reason)
+{
+    (void)err;
+    (void)reason;
+    struct ingress *ing = ctx;
+    if (fatal)
+        atomic_store(&ing->producer_failed, 1);
+}
+
+static int load_config(struct config *cfg, char *err, size_t errlen)
+{
+    const struct {
+        const struct config_spec *specs;
+        size_t n;
+    } tables[] = {
+        {settings_logging, settings_logging_count}, {settings_kafka, settings_kafka_count},
+        {settings_twilio, settings_twilio_count},   {settings_public, settings_public_count},
+        {settings_ingress, settings_ingress_count}, {settings_streams, settings_streams_count},
+    };
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
+        if (config_register(cfg, tables[i].specs, tables[i].n, err, errlen) < 0)
+            return -1;
+    if (config_load(cfg, err, errlen) < 0)
+        return -1;
+    const char *mode = config_str(cfg, "AUTH_MODE");
+    if (strcmp(mode, "passcode") == 0 && !config_str(cfg, "PASSCODE")[0]) {
+        snprintf(err, errlen, "PASSCODE: required when AUTH_MODE=passcode");
+        return -1;
+    }
+    if (strcmp(mode, "jwt") == 0 && strlen(config_str(cfg, "AUTH_JWT_SECRET")) < MIN_JWT_SECRET_BYTES) {
+        snprintf(err, errlen, "AUTH_JWT_SECRET: required when AUTH_MODE=jwt, at least %d bytes",
+                 MIN_JWT_SECRET_BYTES);
+        return -1;
+    }
+    return 0;
+}
+
+static void usage(FILE *out, struct config *cfg)
+{
+    fprintf(out, "usage: stagehand-ingress [--help]\nConfiguration comes from the environment:\n");
+    config_print_help(cfg, out);
+}
+
+int main(int argc, char **argv)
+{
+    char err[2048];
+    struct config *cfg = config_new();
+    if (!cfg) {
+        fprintf(stderr, "stagehand-ingress: out of memory\n");
+        return 1;
+    }
+    if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+        load_config(cfg, err, sizeof err); /* registers the tables; values do not matter */
+        usage(stdout, cfg);
+        config_free(cfg);
+        return 0;
+    }
+    if (argc != 1 || load_config(cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "stagehand-ingress: %s\n", argc != 1 ? "takes no arguments (see --help)" : err);
+        config_free(cfg);
+        return 2;
+    }
+    enum log_level level = LOG_LEVEL_INFO;
+    log_level_parse(config_str(cfg, "LOG_LEVEL"), &level);
+    log_init("ingress", level);
+    log_write_json(LOG_LEVEL_INFO, "configuration", config_to_json(cfg));
+
+    struct ingress ing = {
+        .public_base_url = config_str(cfg, "PUBLIC_BASE_URL"),
+        .auth_token = config_str(cfg, "TWILIO_AUTH_TOKEN"),
+        .token_key = {config_str(cfg, "TWILIO_ACCOUNT_SID"), config_str(cfg, "TWILIO_API_KEY_SID"),
+                      config_str(cfg, "TWILIO_API_KEY_SECRET"), NULL},
+        .token_ttl_s = (long)config_int(cfg, "TOKEN_TTL_S"),
+        .produce_timeout_ms = (int)config_int(cfg, "PRODUCE_TIMEOUT_MS"),
+        .create_wait_ms = (int)config_int(cfg, "CREATE_WAIT_MS"),
+        .body_max_bytes = (long)config_int(cfg, "BODY_MAX_BYTES"),
+        .raised_hands_cap = (long)config_int(cfg, "RAISED_HANDS_CAP"),
+        .auth = {strcmp(config_str(cfg, "AUTH_MODE"), "jwt") == 0 ? AUTH_JWT : AUTH_PASSCODE,
+                 config_str(cfg, "PASSCODE"), config_str(cfg, "AUTH_JWT_SECRET")},
+    };
+    pthread_mutex_init(&ing.pending_lock, NULL);
+    ing.view = view_new();
+    ing.by_ip = ratelimit_new((double)config_int(cfg, "RATE_LIMIT_IP_PER_S"),
+                              (double)config_int(cfg, "RATE_LIMIT_IP_BURST"), RATE_LIMIT_KEYS);
+    ing.by_identity = ratelimit_new((double)config_int(cfg, "RATE_LIMIT_IDENTITY_PER_S"),
+                                    (double)config_int(cfg, "RATE_LIMIT_IDENTITY_BURST"), RATE_LIMIT_KEYS);
+    if (!ing.view || !ing.by_ip || !ing.by_identity) {
+        fprintf(stderr, "stagehand-ingress: out of memory\n");
+        return 1;
+    }
+
+    /* The producer: librdkafka gives up on a message after our own deadline. */
+    char timeout[24];
+    snprintf(timeout, sizeof timeout, "%d", ing.produce_timeout_ms);
+    struct kv_list properties;
+    kv_init(&properties);
+    kv_add(&properties, "message.timeout.ms", timeout);
+    struct kafka_producer_options popt = {
+        .brokers = config_str(cfg, "KAFKA_BROKERS"),
+        .properties = &properties,
+        .on_delivery = server_on_delivery,
+        .on_error = on_producer_error,
+        .error_ctx = &ing,
+        .poll_thread = 1,
+    };
+    ing.producer = kafka_producer_new(&popt, err, sizeof err);
+    kv_free(&properties);
+    if (!ing.producer) {
+        fprintf(stderr, "stagehand-ingress: Kafka producer: %s\n", err);
+        return 1;
+    }
+
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL); /* every thread inherits this */
+
+    struct view_reader vr = {.ing = &ing, .brokers = config_str(cfg, "KAFKA_BROKERS")};
+    if (pthread_create(&vr.thread, NULL, view_main, &vr) != 0) {
+        fprintf(stderr, "stagehand-ingress: cannot start the view thread\n");
+        return 1;
+    }
+    struct server_options sopt = {
+        .port = (int)config_int(cfg, "INGRESS_PORT"),
+        .threads = (int)config_int(cfg, "INGRESS_THREADS"),
+        .max_connections = (int)config_int(cfg, "MAX_CONNECTIONS"),
+        .connection_timeout_s = (int)config_int(cfg, "CONNECTION_TIMEOUT_S"),
+    };
+    struct server *server = server_start(&ing, &sopt, err, sizeof err);
+    if (!server) {
+        fprintf(stderr, "stagehand-ingress: %s\n", err);
+        atomic_store(&vr.stop, 1);
+        pthread_join(vr.thread, NULL);
+        kafka_producer_close(ing.producer, 1000);
+        return 1;
+    }
+    char port[16];
+    snprintf(port, sizeof port, "%u", server_port(server));
+    printf("port %s\n", port);
+    fflush(stdout);
+    log_info("ingress listening", "port", port, "auth_mode", config_str(cfg, "AUTH_MODE"), NULL);
+
+    int sig;
+    sigwait(&stop_signals, &sig);
+    log_info("ingress stopping", NULL);
+    server_stop(server, ing.produce_timeout_ms + ing.create_wait_ms + 1000);
+    int lost = kafka_producer_close(ing.producer, 5000);
+    atomic_store(&vr.stop, 1);
+    pthread_join(vr.thread, NULL);
+    metrics_free(ing.metrics);
+    ratelimit_free(ing.by_ip);
+    ratelimit_free(ing.by_identity);
+    view_free(ing.view);
+    pthread_mutex_destroy(&ing.pending_lock);
+    config_free(cfg);
+    log_info("ingress stopped", NULL);
+    return lost ? 1 : 0;
+}

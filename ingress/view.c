@@ -1,0 +1,350 @@
+/* The ingress's state view (see view.h). */
+#include "view.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "strmap.h"
+
+enum role { ROLE_ROOM, ROLE_STREAM, ROLE_SYNC, ROLES };
+static const char *const role_names[ROLES] = {"room", "stream", "sync"};
+
+enum record_status { RECORD_CREATING, RECORD_READY, RECORD_ENDED };
+
+/* The last record one role published for a stream. */
+struct role_record {
+    int present;
+    enum record_status status;
+    int64_t since;
+    char *host;                          /* NULL when the record had none */
+    char sid_a[VIEW_SID_LEN + 1];        /* room: room SID; stream: PlayerStreamer; sync: service */
+    char sid_b[VIEW_SID_LEN + 1];        /* stream: MediaProcessor */
+    char *grant;                         /* stream: JSON text of the playback grant */
+    int64_t grant_expires_ms;
+    long viewer_count, raised_hands, raised_hands_cap; /* sync; -1 unknown */
+};
+
+struct view_stream {
+    struct role_record roles[ROLES];
+    char name[]; /* the stream name */
+};
+
+struct view {
+    pthread_rwlock_t lock;
+    struct strmap *streams; /* name -> struct view_stream */
+    struct strmap *by_sid;  /* SID -> struct view_stream (same objects) */
+};
+
+struct view *view_new(void)
+{
+    struct view *v = calloc(1, sizeof *v);
+    if (!v)
+        return NULL;
+    v->streams = strmap_new();
+    v->by_sid = strmap_new();
+    if (!v->streams || !v->by_sid || pthread_rwlock_init(&v->lock, NULL) != 0) {
+        strmap_free(v->streams);
+        strmap_free(v->by_sid);
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+static void clear_record(struct role_record *r)
+{
+    free(r->host);
+    free(r->grant);
+    memset(r, 0, sizeof *r);
+    r->viewer_count = r->raised_hands = r->raised_hands_cap = -1;
+}
+
+static int free_stream(void *ctx, const char *key, void *value)
+{
+    (void)ctx;
+    (void)key;
+    struct view_stream *s = value;
+    for (int i = 0; i < ROLES; i++)
+        clear_record(&s->roles[i]);
+    free(s);
+    return 0;
+}
+
+void view_free(struct view *v)
+{
+    if (!v)
+        return;
+    strmap_each(v->streams, free_stream, NULL);
+    strmap_free(v->streams);
+    strmap_free(v->by_sid);
+    pthread_rwlock_destroy(&v->lock);
+    free(v);
+}
+
+/* Copies a SID field ("" when absent); -1 when present but malformed. */
+static int copy_sid(const json_t *record, const char *name, const char *prefix,
+                    char out[VIEW_SID_LEN + 1])
+{
+    const json_t *value = json_object_get(record, name);
+    out[0] = '\0';
+    if (!value || json_is_null(value))
+        return 0;
+    const char *text = json_string_value(value);
+    if (!text || strlen(text) != VIEW_SID_LEN || strncmp(text, prefix, 2) != 0)
+        return -1;
+    for (const char *p = text + 2; *p; p++)
+        if (!strchr("0123456789abcdefABCDEF", *p))
+            return -1;
+    memcpy(out, text, VIEW_SID_LEN + 1);
+    return 0;
+}
+
+static long count_or_unknown(const json_t *record, const char *name)
+{
+    const json_t *value = json_object_get(record, name);
+    return json_is_integer(value) && json_integer_value(value) >= 0 ? (long)json_integer_value(value) : -1;
+}
+
+/* Reads a record's value into r. Returns 0, or -1 when malformed. */
+static int parse_record(enum role role, const char *stream, const json_t *record, struct role_record *r)
+{
+    clear_record(r);
+    const char *status = json_string_value(json_object_get(record, "status"));
+    const char *name = json_string_value(json_object_get(record, "stream"));
+    const char *role_name = json_string_value(json_object_get(record, "role"));
+    const json_t *since = json_object_get(record, "since");
+    const json_t *host = json_object_get(record, "host");
+    if (!json_is_object(record) || !status || !name || strcmp(name, stream) != 0 || !role_name ||
+        strcmp(role_name, role_names[role]) != 0 || (since && !json_is_integer(since)) ||
+        (host && !json_is_null(host) && !json_is_string(host)))
+        return -1;
+    if (strcmp(status, "creating") == 0)
+        r->status = RECORD_CREATING;
+    else if (strcmp(status, "ready") == 0)
+        r->status = RECORD_READY;
+    else if (strcmp(status, "ended") == 0)
+        r->status = RECORD_ENDED;
+    else
+        return -1;
+    r->since = since ? json_integer_value(since) : 0;
+    if (json_is_string(host) && !(r->host = strdup(json_string_value(host))))
+        return -1;
+    if (role == ROLE_ROOM && copy_sid(record, "room_sid", "RM", r->sid_a) < 0)
+        return -1;
+    if (role == ROLE_SYNC) {
+        if (copy_sid(record, "service_sid", "IS", r->sid_a) < 0)
+            return -1;
+        r->viewer_count = count_or_unknown(record, "viewer_count");
+        r->raised_hands = count_or_unknown(record, "raised_hands");
+        r->raised_hands_cap = count_or_unknown(record, "raised_hands_cap");
+    }
+    if (role == ROLE_STREAM) {
+        if (copy_sid(record, "player_streamer_sid", "VJ", r->sid_a) < 0 ||
+            copy_sid(record, "media_processor_sid", "ZX", r->sid_b) < 0)
+            return -1;
+        const json_t *grant = json_object_get(record, "playback_grant");
+        const json_t *expires = json_object_get(record, "playback_grant_expires_ms");
+        if (json_is_object(grant)) {
+            r->grant = json_dumps(grant, JSON_COMPACT);
+            if (!r->grant || strlen(r->grant) >= sizeof ((struct stream_info *)0)->playback_grant)
+                return -1;
+            r->grant_expires_ms = json_is_integer(expires) ? json_integer_value(expires) : 0;
+        }
+    }
+    r->present = 1;
+    return 0;
+}
+
+static struct view_stream *stream_entry(struct view *v, const char *name)
+{
+    struct view_stream *s = strmap_get(v->streams, name);
+    if (s)
+        return s;
+    size_t len = strlen(name);
+    s = calloc(1, sizeof *s + len + 1);
+    if (!s)
+        return NULL;
+    memcpy(s->name, name, len + 1);
+    for (int i = 0; i < ROLES; i++)
+        clear_record(&s->roles[i]);
+    if (strmap_put(v->streams, name, s, NULL) < 0) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void index_sid(struct view *v, const char *sid, struct view_stream *s)
+{
+    if (sid[0])
+        strmap_put(v->by_sid, sid, s, NULL); /* out of memory: only the lookup is lost */
+}
+
+int view_apply(struct view *v, const char *key, size_t key_len, const char *value, size_t value_len)
+{
+    char name[STREAM_NAME_MAX_CHARS * 4 + 16];
+    const char *slash = memchr(key, '/', key_len);
+    if (!slash || key_len >= sizeof name || memchr(key, '\0', key_len))
+        return -1;
+    size_t name_len = (size_t)(slash - key);
+    const char *role_text = slash + 1;
+    size_t role_len = key_len - name_len - 1;
+    enum role role = ROLES;
+    for (int i = 0; i < ROLES; i++)
+        if (strlen(role_names[i]) == role_len && memcmp(role_names[i], role_text, role_len) == 0)
+            role = (enum role)i;
+    memcpy(name, key, name_len);
+    name[name_len] = '\0';
+    if (role == ROLES || stream_name_problem(name, name_len))
+        return -1;
+
+    struct role_record parsed;
+    memset(&parsed, 0, sizeof parsed);
+    clear_record(&parsed);
+    json_t *record = NULL;
+    if (value) {
+        record = json_loadb(value, value_len, 0, NULL);
+        if (!record || parse_record(role, name, record, &parsed) < 0) {
+            json_decref(record);
+            clear_record(&parsed);
+            return -1;
+        }
+        json_decref(record);
+    }
+    pthread_rwlock_wrlock(&v->lock);
+    struct view_stream *s = stream_entry(v, name);
+    if (!s) {
+        pthread_rwlock_unlock(&v->lock);
+        clear_record(&parsed);
+        return -1;
+    }
+    clear_record(&s->roles[role]);
+    s->roles[role] = parsed; /* takes its strings */
+    index_sid(v, parsed.sid_a, s);
+    index_sid(v, parsed.sid_b, s);
+    pthread_rwlock_unlock(&v->lock);
+    return 0;
+}
+
+/* Fills out from the records of the stream's newest life. */
+static void merge(const struct view_stream *s, struct stream_info *out)
+{
+    memset(out, 0, sizeof *out);
+    out->viewer_count = out->raised_hands = out->raised_hands_cap = -1;
+    int64_t newest = -1;
+    for (int i = 0; i < ROLES; i++)
+        if (s->roles[i].present && s->roles[i].since > newest)
+            newest = s->roles[i].since;
+    if (newest < 0)
+        return; /* every record was removed */
+    int ended = 0;
+    for (int i = 0; i < ROLES; i++) {
+        const struct role_record *r = &s->roles[i];
+        if (!r->present || r->since != newest)
+            continue;
+        ended |= r->status == RECORD_ENDED;
+        if (r->host && !out->host[0])
+            snprintf(out->host, sizeof out->host, "%s", r->host);
+        int ready = r->status == RECORD_READY;
+        if (i == ROLE_ROOM) {
+            memcpy(out->room_sid, r->sid_a, sizeof out->room_sid);
+            out->room_ready = ready && r->sid_a[0];
+        } else if (i == ROLE_SYNC) {
+            memcpy(out->service_sid, r->sid_a, sizeof out->service_sid);
+            out->sync_ready = ready && r->sid_a[0];
+            out->viewer_count = r->viewer_count;
+            out->raised_hands = r->raised_hands;
+            out->raised_hands_cap = r->raised_hands_cap;
+        } else {
+            memcpy(out->player_streamer_sid, r->sid_a, sizeof out->player_streamer_sid);
+            memcpy(out->media_processor_sid, r->sid_b, sizeof out->media_processor_sid);
+            if (r->grant) {
+                snprintf(out->playback_grant, sizeof out->playback_grant, "%s", r->grant);
+                out->playback_grant_expires_ms = r->grant_expires_ms;
+            }
+            out->media_ready = ready && r->grant;
+        }
+    }
+    if (ended)
+        out->status = STREAM_ENDED;
+    else if (out->room_ready && out->sync_ready)
+        out->status = STREAM_LIVE;
+    else
+        out->status = STREAM_CREATING;
+}
+
+int view_get(struct view *v, const char *stream, struct stream_info *out)
+{
+    pthread_rwlock_rdlock(&v->lock);
+    const struct view_stream *s = strmap_get(v->streams, stream);
+    if (s)
+        merge(s, out);
+    else {
+        memset(out, 0, sizeof *out);
+        out->status = STREAM_UNKNOWN;
+    }
+    pthread_rwlock_unlock(&v->lock);
+    return out->status != STREAM_UNKNOWN;
+}
+
+int view_stream_for_sid(struct view *v, const char *sid, char *out, size_t outlen)
+{
+    pthread_rwlock_rdlock(&v->lock);
+    const struct view_stream *s = strmap_get(v->by_sid, sid);
+    if (s)
+        snprintf(out, outlen, "%s", s->name);
+    pthread_rwlock_unlock(&v->lock);
+    return s != NULL;
+}
+
+size_t view_size(struct view *v)
+{
+    pthread_rwlock_rdlock(&v->lock);
+    size_t n = strmap_size(v->streams);
+    pthread_rwlock_unlock(&v->lock);
+    return n;
+}
+
+const char *view_status_name(enum stream_status status)
+{
+    switch (status) {
+    case STREAM_CREATING:
+        return "creating";
+    case STREAM_LIVE:
+        return "live";
+    case STREAM_ENDED:
+        return "ended";
+    default:
+        return "unknown";
+    }
+}
+
+static json_t *text_or_null(const char *text)
+{
+    return text[0] ? json_string(text) : json_null();
+}
+
+static json_t *count_or_null(long n)
+{
+    return n >= 0 ? json_integer(n) : json_null();
+}
+
+json_t *view_stream_json(struct view *v, const char *stream)
+{
+    struct stream_info info;
+    if (!view_get(v, stream, &info))
+        return NULL;
+    return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:b, s:b, s:b}}",
+                     "stream", stream, "status", view_status_name(info.status),
+                     "host", text_or_null(info.host), "room_sid", text_or_null(info.room_sid),
+                     "sync_service_sid", text_or_null(info.service_sid),
+                     "player_streamer_sid", text_or_null(info.player_streamer_sid),
+                     "media_processor_sid", text_or_null(info.media_processor_sid),
+                     "viewer_count", count_or_null(info.viewer_count),
+                     "raised_hands", count_or_null(info.raised_hands),
+                     "raised_hands_cap", count_or_null(info.raised_hands_cap),
+                     "ready", "room", info.room_ready, "sync", info.sync_ready, "media",
+                     info.media_ready);
+}
