@@ -132,7 +132,9 @@ int main(int argc, char **argv)
     enum log_level level = LOG_LEVEL_INFO;
     log_level_parse(config_str(cfg, "LOG_LEVEL"), &level);
     log_init("ingress", level);
-    log_write_json(LOG_LEVEL_INFO, "configuration", config_to_json(cfg));
+    json_t *settings = config_to_json(cfg); /* secrets appear as [redacted] */
+    log_write_json(LOG_LEVEL_INFO, "configuration", settings);
+    json_decref(settings);
 
     struct ingress ing = {
         .public_base_url = config_str(cfg, "PUBLIC_BASE_URL"),

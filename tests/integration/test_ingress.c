@@ -1,0 +1,389 @@
+/* The ingress as a real process against the dev broker: every client
+ * endpoint's success path (the event read back from Kafka, checked against
+ * its schema, with its headers), the answers minted from the state view,
+ * the waits, and the webhooks with their signatures. State records that
+ * the workers would publish are produced here by hand. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../support/emulator_process.h"
+#include "../support/stack.h"
+#include "encode.h"
+#include "event.h"
+#include "kafka.h"
+#include "signature.h"
+#include "timeutil.h"
+
+#define ROOM_SID "RM0123456789abcdef0123456789abcdef"
+#define SERVICE_SID "IS0123456789abcdef0123456789abcdef"
+#define STREAMER_SID "VJ0123456789abcdef0123456789abcdef"
+#define PROCESSOR_SID "ZX0123456789abcdef0123456789abcdef"
+
+struct fixture {
+    struct stack s;
+    struct kafka_reader *events;
+    struct kafka_producer *state;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    char err[256];
+    assert_non_null(f);
+    if (stack_start_broker(&f->s, err, sizeof err) < 0 || stack_start_ingress(&f->s, NULL, err, sizeof err) < 0)
+        fail_msg("%s", err);
+    struct kafka_reader_options ropt = {.brokers = f->s.brokers, .topic = "stagehand.events"};
+    f->events = kafka_reader_new(&ropt, err, sizeof err);
+    if (!f->events)
+        fail_msg("%s", err);
+    struct kafka_producer_options popt = {.brokers = f->s.brokers};
+    f->state = kafka_producer_new(&popt, err, sizeof err);
+    if (!f->state)
+        fail_msg("%s", err);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    kafka_reader_close(f->events);
+    kafka_producer_close(f->state, 5000);
+    int status = stack_stop_ingress(&f->s);
+    stack_stop(&f->s);
+    free(f);
+    assert_int_equal(status, 0); /* a clean stop on SIGTERM */
+    return 0;
+}
+
+/* --- Kafka ------------------------------------------------------------------------------- */
+
+/* The next event on stagehand.events within timeout_ms, or NULL. */
+static rd_kafka_message_t *next_event(struct fixture *f, int timeout_ms)
+{
+    int64_t until = time_monotonic_ms() + timeout_ms;
+    while (time_monotonic_ms() < until) {
+        rd_kafka_message_t *msg = kafka_reader_poll(f->events, 50);
+        if (msg && !msg->err)
+            return msg;
+        if (msg)
+            rd_kafka_message_destroy(msg);
+    }
+    return NULL;
+}
+
+/* Reads the next event and checks it: type, key = stream, envelope and
+ * data valid, headers id and type equal to the envelope's. Returns its
+ * data (caller decrefs) and copies its id. */
+static json_t *expect_event(struct fixture *f, const char *type, const char *stream, char id[EVENT_ID_LEN + 1])
+{
+    rd_kafka_message_t *msg = next_event(f, 10000);
+    if (!msg)
+        fail_msg("no %s event came", type);
+    struct event ev;
+    char err[256], header[64];
+    if (event_parse(msg->payload, msg->len, &ev, err, sizeof err) < 0)
+        fail_msg("event refused by its schema: %s", err);
+    assert_string_equal(ev.type, type);
+    assert_string_equal(ev.stream, stream);
+    assert_int_equal(msg->key_len, strlen(stream));
+    assert_memory_equal(msg->key, stream, msg->key_len);
+    assert_int_equal(kafka_header_string(msg, "id", header, sizeof header), 0);
+    assert_string_equal(header, ev.id);
+    assert_int_equal(kafka_header_string(msg, "type", header, sizeof header), 0);
+    assert_string_equal(header, type);
+    assert_int_equal(kafka_header_string(msg, "traceparent", header, sizeof header), 0);
+    if (id)
+        snprintf(id, EVENT_ID_LEN + 1, "%s", ev.id);
+    json_t *data = json_incref(ev.data);
+    event_free(&ev);
+    rd_kafka_message_destroy(msg);
+    return data;
+}
+
+static void expect_no_event(struct fixture *f)
+{
+    rd_kafka_message_t *msg = next_event(f, 300);
+    if (msg) {
+        fail_msg("an unexpected event: %.*s", (int)msg->len, (const char *)msg->payload);
+    }
+}
+
+/* Publishes one state record as a worker would, and waits for the ack. */
+static void publish_state(struct fixture *f, const char *stream, const char *role, json_t *record)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s/%s", stream, role);
+    json_object_set_new(record, "stream", json_string(stream));
+    json_object_set_new(record, "role", json_string(role));
+    char *value = json_dumps(record, JSON_COMPACT);
+    json_decref(record);
+    struct kafka_record rec = {.topic = "stagehand.state", .partition = RD_KAFKA_PARTITION_UA, .key = key,
+                               .key_len = strlen(key), .value = value, .value_len = strlen(value)};
+    char err[256];
+    assert_int_equal(kafka_produce(f->state, &rec, err, sizeof err), 0);
+    free(value);
+    while (kafka_producer_outstanding(f->state) > 0)
+        kafka_producer_poll(f->state, 100);
+}
+
+/* Room, sync and stream records of a live stream hosted by host. */
+static void publish_live_stream(struct fixture *f, const char *stream, const char *host, long raised, long cap)
+{
+    int64_t since = 1000;
+    publish_state(f, stream, "room",
+                  json_pack("{s:s, s:I, s:s, s:s}", "status", "ready", "since", (json_int_t)since, "host",
+                            host, "room_sid", ROOM_SID));
+    publish_state(f, stream, "sync",
+                  json_pack("{s:s, s:I, s:s, s:s, s:i, s:i, s:i}", "status", "ready", "since",
+                            (json_int_t)since, "host", host, "service_sid", SERVICE_SID, "viewer_count", 0,
+                            "raised_hands", (int)raised, "raised_hands_cap", (int)cap));
+    publish_state(f, stream, "stream",
+                  json_pack("{s:s, s:I, s:s, s:s, s:{s:s, s:s, s:n}, s:I}", "status", "ready", "since",
+                            (json_int_t)since, "player_streamer_sid", STREAMER_SID, "media_processor_sid",
+                            PROCESSOR_SID, "playback_grant", "playbackUrl",
+                            "https://play.example/v.m3u8?token=abc", "playerStreamerSid", STREAMER_SID,
+                            "requestCredentials", "playback_grant_expires_ms",
+                            (json_int_t)(time_now_ms() + 3600 * 1000)));
+}
+
+/* --- HTTP ---------------------------------------------------------------------------------- */
+
+static struct http_reply call(struct fixture *f, const char *method, const char *path,
+                              const char *const headers[], const char *body)
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", f->s.ingress_url, path);
+    struct http_reply r;
+    http_call(method, url, headers, body, body ? strlen(body) : 0, &r);
+    return r;
+}
+
+static const char *const json_headers[] = {"Authorization: " TEST_PASSCODE, "Content-Type: application/json", NULL};
+
+/* POSTs a JSON body with the passcode; returns the status, the body parsed
+ * into *out when out is not NULL. */
+static long post(struct fixture *f, const char *path, const char *body, json_t **out)
+{
+    struct http_reply r = call(f, "POST", path, json_headers, body);
+    if (out) {
+        *out = json_loads(r.body, 0, NULL);
+        if (!*out)
+            fail_msg("%s answered %ld with a body that is not JSON: %s", path, r.status, r.body);
+    }
+    long status = r.status;
+    http_reply_free(&r);
+    return status;
+}
+
+/* Waits until GET /streams/{name} shows status. */
+static void wait_stream_status(struct fixture *f, const char *name, const char *status)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/streams/%s", name);
+    for (int i = 0; i < 200; i++) {
+        struct http_reply r = call(f, "GET", path, json_headers, NULL);
+        json_t *body = json_loads(r.body, 0, NULL);
+        const char *now = json_string_value(json_object_get(body, "status"));
+        int done = now && strcmp(now, status) == 0;
+        json_decref(body);
+        http_reply_free(&r);
+        if (done)
+            return;
+        usleep(50 * 1000);
+    }
+    fail_msg("stream %s never became %s", name, status);
+}
+
+/* The claims of an access token (no signature check: the emulator tests
+ * do that; here we look at what was granted). */
+static json_t *token_claims(const char *jwt)
+{
+    const char *dot1 = strchr(jwt, '.');
+    const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+    assert_non_null(dot2);
+    unsigned char payload[4096];
+    long n = base64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), payload);
+    assert_true(n > 0);
+    json_t *claims = json_loadb((const char *)payload, (size_t)n, 0, NULL);
+    assert_non_null(claims);
+    return claims;
+}
+
+static json_t *grants_of(json_t *answer)
+{
+    json_t *claims = token_claims(json_string_value(json_object_get(answer, "token")));
+    json_t *grants = json_incref(json_object_get(claims, "grants"));
+    assert_int_equal(json_integer_value(json_object_get(claims, "exp")) -
+                         json_integer_value(json_object_get(claims, "iat")),
+                     14400);
+    json_decref(claims);
+    return grants;
+}
+
+/* --- tests ----------------------------------------------------------------------------------- */
+
+static void test_client_api(void **state)
+{
+    struct fixture *f = *state;
+    json_t *answer, *data, *grants;
+    publish_live_stream(f, "friday", "alice", 0, 100);
+    wait_stream_status(f, "friday", "live");
+
+    assert_int_equal(post(f, "/verify-passcode", NULL, &answer), 200);
+    assert_true(json_is_true(json_object_get(answer, "verified")));
+    json_decref(answer);
+
+    /* A live stream cannot be created again. */
+    assert_int_equal(post(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"}", &answer), 409);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(answer, "error"), "message")), "stream exists");
+    json_decref(answer);
+    expect_no_event(f);
+
+    /* A speaker joins: video and Sync grants, the reference's names. */
+    assert_int_equal(post(f, "/join-stream-as-speaker", "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"}", &answer), 200);
+    assert_string_equal(json_string_value(json_object_get(answer, "room_sid")), ROOM_SID);
+    assert_true(json_is_false(json_object_get(answer, "chat_enabled")));
+    json_t *names = json_object_get(answer, "sync_object_names");
+    assert_string_equal(json_string_value(json_object_get(names, "speakers_map")), "speakers");
+    assert_string_equal(json_string_value(json_object_get(names, "viewers_map")), "viewers");
+    assert_string_equal(json_string_value(json_object_get(names, "raised_hands_map")), "raised_hands");
+    assert_string_equal(json_string_value(json_object_get(names, "user_document")), "user-bob");
+    grants = grants_of(answer);
+    assert_string_equal(json_string_value(json_object_get(grants, "identity")), "bob");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(grants, "video"), "room")), "friday");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(grants, "data_sync"), "service_sid")), SERVICE_SID);
+    assert_null(json_object_get(grants, "player"));
+    json_decref(grants);
+    json_decref(answer);
+    data = expect_event(f, "user.joined", "friday", NULL);
+    assert_string_equal(json_string_value(json_object_get(data, "identity")), "bob");
+    assert_string_equal(json_string_value(json_object_get(data, "role")), "speaker");
+    json_decref(data);
+
+    /* A viewer joins (as a form this time): the player grant, no video grant. */
+    static const char *const form_headers[] = {"Authorization: " TEST_PASSCODE,
+                                               "Content-Type: application/x-www-form-urlencoded", NULL};
+    struct http_reply r = call(f, "POST", "/join-stream-as-viewer", form_headers,
+                               "user_identity=Zo%C3%AB+K&stream_name=friday");
+    assert_int_equal(r.status, 200);
+    answer = json_loads(r.body, 0, NULL);
+    http_reply_free(&r);
+    grants = grants_of(answer);
+    assert_string_equal(json_string_value(json_object_get(grants, "identity")), "Zo\xc3\xab K");
+    assert_null(json_object_get(grants, "video"));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(grants, "player"), "playerStreamerSid")), STREAMER_SID);
+    json_decref(grants);
+    json_decref(answer);
+    data = expect_event(f, "user.joined", "friday", NULL);
+    assert_string_equal(json_string_value(json_object_get(data, "role")), "viewer");
+    json_decref(data);
+
+    assert_int_equal(post(f, "/viewer-connected-to-player", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\"}", &answer), 200);
+    assert_true(json_is_true(json_object_get(answer, "success")));
+    json_decref(answer);
+    json_decref(expect_event(f, "viewer.connected", "friday", NULL));
+
+    assert_int_equal(post(f, "/raise-hand", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\",\"hand_raised\":true}", &answer), 200);
+    assert_true(json_is_true(json_object_get(answer, "sent")));
+    json_decref(answer);
+    json_decref(expect_event(f, "hand.raised", "friday", NULL));
+    assert_int_equal(post(f, "/raise-hand", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\",\"hand_raised\":false}", NULL), 200);
+    json_decref(expect_event(f, "hand.lowered", "friday", NULL));
+
+    /* Host actions, named the reference's way (room_sid, room_name). */
+    assert_int_equal(post(f, "/send-speaker-invite", "{\"user_identity\":\"carol\",\"room_sid\":\"" ROOM_SID "\"}", &answer), 200);
+    assert_true(json_is_true(json_object_get(answer, "sent")));
+    json_decref(answer);
+    data = expect_event(f, "speaker.invited", "friday", NULL);
+    assert_string_equal(json_string_value(json_object_get(data, "identity")), "carol");
+    json_decref(data);
+    assert_int_equal(post(f, "/remove-speaker", "{\"user_identity\":\"bob\",\"room_name\":\"friday\"}", &answer), 200);
+    assert_true(json_is_true(json_object_get(answer, "removed")));
+    json_decref(answer);
+    json_decref(expect_event(f, "speaker.remove_requested", "friday", NULL));
+    assert_int_equal(post(f, "/delete-stream", "{\"stream_name\":\"friday\"}", &answer), 200);
+    assert_true(json_is_true(json_object_get(answer, "deleted")));
+    json_decref(answer);
+    data = expect_event(f, "stream.end_requested", "friday", NULL);
+    assert_string_equal(json_string_value(json_object_get(data, "reason")), "host_request");
+    json_decref(data);
+
+    /* The view, as GET /streams/{name} shows it: no playback grant in it. */
+    r = call(f, "GET", "/streams/friday", json_headers, NULL);
+    assert_int_equal(r.status, 200);
+    assert_null(strstr(r.body, "playbackUrl"));
+    assert_non_null(strstr(r.body, SERVICE_SID));
+    http_reply_free(&r);
+    expect_no_event(f);
+}
+
+/* Publishes the records of a live "monday" 0.8 s from now. */
+static void *publish_monday_later(void *arg)
+{
+    usleep(800 * 1000);
+    publish_live_stream(arg, "monday", "alice", 0, 100);
+    return NULL;
+}
+
+static void test_create_stream(void **state)
+{
+    struct fixture *f = *state;
+    json_t *answer, *data;
+
+    /* Prefer: respond-async: 202 and where to look, once Kafka has it. */
+    static const char *const async_headers[] = {"Authorization: " TEST_PASSCODE, "Content-Type: application/json",
+                                                "Prefer: respond-async", NULL};
+    struct http_reply r = call(f, "POST", "/create-stream", async_headers,
+                               "{\"user_identity\":\"alice\",\"stream_name\":\"saturday\"}");
+    assert_int_equal(r.status, 202);
+    assert_string_equal(r.location, "/streams/saturday");
+    http_reply_free(&r);
+    data = expect_event(f, "stream.create_requested", "saturday", NULL);
+    assert_string_equal(json_string_value(json_object_get(data, "host")), "alice");
+    json_decref(data);
+
+    /* Not ready within CREATE_WAIT_MS (3 s here): 202 too. */
+    assert_int_equal(post(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"sunday\"}", &answer), 202);
+    assert_string_equal(json_string_value(json_object_get(answer, "status")), "creating");
+    json_decref(answer);
+    json_decref(expect_event(f, "stream.create_requested", "sunday", NULL));
+
+    /* Ready while it waits: 200 with the host's token. */
+    publish_state(f, "monday", "room", json_pack("{s:s, s:i, s:s}", "status", "creating", "since", 5, "host", "alice"));
+    wait_stream_status(f, "monday", "creating");
+    /* Someone else cannot take a name that is being created. */
+    assert_int_equal(post(f, "/create-stream", "{\"user_identity\":\"mallory\",\"stream_name\":\"monday\"}", NULL), 409);
+    expect_no_event(f);
+    pthread_t later;
+    assert_int_equal(pthread_create(&later, NULL, publish_monday_later, f), 0);
+    assert_int_equal(post(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"monday\"}", &answer), 200);
+    pthread_join(later, NULL);
+    assert_string_equal(json_string_value(json_object_get(answer, "room_sid")), ROOM_SID);
+    assert_null(json_object_get(json_object_get(answer, "sync_object_names"), "user_document"));
+    json_t *grants = grants_of(answer);
+    assert_string_equal(json_string_value(json_object_get(grants, "identity")), "alice");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(grants, "video"), "room")), "monday");
+    json_decref(grants);
+    json_decref(answer);
+    json_decref(expect_event(f, "stream.create_requested", "monday", NULL));
+    expect_no_event(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_client_api, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_stream, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,206 @@
+/* The dev broker, the ingress and an HTTP client for tests (see stack.h). */
+#include "stack.h"
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "emulator_process.h"
+
+#define START_WAIT_MS 30000
+
+int stack_start_broker(struct stack *s, char *err, size_t errlen)
+{
+    char bin[1024], out[128], errp[128], file[128];
+    memset(s, 0, sizeof *s);
+    snprintf(s->dir, sizeof s->dir, "/tmp/stagehand-stack.XXXXXX");
+    if (!mkdtemp(s->dir)) {
+        snprintf(err, errlen, "cannot make a scratch directory");
+        return -1;
+    }
+    if (process_path_from_env(bin, sizeof bin, "STAGEHAND_BUILD", "stagehand-devbroker", err, errlen) < 0)
+        return -1;
+    snprintf(out, sizeof out, "%s/broker.out", s->dir);
+    snprintf(errp, sizeof errp, "%s/broker.err", s->dir);
+    snprintf(file, sizeof file, "%s/bootstrap", s->dir);
+    const char *argv[] = {bin, "--partitions", "3", "--bootstrap-file", file, NULL};
+    if (process_spawn(&s->broker, argv, NULL, out, errp, err, errlen) < 0)
+        return -1;
+    if (process_wait_file(file, START_WAIT_MS) < 0) {
+        snprintf(err, errlen, "the dev broker wrote no bootstrap file (see %s)", errp);
+        return -1;
+    }
+    char *line = process_read_file(file, NULL);
+    if (!line) {
+        snprintf(err, errlen, "cannot read %s", file);
+        return -1;
+    }
+    line[strcspn(line, "\r\n")] = '\0';
+    snprintf(s->brokers, sizeof s->brokers, "%s", line);
+    free(line);
+    return 0;
+}
+
+/* Waits for "port N" on the ingress's stdout. */
+static int read_port(const char *path, unsigned *port)
+{
+    for (int i = 0; i < START_WAIT_MS / 50; i++) {
+        char *text = process_read_file(path, NULL);
+        if (text && sscanf(text, "port %u", port) == 1) {
+            free(text);
+            return 0;
+        }
+        free(text);
+        usleep(50 * 1000);
+    }
+    return -1;
+}
+
+int stack_start_ingress(struct stack *s, const char *const env_extra[], char *err, size_t errlen)
+{
+    char bin[1024], out[128], errp[128], brokers[160];
+    if (process_path_from_env(bin, sizeof bin, "STAGEHAND_BUILD", "stagehand-ingress", err, errlen) < 0)
+        return -1;
+    s->ingress_serial++;
+    snprintf(out, sizeof out, "%s/ingress-%d.out", s->dir, s->ingress_serial);
+    snprintf(errp, sizeof errp, "%s/ingress-%d.err", s->dir, s->ingress_serial);
+    snprintf(brokers, sizeof brokers, "KAFKA_BROKERS=%s", s->brokers);
+    const char *env[64] = {
+        "TWILIO_ACCOUNT_SID=" TEST_ACCOUNT_SID, "TWILIO_API_KEY_SID=" TEST_API_KEY_SID,
+        "TWILIO_API_KEY_SECRET=" TEST_API_KEY_SECRET, "TWILIO_AUTH_TOKEN=" TEST_AUTH_TOKEN,
+        "PASSCODE=" TEST_PASSCODE, "PUBLIC_BASE_URL=" TEST_PUBLIC_BASE_URL, "INGRESS_PORT=0",
+        "PRODUCE_TIMEOUT_MS=3000", "CREATE_WAIT_MS=3000", "RATE_LIMIT_IP_PER_S=0",
+        "RATE_LIMIT_IDENTITY_PER_S=0", "LOG_LEVEL=warn", brokers};
+    size_t n = 13;
+    for (size_t i = 0; env_extra && env_extra[i] && n < 63; i++)
+        env[n++] = env_extra[i];
+    env[n] = NULL;
+    const char *argv[] = {bin, NULL};
+    if (process_spawn(&s->ingress, argv, env, out, errp, err, errlen) < 0)
+        return -1;
+    unsigned port;
+    if (read_port(out, &port) < 0) {
+        snprintf(err, errlen, "the ingress did not start (see %s)", errp);
+        return -1;
+    }
+    snprintf(s->ingress_url, sizeof s->ingress_url, "http://127.0.0.1:%u", port);
+    char url[128];
+    snprintf(url, sizeof url, "%s/readyz", s->ingress_url);
+    for (int i = 0; i < START_WAIT_MS / 100; i++) {
+        struct http_reply r;
+        http_call("GET", url, NULL, NULL, 0, &r);
+        long status = r.status;
+        http_reply_free(&r);
+        if (status == 200)
+            return 0;
+        usleep(100 * 1000);
+    }
+    snprintf(err, errlen, "the ingress never became ready (see %s)", errp);
+    return -1;
+}
+
+int stack_stop_ingress(struct stack *s)
+{
+    return process_stop(&s->ingress, 20000);
+}
+
+void stack_stop(struct stack *s)
+{
+    process_stop(&s->ingress, 20000);
+    process_stop(&s->broker, 10000);
+    if (s->dir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", s->dir);
+    }
+}
+
+struct buffer {
+    char *data;
+    size_t len;
+};
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct buffer *b = userdata;
+    size_t n = size * nmemb;
+    char *grown = realloc(b->data, b->len + n + 1);
+    if (!grown)
+        return 0;
+    memcpy(grown + b->len, ptr, n);
+    b->data = grown;
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+static void copy_header(const char *line, size_t n, const char *name, char *out, size_t outlen)
+{
+    size_t name_len = strlen(name);
+    if (n <= name_len + 1 || strncasecmp(line, name, name_len) != 0 || line[name_len] != ':')
+        return;
+    const char *v = line + name_len + 1;
+    size_t vlen = n - name_len - 1;
+    while (vlen && (*v == ' ' || *v == '\t'))
+        v++, vlen--;
+    while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n'))
+        vlen--;
+    snprintf(out, outlen, "%.*s", (int)vlen, v);
+}
+
+static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
+{
+    struct http_reply *r = userdata;
+    size_t n = size * nmemb;
+    copy_header(line, n, "Retry-After", r->retry_after, sizeof r->retry_after);
+    copy_header(line, n, "Location", r->location, sizeof r->location);
+    copy_header(line, n, "Content-Type", r->content_type, sizeof r->content_type);
+    return n;
+}
+
+int http_call(const char *method, const char *url, const char *const headers[], const char *body,
+              size_t body_len, struct http_reply *out)
+{
+    memset(out, 0, sizeof *out);
+    struct buffer b = {NULL, 0};
+    CURL *curl = curl_easy_init();
+    if (!curl) {
+        out->body = strdup("");
+        return -1;
+    }
+    struct curl_slist *list = NULL;
+    for (size_t i = 0; headers && headers[i]; i++)
+        list = curl_slist_append(list, headers[i]);
+    list = curl_slist_append(list, "Expect:"); /* no 100-continue round trip */
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, out);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    if (body) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)body_len);
+    }
+    CURLcode rc = curl_easy_perform(curl);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out->status);
+    curl_slist_free_all(list);
+    curl_easy_cleanup(curl);
+    out->body = b.data ? b.data : strdup("");
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+void http_reply_free(struct http_reply *r)
+{
+    free(r->body);
+    r->body = NULL;
+}
