@@ -18,6 +18,7 @@
 #include "../support/emulator_process.h"
 #include "../support/stack.h"
 #include "encode.h"
+#include "form.h"
 #include "event.h"
 #include "kafka.h"
 #include "signature.h"
@@ -379,11 +380,262 @@ static void test_create_stream(void **state)
     expect_no_event(f);
 }
 
+/* --- bad input: the right status and no event --------------------------------------------- */
+
+struct bad_case {
+    const char *path;
+    const char *content_type;  /* NULL: none */
+    const char *auth;          /* NULL: none */
+    const char *body;
+    long status;
+    const char *message;       /* the error's message, or NULL */
+};
+
+#define JSON "application/json"
+#define PASS TEST_PASSCODE
+
+static const struct bad_case bad_cases[] = {
+    /* missing fields */
+    {"/create-stream", JSON, PASS, "{\"stream_name\":\"x\"}", 400, "missing user_identity"},
+    {"/create-stream", JSON, PASS, "{\"user_identity\":\"a\"}", 400, "missing stream_name"},
+    {"/join-stream-as-speaker", JSON, PASS, "{\"stream_name\":\"friday\"}", 400, "missing user_identity"},
+    {"/join-stream-as-viewer", JSON, PASS, "{\"user_identity\":\"a\"}", 400, "missing stream_name"},
+    {"/viewer-connected-to-player", JSON, PASS, "{}", 400, "missing user_identity"},
+    {"/raise-hand", JSON, PASS, "{\"user_identity\":\"a\",\"stream_name\":\"friday\"}", 400, "missing hand_raised"},
+    {"/send-speaker-invite", JSON, PASS, "{\"stream_name\":\"friday\"}", 400, "missing user_identity"},
+    {"/remove-speaker", JSON, PASS, "{\"user_identity\":\"bob\"}", 400, "missing stream_name"},
+    {"/delete-stream", JSON, PASS, "{}", 400, "missing stream_name"},
+    /* wrong types */
+    {"/create-stream", JSON, PASS, "{\"user_identity\":7,\"stream_name\":\"x\"}", 400, "invalid user_identity"},
+    {"/raise-hand", JSON, PASS, "{\"user_identity\":\"a\",\"stream_name\":\"friday\",\"hand_raised\":\"false\"}", 400, "invalid hand_raised"},
+    {"/join-stream-as-viewer", JSON, PASS, "{\"user_identity\":\"a\",\"stream_name\":[\"friday\"]}", 400, "invalid stream_name"},
+    {"/send-speaker-invite", JSON, PASS, "{\"user_identity\":\"a\",\"room_sid\":\"RM1\"}", 400, "invalid room_sid"},
+    {"/create-stream", JSON, PASS, "[1,2]", 400, "invalid body"},
+    {"/create-stream", JSON, PASS, "{\"user_identity\":", 400, "invalid body"},
+    {"/create-stream", JSON, PASS, "{\"user_identity\":\"a\",\"user_identity\":\"b\",\"stream_name\":\"x\"}", 400, "invalid body"},
+    /* too long */
+    {"/create-stream", JSON, PASS, "{\"user_identity\":\"a\",\"stream_name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", 400, "invalid stream_name"},
+    /* invalid UTF-8, control characters, reserved names and characters */
+    {"/create-stream", JSON, PASS, "{\"user_identity\":\"a\xff\",\"stream_name\":\"x\"}", 400, "invalid body"},
+    {"/create-stream", "application/x-www-form-urlencoded", PASS, "user_identity=a%FF&stream_name=x", 400, "invalid body"},
+    {"/create-stream", JSON, PASS, "{\"user_identity\":\"a\\u0007b\",\"stream_name\":\"x\"}", 400, "invalid user_identity"},
+    {"/create-stream", JSON, PASS, "{\"user_identity\":\"a\\u0000b\",\"stream_name\":\"x\"}", 400, "invalid body"},
+    {"/create-stream", JSON, PASS, "{\"user_identity\":\"video-composer-1\",\"stream_name\":\"x\"}", 400, "invalid user_identity"},
+    {"/create-stream", JSON, PASS, "{\"user_identity\":\"a\",\"stream_name\":\"a/b\"}", 400, "invalid stream_name"},
+    {"/create-stream", JSON, PASS, "{\"user_identity\":\" a\",\"stream_name\":\"x\"}", 400, "invalid user_identity"},
+    /* wrong content type */
+    {"/create-stream", "text/plain", PASS, "user_identity=a&stream_name=x", 415, "unsupported content type"},
+    {"/create-stream", NULL, PASS, "{\"user_identity\":\"a\",\"stream_name\":\"x\"}", 415, "unsupported content type"},
+    /* bad or missing auth */
+    {"/create-stream", JSON, NULL, "{\"user_identity\":\"a\",\"stream_name\":\"x\"}", 401, "passcode incorrect"},
+    {"/create-stream", JSON, "4242", "{\"user_identity\":\"a\",\"stream_name\":\"x\"}", 401, "passcode incorrect"},
+    {"/create-stream", JSON, "Bearer 424242", "{\"user_identity\":\"a\",\"stream_name\":\"x\"}", 401, "passcode incorrect"},
+    {"/delete-stream", JSON, NULL, "{\"stream_name\":\"friday\"}", 401, "passcode incorrect"},
+    {"/remove-speaker", JSON, NULL, "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"}", 401, "passcode incorrect"},
+    /* unknown stream */
+    {"/join-stream-as-speaker", JSON, PASS, "{\"user_identity\":\"a\",\"stream_name\":\"nope\"}", 404, "stream not found"},
+    {"/join-stream-as-viewer", JSON, PASS, "{\"user_identity\":\"a\",\"stream_name\":\"nope\"}", 404, "stream not found"},
+    {"/viewer-connected-to-player", JSON, PASS, "{\"user_identity\":\"a\",\"stream_name\":\"nope\"}", 404, "stream not found"},
+    {"/raise-hand", JSON, PASS, "{\"user_identity\":\"a\",\"stream_name\":\"nope\",\"hand_raised\":true}", 404, "stream not found"},
+    {"/send-speaker-invite", JSON, PASS, "{\"user_identity\":\"a\",\"room_sid\":\"RMffffffffffffffffffffffffffffffff\"}", 404, "stream not found"},
+    {"/remove-speaker", JSON, PASS, "{\"user_identity\":\"a\",\"stream_name\":\"nope\"}", 404, "stream not found"},
+    {"/delete-stream", JSON, PASS, "{\"stream_name\":\"nope\"}", 404, "stream not found"},
+    /* the cap: friday shows 2 raised hands of 2 */
+    {"/raise-hand", JSON, PASS, "{\"user_identity\":\"a\",\"stream_name\":\"friday\",\"hand_raised\":true}", 409, "raised hands full"},
+    /* no such endpoint, wrong method */
+    {"/create-streams", JSON, PASS, "{}", 404, "not found"},
+};
+
+static void test_bad_input(void **state)
+{
+    struct fixture *f = *state;
+    publish_live_stream(f, "friday", "alice", 2, 2);
+    wait_stream_status(f, "friday", "live");
+    for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+        const struct bad_case *c = &bad_cases[i];
+        char type[128], auth[128];
+        const char *headers[3];
+        size_t n = 0;
+        /* "Content-Type:" with no value stops curl from adding its own. */
+        snprintf(type, sizeof type, "Content-Type:%s%s", c->content_type ? " " : "",
+                 c->content_type ? c->content_type : "");
+        headers[n++] = type;
+        if (c->auth) {
+            snprintf(auth, sizeof auth, "Authorization: %s", c->auth);
+            headers[n++] = auth;
+        }
+        headers[n] = NULL;
+        struct http_reply r = call(f, "POST", c->path, headers, c->body);
+        json_t *body = json_loads(r.body, 0, NULL);
+        const char *message = json_string_value(json_object_get(json_object_get(body, "error"), "message"));
+        const char *explanation = json_string_value(json_object_get(json_object_get(body, "error"), "explanation"));
+        if (r.status != c->status || !message || strcmp(message, c->message) != 0 || !explanation || !explanation[0])
+            fail_msg("case %zu (%s %s): got %ld %s, wanted %ld %s", i, c->path, c->body, r.status, r.body,
+                     c->status, c->message);
+        json_decref(body);
+        http_reply_free(&r);
+    }
+    struct http_reply r = call(f, "GET", "/create-stream", json_headers, NULL);
+    assert_int_equal(r.status, 405);
+    http_reply_free(&r);
+
+    /* Oversize body: 413 (BODY_MAX_BYTES is 16 KiB by default). */
+    size_t big_len = 20000;
+    char *big = malloc(big_len + 1);
+    memset(big, 'a', big_len);
+    memcpy(big, "{\"user_identity\":\"", 17);
+    big[big_len] = '\0';
+    r = call(f, "POST", "/create-stream", json_headers, big);
+    assert_int_equal(r.status, 413);
+    http_reply_free(&r);
+    free(big);
+    expect_no_event(f);
+}
+
+/* --- webhooks ---------------------------------------------------------------------------------- */
+
+/* POSTs a form to path + query, signed for url_signed (NULL: no signature). */
+static long webhook(struct fixture *f, const char *path_and_query, const char *url_signed,
+                    struct kv_list *params)
+{
+    char signature[SIGNATURE_LEN + 1], header[64];
+    const char *headers[3] = {"Content-Type: application/x-www-form-urlencoded", NULL, NULL};
+    if (url_signed) {
+        assert_int_equal(signature_compute(TEST_AUTH_TOKEN, url_signed, params, signature), 0);
+        snprintf(header, sizeof header, "X-Twilio-Signature: %s", signature);
+        headers[1] = header;
+    }
+    char *body = form_encode(params);
+    struct http_reply r = call(f, "POST", path_and_query, headers, body);
+    free(body);
+    long status = r.status;
+    http_reply_free(&r);
+    return status;
+}
+
+static void room_params(struct kv_list *p, const char *event, const char *identity)
+{
+    kv_init(p);
+    kv_add(p, "AccountSid", TEST_ACCOUNT_SID);
+    kv_add(p, "RoomName", "friday");
+    kv_add(p, "RoomSid", ROOM_SID);
+    kv_add(p, "RoomStatus", "in-progress");
+    kv_add(p, "RoomType", "group");
+    kv_add(p, "StatusCallbackEvent", event);
+    kv_add(p, "Timestamp", "2026-11-24T01:02:03.456Z");
+    kv_add(p, "SequenceNumber", "3");
+    if (identity) {
+        kv_add(p, "ParticipantIdentity", identity);
+        kv_add(p, "ParticipantSid", "PA0123456789abcdef0123456789abcdef");
+        kv_add(p, "ParticipantStatus", "connected");
+    }
+}
+
+static void test_webhooks(void **state)
+{
+    struct fixture *f = *state;
+    struct kv_list p;
+    char first[EVENT_ID_LEN + 1], again[EVENT_ID_LEN + 1];
+    const char *rooms_url = TEST_PUBLIC_BASE_URL "/rooms-webhook";
+    publish_live_stream(f, "friday", "alice", 0, 100);
+    wait_stream_status(f, "friday", "live");
+
+    room_params(&p, "participant-connected", "bob");
+    assert_int_equal(webhook(f, "/rooms-webhook", rooms_url, &p), 200);
+    json_t *data = expect_event(f, "participant.connected", "friday", first);
+    assert_string_equal(json_string_value(json_object_get(data, "identity")), "bob");
+    assert_string_equal(json_string_value(json_object_get(data, "room_sid")), ROOM_SID);
+    json_decref(data);
+    /* Twilio retries: the same event id, so the workers skip it. */
+    assert_int_equal(webhook(f, "/rooms-webhook", rooms_url, &p), 200);
+    json_decref(expect_event(f, "participant.connected", "friday", again));
+    assert_string_equal(first, again);
+    /* Missing header, wrong signature, signed for another URL: 403, nothing. */
+    assert_int_equal(webhook(f, "/rooms-webhook", NULL, &p), 403);
+    assert_int_equal(webhook(f, "/rooms-webhook", TEST_PUBLIC_BASE_URL "/sync-webhook", &p), 403);
+    assert_int_equal(webhook(f, "/rooms-webhook?x=1", rooms_url, &p), 403);
+    kv_free(&p);
+    room_params(&p, "participant-connected", "bob");
+    kv_add(&p, "Extra", "tampered after signing");
+    char signature[SIGNATURE_LEN + 1];
+    struct kv_list original;
+    room_params(&original, "participant-connected", "bob");
+    assert_int_equal(signature_compute(TEST_AUTH_TOKEN, rooms_url, &original, signature), 0);
+    char header[64];
+    snprintf(header, sizeof header, "X-Twilio-Signature: %s", signature);
+    const char *headers[] = {"Content-Type: application/x-www-form-urlencoded", header, NULL};
+    char *body = form_encode(&p);
+    struct http_reply r = call(f, "POST", "/rooms-webhook", headers, body);
+    assert_int_equal(r.status, 403);
+    http_reply_free(&r);
+    free(body);
+    kv_free(&p);
+    kv_free(&original);
+    expect_no_event(f);
+
+    /* The composer's participant and other events: 200, nothing. */
+    room_params(&p, "participant-connected", "video-composer-ZX1");
+    assert_int_equal(webhook(f, "/rooms-webhook", rooms_url, &p), 200);
+    kv_free(&p);
+    room_params(&p, "track-added", NULL);
+    assert_int_equal(webhook(f, "/rooms-webhook", rooms_url, &p), 200);
+    kv_free(&p);
+    expect_no_event(f);
+    room_params(&p, "room-ended", NULL);
+    kv_add(&p, "RoomDuration", "120");
+    assert_int_equal(webhook(f, "/rooms-webhook", rooms_url, &p), 200);
+    kv_free(&p);
+    data = expect_event(f, "room.ended", "friday", NULL);
+    assert_int_equal(json_integer_value(json_object_get(data, "room_duration_s")), 120);
+    json_decref(data);
+
+    /* Sync: the stream from the query, or from the service SID in the view. */
+    kv_init(&p);
+    kv_add(&p, "AccountSid", TEST_ACCOUNT_SID);
+    kv_add(&p, "ServiceSid", SERVICE_SID);
+    kv_add(&p, "EventType", "endpoint_disconnected");
+    kv_add(&p, "Identity", "carol");
+    kv_add(&p, "EndpointId", "EP1");
+    kv_add(&p, "DateCreated", "2026-11-24T01:02:04Z");
+    assert_int_equal(webhook(f, "/sync-webhook?stream=friday", TEST_PUBLIC_BASE_URL "/sync-webhook?stream=friday", &p), 200);
+    data = expect_event(f, "viewer.disconnected", "friday", NULL);
+    assert_string_equal(json_string_value(json_object_get(data, "identity")), "carol");
+    json_decref(data);
+    assert_int_equal(webhook(f, "/sync-webhook", TEST_PUBLIC_BASE_URL "/sync-webhook", &p), 200);
+    json_decref(expect_event(f, "viewer.disconnected", "friday", NULL));
+    kv_free(&p);
+
+    /* Media: ended -> media.ended; started -> nothing. */
+    kv_init(&p);
+    kv_add(&p, "AccountSid", TEST_ACCOUNT_SID);
+    kv_add(&p, "MediaProcessorSid", PROCESSOR_SID);
+    kv_add(&p, "StatusCallbackEvent", "media-processor-started");
+    kv_add(&p, "Timestamp", "2026-11-24T01:02:05.000Z");
+    assert_int_equal(webhook(f, "/media-webhook", TEST_PUBLIC_BASE_URL "/media-webhook", &p), 200);
+    expect_no_event(f);
+    kv_free(&p);
+    kv_init(&p);
+    kv_add(&p, "AccountSid", TEST_ACCOUNT_SID);
+    kv_add(&p, "MediaProcessorSid", PROCESSOR_SID);
+    kv_add(&p, "StatusCallbackEvent", "media-processor-ended");
+    kv_add(&p, "EndedReason", "max-duration-exceeded");
+    kv_add(&p, "Timestamp", "2026-11-24T01:02:06.000Z");
+    assert_int_equal(webhook(f, "/media-webhook", TEST_PUBLIC_BASE_URL "/media-webhook", &p), 200);
+    kv_free(&p);
+    data = expect_event(f, "media.ended", "friday", NULL);
+    assert_string_equal(json_string_value(json_object_get(data, "reason")), "max-duration-exceeded");
+    assert_string_equal(json_string_value(json_object_get(data, "media_processor_sid")), PROCESSOR_SID);
+    json_decref(data);
+    expect_no_event(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_client_api, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_webhooks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
