@@ -17,6 +17,9 @@
 
 #include "../support/emulator_process.h"
 #include "../support/stack.h"
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "encode.h"
 #include "form.h"
 #include "event.h"
@@ -30,6 +33,7 @@
 #define PROCESSOR_SID "ZX0123456789abcdef0123456789abcdef"
 
 struct fixture {
+    const char *auth;   /* Authorization header for GET /streams; NULL: the passcode */
     struct stack s;
     struct kafka_reader *events;
     struct kafka_producer *state;
@@ -191,8 +195,9 @@ static void wait_stream_status(struct fixture *f, const char *name, const char *
 {
     char path[128];
     snprintf(path, sizeof path, "/streams/%s", name);
+    const char *headers[] = {f->auth ? f->auth : "Authorization: " TEST_PASSCODE, NULL};
     for (int i = 0; i < 200; i++) {
-        struct http_reply r = call(f, "GET", path, json_headers, NULL);
+        struct http_reply r = call(f, "GET", path, headers, NULL);
         json_t *body = json_loads(r.body, 0, NULL);
         const char *now = json_string_value(json_object_get(body, "status"));
         int done = now && strcmp(now, status) == 0;
@@ -629,6 +634,133 @@ static void test_webhooks(void **state)
     expect_no_event(f);
 }
 
+/* --- other configurations ------------------------------------------------------------------ */
+
+#define JWT_SECRET "a-test-secret-of-the-identity-service"
+
+/* An HS256 bearer token for identity as the operator's identity service
+ * would issue it (made with common/token's minting key type: the claims
+ * that matter are sub and exp). */
+static char *bearer_for(const char *identity, const char *secret)
+{
+    json_t *header = json_pack("{s:s, s:s}", "alg", "HS256", "typ", "JWT");
+    json_t *claims = json_pack("{s:s, s:I}", "sub", identity, "exp", (json_int_t)(time(NULL) + 600));
+    char *h = json_dumps(header, JSON_COMPACT), *c = json_dumps(claims, JSON_COMPACT);
+    char h64[256], c64[512], input[800], sig64[64];
+    base64url_encode((const unsigned char *)h, strlen(h), h64);
+    base64url_encode((const unsigned char *)c, strlen(c), c64);
+    snprintf(input, sizeof input, "%s.%s", h64, c64);
+    unsigned char mac[32];
+    unsigned int mac_len = 0;
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)input, strlen(input), mac, &mac_len);
+    base64url_encode(mac, mac_len, sig64);
+    char *out = malloc(strlen(input) + strlen(sig64) + 32);
+    sprintf(out, "Authorization: Bearer %s.%s", input, sig64);
+    free(h);
+    free(c);
+    json_decref(header);
+    json_decref(claims);
+    return out;
+}
+
+static long post_as(struct fixture *f, const char *auth_header, const char *path, const char *body)
+{
+    const char *headers[] = {auth_header, "Content-Type: application/json", NULL};
+    struct http_reply r = call(f, "POST", path, headers, body);
+    long status = r.status;
+    http_reply_free(&r);
+    return status;
+}
+
+static int setup_jwt(void **state)
+{
+    setup(state);
+    struct fixture *f = *state;
+    char err[256];
+    stack_stop_ingress(&f->s);
+    const char *env[] = {"AUTH_MODE=jwt", "AUTH_JWT_SECRET=" JWT_SECRET, NULL};
+    if (stack_start_ingress(&f->s, env, err, sizeof err) < 0)
+        fail_msg("%s", err);
+    return 0;
+}
+
+static void test_jwt_mode(void **state)
+{
+    struct fixture *f = *state;
+    publish_live_stream(f, "friday", "alice", 0, 100);
+    char *alice = bearer_for("alice", JWT_SECRET);
+    char *bob = bearer_for("bob", JWT_SECRET);
+    char *forged = bearer_for("alice", "not-the-identity-service-secret");
+    f->auth = alice; /* GET /streams needs a bearer token now */
+    wait_stream_status(f, "friday", "live");
+    expect_no_event(f);
+
+    /* The identity comes from the token; the body may only repeat it. */
+    assert_int_equal(post_as(f, bob, "/viewer-connected-to-player", "{\"stream_name\":\"friday\"}"), 200);
+    json_t *data = expect_event(f, "viewer.connected", "friday", NULL);
+    assert_string_equal(json_string_value(json_object_get(data, "identity")), "bob");
+    json_decref(data);
+    assert_int_equal(post_as(f, bob, "/viewer-connected-to-player",
+                             "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"}"), 403);
+    assert_int_equal(post_as(f, forged, "/delete-stream", "{\"stream_name\":\"friday\"}"), 401);
+    assert_int_equal(post_as(f, "Authorization: " TEST_PASSCODE, "/delete-stream", "{\"stream_name\":\"friday\"}"), 401);
+    /* Host-only actions: bob is not the host. */
+    assert_int_equal(post_as(f, bob, "/remove-speaker", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\"}"), 403);
+    assert_int_equal(post_as(f, bob, "/send-speaker-invite", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\"}"), 403);
+    assert_int_equal(post_as(f, bob, "/delete-stream", "{\"stream_name\":\"friday\"}"), 403);
+    expect_no_event(f);
+    assert_int_equal(post_as(f, alice, "/remove-speaker", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\"}"), 200);
+    assert_int_equal(post_as(f, alice, "/delete-stream", "{\"stream_name\":\"friday\"}"), 200);
+    json_decref(expect_event(f, "speaker.remove_requested", "friday", NULL));
+    json_decref(expect_event(f, "stream.end_requested", "friday", NULL));
+    free(alice);
+    free(bob);
+    free(forged);
+}
+
+static int setup_rate_limited(void **state)
+{
+    setup(state);
+    struct fixture *f = *state;
+    char err[256];
+    stack_stop_ingress(&f->s);
+    const char *env[] = {"RATE_LIMIT_IP_PER_S=1", "RATE_LIMIT_IP_BURST=3", NULL};
+    if (stack_start_ingress(&f->s, env, err, sizeof err) < 0)
+        fail_msg("%s", err);
+    return 0;
+}
+
+static void test_rate_limit(void **state)
+{
+    struct fixture *f = *state;
+    int limited = 0;
+    for (int i = 0; i < 6; i++) {
+        struct http_reply r = call(f, "POST", "/verify-passcode", json_headers, NULL);
+        if (r.status == 429) {
+            limited++;
+            assert_true(atoi(r.retry_after) >= 1);
+        }
+        http_reply_free(&r);
+    }
+    assert_true(limited >= 2); /* a burst of 3 (plus what refilled meanwhile), then 429 */
+}
+
+static void test_kafka_unreachable(void **state)
+{
+    struct fixture *f = *state;
+    publish_live_stream(f, "friday", "alice", 0, 100);
+    wait_stream_status(f, "friday", "live");
+    /* The broker goes away under the ingress. */
+    assert_true(process_stop(&f->s.broker, 10000) >= 0);
+    int64_t started = time_monotonic_ms();
+    struct http_reply r = call(f, "POST", "/viewer-connected-to-player", json_headers,
+                               "{\"user_identity\":\"carol\",\"stream_name\":\"friday\"}");
+    assert_int_equal(r.status, 503);
+    assert_string_equal(r.retry_after, "1");
+    assert_true(time_monotonic_ms() - started < 10000); /* PRODUCE_TIMEOUT_MS is 3 s here */
+    http_reply_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -636,6 +768,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_webhooks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jwt_mode, setup_jwt, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit, setup_rate_limited, teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_unreachable, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

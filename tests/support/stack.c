@@ -76,8 +76,17 @@ int stack_start_ingress(struct stack *s, const char *const env_extra[], char *er
         "PRODUCE_TIMEOUT_MS=3000", "CREATE_WAIT_MS=3000", "RATE_LIMIT_IP_PER_S=0",
         "RATE_LIMIT_IDENTITY_PER_S=0", "LOG_LEVEL=warn", brokers};
     size_t n = 13;
-    for (size_t i = 0; env_extra && env_extra[i] && n < 63; i++)
-        env[n++] = env_extra[i];
+    for (size_t i = 0; env_extra && env_extra[i] && n < 63; i++) {
+        /* An extra replaces the default of the same name (the child would
+         * see only the first of two). */
+        size_t name_len = strcspn(env_extra[i], "=");
+        size_t j = 0;
+        while (j < n && !(strncmp(env[j], env_extra[i], name_len) == 0 && env[j][name_len] == '='))
+            j++;
+        env[j] = env_extra[i];
+        if (j == n)
+            n++;
+    }
     env[n] = NULL;
     const char *argv[] = {bin, NULL};
     if (process_spawn(&s->ingress, argv, env, out, errp, err, errlen) < 0)
