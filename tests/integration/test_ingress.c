@@ -745,6 +745,43 @@ static void test_rate_limit(void **state)
     assert_true(limited >= 2); /* a burst of 3 (plus what refilled meanwhile), then 429 */
 }
 
+static int setup_identity_limited(void **state)
+{
+    setup(state);
+    struct fixture *f = *state;
+    char err[256];
+    stack_stop_ingress(&f->s);
+    const char *env[] = {"RATE_LIMIT_IDENTITY_PER_S=1", "RATE_LIMIT_IDENTITY_BURST=2", NULL};
+    if (stack_start_ingress(&f->s, env, err, sizeof err) < 0)
+        fail_msg("%s", err);
+    return 0;
+}
+
+/* One identity gets its burst; another is not affected. (The stream does
+ * not exist: the budget is taken before that is found out.) */
+static void test_identity_rate_limit(void **state)
+{
+    struct fixture *f = *state;
+    const char *dave = "{\"user_identity\":\"dave\",\"stream_name\":\"nope\"}";
+    assert_int_equal(post(f, "/viewer-connected-to-player", dave, NULL), 404);
+    assert_int_equal(post(f, "/viewer-connected-to-player", dave, NULL), 404);
+    struct http_reply r = call(f, "POST", "/viewer-connected-to-player", json_headers, dave);
+    assert_int_equal(r.status, 429);
+    assert_true(atoi(r.retry_after) >= 1);
+    http_reply_free(&r);
+    assert_int_equal(post(f, "/viewer-connected-to-player", "{\"user_identity\":\"erin\",\"stream_name\":\"nope\"}", NULL), 404);
+
+    /* The metrics saw all of it. */
+    r = call(f, "GET", "/metrics", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "stagehand_ingress_requests_total{route=\"/viewer-connected-to-player\",status=\"404\"} 3"));
+    assert_non_null(strstr(r.body, "stagehand_ingress_requests_total{route=\"/viewer-connected-to-player\",status=\"429\"} 1"));
+    assert_non_null(strstr(r.body, "stagehand_ingress_request_seconds_count{route=\"/viewer-connected-to-player\"} 4"));
+    assert_non_null(strstr(r.body, "stagehand_ingress_view_streams"));
+    http_reply_free(&r);
+    expect_no_event(f);
+}
+
 static void test_kafka_unreachable(void **state)
 {
     struct fixture *f = *state;
@@ -770,6 +807,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_webhooks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jwt_mode, setup_jwt, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit, setup_rate_limited, teardown),
+        cmocka_unit_test_setup_teardown(test_identity_rate_limit, setup_identity_limited, teardown),
         cmocka_unit_test_setup_teardown(test_kafka_unreachable, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
