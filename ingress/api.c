@@ -225,6 +225,16 @@ static const char *ctx_text(const struct request *req, const char *name)
 
 /* --- create-stream ------------------------------------------------------------------ */
 
+/* 202: accepted, not live yet; where to look. */
+static void answer_creating(struct request *req, const char *stream)
+{
+    char url[320];
+    snprintf(url, sizeof url, "/streams/%s", stream);
+    snprintf(req->location, sizeof req->location, "%s", url);
+    request_answer(req, 202, json_pack("{s:s, s:s, s:s}", "stream", stream, "status", "creating",
+                                       "status_url", url));
+}
+
 static int create_step(struct request *req, int expired)
 {
     struct stream_info info;
@@ -243,23 +253,14 @@ static int create_step(struct request *req, int expired)
     }
     if (!expired)
         return 0;
-    char url[320];
-    snprintf(url, sizeof url, "/streams/%s", stream);
-    snprintf(req->location, sizeof req->location, "%s", url);
-    request_answer(req, 202, json_pack("{s:s, s:s, s:s}", "stream", stream, "status", "creating",
-                                       "status_url", url));
+    answer_creating(req, stream);
     return 1;
 }
 
 static int create_async_ack(struct request *req, int expired)
 {
     (void)expired;
-    const char *stream = ctx_text(req, "stream");
-    char url[320];
-    snprintf(url, sizeof url, "/streams/%s", stream);
-    snprintf(req->location, sizeof req->location, "%s", url);
-    request_answer(req, 202, json_pack("{s:s, s:s, s:s}", "stream", stream, "status", "creating",
-                                       "status_url", url));
+    answer_creating(req, ctx_text(req, "stream"));
     return 1;
 }
 
@@ -382,32 +383,32 @@ static int raise_hand(struct request *req, struct call *c, struct api_error *e)
     return 0;
 }
 
-static int send_speaker_invite(struct request *req, struct call *c, struct api_error *e)
+/* A host action on another user: user_identity names the user, the stream
+ * is stream_name or the reference's alternative field; answers
+ * {answer_key: true} once the event is in Kafka. */
+static int host_action_on_user(struct request *req, struct call *c, const char *alternative,
+                               const char *type, const char *answer_key, struct api_error *e)
 {
     c->identity = params_identity(&c->params, "user_identity", e);
-    if (!c->identity || named_stream(req, c, "room_sid", e) < 0)
+    if (!c->identity || named_stream(req, c, alternative, e) < 0)
         return -1;
     if (stream_alive(req, c, e) < 0 || host_only(c, e) < 0)
         return -1;
     if (c->caller && identity_allowed(req, c->caller, e) < 0)
         return -1;
-    emit(req, c, "speaker.invited", c->caller, json_pack("{s:s}", "identity", c->identity),
-         produce_deadline(req), NULL, 200, json_pack("{s:b}", "sent", 1));
+    emit(req, c, type, c->caller, json_pack("{s:s}", "identity", c->identity), produce_deadline(req),
+         NULL, 200, json_pack("{s:b}", answer_key, 1));
     return 0;
+}
+
+static int send_speaker_invite(struct request *req, struct call *c, struct api_error *e)
+{
+    return host_action_on_user(req, c, "room_sid", "speaker.invited", "sent", e);
 }
 
 static int remove_speaker(struct request *req, struct call *c, struct api_error *e)
 {
-    c->identity = params_identity(&c->params, "user_identity", e);
-    if (!c->identity || named_stream(req, c, "room_name", e) < 0)
-        return -1;
-    if (stream_alive(req, c, e) < 0 || host_only(c, e) < 0)
-        return -1;
-    if (c->caller && identity_allowed(req, c->caller, e) < 0)
-        return -1;
-    emit(req, c, "speaker.remove_requested", c->caller, json_pack("{s:s}", "identity", c->identity),
-         produce_deadline(req), NULL, 200, json_pack("{s:b}", "removed", 1));
-    return 0;
+    return host_action_on_user(req, c, "room_name", "speaker.remove_requested", "removed", e);
 }
 
 static int delete_stream(struct request *req, struct call *c, struct api_error *e)

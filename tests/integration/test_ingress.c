@@ -190,6 +190,16 @@ static long post(struct fixture *f, const char *path, const char *body, json_t *
     return status;
 }
 
+/* POSTs body to path and checks the answer is 200 {"<key>": true}. */
+static void expect_true(struct fixture *f, const char *path, const char *body, const char *key)
+{
+    json_t *answer;
+    assert_int_equal(post(f, path, body, &answer), 200);
+    if (!json_is_true(json_object_get(answer, key)))
+        fail_msg("%s answered without %s: true", path, key);
+    json_decref(answer);
+}
+
 /* Waits until GET /streams/{name} shows status. */
 static void wait_stream_status(struct fixture *f, const char *name, const char *status)
 {
@@ -245,9 +255,7 @@ static void test_client_api(void **state)
     publish_live_stream(f, "friday", "alice", 0, 100);
     wait_stream_status(f, "friday", "live");
 
-    assert_int_equal(post(f, "/verify-passcode", NULL, &answer), 200);
-    assert_true(json_is_true(json_object_get(answer, "verified")));
-    json_decref(answer);
+    expect_true(f, "/verify-passcode", NULL, "verified");
 
     /* A live stream cannot be created again. */
     assert_int_equal(post(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"}", &answer), 409);
@@ -294,32 +302,21 @@ static void test_client_api(void **state)
     assert_string_equal(json_string_value(json_object_get(data, "role")), "viewer");
     json_decref(data);
 
-    assert_int_equal(post(f, "/viewer-connected-to-player", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\"}", &answer), 200);
-    assert_true(json_is_true(json_object_get(answer, "success")));
-    json_decref(answer);
+    expect_true(f, "/viewer-connected-to-player", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\"}", "success");
     json_decref(expect_event(f, "viewer.connected", "friday", NULL));
-
-    assert_int_equal(post(f, "/raise-hand", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\",\"hand_raised\":true}", &answer), 200);
-    assert_true(json_is_true(json_object_get(answer, "sent")));
-    json_decref(answer);
+    expect_true(f, "/raise-hand", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\",\"hand_raised\":true}", "sent");
     json_decref(expect_event(f, "hand.raised", "friday", NULL));
-    assert_int_equal(post(f, "/raise-hand", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\",\"hand_raised\":false}", NULL), 200);
+    expect_true(f, "/raise-hand", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\",\"hand_raised\":false}", "sent");
     json_decref(expect_event(f, "hand.lowered", "friday", NULL));
 
     /* Host actions, named the reference's way (room_sid, room_name). */
-    assert_int_equal(post(f, "/send-speaker-invite", "{\"user_identity\":\"carol\",\"room_sid\":\"" ROOM_SID "\"}", &answer), 200);
-    assert_true(json_is_true(json_object_get(answer, "sent")));
-    json_decref(answer);
+    expect_true(f, "/send-speaker-invite", "{\"user_identity\":\"carol\",\"room_sid\":\"" ROOM_SID "\"}", "sent");
     data = expect_event(f, "speaker.invited", "friday", NULL);
     assert_string_equal(json_string_value(json_object_get(data, "identity")), "carol");
     json_decref(data);
-    assert_int_equal(post(f, "/remove-speaker", "{\"user_identity\":\"bob\",\"room_name\":\"friday\"}", &answer), 200);
-    assert_true(json_is_true(json_object_get(answer, "removed")));
-    json_decref(answer);
+    expect_true(f, "/remove-speaker", "{\"user_identity\":\"bob\",\"room_name\":\"friday\"}", "removed");
     json_decref(expect_event(f, "speaker.remove_requested", "friday", NULL));
-    assert_int_equal(post(f, "/delete-stream", "{\"stream_name\":\"friday\"}", &answer), 200);
-    assert_true(json_is_true(json_object_get(answer, "deleted")));
-    json_decref(answer);
+    expect_true(f, "/delete-stream", "{\"stream_name\":\"friday\"}", "deleted");
     data = expect_event(f, "stream.end_requested", "friday", NULL);
     assert_string_equal(json_string_value(json_object_get(data, "reason")), "host_request");
     json_decref(data);
@@ -672,16 +669,22 @@ static long post_as(struct fixture *f, const char *auth_header, const char *path
     return status;
 }
 
-static int setup_jwt(void **state)
+/* The standard fixture, with the ingress restarted under env. */
+static int setup_with(void **state, const char *const env[])
 {
     setup(state);
     struct fixture *f = *state;
     char err[256];
     stack_stop_ingress(&f->s);
-    const char *env[] = {"AUTH_MODE=jwt", "AUTH_JWT_SECRET=" JWT_SECRET, NULL};
     if (stack_start_ingress(&f->s, env, err, sizeof err) < 0)
         fail_msg("%s", err);
     return 0;
+}
+
+static int setup_jwt(void **state)
+{
+    static const char *const env[] = {"AUTH_MODE=jwt", "AUTH_JWT_SECRET=" JWT_SECRET, NULL};
+    return setup_with(state, env);
 }
 
 static void test_jwt_mode(void **state)
@@ -720,14 +723,8 @@ static void test_jwt_mode(void **state)
 
 static int setup_rate_limited(void **state)
 {
-    setup(state);
-    struct fixture *f = *state;
-    char err[256];
-    stack_stop_ingress(&f->s);
-    const char *env[] = {"RATE_LIMIT_IP_PER_S=1", "RATE_LIMIT_IP_BURST=3", NULL};
-    if (stack_start_ingress(&f->s, env, err, sizeof err) < 0)
-        fail_msg("%s", err);
-    return 0;
+    static const char *const env[] = {"RATE_LIMIT_IP_PER_S=1", "RATE_LIMIT_IP_BURST=3", NULL};
+    return setup_with(state, env);
 }
 
 static void test_rate_limit(void **state)
@@ -747,14 +744,8 @@ static void test_rate_limit(void **state)
 
 static int setup_identity_limited(void **state)
 {
-    setup(state);
-    struct fixture *f = *state;
-    char err[256];
-    stack_stop_ingress(&f->s);
-    const char *env[] = {"RATE_LIMIT_IDENTITY_PER_S=1", "RATE_LIMIT_IDENTITY_BURST=2", NULL};
-    if (stack_start_ingress(&f->s, env, err, sizeof err) < 0)
-        fail_msg("%s", err);
-    return 0;
+    static const char *const env[] = {"RATE_LIMIT_IDENTITY_PER_S=1", "RATE_LIMIT_IDENTITY_BURST=2", NULL};
+    return setup_with(state, env);
 }
 
 /* One identity gets its burst; another is not affected. (The stream does
