@@ -41,7 +41,12 @@ EMULATOR_OBJ  := $(call obj,$(wildcard tools/twilio-emulator/*.c))
 # The ingress's modules (all but main.c) also form a library the tests link.
 INGRESS_OBJ   := $(call obj,$(filter-out ingress/main.c,$(wildcard ingress/*.c)))
 INGRESS_LIB   := $(BUILD)/libingress.a
-PROGRAMS      := $(BUILD)/stagehand-devbroker $(BUILD)/twilio-emulator $(BUILD)/stagehand-ingress
+# The worker runtime (all of workers/ but the roles' *_worker.c) is a library too.
+WORKER_ROLES  := room
+WORKER_OBJ    := $(call obj,$(filter-out %_worker.c,$(wildcard workers/*.c)))
+WORKER_LIB    := $(BUILD)/libworkers.a
+WORKERS       := $(patsubst %,$(BUILD)/stagehand-%-worker,$(WORKER_ROLES))
+PROGRAMS      := $(BUILD)/stagehand-devbroker $(BUILD)/twilio-emulator $(BUILD)/stagehand-ingress $(WORKERS)
 
 # --- tests ---------------------------------------------------------------------
 TEST_SUPPORT_OBJ  := $(call obj,$(wildcard tests/support/*.c))
@@ -51,6 +56,7 @@ TEST_HELPERS      := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wil
 TESTS             := $(UNIT_TESTS) $(INTEGRATION_TESTS) $(TEST_HELPERS)
 
 ALL_OBJ := $(COMMON_OBJ) $(DEVBROKER_OBJ) $(EMULATOR_OBJ) $(INGRESS_OBJ) $(BUILD)/obj/ingress/main.o \
+           $(WORKER_OBJ) $(call obj,$(wildcard workers/*_worker.c)) \
            $(TEST_SUPPORT_OBJ) \
            $(call obj,$(wildcard tests/unit/*.c tests/integration/*.c tests/helpers/*.c))
 
@@ -109,6 +115,13 @@ $(INGRESS_LIB): $(INGRESS_OBJ)
 	$(AR) rcs $@ $^
 
 $(BUILD)/stagehand-ingress: $(BUILD)/obj/ingress/main.o $(INGRESS_LIB) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(WORKER_LIB): $(WORKER_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/stagehand-%-worker: $(BUILD)/obj/workers/%_worker.o $(WORKER_LIB) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(INGRESS_LIB) $(LIB)

@@ -143,3 +143,25 @@ const struct config_spec settings_streams[] = {
      .max = 100000, .description = "Most raised hands kept per stream; more are refused"},
 };
 const size_t settings_streams_count = COUNT(settings_streams);
+
+const struct config_spec settings_workers[] = {
+    {.name = "METRICS_PORT", .type = CONFIG_INT, .default_value = "0", .min = 0, .max = 65535,
+     .description = "Port of a worker's /metrics and /healthz (0 picks a free one, printed on stdout)"},
+    {.name = "MAX_ATTEMPTS", .type = CONFIG_INT, .default_value = "8", .min = 1, .max = 1000,
+     .description = "Attempts at an event's side effects before it goes to the DLQ"},
+    {.name = "STATE_PUBLISH_INTERVAL_MS", .type = CONFIG_INT, .default_value = "200", .min = 10,
+     .max = 60000, .description = "How often a worker publishes the state records that changed"},
+    {.name = "KAFKA_SESSION_TIMEOUT_MS", .type = CONFIG_INT, .default_value = "45000", .min = 1000,
+     .max = 300000, .description = "Consumer group session timeout of the workers"},
+};
+const size_t settings_workers_count = COUNT(settings_workers);
+
+const struct config_spec settings_rooms[] = {
+    {.name = "ROOM_MAX_PARTICIPANTS", .type = CONFIG_INT, .default_value = "50", .min = 2, .max = 50,
+     .description = "MaxParticipants of a stream's Video Room (the composer takes one)"},
+    {.name = "ROOM_EMPTY_TIMEOUT_MIN", .type = CONFIG_INT, .default_value = "5", .min = 1, .max = 1440,
+     .description = "Minutes an emptied room lives before Twilio ends it"},
+    {.name = "ROOM_UNUSED_TIMEOUT_MIN", .type = CONFIG_INT, .default_value = "5", .min = 1, .max = 1440,
+     .description = "Minutes a room nobody joined lives before Twilio ends it"},
+};
+const size_t settings_rooms_count = COUNT(settings_rooms);

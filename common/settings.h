@@ -7,6 +7,8 @@
  *   settings_public   PUBLIC_BASE_URL
  *   settings_ingress  the ingress's port, auth, limits and waits
  *   settings_streams  per-stream rules shared by ingress and workers (caps)
+ *   settings_workers  the worker runtime: metrics port, attempts, state publishing
+ *   settings_rooms    the room worker's room parameters
  *
  * Register with config_register(cfg, settings_kafka, settings_kafka_count, ...). */
 #ifndef STAGEHAND_SETTINGS_H
@@ -33,5 +35,11 @@ extern const size_t settings_ingress_count;
 
 extern const struct config_spec settings_streams[];
 extern const size_t settings_streams_count;
+
+extern const struct config_spec settings_workers[];
+extern const size_t settings_workers_count;
+
+extern const struct config_spec settings_rooms[];
+extern const size_t settings_rooms_count;
 
 #endif

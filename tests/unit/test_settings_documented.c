@@ -19,14 +19,16 @@ struct table {
 
 static const struct table *all_tables(size_t *n)
 {
-    static struct table tables[6];
+    static struct table tables[8];
     tables[0] = (struct table){settings_logging, settings_logging_count};
     tables[1] = (struct table){settings_kafka, settings_kafka_count};
     tables[2] = (struct table){settings_twilio, settings_twilio_count};
     tables[3] = (struct table){settings_public, settings_public_count};
     tables[4] = (struct table){settings_ingress, settings_ingress_count};
     tables[5] = (struct table){settings_streams, settings_streams_count};
-    *n = 6;
+    tables[6] = (struct table){settings_workers, settings_workers_count};
+    tables[7] = (struct table){settings_rooms, settings_rooms_count};
+    *n = 8;
     return tables;
 }
 

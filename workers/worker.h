@@ -1,0 +1,134 @@
+/* The runtime the three worker roles share (DESIGN.md §3).
+ *
+ * One process is one member of its role's consumer group
+ * ("stagehand-<role>") on stagehand.events. Its poll loop never blocks on
+ * Twilio's retries: an event that must wait pauses its partition, which is
+ * rewound to the event and resumed when the backoff is over. An offset is
+ * stored only after the event's side effects succeeded, or after the event
+ * went to stagehand.dlq (after MAX_ATTEMPTS, at once for a permanent
+ * error), with headers saying why.
+ *
+ * Per stream the worker keeps a fold of the events (struct stream, plus
+ * what the role adds) and the offset of the last event whose side effects
+ * it applied. Replays and redeliveries never apply anything twice:
+ *   - an event at or below the stream's applied offset is folded only;
+ *   - an event whose id is among the stream's recently applied ids is
+ *     skipped (the same webhook delivered twice, a log imported again);
+ *   - side effects themselves are idempotent (create-or-adopt, "not found"
+ *     counts as done, desired state rather than deltas).
+ * The applied offset and what others need (SIDs, readiness) go to
+ * stagehand.state under "<stream>/<role>" (README, "State records"), at
+ * once when something important changed, else at most every
+ * STATE_PUBLISH_INTERVAL_MS. When partitions are assigned, the worker
+ * reads its records from stagehand.state, then re-reads the partitions
+ * from their beginning, folding without side effects up to each stream's
+ * applied offset, before it acts again.
+ *
+ * SIGTERM or SIGINT: the event in hand is finished, offsets are committed,
+ * the group is left, pending state records are flushed. /metrics and
+ * /healthz are served on METRICS_PORT. */
+#ifndef STAGEHAND_WORKER_H
+#define STAGEHAND_WORKER_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "event.h"
+#include "kafka.h"
+#include "metrics.h"
+#include "text.h"
+#include "twilio.h"
+
+#define WORKER_RECENT_IDS 64
+
+enum stream_phase { PHASE_NONE = 0, PHASE_CREATING, PHASE_READY, PHASE_ENDED };
+
+/* What every role knows of a stream. */
+struct stream {
+    char *name;
+    int32_t partition;
+    enum stream_phase phase;
+    int64_t since;                /* ms timestamp of the create that began this life */
+    char host[IDENTITY_MAX_CHARS * 4 + 1];
+    int64_t applied_offset;       /* -1: nothing applied yet */
+    char recent[WORKER_RECENT_IDS][EVENT_ID_LEN + 1]; /* recently applied event ids, a ring */
+    unsigned recent_next;
+    int dirty;                    /* its state record must be published */
+    int urgent;                   /* ... now, not at the next interval */
+    void *role;                   /* the role's own data, or NULL */
+};
+
+/* How handling one event went. */
+enum outcome_kind { OUTCOME_DONE, OUTCOME_RETRY, OUTCOME_FAIL };
+
+struct outcome {
+    enum outcome_kind kind;
+    long retry_after_ms;          /* RETRY: at least this long (-1: backoff decides) */
+    char error_code[32];          /* FAIL, RETRY: Twilio's code or our reason */
+    char error[256];
+};
+
+struct worker;
+
+struct worker_role {
+    const char *name;                 /* "room", "stream", "sync" */
+    const char *const *event_types;   /* NULL-terminated: the events it handles */
+    /* Folds ev into st and, when apply is 1, performs its side effects
+     * first. With apply 0 it must not call Twilio. On OUTCOME_RETRY or
+     * OUTCOME_FAIL the fold must be left as it was (the event comes again,
+     * or goes to the DLQ); fields it already learned (a SID just created)
+     * may be kept, and should be, so that a retry adopts them. */
+    void (*on_event)(struct worker *w, struct stream *st, const struct event *ev, int apply,
+                     struct outcome *out);
+    /* Adds the role's fields to st's state record. */
+    void (*state_fields)(struct worker *w, const struct stream *st, json_t *record);
+    /* Restores the role's fields from its state record (on assignment). */
+    void (*restore)(struct worker *w, struct stream *st, const json_t *record);
+    /* Periodic work, about every 50 ms (may be NULL). */
+    void (*tick)(struct worker *w, int64_t now_ms);
+    /* Frees st->role (may be NULL). */
+    void (*free_role)(void *role);
+    /* Role-specific settings tables to register (may be NULL / 0). */
+    const struct config_spec *settings;
+    size_t settings_count;
+    /* Called once after configuration is loaded (may be NULL). Returns 0, or
+     * -1 with err. */
+    int (*init)(struct worker *w, char *err, size_t errlen);
+};
+
+/* Runs the role until SIGTERM or SIGINT; the process's main(). Returns the
+ * exit status. */
+int worker_main(const struct worker_role *role, int argc, char **argv);
+
+/* --- for the roles ---------------------------------------------------------------- */
+
+const struct config *worker_config(const struct worker *w);
+void *worker_role_context(const struct worker *w);
+void worker_set_role_context(struct worker *w, void *ctx);
+
+/* One Twilio request (no retries inside; counted in the metrics). */
+int worker_twilio(struct worker *w, enum twilio_product product, const char *method, const char *path,
+                  const struct kv_list *params, const char *if_match, struct twilio_result *res);
+
+/* Turns a failed Twilio result into the outcome: RATE_LIMITED and
+ * RETRYABLE retry (honouring Retry-After), others fail with the code and
+ * message. */
+void worker_outcome_from_twilio(const struct twilio_result *res, struct outcome *out);
+
+/* Produces an event the worker itself emits (room.created, sync.ready, ...)
+ * to stagehand.events; data is taken. Returns 0, or -1 (logged; the event
+ * is retried by the caller's outcome). */
+int worker_emit(struct worker *w, const char *stream, const char *type, json_t *data);
+
+/* Marks st's state record for publishing (urgent: at once). */
+void worker_mark_dirty(struct stream *st, int urgent);
+
+/* The streams this process knows, by name (NULL when unknown). */
+struct stream *worker_find_stream(struct worker *w, const char *name);
+
+/* Calls fn for every known stream. */
+void worker_each_stream(struct worker *w, void (*fn)(struct worker *w, struct stream *st, void *ctx),
+                        void *ctx);
+
+#endif
