@@ -314,7 +314,7 @@ static void publish_all(struct worker *w, int32_t partition)
 static void to_dlq(struct worker *w, const rd_kafka_message_t *msg, const struct outcome *out, int attempts)
 {
     struct kv_list headers;
-    char number[32], id[EVENT_ID_LEN + 1] = "", type[64] = "";
+    char number[32], tries[16], id[EVENT_ID_LEN + 1] = "", type[64] = "";
     kv_init(&headers);
     if (kafka_header_string(msg, "id", id, sizeof id) == 0)
         kv_add(&headers, "id", id);
@@ -322,8 +322,8 @@ static void to_dlq(struct worker *w, const rd_kafka_message_t *msg, const struct
         kv_add(&headers, "type", type);
     kv_add(&headers, "error_code", out->error_code);
     kv_add(&headers, "error", out->error);
-    snprintf(number, sizeof number, "%d", attempts);
-    kv_add(&headers, "attempts", number);
+    snprintf(tries, sizeof tries, "%d", attempts);
+    kv_add(&headers, "attempts", tries);
     kv_add(&headers, "role", w->role->name);
     kv_add(&headers, "original_topic", EVENTS_TOPIC);
     snprintf(number, sizeof number, "%d", (int)msg->partition);
@@ -339,7 +339,7 @@ static void to_dlq(struct worker *w, const rd_kafka_message_t *msg, const struct
     kv_free(&headers);
     metrics_add(w->m_dlq, NULL, 1);
     log_warn("event sent to the DLQ", "id", id, "type", type, "error_code", out->error_code, "error",
-             out->error, "attempts", number, NULL);
+             out->error, "attempts", tries, NULL);
 }
 
 /* --- partitions ------------------------------------------------------------------------------- */
@@ -576,7 +576,8 @@ static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *partitio
     read_state(w, partitions);
     for (int i = 0; i < partitions->cnt; i++) {
         int32_t p = partitions->elems[i].partition;
-        if (kafka_consumer_rewind(w->consumer, EVENTS_TOPIC, p, RD_KAFKA_OFFSET_BEGINNING, err, sizeof err) < 0)
+        /* Offset 0: when retention removed it, auto.offset.reset=earliest applies. */
+        if (kafka_consumer_rewind(w->consumer, EVENTS_TOPIC, p, 0, err, sizeof err) < 0)
             log_warn("cannot re-read a partition from its beginning", "error", err, NULL);
         struct partition_state *ps = partition_state(w, p);
         if (ps) {

@@ -45,12 +45,12 @@ int stack_start_broker(struct stack *s, char *err, size_t errlen)
     return 0;
 }
 
-/* Waits for "port N" on the ingress's stdout. */
-static int read_port(const char *path, unsigned *port)
+/* Waits for the line format ("port %u") on a program's stdout. */
+static int read_port(const char *path, const char *format, unsigned *port)
 {
     for (int i = 0; i < START_WAIT_MS / 50; i++) {
         char *text = process_read_file(path, NULL);
-        if (text && sscanf(text, "port %u", port) == 1) {
+        if (text && sscanf(text, format, port) == 1) {
             free(text);
             return 0;
         }
@@ -58,6 +58,27 @@ static int read_port(const char *path, unsigned *port)
         usleep(50 * 1000);
     }
     return -1;
+}
+
+/* defaults then extras into env (at most max - 1 entries and a NULL); an
+ * extra replaces the default of the same name, since a child would see only
+ * the first of two. */
+static void merge_env(const char **env, size_t max, const char *const defaults[],
+                      const char *const extras[])
+{
+    size_t n = 0;
+    for (size_t i = 0; defaults[i] && n < max - 1; i++)
+        env[n++] = defaults[i];
+    for (size_t i = 0; extras && extras[i] && n < max - 1; i++) {
+        size_t name_len = strcspn(extras[i], "=");
+        size_t j = 0;
+        while (j < n && !(strncmp(env[j], extras[i], name_len) == 0 && env[j][name_len] == '='))
+            j++;
+        env[j] = extras[i];
+        if (j == n)
+            n++;
+    }
+    env[n] = NULL;
 }
 
 int stack_start_ingress(struct stack *s, const char *const env_extra[], char *err, size_t errlen)
@@ -69,30 +90,19 @@ int stack_start_ingress(struct stack *s, const char *const env_extra[], char *er
     snprintf(out, sizeof out, "%s/ingress-%d.out", s->dir, s->ingress_serial);
     snprintf(errp, sizeof errp, "%s/ingress-%d.err", s->dir, s->ingress_serial);
     snprintf(brokers, sizeof brokers, "KAFKA_BROKERS=%s", s->brokers);
-    const char *env[64] = {
+    const char *const defaults[] = {
         "TWILIO_ACCOUNT_SID=" TEST_ACCOUNT_SID, "TWILIO_API_KEY_SID=" TEST_API_KEY_SID,
         "TWILIO_API_KEY_SECRET=" TEST_API_KEY_SECRET, "TWILIO_AUTH_TOKEN=" TEST_AUTH_TOKEN,
         "PASSCODE=" TEST_PASSCODE, "PUBLIC_BASE_URL=" TEST_PUBLIC_BASE_URL, "INGRESS_PORT=0",
         "PRODUCE_TIMEOUT_MS=3000", "CREATE_WAIT_MS=3000", "RATE_LIMIT_IP_PER_S=0",
-        "RATE_LIMIT_IDENTITY_PER_S=0", "LOG_LEVEL=warn", brokers};
-    size_t n = 13;
-    for (size_t i = 0; env_extra && env_extra[i] && n < 63; i++) {
-        /* An extra replaces the default of the same name (the child would
-         * see only the first of two). */
-        size_t name_len = strcspn(env_extra[i], "=");
-        size_t j = 0;
-        while (j < n && !(strncmp(env[j], env_extra[i], name_len) == 0 && env[j][name_len] == '='))
-            j++;
-        env[j] = env_extra[i];
-        if (j == n)
-            n++;
-    }
-    env[n] = NULL;
+        "RATE_LIMIT_IDENTITY_PER_S=0", "LOG_LEVEL=warn", brokers, NULL};
+    const char *env[64];
+    merge_env(env, 64, defaults, env_extra);
     const char *argv[] = {bin, NULL};
     if (process_spawn(&s->ingress, argv, env, out, errp, err, errlen) < 0)
         return -1;
     unsigned port;
-    if (read_port(out, &port) < 0) {
+    if (read_port(out, "port %u", &port) < 0) {
         snprintf(err, errlen, "the ingress did not start (see %s)", errp);
         return -1;
     }
@@ -112,6 +122,37 @@ int stack_start_ingress(struct stack *s, const char *const env_extra[], char *er
     return -1;
 }
 
+int stack_start_worker(struct stack *s, const char *role, const char *twilio_base,
+                       const char *const env_extra[], struct process *p, char *err, size_t errlen)
+{
+    char bin[1024], name[64], out[160], errp[160], brokers[160], base[160];
+    snprintf(name, sizeof name, "stagehand-%s-worker", role);
+    if (process_path_from_env(bin, sizeof bin, "STAGEHAND_BUILD", name, err, errlen) < 0)
+        return -1;
+    s->worker_serial++;
+    snprintf(out, sizeof out, "%s/%s-%d.out", s->dir, role, s->worker_serial);
+    snprintf(errp, sizeof errp, "%s/%s-%d.err", s->dir, role, s->worker_serial);
+    snprintf(brokers, sizeof brokers, "KAFKA_BROKERS=%s", s->brokers);
+    snprintf(base, sizeof base, "TWILIO_API_BASE=%s", twilio_base);
+    const char *const defaults[] = {
+        "TWILIO_ACCOUNT_SID=" TEST_ACCOUNT_SID, "TWILIO_API_KEY_SID=" TEST_API_KEY_SID,
+        "TWILIO_API_KEY_SECRET=" TEST_API_KEY_SECRET, "TWILIO_AUTH_TOKEN=" TEST_AUTH_TOKEN,
+        "PUBLIC_BASE_URL=" TEST_PUBLIC_BASE_URL, "METRICS_PORT=0", "KAFKA_SESSION_TIMEOUT_MS=6000",
+        "TWILIO_RETRY_BASE_MS=20", "TWILIO_RETRY_MAX_MS=200", "STATE_PUBLISH_INTERVAL_MS=50",
+        "LOG_LEVEL=warn", brokers, base, NULL};
+    const char *env[64];
+    merge_env(env, 64, defaults, env_extra);
+    const char *argv[] = {bin, NULL};
+    if (process_spawn(p, argv, env, out, errp, err, errlen) < 0)
+        return -1;
+    unsigned port;
+    if (read_port(out, "metrics port %u", &port) < 0) {
+        snprintf(err, errlen, "the %s worker did not start (see %s)", role, errp);
+        return -1;
+    }
+    return (int)port;
+}
+
 int stack_stop_ingress(struct stack *s)
 {
     return process_stop(&s->ingress, 20000);
@@ -121,7 +162,9 @@ void stack_stop(struct stack *s)
 {
     process_stop(&s->ingress, 20000);
     process_stop(&s->broker, 10000);
-    if (s->dir[0]) {
+    if (s->dir[0] && getenv("STAGEHAND_KEEP_LOGS")) {
+        fprintf(stderr, "logs kept in %s\n", s->dir);
+    } else if (s->dir[0]) {
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
         if (system(cmd) != 0)

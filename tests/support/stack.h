@@ -18,6 +18,7 @@ struct stack {
     struct process ingress;
     char ingress_url[64];   /* http://127.0.0.1:PORT */
     int ingress_serial;
+    int worker_serial;
 };
 
 /* Makes the scratch directory and starts the dev broker (3 partitions).
@@ -30,10 +31,17 @@ int stack_start_broker(struct stack *s, char *err, size_t errlen);
  * waits up to 30 s for /readyz to say ready. Returns 0, or -1 with err. */
 int stack_start_ingress(struct stack *s, const char *const env_extra[], char *err, size_t errlen);
 
+/* Starts a worker of role ("room", ...) against the broker and the Twilio
+ * base URL (the emulator), with the test credentials, short session and
+ * retry timings, then env_extra. Returns its metrics port, or -1 with err. */
+int stack_start_worker(struct stack *s, const char *role, const char *twilio_base,
+                       const char *const env_extra[], struct process *p, char *err, size_t errlen);
+
 /* SIGTERM to the ingress; its exit status (0 when it stopped cleanly). */
 int stack_stop_ingress(struct stack *s);
 
-/* Stops whatever runs and removes the scratch directory. */
+/* Stops whatever runs and removes the scratch directory (kept, and named
+ * on stderr, when STAGEHAND_KEEP_LOGS is set). */
 void stack_stop(struct stack *s);
 
 struct http_reply {
