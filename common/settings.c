@@ -165,3 +165,21 @@ const struct config_spec settings_rooms[] = {
      .description = "Minutes a room nobody joined lives before Twilio ends it"},
 };
 const size_t settings_rooms_count = COUNT(settings_rooms);
+
+const struct config_spec settings_media[] = {
+    {.name = "STREAM_MAX_DURATION_S", .type = CONFIG_INT, .default_value = "1800", .min = 60,
+     .max = 90000, .description = "MaxDuration of a stream's PlayerStreamer and MediaProcessor, seconds"},
+    {.name = "GRANT_TTL_S", .type = CONFIG_INT, .default_value = "60", .min = 1, .max = 60,
+     .description = "Ttl of the PlaybackGrants the stream worker fetches (Twilio allows 60 at most)"},
+    {.name = "GRANT_REFRESH_S", .type = CONFIG_INT, .default_value = "30", .min = 1, .max = 3600,
+     .description = "How often a live stream gets a fresh PlaybackGrant"},
+    {.name = "COMPOSER_EXTENSION", .type = CONFIG_STRING, .default_value = "video-composer-v2",
+     .description = "The Media Extension the MediaProcessor runs"},
+    {.name = "COMPOSER_RESOLUTION", .type = CONFIG_STRING, .default_value = "1920x1080",
+     .description = "Resolution of the composed stream"},
+    {.name = "RECONCILE_INTERVAL_S", .type = CONFIG_INT, .default_value = "300", .min = 1,
+     .max = 86400, .description = "How often the stream worker ends Live resources no live stream owns"},
+    {.name = "RECONCILE_GRACE_S", .type = CONFIG_INT, .default_value = "600", .min = 0,
+     .max = 86400, .description = "Age under which an unowned Live resource is left alone (it may be being created)"},
+};
+const size_t settings_media_count = COUNT(settings_media);

@@ -9,6 +9,7 @@
  *   settings_streams  per-stream rules shared by ingress and workers (caps)
  *   settings_workers  the worker runtime: metrics port, attempts, state publishing
  *   settings_rooms    the room worker's room parameters
+ *   settings_media    the stream worker's Live parameters
  *
  * Register with config_register(cfg, settings_kafka, settings_kafka_count, ...). */
 #ifndef STAGEHAND_SETTINGS_H
@@ -41,5 +42,8 @@ extern const size_t settings_workers_count;
 
 extern const struct config_spec settings_rooms[];
 extern const size_t settings_rooms_count;
+
+extern const struct config_spec settings_media[];
+extern const size_t settings_media_count;
 
 #endif

@@ -19,7 +19,7 @@ struct table {
 
 static const struct table *all_tables(size_t *n)
 {
-    static struct table tables[8];
+    static struct table tables[9];
     tables[0] = (struct table){settings_logging, settings_logging_count};
     tables[1] = (struct table){settings_kafka, settings_kafka_count};
     tables[2] = (struct table){settings_twilio, settings_twilio_count};
@@ -28,7 +28,8 @@ static const struct table *all_tables(size_t *n)
     tables[5] = (struct table){settings_streams, settings_streams_count};
     tables[6] = (struct table){settings_workers, settings_workers_count};
     tables[7] = (struct table){settings_rooms, settings_rooms_count};
-    *n = 8;
+    tables[8] = (struct table){settings_media, settings_media_count};
+    *n = 9;
     return tables;
 }
 
