@@ -42,7 +42,7 @@ EMULATOR_OBJ  := $(call obj,$(wildcard tools/twilio-emulator/*.c))
 INGRESS_OBJ   := $(call obj,$(filter-out ingress/main.c,$(wildcard ingress/*.c)))
 INGRESS_LIB   := $(BUILD)/libingress.a
 # The worker runtime (all of workers/ but the roles' *_worker.c) is a library too.
-WORKER_ROLES  := room stream
+WORKER_ROLES  := room stream sync
 WORKER_OBJ    := $(call obj,$(filter-out %_worker.c,$(wildcard workers/*.c)))
 WORKER_LIB    := $(BUILD)/libworkers.a
 WORKERS       := $(patsubst %,$(BUILD)/stagehand-%-worker,$(WORKER_ROLES))

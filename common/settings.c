@@ -183,3 +183,19 @@ const struct config_spec settings_media[] = {
      .max = 86400, .description = "Age under which an unowned Live resource is left alone (it may be being created)"},
 };
 const size_t settings_media_count = COUNT(settings_media);
+
+const struct config_spec settings_sync[] = {
+    {.name = "VIEWERS_MAP_CAP", .type = CONFIG_INT, .default_value = "100", .min = 1, .max = 100000,
+     .description = "Most viewers listed in a stream's Sync viewers map (the count is exact)"},
+    {.name = "COUNT_INTERVAL_MS", .type = CONFIG_INT, .default_value = "1000", .min = 50,
+     .max = 600000, .description = "Least time between two writes of a stream's viewer count"},
+    {.name = "HOST_GRACE_S", .type = CONFIG_INT, .default_value = "30", .min = 1, .max = 86400,
+     .description = "How long the host may be gone from the room before the stream ends"},
+    {.name = "SYNC_WRITES_PER_S", .type = CONFIG_INT, .default_value = "18", .min = 1, .max = 1000,
+     .description = "Writes per second per Sync object, and creations per service (Twilio allows 20)"},
+    {.name = "SYNC_BURST_S", .type = CONFIG_INT, .default_value = "10", .min = 1, .max = 60,
+     .description = "Seconds of writes a Sync object may burst (Twilio allows 10)"},
+    {.name = "SYNC_DEBOUNCE_MS", .type = CONFIG_INT, .default_value = "5000", .min = 1000,
+     .max = 3600000, .description = "Reachability debouncing window of a stream's Sync service"},
+};
+const size_t settings_sync_count = COUNT(settings_sync);

@@ -10,6 +10,7 @@
  *   settings_workers  the worker runtime: metrics port, attempts, state publishing
  *   settings_rooms    the room worker's room parameters
  *   settings_media    the stream worker's Live parameters
+ *   settings_sync     the sync worker's caps, intervals and budgets
  *
  * Register with config_register(cfg, settings_kafka, settings_kafka_count, ...). */
 #ifndef STAGEHAND_SETTINGS_H
@@ -45,5 +46,8 @@ extern const size_t settings_rooms_count;
 
 extern const struct config_spec settings_media[];
 extern const size_t settings_media_count;
+
+extern const struct config_spec settings_sync[];
+extern const size_t settings_sync_count;
 
 #endif

@@ -433,6 +433,14 @@ static void process(struct worker *w, const rd_kafka_message_t *msg)
         }
         return;
     }
+    if (ev.ts_ms < st->since) {
+        /* An event of an earlier life of the stream (met again when
+         * rebuilding): that life is over and folded into the records. */
+        count_event(w, ev.type, "folded");
+        event_free(&ev);
+        mark_done(w, msg);
+        return;
+    }
     int apply = msg->offset > st->applied_offset && !recently_applied(st, ev.id);
     struct outcome out = {OUTCOME_DONE, -1, "", ""};
     w->role->on_event(w, st, &ev, apply, &out);

@@ -19,7 +19,7 @@ struct table {
 
 static const struct table *all_tables(size_t *n)
 {
-    static struct table tables[9];
+    static struct table tables[10];
     tables[0] = (struct table){settings_logging, settings_logging_count};
     tables[1] = (struct table){settings_kafka, settings_kafka_count};
     tables[2] = (struct table){settings_twilio, settings_twilio_count};
@@ -29,7 +29,8 @@ static const struct table *all_tables(size_t *n)
     tables[6] = (struct table){settings_workers, settings_workers_count};
     tables[7] = (struct table){settings_rooms, settings_rooms_count};
     tables[8] = (struct table){settings_media, settings_media_count};
-    *n = 9;
+    tables[9] = (struct table){settings_sync, settings_sync_count};
+    *n = 10;
     return tables;
 }
 

@@ -1,0 +1,749 @@
+/* stagehand-sync-worker: what clients see of a stream, in Twilio Sync.
+ *
+ *   stream.create_requested  the stream's Sync service (ACL on, WebhookUrl =
+ *                            PUBLIC_BASE_URL/sync-webhook?stream=<name>,
+ *                            reachability webhooks with debouncing), maps
+ *                            speakers, viewers, raised_hands, the "stream"
+ *                            document, the host's {host:true} speakers item
+ *                            and read permissions; then sync.ready.
+ *   user.joined              document user-<identity> ({speaker_invite:
+ *                            false} for viewers) and read permissions on it
+ *                            and the three maps.
+ *   viewer.connected /       the exact viewer set; the viewers map lists at
+ *   viewer.disconnected      most VIEWERS_MAP_CAP of them and is backfilled,
+ *                            in join order, when a listed viewer leaves; the
+ *                            count goes to the "stream" document at most
+ *                            every COUNT_INTERVAL_MS, only when it changed.
+ *                            A disconnected Sync endpoint also lowers the
+ *                            user's hand, but never takes a speaker off the
+ *                            stage (the room decides that).
+ *   hand.raised / lowered    raised_hands, in arrival order, at most
+ *                            RAISED_HANDS_CAP; a hand over the cap is refused
+ *                            and the refusal written on the user's document.
+ *   speaker.invited          speaker_invite:true on the user's document.
+ *   participant.connected    a speakers item ({host:true} for the host, who
+ *                            keeps it across reconnects); off viewers and
+ *                            raised_hands.
+ *   participant.disconnected off speakers; the host gone for HOST_GRACE_S
+ *                            ends the stream for everyone (stream.end_requested,
+ *                            reason host_left).
+ *   room.ended + media.ended the Sync service is deleted once both came.
+ *
+ * Writes stay under Twilio's limits before Twilio has to say no: a token
+ * bucket per Sync object (SYNC_WRITES_PER_S, burst SYNC_BURST_S) and one
+ * per service for creations and deletions; an event that would exceed one
+ * waits (its partition paused), a count update waits for the next round.
+ * Its state record carries service_sid, viewer_count (as written),
+ * raised_hands and raised_hands_cap. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "form.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "settings.h"
+#include "strmap.h"
+#include "timeutil.h"
+#include "worker.h"
+
+#define SID_LEN 34
+#define BUCKET_KEYS 100000
+
+/* One user of a stream. Viewers not listed in the viewers map are linked
+ * in join order, for the backfill. */
+struct user {
+    struct user *prev, *next;
+    unsigned viewer : 1, listed : 1, hand : 1, invited : 1, refused : 1, speaker : 1;
+    char name[];
+};
+
+struct sync_data {
+    char service_sid[SID_LEN + 1];
+    int created;                  /* maps, documents, host item, permissions all made */
+    struct strmap *users;         /* identity -> struct user */
+    struct user *unlisted_head, *unlisted_tail;
+    long viewers, listed;
+    struct user **hands;          /* raised hands in arrival order */
+    long nhands;
+    long count_written;           /* viewer_count in the "stream" document; -1 unknown */
+    int64_t next_count_ms;
+    int64_t host_left_ms;         /* monotonic; 0 while the host is on stage or never came */
+    int end_requested, room_ended, media_ended, deleted;
+};
+
+struct sync_config {
+    long viewers_cap, hands_cap, count_interval_ms, host_grace_ms, debounce_ms;
+    const char *public_base_url;
+    struct ratelimit *writes;     /* per Sync object */
+    struct ratelimit *creations;  /* per service */
+};
+
+static const char *const maps[] = {"speakers", "viewers", "raised_hands"};
+
+/* --- memory ------------------------------------------------------------------------------ */
+
+static int free_user(void *ctx, const char *key, void *value)
+{
+    (void)ctx;
+    (void)key;
+    free(value);
+    return 0;
+}
+
+static void sync_reset(struct sync_data *d)
+{
+    if (d->users) {
+        strmap_each(d->users, free_user, NULL);
+        strmap_free(d->users);
+    }
+    free(d->hands);
+    memset(d, 0, sizeof *d);
+    d->count_written = -1;
+}
+
+static void sync_free(void *p)
+{
+    if (p)
+        sync_reset(p);
+    free(p);
+}
+
+static struct sync_data *sync_of(struct worker *w, struct stream *st)
+{
+    const struct sync_config *sc = worker_role_context(w);
+    struct sync_data *d = st->role;
+    if (!d) {
+        d = calloc(1, sizeof *d);
+        if (!d)
+            return NULL;
+        d->count_written = -1;
+        st->role = d;
+    }
+    if (!d->users && !(d->users = strmap_new()))
+        return NULL;
+    if (!d->hands && !(d->hands = calloc((size_t)sc->hands_cap, sizeof *d->hands)))
+        return NULL;
+    return d;
+}
+
+static struct user *user_get(struct sync_data *d, const char *identity)
+{
+    struct user *u = strmap_get(d->users, identity);
+    if (u)
+        return u;
+    size_t len = strlen(identity);
+    u = calloc(1, sizeof *u + len + 1);
+    if (!u)
+        return NULL;
+    memcpy(u->name, identity, len + 1);
+    if (strmap_put(d->users, identity, u, NULL) < 0) {
+        free(u);
+        return NULL;
+    }
+    return u;
+}
+
+static void unlisted_push(struct sync_data *d, struct user *u)
+{
+    u->prev = d->unlisted_tail;
+    u->next = NULL;
+    if (d->unlisted_tail)
+        d->unlisted_tail->next = u;
+    else
+        d->unlisted_head = u;
+    d->unlisted_tail = u;
+}
+
+static void unlisted_remove(struct sync_data *d, struct user *u)
+{
+    if (u->prev)
+        u->prev->next = u->next;
+    else if (d->unlisted_head == u)
+        d->unlisted_head = u->next;
+    if (u->next)
+        u->next->prev = u->prev;
+    else if (d->unlisted_tail == u)
+        d->unlisted_tail = u->prev;
+    u->prev = u->next = NULL;
+}
+
+/* --- Sync calls -------------------------------------------------------------------------- */
+
+static void retry_later(struct outcome *out, long wait_ms, const char *why)
+{
+    out->kind = OUTCOME_RETRY;
+    out->retry_after_ms = wait_ms;
+    snprintf(out->error_code, sizeof out->error_code, "%s", why);
+}
+
+/* Takes a token for a write to object (or a creation in the service).
+ * Returns 0, or -1 with out set to wait. */
+static int budget(struct worker *w, const struct sync_data *d, const char *object, int creation,
+                  struct outcome *out)
+{
+    const struct sync_config *sc = worker_role_context(w);
+    char key[256];
+    snprintf(key, sizeof key, "%s/%s", d->service_sid, object);
+    long wait = creation ? ratelimit_take(sc->creations, d->service_sid, time_monotonic_ms())
+                         : ratelimit_take(sc->writes, key, time_monotonic_ms());
+    if (wait == 0)
+        return 0;
+    if (out)
+        retry_later(out, wait, creation ? "creation_budget" : "write_budget");
+    return -1;
+}
+
+/* One Sync request; done when the outcome is OK or one of the accepted
+ * ones (EXISTS, NOT_FOUND as asked). Returns 0, or -1 with out. */
+static int sync_call(struct worker *w, const char *method, const char *path, struct kv_list *form,
+                     int exists_ok, int missing_ok, struct outcome *out, json_t **body)
+{
+    struct twilio_result res;
+    worker_twilio(w, TWILIO_SYNC, method, path, form, NULL, &res);
+    if (form)
+        kv_free(form);
+    int ok = res.outcome == TWILIO_OK || (exists_ok && res.outcome == TWILIO_EXISTS) ||
+             (missing_ok && res.outcome == TWILIO_NOT_FOUND);
+    if (ok && body)
+        *body = json_incref(res.body);
+    if (!ok && out)
+        worker_outcome_from_twilio(&res, out);
+    twilio_result_free(&res);
+    return ok ? 0 : -1;
+}
+
+static int create_service(struct worker *w, struct stream *st, struct sync_data *d, struct outcome *out)
+{
+    const struct sync_config *sc = worker_role_context(w);
+    char url[1024], friendly[300];
+    char *name = percent_encode(st->name, strlen(st->name));
+    if (!name) {
+        retry_later(out, 1000, "out_of_memory");
+        return -1;
+    }
+    snprintf(url, sizeof url, "%s/sync-webhook?stream=%s", sc->public_base_url, name);
+    free(name);
+    snprintf(friendly, sizeof friendly, "Live Video Stream %s", st->name);
+    struct kv_list form;
+    kv_init(&form);
+    twilio_form_add(&form, "FriendlyName", friendly);
+    twilio_form_add_bool(&form, "AclEnabled", 1);
+    twilio_form_add(&form, "WebhookUrl", url);
+    twilio_form_add_bool(&form, "ReachabilityWebhooksEnabled", 1);
+    twilio_form_add_bool(&form, "ReachabilityDebouncingEnabled", 1);
+    twilio_form_add_int(&form, "ReachabilityDebouncingWindow", sc->debounce_ms);
+    json_t *body = NULL;
+    if (sync_call(w, "POST", "/v1/Services", &form, 0, 0, out, &body) < 0)
+        return -1;
+    const char *sid = json_string_value(json_object_get(body, "sid"));
+    if (!sid || strlen(sid) != SID_LEN) {
+        json_decref(body);
+        retry_later(out, -1, "no_sid");
+        return -1;
+    }
+    memcpy(d->service_sid, sid, SID_LEN + 1);
+    json_decref(body);
+    worker_mark_dirty(st, 1); /* recorded at once: a service has no unique name to adopt */
+    return 0;
+}
+
+/* Read-only permission for identity on a map or document. */
+static int grant_read(struct worker *w, struct sync_data *d, const char *kind, const char *object,
+                      const char *identity, struct outcome *out)
+{
+    char path[768];
+    twilio_path(path, sizeof path, "/v1/Services/%s/%s/%s/Permissions/%s", d->service_sid, kind, object, identity);
+    struct kv_list form;
+    kv_init(&form);
+    twilio_form_add_bool(&form, "Read", 1);
+    twilio_form_add_bool(&form, "Write", 0);
+    twilio_form_add_bool(&form, "Manage", 0);
+    return sync_call(w, "POST", path, &form, 0, 0, out, NULL);
+}
+
+static int create_item(struct worker *w, struct sync_data *d, const char *map, const char *key, json_t *data,
+                       struct outcome *out)
+{
+    if (budget(w, d, map, 0, out) < 0) {
+        json_decref(data);
+        return -1;
+    }
+    char path[256];
+    twilio_path(path, sizeof path, "/v1/Services/%s/Maps/%s/Items", d->service_sid, map);
+    struct kv_list form;
+    kv_init(&form);
+    twilio_form_add(&form, "Key", key);
+    twilio_form_add_json(&form, "Data", data);
+    json_decref(data);
+    return sync_call(w, "POST", path, &form, 1, 0, out, NULL);
+}
+
+static int delete_item(struct worker *w, struct sync_data *d, const char *map, const char *key, struct outcome *out)
+{
+    if (budget(w, d, map, 0, out) < 0)
+        return -1;
+    char path[768];
+    twilio_path(path, sizeof path, "/v1/Services/%s/Maps/%s/Items/%s", d->service_sid, map, key);
+    return sync_call(w, "DELETE", path, NULL, 0, 1, out, NULL);
+}
+
+/* Writes the whole document (desired state); creates it when missing. */
+static int write_document(struct worker *w, struct sync_data *d, const char *name, json_t *data, int creation_ok,
+                          struct outcome *out)
+{
+    if (budget(w, d, name, 0, out) < 0) {
+        json_decref(data);
+        return -1;
+    }
+    char path[768];
+    struct kv_list form;
+    twilio_path(path, sizeof path, "/v1/Services/%s/Documents/%s", d->service_sid, name);
+    kv_init(&form);
+    twilio_form_add_json(&form, "Data", data);
+    struct outcome missing = {OUTCOME_DONE, -1, "", ""};
+    int rc = sync_call(w, "POST", path, &form, 0, 0, &missing, NULL);
+    if (rc == 0 || !creation_ok || strcmp(missing.error_code, "20404") != 0) {
+        if (rc < 0 && out)
+            *out = missing;
+        json_decref(data);
+        return rc;
+    }
+    if (budget(w, d, name, 1, out) < 0) {
+        json_decref(data);
+        return -1;
+    }
+    kv_init(&form);
+    twilio_form_add(&form, "UniqueName", name);
+    twilio_form_add_json(&form, "Data", data);
+    twilio_path(path, sizeof path, "/v1/Services/%s/Documents", d->service_sid);
+    json_decref(data);
+    return sync_call(w, "POST", path, &form, 1, 0, out, NULL);
+}
+
+static json_t *user_document(const struct user *u)
+{
+    json_t *doc = json_pack("{s:b}", "speaker_invite", u->invited);
+    if (u->refused)
+        json_object_set_new(doc, "raised_hand_refused", json_true());
+    return doc;
+}
+
+static void user_document_name(const char *identity, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "user-%s", identity);
+}
+
+/* --- the stream's life ---------------------------------------------------------------------- */
+
+static int create_objects(struct worker *w, struct stream *st, struct sync_data *d, struct outcome *out)
+{
+    char path[256];
+    if (!d->service_sid[0] && create_service(w, st, d, out) < 0)
+        return -1;
+    for (size_t i = 0; i < 3; i++) {
+        if (budget(w, d, maps[i], 1, out) < 0)
+            return -1;
+        struct kv_list form;
+        kv_init(&form);
+        twilio_form_add(&form, "UniqueName", maps[i]);
+        snprintf(path, sizeof path, "/v1/Services/%s/Maps", d->service_sid);
+        if (sync_call(w, "POST", path, &form, 1, 0, out, NULL) < 0)
+            return -1;
+    }
+    if (budget(w, d, "stream", 1, out) < 0)
+        return -1;
+    struct kv_list form;
+    kv_init(&form);
+    twilio_form_add(&form, "UniqueName", "stream");
+    json_t *doc = json_pack("{s:i, s:s}", "viewer_count", 0, "host", st->host);
+    twilio_form_add_json(&form, "Data", doc);
+    json_decref(doc);
+    snprintf(path, sizeof path, "/v1/Services/%s/Documents", d->service_sid);
+    if (sync_call(w, "POST", path, &form, 1, 0, out, NULL) < 0)
+        return -1;
+    if (create_item(w, d, "speakers", st->host, json_pack("{s:b}", "host", 1), out) < 0)
+        return -1;
+    for (size_t i = 0; i < 3; i++)
+        if (grant_read(w, d, "Maps", maps[i], st->host, out) < 0)
+            return -1;
+    if (grant_read(w, d, "Documents", "stream", st->host, out) < 0)
+        return -1;
+    return 0;
+}
+
+static void on_create(struct worker *w, struct stream *st, struct sync_data *d, const struct event *ev, int apply,
+                      struct outcome *out)
+{
+    if (st->phase == PHASE_CREATING || st->phase == PHASE_READY)
+        return; /* alive: the first host keeps it */
+    if (st->phase == PHASE_ENDED || st->since != ev->ts_ms) {
+        char kept[SID_LEN + 1] = "";
+        if (st->since == ev->ts_ms) /* a retry of this very create: keep its service */
+            memcpy(kept, d->service_sid, sizeof kept);
+        sync_reset(d);
+        if (!sync_of(w, st)) {
+            retry_later(out, 1000, "out_of_memory");
+            return;
+        }
+        memcpy(d->service_sid, kept, sizeof kept);
+    }
+    st->since = ev->ts_ms;
+    snprintf(st->host, sizeof st->host, "%s", json_string_value(json_object_get(ev->data, "host")));
+    if (apply) {
+        if (create_objects(w, st, d, out) < 0)
+            return;
+        if (worker_emit(w, st->name, "sync.ready", json_pack("{s:s}", "service_sid", d->service_sid)) < 0) {
+            retry_later(out, -1, "kafka");
+            return;
+        }
+    }
+    d->count_written = 0;
+    st->phase = PHASE_READY;
+    worker_mark_dirty(st, 1);
+}
+
+static void on_user_joined(struct worker *w, struct sync_data *d, const struct event *ev, int apply,
+                           struct outcome *out)
+{
+    const char *identity = json_string_value(json_object_get(ev->data, "identity"));
+    int viewer = strcmp(json_string_value(json_object_get(ev->data, "role")), "viewer") == 0;
+    struct user *u = user_get(d, identity);
+    if (!u) {
+        retry_later(out, 1000, "out_of_memory");
+        return;
+    }
+    if (apply) {
+        char doc[IDENTITY_MAX_CHARS * 4 + 8];
+        user_document_name(identity, doc, sizeof doc);
+        struct user next = *u;
+        if (viewer)
+            next.invited = 0; /* joining as a viewer answers any invitation */
+        if (write_document(w, d, doc, user_document(&next), 1, out) < 0)
+            return;
+        if (grant_read(w, d, "Documents", doc, identity, out) < 0)
+            return;
+        for (size_t i = 0; i < 3; i++)
+            if (grant_read(w, d, "Maps", maps[i], identity, out) < 0)
+                return;
+        if (grant_read(w, d, "Documents", "stream", identity, out) < 0)
+            return;
+    }
+    if (viewer)
+        u->invited = 0;
+}
+
+/* Lists the viewer in the viewers map (apply) and records it. */
+static int list_viewer(struct worker *w, struct sync_data *d, struct user *u, int apply, struct outcome *out)
+{
+    if (apply && create_item(w, d, "viewers", u->name, json_object(), out) < 0)
+        return -1;
+    u->listed = 1;
+    d->listed++;
+    return 0;
+}
+
+/* Takes the user off the viewers (and backfills the map). */
+static int drop_viewer(struct worker *w, struct sync_data *d, struct user *u, int apply, struct outcome *out)
+{
+    const struct sync_config *sc = worker_role_context(w);
+    if (!u->viewer)
+        return 0;
+    if (u->listed) {
+        /* Its place in the map goes to the longest-waiting unlisted viewer. */
+        struct user *next = d->listed <= sc->viewers_cap ? d->unlisted_head : NULL;
+        if (apply && delete_item(w, d, "viewers", u->name, out) < 0)
+            return -1;
+        if (next && apply && create_item(w, d, "viewers", next->name, json_object(), out) < 0)
+            return -1;
+        u->listed = 0;
+        d->listed--;
+        if (next) {
+            unlisted_remove(d, next);
+            next->listed = 1;
+            d->listed++;
+        }
+    } else {
+        unlisted_remove(d, u);
+    }
+    u->viewer = 0;
+    d->viewers--;
+    return 0;
+}
+
+static int lower_hand(struct worker *w, struct sync_data *d, struct user *u, int apply, struct outcome *out)
+{
+    if (!u->hand)
+        return 0;
+    if (apply && delete_item(w, d, "raised_hands", u->name, out) < 0)
+        return -1;
+    for (long i = 0; i < d->nhands; i++) {
+        if (d->hands[i] == u) {
+            memmove(&d->hands[i], &d->hands[i + 1], (size_t)(d->nhands - i - 1) * sizeof *d->hands);
+            d->nhands--;
+            break;
+        }
+    }
+    u->hand = 0;
+    return 0;
+}
+
+static void on_viewer(struct worker *w, struct stream *st, struct sync_data *d, const struct event *ev, int apply,
+                      struct outcome *out)
+{
+    const struct sync_config *sc = worker_role_context(w);
+    const char *identity = json_string_value(json_object_get(ev->data, "identity"));
+    struct user *u = user_get(d, identity);
+    if (!u) {
+        retry_later(out, 1000, "out_of_memory");
+        return;
+    }
+    if (strcmp(ev->type, "viewer.connected") == 0) {
+        if (u->viewer || u->speaker)
+            return;
+        if (d->listed < sc->viewers_cap) {
+            if (list_viewer(w, d, u, apply, out) < 0)
+                return;
+        } else {
+            unlisted_push(d, u);
+        }
+        u->viewer = 1;
+        d->viewers++;
+    } else {
+        if (lower_hand(w, d, u, apply, out) < 0 || drop_viewer(w, d, u, apply, out) < 0)
+            return;
+    }
+    worker_mark_dirty(st, 0);
+}
+
+static void on_hand(struct worker *w, struct stream *st, struct sync_data *d, const struct event *ev, int apply,
+                    struct outcome *out)
+{
+    const struct sync_config *sc = worker_role_context(w);
+    const char *identity = json_string_value(json_object_get(ev->data, "identity"));
+    struct user *u = user_get(d, identity);
+    if (!u) {
+        retry_later(out, 1000, "out_of_memory");
+        return;
+    }
+    if (strcmp(ev->type, "hand.lowered") == 0) {
+        if (lower_hand(w, d, u, apply, out) == 0)
+            worker_mark_dirty(st, 0);
+        return;
+    }
+    if (u->hand)
+        return;
+    if (d->nhands >= sc->hands_cap) {
+        /* Refused: the user's document says so. */
+        if (!u->refused && apply) {
+            char doc[IDENTITY_MAX_CHARS * 4 + 8];
+            struct user next = *u;
+            next.refused = 1;
+            user_document_name(identity, doc, sizeof doc);
+            if (write_document(w, d, doc, user_document(&next), 1, out) < 0)
+                return;
+        }
+        u->refused = 1;
+        return;
+    }
+    if (apply && create_item(w, d, "raised_hands", identity, json_object(), out) < 0)
+        return;
+    d->hands[d->nhands++] = u;
+    u->hand = 1;
+    worker_mark_dirty(st, 0);
+}
+
+static void on_invited(struct worker *w, struct sync_data *d, const struct event *ev, int apply, struct outcome *out)
+{
+    const char *identity = json_string_value(json_object_get(ev->data, "identity"));
+    struct user *u = user_get(d, identity);
+    if (!u) {
+        retry_later(out, 1000, "out_of_memory");
+        return;
+    }
+    if (apply) {
+        char doc[IDENTITY_MAX_CHARS * 4 + 8];
+        struct user next = *u;
+        next.invited = 1;
+        user_document_name(identity, doc, sizeof doc);
+        if (write_document(w, d, doc, user_document(&next), 1, out) < 0)
+            return;
+    }
+    u->invited = 1;
+}
+
+static void on_participant(struct worker *w, struct stream *st, struct sync_data *d, const struct event *ev,
+                           int apply, struct outcome *out)
+{
+    const char *identity = json_string_value(json_object_get(ev->data, "identity"));
+    int is_host = strcmp(identity, st->host) == 0;
+    struct user *u = user_get(d, identity);
+    if (!u) {
+        retry_later(out, 1000, "out_of_memory");
+        return;
+    }
+    if (strcmp(ev->type, "participant.connected") == 0) {
+        if (lower_hand(w, d, u, apply, out) < 0 || drop_viewer(w, d, u, apply, out) < 0)
+            return;
+        if (!u->speaker && apply &&
+            create_item(w, d, "speakers", identity, json_pack("{s:b}", "host", is_host), out) < 0)
+            return;
+        u->speaker = 1;
+        if (is_host)
+            d->host_left_ms = 0;
+    } else {
+        if (u->speaker && apply && delete_item(w, d, "speakers", identity, out) < 0)
+            return;
+        u->speaker = 0;
+        if (is_host)
+            d->host_left_ms = time_monotonic_ms();
+    }
+    worker_mark_dirty(st, 0);
+}
+
+static void on_over(struct worker *w, struct stream *st, struct sync_data *d, const struct event *ev, int apply,
+                    struct outcome *out)
+{
+    if (strcmp(ev->type, "room.ended") == 0 || strcmp(ev->type, "stream.end_requested") == 0)
+        d->room_ended = 1;
+    if (strcmp(ev->type, "media.ended") == 0)
+        d->media_ended = 1;
+    if (strcmp(ev->type, "stream.end_requested") == 0)
+        d->end_requested = 1;
+    if (!d->room_ended || !d->media_ended || d->deleted)
+        return;
+    if (apply && d->service_sid[0]) {
+        char path[128];
+        snprintf(path, sizeof path, "/v1/Services/%s", d->service_sid);
+        if (sync_call(w, "DELETE", path, NULL, 0, 1, out, NULL) < 0)
+            return;
+    }
+    d->deleted = 1;
+    st->phase = PHASE_ENDED;
+    worker_mark_dirty(st, 1);
+}
+
+static void on_event(struct worker *w, struct stream *st, const struct event *ev, int apply, struct outcome *out)
+{
+    struct sync_data *d = sync_of(w, st);
+    if (!d) {
+        retry_later(out, 1000, "out_of_memory");
+        return;
+    }
+    if (strcmp(ev->type, "stream.create_requested") == 0) {
+        on_create(w, st, d, ev, apply, out);
+        return;
+    }
+    if (st->phase != PHASE_READY)
+        return; /* no live stream: nothing to show */
+    if (strcmp(ev->type, "user.joined") == 0)
+        on_user_joined(w, d, ev, apply, out);
+    else if (strncmp(ev->type, "viewer.", 7) == 0)
+        on_viewer(w, st, d, ev, apply, out);
+    else if (strncmp(ev->type, "hand.", 5) == 0)
+        on_hand(w, st, d, ev, apply, out);
+    else if (strcmp(ev->type, "speaker.invited") == 0)
+        on_invited(w, d, ev, apply, out);
+    else if (strncmp(ev->type, "participant.", 12) == 0)
+        on_participant(w, st, d, ev, apply, out);
+    else
+        on_over(w, st, d, ev, apply, out);
+}
+
+/* --- periodic work -------------------------------------------------------------------------- */
+
+static void flush(struct worker *w, struct stream *st, void *ctx)
+{
+    const int64_t *now = ctx;
+    const struct sync_config *sc = worker_role_context(w);
+    struct sync_data *d = st->role;
+    if (!d || st->phase != PHASE_READY || !d->service_sid[0])
+        return;
+    if (d->viewers != d->count_written && *now >= d->next_count_ms &&
+        write_document(w, d, "stream", json_pack("{s:i, s:s}", "viewer_count", (int)d->viewers, "host", st->host),
+                       0, NULL) == 0) {
+        d->count_written = d->viewers;
+        d->next_count_ms = *now + sc->count_interval_ms;
+        worker_mark_dirty(st, 0);
+    }
+    if (d->host_left_ms && !d->end_requested && *now - d->host_left_ms >= sc->host_grace_ms) {
+        if (worker_emit(w, st->name, "stream.end_requested", json_pack("{s:s}", "reason", "host_left")) == 0) {
+            d->end_requested = 1;
+            log_info("the host did not come back: the stream ends", "stream", st->name, NULL);
+        }
+    }
+}
+
+static void tick(struct worker *w, int64_t now_ms)
+{
+    worker_each_stream(w, flush, &now_ms);
+}
+
+static void state_fields(struct worker *w, const struct stream *st, json_t *record)
+{
+    const struct sync_config *sc = worker_role_context(w);
+    const struct sync_data *d = st->role;
+    if (!d)
+        return;
+    if (d->service_sid[0])
+        json_object_set_new(record, "service_sid", json_string(d->service_sid));
+    json_object_set_new(record, "viewer_count", json_integer(d->count_written < 0 ? 0 : d->count_written));
+    json_object_set_new(record, "raised_hands", json_integer(d->nhands));
+    json_object_set_new(record, "raised_hands_cap", json_integer(sc->hands_cap));
+}
+
+static void restore(struct worker *w, struct stream *st, const json_t *record)
+{
+    struct sync_data *d = sync_of(w, st);
+    if (!d)
+        return;
+    const char *sid = json_string_value(json_object_get(record, "service_sid"));
+    if (sid && strlen(sid) == SID_LEN)
+        memcpy(d->service_sid, sid, SID_LEN + 1);
+    const json_t *count = json_object_get(record, "viewer_count");
+    d->count_written = json_is_integer(count) ? (long)json_integer_value(count) : -1;
+    d->deleted = st->phase == PHASE_ENDED;
+}
+
+static int init(struct worker *w, char *err, size_t errlen)
+{
+    static struct sync_config sc;
+    const struct config *c = worker_config(w);
+    double rate = (double)config_int(c, "SYNC_WRITES_PER_S");
+    double burst_s = (double)config_int(c, "SYNC_BURST_S");
+    sc.viewers_cap = (long)config_int(c, "VIEWERS_MAP_CAP");
+    sc.hands_cap = (long)config_int(c, "RAISED_HANDS_CAP");
+    sc.count_interval_ms = (long)config_int(c, "COUNT_INTERVAL_MS");
+    sc.host_grace_ms = (long)config_int(c, "HOST_GRACE_S") * 1000;
+    sc.debounce_ms = (long)config_int(c, "SYNC_DEBOUNCE_MS");
+    sc.public_base_url = config_str(c, "PUBLIC_BASE_URL");
+    sc.writes = ratelimit_new(rate, rate * burst_s, BUCKET_KEYS);
+    sc.creations = ratelimit_new(rate, rate * burst_s, BUCKET_KEYS);
+    if (!sc.writes || !sc.creations) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    worker_set_role_context(w, &sc);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const char *const types[] = {"stream.create_requested", "user.joined", "viewer.connected",
+                                        "viewer.disconnected", "hand.raised", "hand.lowered",
+                                        "speaker.invited", "participant.connected", "participant.disconnected",
+                                        "room.ended", "media.ended", "stream.end_requested", NULL};
+    const struct worker_role role = {
+        .name = "sync",
+        .event_types = types,
+        .on_event = on_event,
+        .state_fields = state_fields,
+        .restore = restore,
+        .tick = tick,
+        .free_role = sync_free,
+        .settings = settings_sync,
+        .settings_count = settings_sync_count,
+        .init = init,
+    };
+    return worker_main(&role, argc, argv);
+}
