@@ -657,8 +657,8 @@ static void flush(struct worker *w, struct stream *st, void *ctx)
     const int64_t *now = ctx;
     const struct sync_config *sc = worker_role_context(w);
     struct sync_data *d = st->role;
-    if (!d || st->phase != PHASE_READY || !d->service_sid[0])
-        return;
+    if (!d || st->phase != PHASE_READY || !d->service_sid[0] || st->rebuilding)
+        return; /* counts seen halfway through a rebuild were written long ago */
     if (d->viewers != d->count_written && *now >= d->next_count_ms &&
         write_document(w, d, "stream", json_pack("{s:i, s:s}", "viewer_count", (int)d->viewers, "host", st->host),
                        0, NULL) == 0) {

@@ -444,6 +444,7 @@ static void process(struct worker *w, const rd_kafka_message_t *msg)
     int apply = msg->offset > st->applied_offset && !recently_applied(st, ev.id);
     struct outcome out = {OUTCOME_DONE, -1, "", ""};
     w->role->on_event(w, st, &ev, apply, &out);
+    st->rebuilding = msg->offset < st->applied_offset;
     int attempts = 1;
     if (ps) {
         if (ps->offset != msg->offset)
@@ -555,6 +556,7 @@ static void read_state(struct worker *w, const rd_kafka_topic_partition_list_t *
             const char *host = json_string_value(json_object_get(record, "host"));
             if (st) {
                 st->applied_offset = json_integer_value(json_object_get(record, "applied_offset"));
+                st->rebuilding = st->applied_offset >= 0;
                 st->since = json_integer_value(json_object_get(record, "since"));
                 st->phase = !status ? PHASE_NONE
                             : strcmp(status, "ready") == 0 ? PHASE_READY

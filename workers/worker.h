@@ -54,6 +54,7 @@ struct stream {
     int64_t applied_offset;       /* -1: nothing applied yet */
     char recent[WORKER_RECENT_IDS][EVENT_ID_LEN + 1]; /* recently applied event ids, a ring */
     unsigned recent_next;
+    int rebuilding;               /* events up to applied_offset are still being re-read */
     int dirty;                    /* its state record must be published */
     int urgent;                   /* ... now, not at the next interval */
     void *role;                   /* the role's own data, or NULL */
