@@ -1,41 +1,89 @@
 #!/bin/sh
-# Starts the development stack in the foreground and stops it on Ctrl-C.
-# Today the stack is the dev broker; the Twilio emulator, the ingress and the
-# workers join it as they are built. Logs go to run/*.log.
+# Starts the development stack in the foreground and stops it on Ctrl-C:
+# the dev broker, the Twilio emulator (8090), the ingress (8080) and one
+# process of each worker role (metrics on 9101-9103). Every variable of the
+# README's configuration table may be set in the environment; what is unset
+# gets a development default here (fake Twilio credentials, which the
+# emulator takes too). Logs go to run/*.log.
 set -eu
 build=${BUILD:-build}
 mkdir -p run
 bootstrap_file=run/bootstrap.servers
 rm -f "$bootstrap_file"
 
+: "${TWILIO_ACCOUNT_SID:=AC00000000000000000000000000000000}"
+: "${TWILIO_API_KEY_SID:=SK00000000000000000000000000000000}"
+: "${TWILIO_API_KEY_SECRET:=dev-api-key-secret}"
+: "${TWILIO_AUTH_TOKEN:=dev-auth-token}"
+: "${TWILIO_API_BASE:=http://127.0.0.1:8090}"
+: "${PUBLIC_BASE_URL:=http://127.0.0.1:${INGRESS_PORT:-8080}}"
+: "${PASSCODE:=123456}"
+: "${KAFKA_SESSION_TIMEOUT_MS:=6000}"
+export TWILIO_ACCOUNT_SID TWILIO_API_KEY_SID TWILIO_API_KEY_SECRET TWILIO_AUTH_TOKEN TWILIO_API_BASE \
+    PUBLIC_BASE_URL PASSCODE KAFKA_SESSION_TIMEOUT_MS
+
 pids=""
+# Stops in the reverse order of starting: the workers and the ingress
+# commit and flush while the broker is still there.
 stop() {
     trap - INT TERM EXIT
     echo
     echo "stopping..."
-    for pid in $pids; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in $pids; do wait "$pid" 2>/dev/null || true; done
+    reversed=""
+    for pid in $pids; do reversed="$pid $reversed"; done
+    for pid in $reversed; do
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     echo "stopped"
 }
 trap stop INT TERM EXIT
 
+# Waits until file has a line matching pattern, or gives up naming log.
+wait_for() {
+    file=$1 pattern=$2 log=$3 waited=0
+    while ! grep -q "$pattern" "$file" 2>/dev/null; do
+        if [ "$waited" -ge 300 ]; then
+            echo "a process did not start; see $log" >&2
+            exit 1
+        fi
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+}
+
 "$build/stagehand-devbroker" --partitions "${KAFKA_PARTITIONS:-12}" \
     --bootstrap-file "$bootstrap_file" >run/devbroker.out 2>run/devbroker.log &
 pids="$pids $!"
-
-waited=0
-while [ ! -s "$bootstrap_file" ]; do
-    if [ "$waited" -ge 100 ]; then
-        echo "the dev broker did not start; see run/devbroker.log" >&2
-        exit 1
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-done
+wait_for "$bootstrap_file" . run/devbroker.log
 KAFKA_BROKERS=$(cat "$bootstrap_file")
 export KAFKA_BROKERS
 
-echo "stagehand dev stack is running (Ctrl-C stops it)"
-echo "  dev broker   KAFKA_BROKERS=$KAFKA_BROKERS   log: run/devbroker.log"
-echo "  topics       stagehand.events, stagehand.state, stagehand.dlq"
+"$build/twilio-emulator" --port "${EMULATOR_PORT:-8090}" >run/emulator.out 2>run/emulator.log &
+pids="$pids $!"
+wait_for run/emulator.out "^port" run/emulator.log
+
+"$build/stagehand-ingress" >run/ingress.out 2>run/ingress.log &
+pids="$pids $!"
+wait_for run/ingress.out "^port" run/ingress.log
+
+port=9101
+for role in room stream sync; do
+    METRICS_PORT=$port "$build/stagehand-$role-worker" >"run/$role-worker.out" 2>"run/$role-worker.log" &
+    pids="$pids $!"
+    wait_for "run/$role-worker.out" "^metrics port" "run/$role-worker.log"
+    port=$((port + 1))
+done
+
+ingress=http://127.0.0.1:${INGRESS_PORT:-8080}
+echo "stagehand dev stack is running (Ctrl-C stops it); logs in run/"
+echo "  dev broker       KAFKA_BROKERS=$KAFKA_BROKERS"
+echo "  Twilio emulator  $TWILIO_API_BASE   (GET /_emulator/state shows everything)"
+echo "  ingress          $ingress   (PASSCODE=$PASSCODE)"
+echo "  workers          room :9101, stream :9102, sync :9103   (/metrics, /healthz)"
+echo
+echo "Try:"
+echo "  curl -s -XPOST $ingress/create-stream -H 'Authorization: $PASSCODE' -H 'Content-Type: application/json' -d '{\"user_identity\":\"alice\",\"stream_name\":\"demo\"}'"
+echo "  curl -s -XPOST $ingress/join-stream-as-viewer -H 'Authorization: $PASSCODE' -H 'Content-Type: application/json' -d '{\"user_identity\":\"bob\",\"stream_name\":\"demo\"}'"
+echo "  curl -s $TWILIO_API_BASE/_emulator/state"
 wait

@@ -88,7 +88,17 @@ static long deliver_once(struct webhook_sender *ws, CURL *curl, const struct pen
     return status;
 }
 
-/* Delivers p, retrying with doubling waits. Returns 1 when it got a 2xx. */
+static int is_stopping(struct webhook_sender *ws)
+{
+    pthread_mutex_lock(&ws->lock);
+    int stopping = ws->stopping;
+    pthread_mutex_unlock(&ws->lock);
+    return stopping;
+}
+
+/* Delivers p, retrying with doubling waits (once stopping, no more retries:
+ * the emulator must not outlive its receivers by minutes). Returns 1 when
+ * it got a 2xx. */
 static int deliver(struct webhook_sender *ws, CURL *curl, const struct pending *p)
 {
     int64_t wait_ms = FIRST_RETRY_MS;
@@ -100,6 +110,8 @@ static int deliver(struct webhook_sender *ws, CURL *curl, const struct pending *
         snprintf(text, sizeof text, "%ld", status);
         log_warn("webhook delivery failed", "url", p->url, "status", text, NULL);
         if (attempt < ws->max_attempts) {
+            if (is_stopping(ws))
+                return 0;
             time_sleep_ms(wait_ms);
             wait_ms *= 2;
         }
