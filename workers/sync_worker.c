@@ -403,16 +403,11 @@ static void on_create(struct worker *w, struct stream *st, struct sync_data *d, 
     worker_mark_dirty(st, 1);
 }
 
-static void on_user_joined(struct worker *w, struct sync_data *d, const struct event *ev, int apply,
-                           struct outcome *out)
+static void on_user_joined(struct worker *w, struct sync_data *d, struct user *u, const struct event *ev,
+                           int apply, struct outcome *out)
 {
-    const char *identity = json_string_value(json_object_get(ev->data, "identity"));
+    const char *identity = u->name;
     int viewer = strcmp(json_string_value(json_object_get(ev->data, "role")), "viewer") == 0;
-    struct user *u = user_get(d, identity);
-    if (!u) {
-        retry_later(out, 1000, "out_of_memory");
-        return;
-    }
     if (apply) {
         char doc[IDENTITY_MAX_CHARS * 4 + 8];
         user_document_name(identity, doc, sizeof doc);
@@ -488,16 +483,10 @@ static int lower_hand(struct worker *w, struct sync_data *d, struct user *u, int
     return 0;
 }
 
-static void on_viewer(struct worker *w, struct stream *st, struct sync_data *d, const struct event *ev, int apply,
-                      struct outcome *out)
+static void on_viewer(struct worker *w, struct stream *st, struct sync_data *d, struct user *u,
+                      const struct event *ev, int apply, struct outcome *out)
 {
     const struct sync_config *sc = worker_role_context(w);
-    const char *identity = json_string_value(json_object_get(ev->data, "identity"));
-    struct user *u = user_get(d, identity);
-    if (!u) {
-        retry_later(out, 1000, "out_of_memory");
-        return;
-    }
     if (strcmp(ev->type, "viewer.connected") == 0) {
         if (u->viewer || u->speaker)
             return;
@@ -516,16 +505,11 @@ static void on_viewer(struct worker *w, struct stream *st, struct sync_data *d, 
     worker_mark_dirty(st, 0);
 }
 
-static void on_hand(struct worker *w, struct stream *st, struct sync_data *d, const struct event *ev, int apply,
-                    struct outcome *out)
+static void on_hand(struct worker *w, struct stream *st, struct sync_data *d, struct user *u,
+                    const struct event *ev, int apply, struct outcome *out)
 {
     const struct sync_config *sc = worker_role_context(w);
-    const char *identity = json_string_value(json_object_get(ev->data, "identity"));
-    struct user *u = user_get(d, identity);
-    if (!u) {
-        retry_later(out, 1000, "out_of_memory");
-        return;
-    }
+    const char *identity = u->name;
     if (strcmp(ev->type, "hand.lowered") == 0) {
         if (lower_hand(w, d, u, apply, out) == 0)
             worker_mark_dirty(st, 0);
@@ -553,14 +537,9 @@ static void on_hand(struct worker *w, struct stream *st, struct sync_data *d, co
     worker_mark_dirty(st, 0);
 }
 
-static void on_invited(struct worker *w, struct sync_data *d, const struct event *ev, int apply, struct outcome *out)
+static void on_invited(struct worker *w, struct sync_data *d, struct user *u, int apply, struct outcome *out)
 {
-    const char *identity = json_string_value(json_object_get(ev->data, "identity"));
-    struct user *u = user_get(d, identity);
-    if (!u) {
-        retry_later(out, 1000, "out_of_memory");
-        return;
-    }
+    const char *identity = u->name;
     if (apply) {
         char doc[IDENTITY_MAX_CHARS * 4 + 8];
         struct user next = *u;
@@ -572,16 +551,11 @@ static void on_invited(struct worker *w, struct sync_data *d, const struct event
     u->invited = 1;
 }
 
-static void on_participant(struct worker *w, struct stream *st, struct sync_data *d, const struct event *ev,
-                           int apply, struct outcome *out)
+static void on_participant(struct worker *w, struct stream *st, struct sync_data *d, struct user *u,
+                           const struct event *ev, int apply, struct outcome *out)
 {
-    const char *identity = json_string_value(json_object_get(ev->data, "identity"));
+    const char *identity = u->name;
     int is_host = strcmp(identity, st->host) == 0;
-    struct user *u = user_get(d, identity);
-    if (!u) {
-        retry_later(out, 1000, "out_of_memory");
-        return;
-    }
     if (strcmp(ev->type, "participant.connected") == 0) {
         if (lower_hand(w, d, u, apply, out) < 0 || drop_viewer(w, d, u, apply, out) < 0)
             return;
@@ -636,16 +610,23 @@ static void on_event(struct worker *w, struct stream *st, const struct event *ev
     }
     if (st->phase != PHASE_READY)
         return; /* no live stream: nothing to show */
+    /* The events about one user name it in data.identity. */
+    const char *identity = json_string_value(json_object_get(ev->data, "identity"));
+    struct user *u = identity ? user_get(d, identity) : NULL;
+    if (identity && !u) {
+        retry_later(out, 1000, "out_of_memory");
+        return;
+    }
     if (strcmp(ev->type, "user.joined") == 0)
-        on_user_joined(w, d, ev, apply, out);
+        on_user_joined(w, d, u, ev, apply, out);
     else if (strncmp(ev->type, "viewer.", 7) == 0)
-        on_viewer(w, st, d, ev, apply, out);
+        on_viewer(w, st, d, u, ev, apply, out);
     else if (strncmp(ev->type, "hand.", 5) == 0)
-        on_hand(w, st, d, ev, apply, out);
+        on_hand(w, st, d, u, ev, apply, out);
     else if (strcmp(ev->type, "speaker.invited") == 0)
-        on_invited(w, d, ev, apply, out);
+        on_invited(w, d, u, apply, out);
     else if (strncmp(ev->type, "participant.", 12) == 0)
-        on_participant(w, st, d, ev, apply, out);
+        on_participant(w, st, d, u, ev, apply, out);
     else
         on_over(w, st, d, ev, apply, out);
 }

@@ -16,6 +16,7 @@
 
 #include "../support/emulator_process.h"
 #include "../support/stack.h"
+#include "pipeline_helpers.h"
 #include "event.h"
 #include "kafka.h"
 #include "timeutil.h"
@@ -23,20 +24,17 @@
 #include "twilio.h"
 
 struct fixture {
-    struct stack s;
+    struct pipeline p;             /* first: the shared helpers take it */
     struct emulator_process emu;
-    struct twilio_client *emu_client;
     struct process worker;
-    int metrics_port;
-    struct kafka_reader *events;
     struct kafka_producer *producer;
 };
 
 static void start_worker(struct fixture *f, const char *const env[])
 {
     char err[256];
-    f->metrics_port = stack_start_worker(&f->s, "room", f->emu.base_url, env, &f->worker, err, sizeof err);
-    if (f->metrics_port < 0)
+    f->p.metrics_port = stack_start_worker(&f->p.s, "room", f->emu.base_url, env, &f->worker, err, sizeof err);
+    if (f->p.metrics_port < 0)
         fail_msg("%s", err);
 }
 
@@ -45,17 +43,17 @@ static int setup_env(void **state, const char *const worker_env[])
     struct fixture *f = calloc(1, sizeof *f);
     char err[256];
     assert_non_null(f);
-    if (stack_start_broker(&f->s, err, sizeof err) < 0 || stack_start_ingress(&f->s, NULL, err, sizeof err) < 0 ||
+    if (stack_start_broker(&f->p.s, err, sizeof err) < 0 || stack_start_ingress(&f->p.s, NULL, err, sizeof err) < 0 ||
         emulator_start(&f->emu, NULL, err, sizeof err) < 0)
         fail_msg("%s", err);
-    f->emu_client = emulator_client(&f->emu, err, sizeof err);
-    assert_non_null(f->emu_client);
+    f->p.emu_client = emulator_client(&f->emu, err, sizeof err);
+    assert_non_null(f->p.emu_client);
     start_worker(f, worker_env);
-    struct kafka_reader_options ropt = {.brokers = f->s.brokers, .topic = "stagehand.events"};
-    f->events = kafka_reader_new(&ropt, err, sizeof err);
-    struct kafka_producer_options popt = {.brokers = f->s.brokers};
+    struct kafka_reader_options ropt = {.brokers = f->p.s.brokers, .topic = "stagehand.events"};
+    f->p.events = kafka_reader_new(&ropt, err, sizeof err);
+    struct kafka_producer_options popt = {.brokers = f->p.s.brokers};
     f->producer = kafka_producer_new(&popt, err, sizeof err);
-    if (!f->events || !f->producer)
+    if (!f->p.events || !f->producer)
         fail_msg("%s", err);
     *state = f;
     return 0;
@@ -75,13 +73,13 @@ static int setup_few_attempts(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    kafka_reader_close(f->events);
+    kafka_reader_close(f->p.events);
     kafka_producer_close(f->producer, 5000);
     int worker_status = process_stop(&f->worker, 20000);
-    twilio_client_free(f->emu_client);
+    twilio_client_free(f->p.emu_client);
     int emulator_status = emulator_stop(&f->emu);
-    int ingress_status = stack_stop_ingress(&f->s);
-    stack_stop(&f->s);
+    int ingress_status = stack_stop_ingress(&f->p.s);
+    stack_stop(&f->p.s);
     free(f);
     assert_int_equal(worker_status, 0);
     assert_int_equal(emulator_status, 0);
@@ -90,142 +88,6 @@ static int teardown(void **state)
 }
 
 /* --- helpers ---------------------------------------------------------------------------------- */
-
-static json_t *emulator_get(struct fixture *f, const char *path)
-{
-    struct twilio_result res;
-    twilio_request(f->emu_client, TWILIO_VIDEO, "GET", path, NULL, NULL, &res);
-    json_t *body = json_incref(res.body);
-    twilio_result_free(&res);
-    assert_non_null(body);
-    return body;
-}
-
-static long video_requests(struct fixture *f)
-{
-    json_t *stats = emulator_get(f, "/_emulator/stats");
-    long n = (long)json_integer_value(json_object_get(json_object_get(stats, "requests_by_product"), "video"));
-    json_decref(stats);
-    return n;
-}
-
-/* The emulator's room called name (the newest), or NULL. */
-static json_t *find_room(struct fixture *f, const char *name)
-{
-    json_t *state = emulator_get(f, "/_emulator/state");
-    json_t *found = NULL, *room;
-    size_t i;
-    json_array_foreach(json_object_get(state, "rooms"), i, room) {
-        const char *unique = json_string_value(json_object_get(room, "unique_name"));
-        if (unique && strcmp(unique, name) == 0) {
-            json_decref(found);
-            found = json_incref(room);
-        }
-    }
-    json_decref(state);
-    return found;
-}
-
-static json_t *wait_room(struct fixture *f, const char *name, const char *status)
-{
-    for (int i = 0; i < 300; i++) {
-        json_t *room = find_room(f, name);
-        const char *now = json_string_value(json_object_get(room, "status"));
-        if (now && strcmp(now, status) == 0)
-            return room;
-        json_decref(room);
-        usleep(50 * 1000);
-    }
-    fail_msg("room %s never became %s", name, status);
-    return NULL;
-}
-
-static long post(struct fixture *f, const char *path, const char *body)
-{
-    static const char *const headers[] = {"Authorization: " TEST_PASSCODE, "Content-Type: application/json",
-                                          "Prefer: respond-async", NULL};
-    char url[256];
-    snprintf(url, sizeof url, "%s%s", f->s.ingress_url, path);
-    struct http_reply r;
-    http_call("POST", url, headers, body, strlen(body), &r);
-    long status = r.status;
-    http_reply_free(&r);
-    return status;
-}
-
-/* The value of one sample of the worker's metrics (-1 when absent). */
-static double metric(struct fixture *f, const char *sample)
-{
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", f->metrics_port);
-    struct http_reply r;
-    http_call("GET", url, NULL, NULL, 0, &r);
-    double value = -1;
-    char line_start[512];
-    snprintf(line_start, sizeof line_start, "\n%s ", sample); /* a sample line, not its # HELP */
-    const char *at = strstr(r.body, line_start);
-    if (at)
-        value = atof(at + strlen(line_start));
-    http_reply_free(&r);
-    return value;
-}
-
-static void wait_metric(struct fixture *f, const char *sample, double at_least)
-{
-    for (int i = 0; i < 400; i++) {
-        if (metric(f, sample) >= at_least)
-            return;
-        usleep(50 * 1000);
-    }
-    fail_msg("%s never reached %g", sample, at_least);
-}
-
-/* The next event of type on stagehand.events (others are skipped). */
-static rd_kafka_message_t *next_of_type(struct fixture *f, const char *type)
-{
-    int64_t until = time_monotonic_ms() + 15000;
-    while (time_monotonic_ms() < until) {
-        rd_kafka_message_t *msg = kafka_reader_poll(f->events, 50);
-        char header[64];
-        if (msg && !msg->err && kafka_header_string(msg, "type", header, sizeof header) == 0 &&
-            strcmp(header, type) == 0)
-            return msg;
-        if (msg)
-            rd_kafka_message_destroy(msg);
-    }
-    fail_msg("no %s event came", type);
-    return NULL;
-}
-
-/* The newest state record under key, waiting until its status is status. */
-static json_t *wait_state(struct fixture *f, const char *key, const char *status)
-{
-    int64_t until = time_monotonic_ms() + 15000;
-    while (time_monotonic_ms() < until) {
-        char err[256];
-        struct kafka_reader_options opt = {.brokers = f->s.brokers, .topic = "stagehand.state"};
-        struct kafka_reader *r = kafka_reader_new(&opt, err, sizeof err);
-        assert_non_null(r);
-        json_t *last = NULL;
-        while (!kafka_reader_caught_up(r)) {
-            rd_kafka_message_t *msg = kafka_reader_poll(r, 100);
-            if (msg && msg->key_len == strlen(key) && memcmp(msg->key, key, msg->key_len) == 0) {
-                json_decref(last);
-                last = json_loadb(msg->payload, msg->len, 0, NULL);
-            }
-            if (msg)
-                rd_kafka_message_destroy(msg);
-        }
-        kafka_reader_close(r);
-        const char *now = json_string_value(json_object_get(last, "status"));
-        if (now && strcmp(now, status) == 0)
-            return last;
-        json_decref(last);
-        usleep(100 * 1000);
-    }
-    fail_msg("state record %s never said %s", key, status);
-    return NULL;
-}
 
 static char *video_token(const char *identity, const char *room)
 {
@@ -241,7 +103,7 @@ static const char *participant_status(struct fixture *f, const char *room_sid, c
 {
     char path[256];
     snprintf(path, sizeof path, "/v1/Rooms/%s/Participants/%s", room_sid, identity);
-    json_t *p = emulator_get(f, path);
+    json_t *p = emulator_get(&f->p, path);
     snprintf(out, 16, "%s", json_string_value(json_object_get(p, "status")) ? json_string_value(json_object_get(p, "status")) : "");
     json_decref(p);
     return out;
@@ -253,10 +115,10 @@ static void test_room_lifecycle(void **state)
 {
     struct fixture *f = *state;
     char status[16];
-    assert_int_equal(post(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"}"), 202);
+    assert_int_equal(post(&f->p, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"}"), 202);
 
     /* The room, as stagehand asks for it. */
-    json_t *room = wait_room(f, "friday", "in-progress");
+    json_t *room = wait_room(&f->p, "friday", "in-progress");
     char room_sid[40];
     snprintf(room_sid, sizeof room_sid, "%s", json_string_value(json_object_get(room, "sid")));
     assert_string_equal(json_string_value(json_object_get(room, "status_callback")), TEST_PUBLIC_BASE_URL "/rooms-webhook");
@@ -265,7 +127,7 @@ static void test_room_lifecycle(void **state)
     json_decref(room);
 
     /* room.created follows, and the state record says ready. */
-    rd_kafka_message_t *msg = next_of_type(f, "room.created");
+    rd_kafka_message_t *msg = next_of_type(&f->p, "room.created");
     struct event ev;
     char err[256];
     assert_int_equal(event_parse(msg->payload, msg->len, &ev, err, sizeof err), 0);
@@ -273,7 +135,7 @@ static void test_room_lifecycle(void **state)
     assert_string_equal(ev.source, "room-worker");
     event_free(&ev);
     rd_kafka_message_destroy(msg);
-    json_t *record = wait_state(f, "friday/room", "ready");
+    json_t *record = wait_state(&f->p, "friday/room", "ready");
     assert_string_equal(json_string_value(json_object_get(record, "room_sid")), room_sid);
     assert_string_equal(json_string_value(json_object_get(record, "host")), "alice");
     json_decref(record);
@@ -288,15 +150,15 @@ static void test_room_lifecycle(void **state)
     assert_int_equal(r.status, 201);
     http_reply_free(&r);
     free(token);
-    assert_int_equal(post(f, "/remove-speaker", "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"}"), 200);
+    assert_int_equal(post(&f->p, "/remove-speaker", "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"}"), 200);
     for (int i = 0; i < 200 && strcmp(participant_status(f, room_sid, "bob", status), "disconnected") != 0; i++)
         usleep(50 * 1000);
     assert_string_equal(status, "disconnected");
 
     /* The same event delivered again: skipped, no Twilio call. */
-    wait_metric(f, "stagehand_worker_events_total{type=\"speaker.remove_requested\",outcome=\"applied\"}", 1);
-    long calls = video_requests(f);
-    msg = next_of_type(f, "speaker.remove_requested");
+    wait_metric(&f->p, "stagehand_worker_events_total{type=\"speaker.remove_requested\",outcome=\"applied\"}", 1);
+    long calls = video_requests(&f->p);
+    msg = next_of_type(&f->p, "speaker.remove_requested");
     struct kv_list headers;
     char id[64];
     kv_init(&headers);
@@ -311,25 +173,25 @@ static void test_room_lifecycle(void **state)
     rd_kafka_message_destroy(msg);
     while (kafka_producer_outstanding(f->producer) > 0)
         kafka_producer_poll(f->producer, 50);
-    wait_metric(f, "stagehand_worker_events_total{type=\"speaker.remove_requested\",outcome=\"folded\"}", 1);
-    assert_int_equal(video_requests(f), calls);
+    wait_metric(&f->p, "stagehand_worker_events_total{type=\"speaker.remove_requested\",outcome=\"folded\"}", 1);
+    assert_int_equal(video_requests(&f->p), calls);
 
     /* The host ends the stream: the room is completed. */
-    assert_int_equal(post(f, "/delete-stream", "{\"stream_name\":\"friday\"}"), 200);
-    json_decref(wait_room(f, "friday", "completed"));
-    json_decref(wait_state(f, "friday/room", "ended"));
+    assert_int_equal(post(&f->p, "/delete-stream", "{\"stream_name\":\"friday\"}"), 200);
+    json_decref(wait_room(&f->p, "friday", "completed"));
+    json_decref(wait_state(&f->p, "friday/room", "ended"));
 
     /* A restart rebuilds from the log and calls Twilio for nothing. */
-    calls = video_requests(f);
+    calls = video_requests(&f->p);
     assert_int_equal(process_stop(&f->worker, 20000), 0);
     start_worker(f, NULL);
-    wait_metric(f, "stagehand_worker_events_total{type=\"stream.end_requested\",outcome=\"folded\"}", 1);
-    assert_true(metric(f, "stagehand_worker_events_total{type=\"stream.create_requested\",outcome=\"applied\"}") < 0);
-    assert_int_equal(video_requests(f), calls);
+    wait_metric(&f->p, "stagehand_worker_events_total{type=\"stream.end_requested\",outcome=\"folded\"}", 1);
+    assert_true(metric(&f->p, "stagehand_worker_events_total{type=\"stream.create_requested\",outcome=\"applied\"}") < 0);
+    assert_int_equal(video_requests(&f->p), calls);
 
     /* The stream can live again under the same name: a new room. */
-    assert_int_equal(post(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"}"), 202);
-    room = wait_room(f, "friday", "in-progress");
+    assert_int_equal(post(&f->p, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"}"), 202);
+    room = wait_room(&f->p, "friday", "in-progress");
     assert_string_not_equal(json_string_value(json_object_get(room, "sid")), room_sid);
     json_decref(room);
 }
@@ -344,12 +206,12 @@ static void test_outage_goes_to_dlq(void **state)
     http_call("POST", url, NULL, "VideoErrorRate=1", 16, &r);
     assert_int_equal(r.status, 200);
     http_reply_free(&r);
-    assert_int_equal(post(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"saturday\"}"), 202);
-    wait_metric(f, "stagehand_worker_dlq_total", 1);
-    assert_true(metric(f, "stagehand_worker_retries_total") >= 2);
+    assert_int_equal(post(&f->p, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"saturday\"}"), 202);
+    wait_metric(&f->p, "stagehand_worker_dlq_total", 1);
+    assert_true(metric(&f->p, "stagehand_worker_retries_total") >= 2);
 
     char err[256], header[256];
-    struct kafka_reader_options opt = {.brokers = f->s.brokers, .topic = "stagehand.dlq"};
+    struct kafka_reader_options opt = {.brokers = f->p.s.brokers, .topic = "stagehand.dlq"};
     struct kafka_reader *dlq = kafka_reader_new(&opt, err, sizeof err);
     assert_non_null(dlq);
     rd_kafka_message_t *msg = NULL;
@@ -380,8 +242,8 @@ static void test_outage_goes_to_dlq(void **state)
     /* Twilio is back: the next stream works. */
     http_call("POST", url, NULL, "VideoErrorRate=0", 16, &r);
     http_reply_free(&r);
-    assert_int_equal(post(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"sunday\"}"), 202);
-    json_decref(wait_room(f, "sunday", "in-progress"));
+    assert_int_equal(post(&f->p, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"sunday\"}"), 202);
+    json_decref(wait_room(&f->p, "sunday", "in-progress"));
 }
 
 int main(void)
