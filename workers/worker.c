@@ -46,6 +46,7 @@ struct worker {
     int64_t last_publish_ms;         /* of the last periodic round */
     char group[64];
     int assigned;                    /* partitions held */
+    char current_id[EVENT_ID_LEN + 1]; /* the event in hand, for the logs */
     atomic_int stop;
 
     struct metrics *metrics;
@@ -56,6 +57,8 @@ struct worker {
     struct metric *m_state_records;
     struct metric *m_streams;
     struct metric *m_partitions;
+    struct metric *m_lag;            /* partition */
+    int64_t next_lag_ms;
     struct MHD_Daemon *http;
 };
 
@@ -117,6 +120,8 @@ int worker_twilio(struct worker *w, enum twilio_product product, const char *met
     char status[16];
     snprintf(status, sizeof status, "%ld", res->http_status);
     metrics_add(w->m_twilio, (const char *const[]){status}, 1);
+    log_debug("twilio call", "event_id", w->current_id, "method", method, "path", path, "status", status,
+              "outcome", twilio_outcome_name(res->outcome), NULL);
     return rc;
 }
 
@@ -443,7 +448,9 @@ static void process(struct worker *w, const rd_kafka_message_t *msg)
     }
     int apply = msg->offset > st->applied_offset && !recently_applied(st, ev.id);
     struct outcome out = {OUTCOME_DONE, -1, "", ""};
+    memcpy(w->current_id, ev.id, sizeof w->current_id);
     w->role->on_event(w, st, &ev, apply, &out);
+    w->current_id[0] = '\0';
     st->rebuilding = msg->offset < st->applied_offset;
     int attempts = 1;
     if (ps) {
@@ -616,6 +623,32 @@ static void on_revoke(void *ctx, const rd_kafka_topic_partition_list_t *partitio
     metrics_set(w->m_partitions, NULL, w->assigned);
 }
 
+/* Consumer lag per assigned partition, from librdkafka's cached
+ * watermarks (no broker round trip), every few seconds. */
+static void measure_lag(struct worker *w, int64_t now_ms)
+{
+    if (now_ms < w->next_lag_ms)
+        return;
+    w->next_lag_ms = now_ms + 5000;
+    rd_kafka_topic_partition_list_t *assigned = kafka_consumer_assignment(w->consumer);
+    if (!assigned)
+        return;
+    rd_kafka_t *rk = kafka_consumer_handle(w->consumer);
+    if (rd_kafka_position(rk, assigned) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < assigned->cnt; i++) {
+            int64_t low = 0, high = 0;
+            const rd_kafka_topic_partition_t *tp = &assigned->elems[i];
+            if (rd_kafka_get_watermark_offsets(rk, tp->topic, tp->partition, &low, &high) != 0 || high < 0)
+                continue;
+            int64_t position = tp->offset >= 0 ? tp->offset : low;
+            char label[16];
+            snprintf(label, sizeof label, "%d", (int)tp->partition);
+            metrics_set(w->m_lag, (const char *const[]){label}, (double)(high > position ? high - position : 0));
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(assigned);
+}
+
 /* --- metrics endpoint ------------------------------------------------------------------------- */
 
 static enum MHD_Result on_http(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -678,8 +711,12 @@ static int create_metrics(struct worker *w)
     w->m_streams = metrics_gauge(w->metrics, "stagehand_worker_streams", "Streams held in memory.", 0, NULL);
     w->m_partitions = metrics_gauge(w->metrics, "stagehand_worker_partitions",
                                     "Partitions of stagehand.events assigned.", 0, NULL);
+    static const char *const partition[] = {"partition"};
+    w->m_lag = metrics_gauge(w->metrics, "stagehand_worker_consumer_lag",
+                             "Events of an assigned partition not yet consumed (high watermark - position).",
+                             1, partition);
     return w->m_events && w->m_twilio && w->m_retries && w->m_dlq && w->m_state_records && w->m_streams &&
-                   w->m_partitions
+                   w->m_partitions && w->m_lag
                ? 0
                : -1;
 }
@@ -825,6 +862,7 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
         }
         int64_t now = time_monotonic_ms();
         resume_due(&w, now);
+        measure_lag(&w, now);
         if (role->tick)
             role->tick(&w, now);
         publish_due(&w, now);

@@ -189,6 +189,13 @@ static void test_room_lifecycle(void **state)
     assert_true(metric(&f->p, "stagehand_worker_events_total{type=\"stream.create_requested\",outcome=\"applied\"}") < 0);
     assert_int_equal(video_requests(&f->p), calls);
 
+    /* Lag is measured for every assigned partition (the dev broker has 3). */
+    for (int p = 0; p < 3; p++) {
+        char sample[96];
+        snprintf(sample, sizeof sample, "stagehand_worker_consumer_lag{partition=\"%d\"}", p);
+        wait_metric(&f->p, sample, 0);
+    }
+
     /* The stream can live again under the same name: a new room. */
     assert_int_equal(post(&f->p, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"}"), 202);
     room = wait_room(&f->p, "friday", "in-progress");
