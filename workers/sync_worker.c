@@ -55,6 +55,7 @@
 struct user {
     struct user *prev, *next;
     unsigned viewer : 1, listed : 1, hand : 1, invited : 1, refused : 1, speaker : 1;
+    unsigned joined : 1; /* document and permissions made */
     char name[];
 };
 
@@ -408,14 +409,20 @@ static void on_user_joined(struct worker *w, struct sync_data *d, struct user *u
 {
     const char *identity = u->name;
     int viewer = strcmp(json_string_value(json_object_get(ev->data, "role")), "viewer") == 0;
-    if (apply) {
+    /* Joining as a viewer answers any invitation; otherwise the document stays. */
+    int rewrite = !u->joined || (viewer && u->invited);
+    if (apply && rewrite) {
         char doc[IDENTITY_MAX_CHARS * 4 + 8];
         user_document_name(identity, doc, sizeof doc);
         struct user next = *u;
         if (viewer)
-            next.invited = 0; /* joining as a viewer answers any invitation */
+            next.invited = 0;
         if (write_document(w, d, doc, user_document(&next), 1, out) < 0)
             return;
+    }
+    if (apply && !u->joined) {
+        char doc[IDENTITY_MAX_CHARS * 4 + 8];
+        user_document_name(identity, doc, sizeof doc);
         if (grant_read(w, d, "Documents", doc, identity, out) < 0)
             return;
         for (size_t i = 0; i < 3; i++)
@@ -424,6 +431,7 @@ static void on_user_joined(struct worker *w, struct sync_data *d, struct user *u
         if (grant_read(w, d, "Documents", "stream", identity, out) < 0)
             return;
     }
+    u->joined = 1;
     if (viewer)
         u->invited = 0;
 }
@@ -540,6 +548,8 @@ static void on_hand(struct worker *w, struct stream *st, struct sync_data *d, st
 static void on_invited(struct worker *w, struct sync_data *d, struct user *u, int apply, struct outcome *out)
 {
     const char *identity = u->name;
+    if (u->invited)
+        return; /* the document says so already */
     if (apply) {
         char doc[IDENTITY_MAX_CHARS * 4 + 8];
         struct user next = *u;

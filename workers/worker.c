@@ -165,15 +165,22 @@ static void stream_free(struct worker *w, struct stream *st)
     free(st);
 }
 
-static int recently_applied(const struct stream *st, const char *id)
+static int in_window(const char window[WORKER_RECENT_IDS][EVENT_ID_LEN + 1], const char *id)
 {
     for (int i = 0; i < WORKER_RECENT_IDS; i++)
-        if (strcmp(st->recent[i], id) == 0)
+        if (strcmp(window[i], id) == 0)
             return 1;
     return 0;
 }
 
-static void remember_applied(struct stream *st, const char *id)
+/* An exact duplicate: the id was handled lately. Past the applied offset,
+ * the window as last published counts too (it is being rebuilt). */
+static int duplicate(const struct stream *st, const char *id, int64_t offset)
+{
+    return in_window(st->recent, id) || (offset > st->applied_offset && in_window(st->restored, id));
+}
+
+static void remember_handled(struct stream *st, const char *id)
 {
     snprintf(st->recent[st->recent_next % WORKER_RECENT_IDS], EVENT_ID_LEN + 1, "%s", id);
     st->recent_next++;
@@ -272,6 +279,13 @@ static void publish_state(struct worker *w, struct stream *st)
                                "ts", ts);
     if (st->host[0])
         json_object_set_new(record, "host", json_string(st->host));
+    json_t *recent = json_array();
+    for (unsigned i = 0; i < WORKER_RECENT_IDS; i++) {
+        const char *id = st->recent[(st->recent_next + i) % WORKER_RECENT_IDS]; /* oldest first */
+        if (id[0])
+            json_array_append_new(recent, json_string(id));
+    }
+    json_object_set_new(record, "recent_ids", recent);
     if (w->role->state_fields)
         w->role->state_fields(w, st, record);
     char *value = json_dumps(record, JSON_COMPACT);
@@ -446,7 +460,13 @@ static void process(struct worker *w, const rd_kafka_message_t *msg)
         mark_done(w, msg);
         return;
     }
-    int apply = msg->offset > st->applied_offset && !recently_applied(st, ev.id);
+    if (duplicate(st, ev.id, msg->offset)) {
+        count_event(w, ev.type, "duplicate");
+        event_free(&ev);
+        mark_done(w, msg);
+        return;
+    }
+    int apply = msg->offset > st->applied_offset;
     struct outcome out = {OUTCOME_DONE, -1, "", ""};
     memcpy(w->current_id, ev.id, sizeof w->current_id);
     w->role->on_event(w, st, &ev, apply, &out);
@@ -482,9 +502,9 @@ static void process(struct worker *w, const rd_kafka_message_t *msg)
     } else {
         count_event(w, ev.type, apply ? "applied" : "folded");
     }
+    remember_handled(st, ev.id);
     if (apply) {
         st->applied_offset = msg->offset;
-        remember_applied(st, ev.id);
         worker_mark_dirty(st, 0);
     }
     if (ps)
@@ -570,6 +590,12 @@ static void read_state(struct worker *w, const rd_kafka_topic_partition_list_t *
                             : strcmp(status, "ended") == 0 ? PHASE_ENDED
                                                            : PHASE_CREATING;
                 snprintf(st->host, sizeof st->host, "%s", host ? host : "");
+                size_t k;
+                json_t *id;
+                memset(st->restored, 0, sizeof st->restored);
+                json_array_foreach(json_object_get(record, "recent_ids"), k, id)
+                    if (json_is_string(id) && json_string_length(id) == EVENT_ID_LEN && k < WORKER_RECENT_IDS)
+                        memcpy(st->restored[k], json_string_value(id), EVENT_ID_LEN + 1);
                 if (w->role->restore)
                     w->role->restore(w, st, record);
                 restored++;
@@ -699,7 +725,7 @@ static int create_metrics(struct worker *w)
     if (!w->metrics)
         return -1;
     w->m_events = metrics_counter(w->metrics, "stagehand_worker_events_total",
-                                  "Events handled, by type and outcome (applied, folded, retry, dlq).", 2,
+                                  "Events handled, by type and outcome (applied, folded, duplicate, retry, dlq).", 2,
                                   type_outcome);
     w->m_twilio = metrics_counter(w->metrics, "stagehand_worker_twilio_calls_total",
                                   "Twilio REST calls, by HTTP status (0: no answer).", 1, status);

@@ -12,8 +12,9 @@
  * what the role adds) and the offset of the last event whose side effects
  * it applied. Replays and redeliveries never apply anything twice:
  *   - an event at or below the stream's applied offset is folded only;
- *   - an event whose id is among the stream's recently applied ids is
- *     skipped (the same webhook delivered twice, a log imported again);
+ *   - an event whose id is among the last ids handled for the stream is
+ *     skipped, neither applied nor folded (the same webhook delivered twice,
+ *     a log imported again); when rebuilding, the window is rebuilt too;
  *   - side effects themselves are idempotent (create-or-adopt, "not found"
  *     counts as done, desired state rather than deltas).
  * The applied offset and what others need (SIDs, readiness) go to
@@ -52,8 +53,9 @@ struct stream {
     int64_t since;                /* ms timestamp of the create that began this life */
     char host[IDENTITY_MAX_CHARS * 4 + 1];
     int64_t applied_offset;       /* -1: nothing applied yet */
-    char recent[WORKER_RECENT_IDS][EVENT_ID_LEN + 1]; /* recently applied event ids, a ring */
+    char recent[WORKER_RECENT_IDS][EVENT_ID_LEN + 1];   /* ids of the last events handled, a ring */
     unsigned recent_next;
+    char restored[WORKER_RECENT_IDS][EVENT_ID_LEN + 1]; /* the ring as last published, for live events */
     int rebuilding;               /* events up to applied_offset are still being re-read */
     int dirty;                    /* its state record must be published */
     int urgent;                   /* ... now, not at the next interval */

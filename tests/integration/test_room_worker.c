@@ -173,7 +173,7 @@ static void test_room_lifecycle(void **state)
     rd_kafka_message_destroy(msg);
     while (kafka_producer_outstanding(f->producer) > 0)
         kafka_producer_poll(f->producer, 50);
-    wait_metric(&f->p, "stagehand_worker_events_total{type=\"speaker.remove_requested\",outcome=\"folded\"}", 1);
+    wait_metric(&f->p, "stagehand_worker_events_total{type=\"speaker.remove_requested\",outcome=\"duplicate\"}", 1);
     assert_int_equal(video_requests(&f->p), calls);
 
     /* The host ends the stream: the room is completed. */
