@@ -60,7 +60,7 @@ ALL_OBJ := $(COMMON_OBJ) $(DEVBROKER_OBJ) $(EMULATOR_OBJ) $(INGRESS_OBJ) $(BUILD
            $(TEST_SUPPORT_OBJ) \
            $(call obj,$(wildcard tests/unit/*.c tests/integration/*.c tests/helpers/*.c))
 
-.PHONY: all deps test check tests run clean
+.PHONY: all deps test check tests run demo clean
 # Keep the object files of tests (make would delete them as intermediates).
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -77,6 +77,10 @@ test: deps
 run: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@BUILD=$(BUILD) sh tools/run-stack.sh
+
+# Plays the reference app's story against a running `make run` stack.
+demo:
+	@python3 tools/demo.py
 
 # Run the tests of the current BUILD without installing anything.
 check: all tests
