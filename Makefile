@@ -38,6 +38,7 @@ LIB        := $(BUILD)/libstagehand.a
 # --- programs: one directory (or set of files) each ---------------------------
 DEVBROKER_OBJ := $(call obj,$(wildcard tools/devbroker/*.c))
 EMULATOR_OBJ  := $(call obj,$(wildcard tools/twilio-emulator/*.c))
+LOADGEN_OBJ   := $(call obj,$(wildcard tools/loadgen/*.c))
 # The ingress's modules (all but main.c) also form a library the tests link.
 INGRESS_OBJ   := $(call obj,$(filter-out ingress/main.c,$(wildcard ingress/*.c)))
 INGRESS_LIB   := $(BUILD)/libingress.a
@@ -46,7 +47,8 @@ WORKER_ROLES  := room stream sync
 WORKER_OBJ    := $(call obj,$(filter-out %_worker.c,$(wildcard workers/*.c)))
 WORKER_LIB    := $(BUILD)/libworkers.a
 WORKERS       := $(patsubst %,$(BUILD)/stagehand-%-worker,$(WORKER_ROLES))
-PROGRAMS      := $(BUILD)/stagehand-devbroker $(BUILD)/twilio-emulator $(BUILD)/stagehand-ingress $(WORKERS)
+PROGRAMS      := $(BUILD)/stagehand-devbroker $(BUILD)/twilio-emulator $(BUILD)/stagehand-ingress $(WORKERS) \
+                 $(BUILD)/stagehand-loadgen
 
 # --- tests ---------------------------------------------------------------------
 TEST_SUPPORT_OBJ  := $(call obj,$(wildcard tests/support/*.c))
@@ -55,7 +57,7 @@ INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration
 TEST_HELPERS      := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
 TESTS             := $(UNIT_TESTS) $(INTEGRATION_TESTS) $(TEST_HELPERS)
 
-ALL_OBJ := $(COMMON_OBJ) $(DEVBROKER_OBJ) $(EMULATOR_OBJ) $(INGRESS_OBJ) $(BUILD)/obj/ingress/main.o \
+ALL_OBJ := $(COMMON_OBJ) $(DEVBROKER_OBJ) $(EMULATOR_OBJ) $(LOADGEN_OBJ) $(INGRESS_OBJ) $(BUILD)/obj/ingress/main.o \
            $(WORKER_OBJ) $(call obj,$(wildcard workers/*_worker.c)) \
            $(TEST_SUPPORT_OBJ) \
            $(call obj,$(wildcard tests/unit/*.c tests/integration/*.c tests/helpers/*.c))
@@ -112,6 +114,9 @@ $(BUILD)/stagehand-devbroker: $(DEVBROKER_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/twilio-emulator: $(EMULATOR_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/stagehand-loadgen: $(LOADGEN_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(INGRESS_LIB): $(INGRESS_OBJ)
