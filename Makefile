@@ -15,7 +15,7 @@ SANITIZE ?= 0
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 
 CC       ?= cc
-CPPFLAGS += -Icommon -D_GNU_SOURCE -MMD -MP
+CPPFLAGS += -Icommon -Iworkers -D_GNU_SOURCE -MMD -MP
 CFLAGS   += -std=c11 -g -Wall -Wextra -Werror
 LDLIBS   += -lrdkafka -lmicrohttpd -ljansson -lcurl -lssl -lcrypto -lpthread -lm
 
@@ -133,7 +133,7 @@ $(WORKER_LIB): $(WORKER_OBJ)
 $(BUILD)/stagehand-%-worker: $(BUILD)/obj/workers/%_worker.o $(WORKER_LIB) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(INGRESS_LIB) $(LIB)
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(INGRESS_LIB) $(WORKER_LIB) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 

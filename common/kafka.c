@@ -260,7 +260,7 @@ struct kafka_producer *kafka_producer_new(const struct kafka_producer_options *o
         conf_set(conf, "enable.idempotence", "true", err, errlen) != 0 ||
         conf_set(conf, "acks", "all", err, errlen) != 0 ||
         conf_set(conf, "linger.ms", "5", err, errlen) != 0 ||
-        conf_set(conf, "compression.type", "lz4", err, errlen) != 0 ||
+        conf_set(conf, "compression.type", "zstd", err, errlen) != 0 ||
         conf_apply_extra(conf, opt->properties, fixed, err, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
         free(p);

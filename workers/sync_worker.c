@@ -9,11 +9,12 @@
  *   user.joined              document user-<identity> ({speaker_invite:
  *                            false} for viewers) and read permissions on it
  *                            and the three maps.
- *   viewer.connected /       the exact viewer set; the viewers map lists at
- *   viewer.disconnected      most VIEWERS_MAP_CAP of them and is backfilled,
- *                            in join order, when a listed viewer leaves; the
- *                            count goes to the "stream" document at most
- *                            every COUNT_INTERVAL_MS, only when it changed.
+ *   viewer.connected /       the exact viewer set. A viewers round, at most
+ *   viewer.disconnected      every COUNT_INTERVAL_MS, brings the viewers map
+ *                            to it (at most VIEWERS_MAP_CAP items; those who
+ *                            left removed, the longest-waiting listed in their
+ *                            place) and writes the count to the "stream"
+ *                            document when it changed.
  *                            A disconnected Sync endpoint also lowers the
  *                            user's hand, but never takes a speaker off the
  *                            stage (the room decides that).
@@ -43,32 +44,25 @@
 #include "log.h"
 #include "ratelimit.h"
 #include "settings.h"
-#include "strmap.h"
 #include "timeutil.h"
+#include "users.h"
 #include "worker.h"
 
 #define SID_LEN 34
 #define BUCKET_KEYS 100000
 
-/* One user of a stream. Viewers not listed in the viewers map are linked
- * in join order, for the backfill. */
-struct user {
-    struct user *prev, *next;
-    unsigned viewer : 1, listed : 1, hand : 1, invited : 1, refused : 1, speaker : 1;
-    unsigned joined : 1; /* document and permissions made */
-    char name[];
-};
-
 struct sync_data {
     char service_sid[SID_LEN + 1];
     int created;                  /* maps, documents, host item, permissions all made */
-    struct strmap *users;         /* identity -> struct user */
-    struct user *unlisted_head, *unlisted_tail;
-    long viewers, listed;
+    struct users users;           /* by identity */
+    struct user_list waiting;     /* viewers not in the viewers map, in join order */
+    struct user_list shown;       /* the viewers map's items as Sync has them (departed ones too) */
+    int shown_known;              /* shown was read from Sync, or the map made, in this process */
+    long viewers;
     struct user **hands;          /* raised hands in arrival order */
     long nhands;
     long count_written;           /* viewer_count in the "stream" document; -1 unknown */
-    int64_t next_count_ms;
+    int64_t next_round_ms;        /* monotonic; the next viewers round may not come before */
     int64_t host_left_ms;         /* monotonic; 0 while the host is on stage or never came */
     int end_requested, room_ended, media_ended, deleted;
 };
@@ -84,20 +78,9 @@ static const char *const maps[] = {"speakers", "viewers", "raised_hands"};
 
 /* --- memory ------------------------------------------------------------------------------ */
 
-static int free_user(void *ctx, const char *key, void *value)
-{
-    (void)ctx;
-    (void)key;
-    free(value);
-    return 0;
-}
-
 static void sync_reset(struct sync_data *d)
 {
-    if (d->users) {
-        strmap_each(d->users, free_user, NULL);
-        strmap_free(d->users);
-    }
+    users_clear(&d->users);
     free(d->hands);
     memset(d, 0, sizeof *d);
     d->count_written = -1;
@@ -121,52 +104,9 @@ static struct sync_data *sync_of(struct worker *w, struct stream *st)
         d->count_written = -1;
         st->role = d;
     }
-    if (!d->users && !(d->users = strmap_new()))
-        return NULL;
     if (!d->hands && !(d->hands = calloc((size_t)sc->hands_cap, sizeof *d->hands)))
         return NULL;
     return d;
-}
-
-static struct user *user_get(struct sync_data *d, const char *identity)
-{
-    struct user *u = strmap_get(d->users, identity);
-    if (u)
-        return u;
-    size_t len = strlen(identity);
-    u = calloc(1, sizeof *u + len + 1);
-    if (!u)
-        return NULL;
-    memcpy(u->name, identity, len + 1);
-    if (strmap_put(d->users, identity, u, NULL) < 0) {
-        free(u);
-        return NULL;
-    }
-    return u;
-}
-
-static void unlisted_push(struct sync_data *d, struct user *u)
-{
-    u->prev = d->unlisted_tail;
-    u->next = NULL;
-    if (d->unlisted_tail)
-        d->unlisted_tail->next = u;
-    else
-        d->unlisted_head = u;
-    d->unlisted_tail = u;
-}
-
-static void unlisted_remove(struct sync_data *d, struct user *u)
-{
-    if (u->prev)
-        u->prev->next = u->next;
-    else if (d->unlisted_head == u)
-        d->unlisted_head = u->next;
-    if (u->next)
-        u->next->prev = u->prev;
-    else if (d->unlisted_tail == u)
-        d->unlisted_tail = u->prev;
-    u->prev = u->next = NULL;
 }
 
 /* --- Sync calls -------------------------------------------------------------------------- */
@@ -400,6 +340,7 @@ static void on_create(struct worker *w, struct stream *st, struct sync_data *d, 
         }
     }
     d->count_written = 0;
+    d->shown_known = apply; /* a map just made is empty; a folded one is read back before its first round */
     st->phase = PHASE_READY;
     worker_mark_dirty(st, 1);
 }
@@ -436,42 +377,18 @@ static void on_user_joined(struct worker *w, struct sync_data *d, struct user *u
         u->invited = 0;
 }
 
-/* Lists the viewer in the viewers map (apply) and records it. */
-static int list_viewer(struct worker *w, struct sync_data *d, struct user *u, int apply, struct outcome *out)
+/* Takes the user off the viewers. The viewers map is not touched here:
+ * the next viewers round deletes the item of a listed viewer who left and
+ * gives the place to the longest-waiting viewer, so a leave burst costs a
+ * few writes per round rather than two per viewer. */
+static void drop_viewer(struct sync_data *d, struct user *u)
 {
-    if (apply && create_item(w, d, "viewers", u->name, json_object(), out) < 0)
-        return -1;
-    u->listed = 1;
-    d->listed++;
-    return 0;
-}
-
-/* Takes the user off the viewers (and backfills the map). */
-static int drop_viewer(struct worker *w, struct sync_data *d, struct user *u, int apply, struct outcome *out)
-{
-    const struct sync_config *sc = worker_role_context(w);
     if (!u->viewer)
-        return 0;
-    if (u->listed) {
-        /* Its place in the map goes to the longest-waiting unlisted viewer. */
-        struct user *next = d->listed <= sc->viewers_cap ? d->unlisted_head : NULL;
-        if (apply && delete_item(w, d, "viewers", u->name, out) < 0)
-            return -1;
-        if (next && apply && create_item(w, d, "viewers", next->name, json_object(), out) < 0)
-            return -1;
-        u->listed = 0;
-        d->listed--;
-        if (next) {
-            unlisted_remove(d, next);
-            next->listed = 1;
-            d->listed++;
-        }
-    } else {
-        unlisted_remove(d, u);
-    }
+        return;
+    if (!u->listed)
+        user_list_remove(&d->waiting, u);
     u->viewer = 0;
     d->viewers--;
-    return 0;
 }
 
 static int lower_hand(struct worker *w, struct sync_data *d, struct user *u, int apply, struct outcome *out)
@@ -494,21 +411,17 @@ static int lower_hand(struct worker *w, struct sync_data *d, struct user *u, int
 static void on_viewer(struct worker *w, struct stream *st, struct sync_data *d, struct user *u,
                       const struct event *ev, int apply, struct outcome *out)
 {
-    const struct sync_config *sc = worker_role_context(w);
     if (strcmp(ev->type, "viewer.connected") == 0) {
         if (u->viewer || u->speaker)
             return;
-        if (d->listed < sc->viewers_cap) {
-            if (list_viewer(w, d, u, apply, out) < 0)
-                return;
-        } else {
-            unlisted_push(d, u);
-        }
+        if (!u->listed) /* a viewer back before the round removed its item stays listed */
+            user_list_push(&d->waiting, u);
         u->viewer = 1;
         d->viewers++;
     } else {
-        if (lower_hand(w, d, u, apply, out) < 0 || drop_viewer(w, d, u, apply, out) < 0)
+        if (lower_hand(w, d, u, apply, out) < 0)
             return;
+        drop_viewer(d, u);
     }
     worker_mark_dirty(st, 0);
 }
@@ -567,8 +480,9 @@ static void on_participant(struct worker *w, struct stream *st, struct sync_data
     const char *identity = u->name;
     int is_host = strcmp(identity, st->host) == 0;
     if (strcmp(ev->type, "participant.connected") == 0) {
-        if (lower_hand(w, d, u, apply, out) < 0 || drop_viewer(w, d, u, apply, out) < 0)
+        if (lower_hand(w, d, u, apply, out) < 0)
             return;
+        drop_viewer(d, u);
         if (!u->speaker && apply &&
             create_item(w, d, "speakers", identity, json_pack("{s:b}", "host", is_host), out) < 0)
             return;
@@ -622,7 +536,7 @@ static void on_event(struct worker *w, struct stream *st, const struct event *ev
         return; /* no live stream: nothing to show */
     /* The events about one user name it in data.identity. */
     const char *identity = json_string_value(json_object_get(ev->data, "identity"));
-    struct user *u = identity ? user_get(d, identity) : NULL;
+    struct user *u = identity ? users_add(&d->users, identity) : NULL;
     if (identity && !u) {
         retry_later(out, 1000, "out_of_memory");
         return;
@@ -639,23 +553,121 @@ static void on_event(struct worker *w, struct stream *st, const struct event *ev
         on_participant(w, st, d, u, ev, apply, out);
     else
         on_over(w, st, d, ev, apply, out);
+    /* A viewer who left without a trace (no document, hand or invitation)
+     * costs no memory afterwards: churn does not pile up. */
+    if (u && user_is_idle(u))
+        users_remove(&d->users, u);
 }
 
 /* --- periodic work -------------------------------------------------------------------------- */
 
+/* Between two viewers rounds with nothing to write, a stream waits this
+ * long before the next look (the round walks the map's items). */
+#define IDLE_ROUND_MS 50
+#define ITEMS_PAGE 100
+
+/* Learns the viewers map's items from Sync: after a restart or a
+ * reassignment, memory does not know what the last rounds wrote. Returns
+ * 0, or -1 (the next round asks again). */
+static int read_shown(struct worker *w, struct sync_data *d)
+{
+    char path[256], from[1024] = "";
+    if (twilio_path(path, sizeof path, "/v1/Services/%s/Maps/viewers/Items", d->service_sid) < 0)
+        return -1;
+    for (;;) {
+        struct kv_list query;
+        kv_init(&query);
+        twilio_form_add_int(&query, "PageSize", ITEMS_PAGE);
+        if (from[0]) {
+            twilio_form_add(&query, "From", from);
+            twilio_form_add(&query, "Bounds", "exclusive");
+        }
+        json_t *body = NULL;
+        if (sync_call(w, "GET", path, &query, 0, 0, NULL, &body) < 0)
+            return -1;
+        json_t *items = json_object_get(body, "items");
+        size_t i, n = json_array_size(items);
+        json_t *item;
+        int progress = 0;
+        json_array_foreach(items, i, item) {
+            const char *key = json_string_value(json_object_get(item, "key"));
+            struct user *u = key ? users_add(&d->users, key) : NULL;
+            if (!u)
+                continue;
+            if (strcmp(from, key) != 0 && strlen(key) < sizeof from) {
+                snprintf(from, sizeof from, "%s", key);
+                progress = 1;
+            }
+            if (u->listed)
+                continue;
+            if (u->viewer)
+                user_list_remove(&d->waiting, u);
+            u->listed = 1;
+            user_list_push(&d->shown, u);
+        }
+        json_decref(body);
+        if (n < ITEMS_PAGE || !progress)
+            break;
+    }
+    d->shown_known = 1;
+    return 0;
+}
+
+/* Brings the viewers map to memory's truth within its write budget: first
+ * the items of viewers who left (or went on stage) are deleted, then the
+ * longest-waiting viewers are listed up to VIEWERS_MAP_CAP. Stops at the
+ * first write the budget or Twilio refuses; the next round goes on from
+ * there. Returns 1 when it wrote something. */
+static int viewers_round(struct worker *w, struct sync_data *d)
+{
+    const struct sync_config *sc = worker_role_context(w);
+    int wrote = 0;
+    for (struct user *u = d->shown.head, *next; u; u = next) {
+        next = u->next;
+        if (u->viewer)
+            continue;
+        if (delete_item(w, d, "viewers", u->name, NULL) < 0)
+            return wrote;
+        wrote = 1;
+        user_list_remove(&d->shown, u);
+        u->listed = 0;
+        if (user_is_idle(u))
+            users_remove(&d->users, u);
+    }
+    while (d->shown.count < sc->viewers_cap && d->waiting.head) {
+        struct user *u = d->waiting.head;
+        if (create_item(w, d, "viewers", u->name, json_object(), NULL) < 0)
+            return wrote;
+        wrote = 1;
+        user_list_remove(&d->waiting, u);
+        u->listed = 1;
+        user_list_push(&d->shown, u);
+    }
+    return wrote;
+}
+
+/* The viewers round of a live stream: the viewers map, then the count in
+ * the "stream" document (only when it changed). A round that wrote is
+ * followed by none for COUNT_INTERVAL_MS. */
 static void flush(struct worker *w, struct stream *st, void *ctx)
 {
     const int64_t *now = ctx;
     const struct sync_config *sc = worker_role_context(w);
     struct sync_data *d = st->role;
     if (!d || st->phase != PHASE_READY || !d->service_sid[0] || st->rebuilding)
-        return; /* counts seen halfway through a rebuild were written long ago */
-    if (d->viewers != d->count_written && *now >= d->next_count_ms &&
-        write_document(w, d, "stream", json_pack("{s:i, s:s}", "viewer_count", (int)d->viewers, "host", st->host),
-                       0, NULL) == 0) {
-        d->count_written = d->viewers;
-        d->next_count_ms = *now + sc->count_interval_ms;
-        worker_mark_dirty(st, 0);
+        return; /* what a rebuild passes through was written long ago */
+    if (*now >= d->next_round_ms) {
+        int wrote = 0;
+        if (d->shown_known || read_shown(w, d) == 0)
+            wrote = viewers_round(w, d);
+        if (d->viewers != d->count_written &&
+            write_document(w, d, "stream", json_pack("{s:i, s:s}", "viewer_count", (int)d->viewers, "host", st->host),
+                           0, NULL) == 0) {
+            d->count_written = d->viewers;
+            worker_mark_dirty(st, 0);
+            wrote = 1;
+        }
+        d->next_round_ms = *now + (wrote ? sc->count_interval_ms : IDLE_ROUND_MS);
     }
     if (d->host_left_ms && !d->end_requested && *now - d->host_left_ms >= sc->host_grace_ms) {
         if (worker_emit(w, st->name, "stream.end_requested", json_pack("{s:s}", "reason", "host_left")) == 0) {

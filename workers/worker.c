@@ -18,6 +18,10 @@
 #define STATE_TOPIC "stagehand.state"
 #define DLQ_TOPIC "stagehand.dlq"
 #define POLL_MS 50
+/* Housekeeping (resuming paused partitions, the role's tick, publishing
+ * state) walks every stream, so it runs at most this often, not after
+ * every event: a replay of many small events is not slowed by it. */
+#define HOUSEKEEPING_MS 5
 #define STATE_CATCH_UP_MS 30000
 #define EMIT_WAIT_MS 10000
 
@@ -880,6 +884,7 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
     fflush(stdout);
     log_info("worker running", "group", w.group, NULL);
 
+    int64_t next_housekeeping_ms = 0;
     while (!atomic_load(&w.stop)) {
         rd_kafka_message_t *msg = kafka_consumer_poll(w.consumer, POLL_MS);
         if (msg) {
@@ -887,6 +892,9 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
             rd_kafka_message_destroy(msg);
         }
         int64_t now = time_monotonic_ms();
+        if (now < next_housekeeping_ms)
+            continue;
+        next_housekeeping_ms = now + HOUSEKEEPING_MS;
         resume_due(&w, now);
         measure_lag(&w, now);
         if (role->tick)

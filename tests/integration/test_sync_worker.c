@@ -422,7 +422,9 @@ static void test_story(void **state)
     expect_items(f, "viewers", 3, "v5", "v2");
     expect_doc(f, "stream", "viewer_count", 3);
 
-    /* A restart of the sync worker rebuilds and writes nothing again. */
+    /* A restart of the sync worker rebuilds and writes nothing again; its
+     * only request is one read of the viewers map (memory cannot know what
+     * the last viewers rounds wrote). */
     usleep(500 * 1000); /* let the last state record go out */
     long writes = sync_writes_total(f), requests = sync_requests(f);
     assert_int_equal(process_stop(&f->workers[2], 20000), 0);
@@ -432,7 +434,8 @@ static void test_story(void **state)
     assert_true(metric(f, 2, "stagehand_worker_events_total{type=\"viewer.connected\",outcome=\"folded\"}") >= 5);
     usleep(500 * 1000);
     assert_int_equal(sync_writes_total(f), writes);
-    assert_int_equal(sync_requests(f), requests);
+    assert_int_equal(sync_requests(f), requests + 1);
+    requests++;
 
     /* Every event of the stream delivered a second time (the same ids at
      * new offsets, as a re-imported log would be): nothing is written. */

@@ -4,11 +4,14 @@
  * as the ingress would have produced it.
  *
  *   stagehand-loadgen --stream NAME --count N [--type viewer.connected]
- *                     [--prefix viewer-] [--brokers B]
+ *                     [--prefix viewer-] [--first 0] [--rate 0]
+ *                     [--brokers B]
  *
- * Identities are PREFIX0 .. PREFIX(N-1). Prints "produced N in S s" when
- * every delivery report came back; exits 1 if any failed. --brokers
- * defaults to $KAFKA_BROKERS. */
+ * Identities are PREFIX<FIRST> .. PREFIX<FIRST+N-1> (for
+ * stream.create_requested, the host). --rate paces the events to that many
+ * per second (0: as fast as the producer takes them). Prints "produced N in
+ * S s" when every delivery report came back; exits 1 if any failed.
+ * --brokers defaults to $KAFKA_BROKERS. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,19 +34,23 @@ static void on_delivery(void *opaque, const struct kafka_delivery *d)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: stagehand-loadgen --stream NAME --count N [--type TYPE] [--prefix P] [--brokers B]\n"
-                 "  TYPE: viewer.connected (default), viewer.disconnected, user.joined, hand.raised\n");
+    fprintf(out, "usage: stagehand-loadgen --stream NAME --count N [--type TYPE] [--prefix P] [--first I]\n"
+                 "                         [--rate PER_S] [--brokers B]\n"
+                 "  TYPE: viewer.connected (default), viewer.disconnected, user.joined, hand.raised,\n"
+                 "        hand.lowered, stream.create_requested\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *stream = NULL, *type = "viewer.connected", *prefix = "viewer-";
     const char *brokers = getenv("KAFKA_BROKERS");
-    long count = -1;
+    long count = -1, first = 0, rate = 0;
     static const struct option options[] = {{"stream", required_argument, NULL, 's'},
                                             {"count", required_argument, NULL, 'n'},
                                             {"type", required_argument, NULL, 't'},
                                             {"prefix", required_argument, NULL, 'p'},
+                                            {"first", required_argument, NULL, 'f'},
+                                            {"rate", required_argument, NULL, 'r'},
                                             {"brokers", required_argument, NULL, 'b'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
@@ -57,6 +64,16 @@ int main(int argc, char **argv)
         case 'n':
             count = strtol(optarg, &end, 10);
             if (*end || count < 0)
+                count = -1;
+            break;
+        case 'f':
+            first = strtol(optarg, &end, 10);
+            if (*end || first < 0)
+                count = -1;
+            break;
+        case 'r':
+            rate = strtol(optarg, &end, 10);
+            if (*end || rate < 0)
                 count = -1;
             break;
         case 't':
@@ -90,10 +107,21 @@ int main(int argc, char **argv)
     int64_t started = time_monotonic_ms();
     for (long i = 0; i < count; i++) {
         char identity[160];
-        snprintf(identity, sizeof identity, "%s%ld", prefix, i);
-        json_t *data = strcmp(type, "user.joined") == 0
-                           ? json_pack("{s:s, s:s}", "identity", identity, "role", "viewer")
-                           : json_pack("{s:s}", "identity", identity);
+        if (rate > 0) {
+            /* Sleep until event i is due, polling for delivery reports. */
+            int64_t due = started + i * 1000 / rate;
+            int64_t now;
+            while ((now = time_monotonic_ms()) < due)
+                kafka_producer_poll(p, (int)(due - now));
+        }
+        snprintf(identity, sizeof identity, "%s%ld", prefix, first + i);
+        json_t *data;
+        if (strcmp(type, "user.joined") == 0)
+            data = json_pack("{s:s, s:s}", "identity", identity, "role", "viewer");
+        else if (strcmp(type, "stream.create_requested") == 0)
+            data = json_pack("{s:s}", "host", identity);
+        else
+            data = json_pack("{s:s}", "identity", identity);
         struct event ev;
         if (event_init(&ev, type, stream, "api", identity, data, err, sizeof err) < 0) {
             fprintf(stderr, "stagehand-loadgen: %s\n", err);

@@ -1,0 +1,102 @@
+/* workers/users: the sync worker's users by identity: add, find, remove,
+ * growth past many doublings, and idleness. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "users.h"
+
+static void test_add_find_remove(void **state)
+{
+    (void)state;
+    struct users t = {0};
+    assert_null(users_find(&t, "ana"));
+    struct user *ana = users_add(&t, "ana");
+    assert_non_null(ana);
+    assert_string_equal(ana->name, "ana");
+    assert_true(user_is_idle(ana));
+    assert_ptr_equal(users_add(&t, "ana"), ana); /* adding again finds it */
+    assert_ptr_equal(users_find(&t, "ana"), ana);
+    struct user *empty = users_add(&t, ""); /* the empty identity is an identity */
+    assert_non_null(empty);
+    assert_ptr_equal(users_find(&t, ""), empty);
+    assert_int_equal(t.count, 2);
+    users_remove(&t, ana);
+    assert_null(users_find(&t, "ana"));
+    assert_ptr_equal(users_find(&t, ""), empty);
+    assert_int_equal(t.count, 1);
+    users_clear(&t);
+    assert_int_equal(t.count, 0);
+    assert_null(users_find(&t, ""));
+    assert_non_null(users_add(&t, "again")); /* a cleared table works */
+    users_clear(&t);
+}
+
+static void test_idle(void **state)
+{
+    (void)state;
+    struct users t = {0};
+    struct user *u = users_add(&t, "bo");
+    u->viewer = 1;
+    assert_false(user_is_idle(u));
+    u->viewer = 0;
+    u->joined = 1;
+    assert_false(user_is_idle(u));
+    u->joined = 0;
+    u->refused = 1;
+    assert_false(user_is_idle(u));
+    u->refused = 0;
+    assert_true(user_is_idle(u));
+    users_clear(&t);
+}
+
+/* 200,000 users: every one found after the table doubled many times, half
+ * removed (from the middle of chains too), the other half still found. */
+static void test_many(void **state)
+{
+    (void)state;
+    enum { N = 200000 };
+    struct users t = {0};
+    char name[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "viewer-%d", i);
+        struct user *u = users_add(&t, name);
+        assert_non_null(u);
+        u->viewer = 1;
+    }
+    assert_int_equal(t.count, N);
+    assert_true(t.nbuckets >= N / 2);
+    for (int i = 0; i < N; i += 2) {
+        snprintf(name, sizeof name, "viewer-%d", i);
+        struct user *u = users_find(&t, name);
+        assert_non_null(u);
+        assert_string_equal(u->name, name);
+        users_remove(&t, u);
+    }
+    assert_int_equal(t.count, N / 2);
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "viewer-%d", i);
+        struct user *u = users_find(&t, name);
+        if (i % 2) {
+            assert_non_null(u);
+            assert_true(u->viewer);
+        } else {
+            assert_null(u);
+        }
+    }
+    users_clear(&t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_add_find_remove),
+        cmocka_unit_test(test_idle),
+        cmocka_unit_test(test_many),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
