@@ -39,6 +39,7 @@ LIB        := $(BUILD)/libstagehand.a
 DEVBROKER_OBJ := $(call obj,$(wildcard tools/devbroker/*.c))
 EMULATOR_OBJ  := $(call obj,$(wildcard tools/twilio-emulator/*.c))
 LOADGEN_OBJ   := $(call obj,$(wildcard tools/loadgen/*.c))
+REPLAY_OBJ    := $(call obj,$(wildcard tools/replay/*.c))
 # The ingress's modules (all but main.c) also form a library the tests link.
 INGRESS_OBJ   := $(call obj,$(filter-out ingress/main.c,$(wildcard ingress/*.c)))
 INGRESS_LIB   := $(BUILD)/libingress.a
@@ -48,7 +49,7 @@ WORKER_OBJ    := $(call obj,$(filter-out %_worker.c,$(wildcard workers/*.c)))
 WORKER_LIB    := $(BUILD)/libworkers.a
 WORKERS       := $(patsubst %,$(BUILD)/stagehand-%-worker,$(WORKER_ROLES))
 PROGRAMS      := $(BUILD)/stagehand-devbroker $(BUILD)/twilio-emulator $(BUILD)/stagehand-ingress $(WORKERS) \
-                 $(BUILD)/stagehand-loadgen
+                 $(BUILD)/stagehand-loadgen $(BUILD)/stagehand-replay
 
 # --- tests ---------------------------------------------------------------------
 TEST_SUPPORT_OBJ  := $(call obj,$(wildcard tests/support/*.c))
@@ -57,12 +58,12 @@ INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration
 TEST_HELPERS      := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
 TESTS             := $(UNIT_TESTS) $(INTEGRATION_TESTS) $(TEST_HELPERS)
 
-ALL_OBJ := $(COMMON_OBJ) $(DEVBROKER_OBJ) $(EMULATOR_OBJ) $(LOADGEN_OBJ) $(INGRESS_OBJ) $(BUILD)/obj/ingress/main.o \
+ALL_OBJ := $(COMMON_OBJ) $(DEVBROKER_OBJ) $(EMULATOR_OBJ) $(LOADGEN_OBJ) $(REPLAY_OBJ) $(INGRESS_OBJ) $(BUILD)/obj/ingress/main.o \
            $(WORKER_OBJ) $(call obj,$(wildcard workers/*_worker.c)) \
            $(TEST_SUPPORT_OBJ) \
            $(call obj,$(wildcard tests/unit/*.c tests/integration/*.c tests/helpers/*.c))
 
-.PHONY: all deps test check tests run demo clean
+.PHONY: all deps test check tests run demo bench clean
 # Keep the object files of tests (make would delete them as intermediates).
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -83,6 +84,11 @@ run: deps
 # Plays the reference app's story against a running `make run` stack.
 demo:
 	@python3 tools/demo.py
+
+# Benchmarks on this machine; writes BENCHMARKS.md (see tools/bench/bench.py).
+bench: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@python3 tools/bench/bench.py --build $(BUILD)
 
 # Run the tests of the current BUILD without installing anything.
 check: all tests
@@ -117,6 +123,9 @@ $(BUILD)/twilio-emulator: $(EMULATOR_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/stagehand-loadgen: $(LOADGEN_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/stagehand-replay: $(REPLAY_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(INGRESS_LIB): $(INGRESS_OBJ)

@@ -670,6 +670,9 @@ int kafka_consumer_done(struct kafka_consumer *c, const rd_kafka_message_t *msg,
                         char *err, size_t errlen)
 {
     const char *topic = rd_kafka_topic_name(msg->rkt);
+    /* The list form: the legacy single-partition rd_kafka_offset_store()
+     * left librdkafka 2.0.2 unable to close the consumer (a reference
+     * leak, seen as rd_kafka_destroy() hanging in the tests). */
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, topic, msg->partition)->offset = msg->offset + 1;
     rd_kafka_resp_err_t e = rd_kafka_offsets_store(c->rk, l);

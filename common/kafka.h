@@ -83,6 +83,11 @@ int kafka_header_string(const rd_kafka_message_t *msg, const char *name,
 
 /* The outcome of one produced message. err is 0 when the broker
  * acknowledged it; then partition and offset are where it was written. */
+/* The metadata of a committed offset that tells a worker group to apply
+ * its events again from that offset (set by `stagehand-replay offsets`,
+ * honoured by the workers on assignment). */
+#define KAFKA_REAPPLY_MARK "stagehand-replay:reapply"
+
 struct kafka_delivery {
     rd_kafka_resp_err_t err;
     const char *errstr; /* "Success" or librdkafka's text for err */

@@ -233,11 +233,22 @@ static void safe_name(const char *name, char out[41])
     out[i] = '\0';
 }
 
+/* parent.key (or key at the root), cut to fit PATH_MAX_LEN. Built for
+ * every member validated, so without printf: this is on the hot path of
+ * every event a worker reads. */
 static void child_path(char *out, const char *parent, const char *key)
 {
     char safe[41];
     safe_name(key, safe);
-    snprintf(out, PATH_MAX_LEN, parent[0] ? "%s.%s" : "%s%s", parent, safe);
+    size_t used = strnlen(parent, PATH_MAX_LEN - 1);
+    memmove(out, parent, used);
+    if (used && used < PATH_MAX_LEN - 1)
+        out[used++] = '.';
+    size_t n = strlen(safe);
+    if (n > PATH_MAX_LEN - 1 - used)
+        n = PATH_MAX_LEN - 1 - used;
+    memcpy(out + used, safe, n);
+    out[used + n] = '\0';
 }
 
 static int type_matches(const char *type, const json_t *v)
@@ -414,6 +425,17 @@ static int validate_array(const struct loaded_schema *s, const json_t *node, con
     return 0;
 }
 
+/* "must be one of a, b, c" (the string choices), cut to fit. */
+static void describe_enum(const json_t *choices, char *out, size_t outlen)
+{
+    size_t i, used = (size_t)snprintf(out, outlen, "must be one of");
+    const json_t *c;
+    json_array_foreach(choices, i, c) {
+        if (json_is_string(c) && used < outlen)
+            used += (size_t)snprintf(out + used, outlen - used, "%s%s", i ? ", " : " ", json_string_value(c));
+    }
+}
+
 static int validate_node(const struct loaded_schema *s, const json_t *node, const json_t *v,
                          const char *path, char *err, size_t errlen)
 {
@@ -428,17 +450,19 @@ static int validate_node(const struct loaded_schema *s, const json_t *node, cons
         return invalid(err, errlen, path, "must equal the schema's constant");
     const json_t *choices = json_object_get(node, "enum");
     if (choices) {
-        size_t i, used = (size_t)snprintf(rule, sizeof rule, "must be one of");
+        size_t i;
         const json_t *c;
         int found = 0;
         json_array_foreach(choices, i, c) {
-            found = found || json_equal((json_t *)c, (json_t *)v);
-            if (json_is_string(c) && used < sizeof rule)
-                used += (size_t)snprintf(rule + used, sizeof rule - used, "%s%s", i ? ", " : " ",
-                                         json_string_value(c));
+            if (json_equal((json_t *)c, (json_t *)v)) {
+                found = 1;
+                break;
+            }
         }
-        if (!found)
+        if (!found) {
+            describe_enum(choices, rule, sizeof rule);
             return invalid(err, errlen, path, rule);
+        }
     }
     if (json_is_number(v)) {
         const json_t *min = json_object_get(node, "minimum");

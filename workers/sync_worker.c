@@ -65,6 +65,7 @@ struct sync_data {
     int64_t next_round_ms;        /* monotonic; the next viewers round may not come before */
     int64_t host_left_ms;         /* monotonic; 0 while the host is on stage or never came */
     int end_requested, room_ended, media_ended, deleted;
+    int verify;                   /* applying again (stagehand-replay offsets): read before writing */
 };
 
 struct sync_config {
@@ -229,10 +230,29 @@ static int delete_item(struct worker *w, struct sync_data *d, const char *map, c
     return sync_call(w, "DELETE", path, NULL, 0, 1, out, NULL);
 }
 
+/* 1 when Sync's document already holds data (applying events again,
+ * memory cannot tell), else 0. */
+static int document_holds(struct worker *w, struct sync_data *d, const char *name, const json_t *data)
+{
+    char path[768];
+    if (twilio_path(path, sizeof path, "/v1/Services/%s/Documents/%s", d->service_sid, name) < 0)
+        return 0;
+    json_t *body = NULL;
+    if (sync_call(w, "GET", path, NULL, 0, 0, NULL, &body) < 0)
+        return 0;
+    int same = json_equal(json_object_get(body, "data"), (json_t *)data);
+    json_decref(body);
+    return same;
+}
+
 /* Writes the whole document (desired state); creates it when missing. */
 static int write_document(struct worker *w, struct sync_data *d, const char *name, json_t *data, int creation_ok,
                           struct outcome *out)
 {
+    if (d->verify && document_holds(w, d, name, data)) {
+        json_decref(data);
+        return 0;
+    }
     if (budget(w, d, name, 0, out) < 0) {
         json_decref(data);
         return -1;
@@ -528,6 +548,7 @@ static void on_event(struct worker *w, struct stream *st, const struct event *ev
         retry_later(out, 1000, "out_of_memory");
         return;
     }
+    d->verify = apply && st->rebuilding;
     if (strcmp(ev->type, "stream.create_requested") == 0) {
         on_create(w, st, d, ev, apply, out);
         return;

@@ -157,6 +157,7 @@ static struct stream *stream_get(struct worker *w, const char *name, int32_t par
     }
     st->partition = partition;
     st->applied_offset = -1;
+    st->reapply_until = -1;
     metrics_set(w->m_streams, NULL, (double)strmap_size(w->streams));
     return st;
 }
@@ -186,7 +187,7 @@ static int duplicate(const struct stream *st, const char *id, int64_t offset)
 
 static void remember_handled(struct stream *st, const char *id)
 {
-    snprintf(st->recent[st->recent_next % WORKER_RECENT_IDS], EVENT_ID_LEN + 1, "%s", id);
+    memcpy(st->recent[st->recent_next % WORKER_RECENT_IDS], id, EVENT_ID_LEN + 1);
     st->recent_next++;
 }
 
@@ -471,11 +472,14 @@ static void process(struct worker *w, const rd_kafka_message_t *msg)
         return;
     }
     int apply = msg->offset > st->applied_offset;
+    /* Periodic work waits until the stream is past what an earlier process
+     * had reached, including when it applies events again (reapply: then
+     * apply is set while rebuilding, and memory is not yet what Twilio has). */
+    st->rebuilding = msg->offset < st->applied_offset || msg->offset < st->reapply_until;
     struct outcome out = {OUTCOME_DONE, -1, "", ""};
     memcpy(w->current_id, ev.id, sizeof w->current_id);
     w->role->on_event(w, st, &ev, apply, &out);
     w->current_id[0] = '\0';
-    st->rebuilding = msg->offset < st->applied_offset;
     int attempts = 1;
     if (ps) {
         if (ps->offset != msg->offset)
@@ -614,6 +618,49 @@ static void read_state(struct worker *w, const rd_kafka_topic_partition_list_t *
     log_info("state restored", "streams", count, NULL);
 }
 
+struct reapply_ctx {
+    int32_t partition;
+    int64_t offset;
+};
+
+static void reapply_stream(struct worker *w, struct stream *st, void *arg)
+{
+    (void)w;
+    const struct reapply_ctx *r = arg;
+    if (st->partition != r->partition || st->applied_offset < r->offset)
+        return;
+    st->reapply_until = st->applied_offset;
+    st->applied_offset = r->offset - 1;
+    st->rebuilding = 1;
+    memset(st->restored, 0, sizeof st->restored); /* those ids are to be applied again */
+}
+
+/* Honours `stagehand-replay offsets`: a committed offset marked with
+ * KAFKA_REAPPLY_MARK makes everything from it count as not yet applied (the
+ * worker's own commits carry no mark, so this happens once). */
+static void reapply_marked(struct worker *w, const rd_kafka_topic_partition_list_t *assigned)
+{
+    rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(assigned);
+    rd_kafka_resp_err_t e = rd_kafka_committed(kafka_consumer_handle(w->consumer), committed, 10000);
+    if (e) {
+        log_warn("cannot read the committed offsets", "error", rd_kafka_err2str(e), NULL);
+    } else {
+        for (int i = 0; i < committed->cnt; i++) {
+            const rd_kafka_topic_partition_t *tp = &committed->elems[i];
+            if (tp->err || tp->offset < 0 || tp->metadata_size != strlen(KAFKA_REAPPLY_MARK) ||
+                memcmp(tp->metadata, KAFKA_REAPPLY_MARK, tp->metadata_size) != 0)
+                continue;
+            struct reapply_ctx r = {tp->partition, tp->offset};
+            worker_each_stream(w, reapply_stream, &r);
+            char partition[16], offset[24];
+            snprintf(partition, sizeof partition, "%d", (int)tp->partition);
+            snprintf(offset, sizeof offset, "%lld", (long long)tp->offset);
+            log_info("applying again from a marked offset", "partition", partition, "offset", offset, NULL);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(committed);
+}
+
 static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *partitions)
 {
     struct worker *w = ctx;
@@ -621,6 +668,7 @@ static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *partitio
     for (int i = 0; i < partitions->cnt; i++)
         drop_partition(w, partitions->elems[i].partition);
     read_state(w, partitions);
+    reapply_marked(w, partitions);
     for (int i = 0; i < partitions->cnt; i++) {
         int32_t p = partitions->elems[i].partition;
         /* Offset 0: when retention removed it, auto.offset.reset=earliest applies. */

@@ -56,7 +56,9 @@ struct stream {
     char recent[WORKER_RECENT_IDS][EVENT_ID_LEN + 1];   /* ids of the last events handled, a ring */
     unsigned recent_next;
     char restored[WORKER_RECENT_IDS][EVENT_ID_LEN + 1]; /* the ring as last published, for live events */
-    int rebuilding;               /* events up to applied_offset are still being re-read */
+    int64_t reapply_until;        /* stagehand-replay offsets: the applied offset before (-1: none) */
+    int rebuilding;               /* events up to applied_offset (or reapply_until) are still being
+                                   * re-read; with apply set, memory may lag what Twilio has */
     int dirty;                    /* its state record must be published */
     int urgent;                   /* ... now, not at the next interval */
     void *role;                   /* the role's own data, or NULL */

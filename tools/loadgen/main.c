@@ -11,6 +11,12 @@
  * stream.create_requested, the host). --rate paces the events to that many
  * per second (0: as fast as the producer takes them). Prints "produced N in
  * S s" when every delivery report came back; exits 1 if any failed.
+ *
+ *   stagehand-loadgen --read [--brokers B]
+ *
+ * Reads stagehand.events from its beginning until it has caught up and
+ * prints "read N in S s": the rate a plain Kafka consumer gets on this
+ * machine, the baseline the benchmarks compare the workers' replay to.
  * --brokers defaults to $KAFKA_BROKERS. */
 #include <getopt.h>
 #include <stdio.h>
@@ -32,10 +38,37 @@ static void on_delivery(void *opaque, const struct kafka_delivery *d)
         delivered++;
 }
 
+/* --read: every event of stagehand.events, counted. */
+static int read_all(const char *brokers)
+{
+    char err[512];
+    struct kafka_reader_options ropt = {.brokers = brokers, .topic = "stagehand.events"};
+    struct kafka_reader *r = kafka_reader_new(&ropt, err, sizeof err);
+    if (!r) {
+        fprintf(stderr, "stagehand-loadgen: %s\n", err);
+        return 1;
+    }
+    long count = 0;
+    int64_t started = 0;
+    while (!kafka_reader_caught_up(r)) {
+        rd_kafka_message_t *msg = kafka_reader_poll(r, 100);
+        if (!msg)
+            continue;
+        if (count++ == 0)
+            started = time_monotonic_ms(); /* from the first event: not the metadata wait */
+        rd_kafka_message_destroy(msg);
+    }
+    double seconds = count ? (double)(time_monotonic_ms() - started) / 1000.0 : 0.0;
+    kafka_reader_close(r);
+    printf("read %ld in %.2f s\n", count, seconds);
+    return 0;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: stagehand-loadgen --stream NAME --count N [--type TYPE] [--prefix P] [--first I]\n"
                  "                         [--rate PER_S] [--brokers B]\n"
+                 "       stagehand-loadgen --read [--brokers B]\n"
                  "  TYPE: viewer.connected (default), viewer.disconnected, user.joined, hand.raised,\n"
                  "        hand.lowered, stream.create_requested\n");
 }
@@ -45,12 +78,14 @@ int main(int argc, char **argv)
     const char *stream = NULL, *type = "viewer.connected", *prefix = "viewer-";
     const char *brokers = getenv("KAFKA_BROKERS");
     long count = -1, first = 0, rate = 0;
+    int read = 0;
     static const struct option options[] = {{"stream", required_argument, NULL, 's'},
                                             {"count", required_argument, NULL, 'n'},
                                             {"type", required_argument, NULL, 't'},
                                             {"prefix", required_argument, NULL, 'p'},
                                             {"first", required_argument, NULL, 'f'},
                                             {"rate", required_argument, NULL, 'r'},
+                                            {"read", no_argument, NULL, 'R'},
                                             {"brokers", required_argument, NULL, 'b'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
@@ -85,6 +120,9 @@ int main(int argc, char **argv)
         case 'b':
             brokers = optarg;
             break;
+        case 'R':
+            read = 1;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -93,6 +131,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (read && brokers && optind == argc)
+        return read_all(brokers);
     if (!stream || count < 0 || !brokers || optind != argc) {
         usage(stderr);
         return 2;

@@ -1,0 +1,320 @@
+/* Faults under the whole pipeline (dev broker, emulator, ingress, room,
+ * stream and sync workers):
+ *   - every worker killed with SIGKILL in the middle of a 10,000-viewer
+ *     burst and started again: the final state is exact (one room, one
+ *     PlayerStreamer, one MediaProcessor, the count, a full viewers map)
+ *     and no side effect was made twice (the emulator's write counts);
+ *   - the broker frozen (SIGSTOP) under the ingress: requests get 503 with
+ *     Retry-After, and once it is back every request that was answered 2xx
+ *     has its event on stagehand.events. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "event.h"
+#include "pipeline_helpers.h"
+
+#define ROLES 3
+#define BURST 10000
+#define MAP_CAP 20
+
+static const char *const roles[ROLES] = {"room", "stream", "sync"};
+
+struct fixture {
+    struct pipeline p;
+    struct emulator_process emu;
+    struct process workers[ROLES];
+    int metrics_ports[ROLES];
+    char public_env[96], port_env[32];
+    struct kafka_producer *producer;
+};
+
+static void start_worker(struct fixture *f, int i)
+{
+    char err[256];
+    const char *env[] = {f->public_env, "VIEWERS_MAP_CAP=20", "COUNT_INTERVAL_MS=200", NULL};
+    f->metrics_ports[i] = stack_start_worker(&f->p.s, roles[i], f->emu.base_url, env, &f->workers[i], err, sizeof err);
+    if (f->metrics_ports[i] < 0)
+        fail_msg("%s", err);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    char err[256];
+    assert_non_null(f);
+    int port = process_free_port();
+    assert_true(port > 0);
+    snprintf(f->public_env, sizeof f->public_env, "PUBLIC_BASE_URL=http://127.0.0.1:%d", port);
+    snprintf(f->port_env, sizeof f->port_env, "INGRESS_PORT=%d", port);
+    const char *ingress_env[] = {f->public_env, f->port_env, "CREATE_WAIT_MS=20000", "PRODUCE_TIMEOUT_MS=1000",
+                                 "RATE_LIMIT_IP_PER_S=0", "RATE_LIMIT_IDENTITY_PER_S=0", NULL};
+    if (stack_start_broker(&f->p.s, err, sizeof err) < 0 ||
+        stack_start_ingress(&f->p.s, ingress_env, err, sizeof err) < 0 ||
+        emulator_start(&f->emu, NULL, err, sizeof err) < 0)
+        fail_msg("%s", err);
+    f->p.emu_client = emulator_client(&f->emu, err, sizeof err);
+    assert_non_null(f->p.emu_client);
+    for (int i = 0; i < ROLES; i++)
+        start_worker(f, i);
+    struct kafka_producer_options popt = {.brokers = f->p.s.brokers};
+    f->producer = kafka_producer_new(&popt, err, sizeof err);
+    if (!f->producer)
+        fail_msg("%s", err);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    kafka_producer_close(f->producer, 5000);
+    int status[ROLES];
+    for (int i = 0; i < ROLES; i++)
+        status[i] = process_stop(&f->workers[i], 20000);
+    twilio_client_free(f->p.emu_client);
+    int emulator_status = emulator_stop(&f->emu);
+    int ingress_status = stack_stop_ingress(&f->p.s);
+    stack_stop(&f->p.s);
+    free(f);
+    for (int i = 0; i < ROLES; i++)
+        assert_int_equal(status[i], 0);
+    assert_int_equal(emulator_status, 0);
+    assert_int_equal(ingress_status, 0);
+    return 0;
+}
+
+/* --- helpers ---------------------------------------------------------------------------------- */
+
+static long api(struct fixture *f, const char *path, const char *body)
+{
+    static const char *const headers[] = {"Authorization: " TEST_PASSCODE, "Content-Type: application/json", NULL};
+    char url[256];
+    snprintf(url, sizeof url, "%s%s", f->p.s.ingress_url, path);
+    struct http_reply r;
+    http_call("POST", url, headers, body, strlen(body), &r);
+    long status = r.status;
+    if (status == 503 && !r.retry_after[0])
+        status = -503; /* a 503 must say when to come back */
+    http_reply_free(&r);
+    return status;
+}
+
+static void produce_viewer(struct fixture *f, const char *stream, int i)
+{
+    char who[32], err[256];
+    snprintf(who, sizeof who, "fan-%05d", i);
+    struct event ev;
+    if (event_init(&ev, "viewer.connected", stream, "api", who, json_pack("{s:s}", "identity", who), err, sizeof err) < 0)
+        fail_msg("%s", err);
+    char *value = event_serialize(&ev);
+    struct kafka_record rec = {.topic = "stagehand.events", .partition = RD_KAFKA_PARTITION_UA, .key = stream,
+                               .key_len = strlen(stream), .value = value, .value_len = strlen(value)};
+    rd_kafka_resp_err_t rc;
+    while ((rc = kafka_produce(f->producer, &rec, err, sizeof err)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        kafka_producer_poll(f->producer, 10);
+    assert_int_equal(rc, 0);
+    kafka_producer_poll(f->producer, 0);
+    free(value);
+    event_free(&ev);
+}
+
+/* The service of a stream's Sync in the emulator's state (a new reference), or NULL. */
+static json_t *service_of(struct fixture *f, const char *stream)
+{
+    json_t *state = emulator_get(&f->p, "/_emulator/state");
+    char friendly[128];
+    snprintf(friendly, sizeof friendly, "Live Video Stream %s", stream);
+    json_t *found = NULL, *s;
+    size_t i;
+    json_array_foreach(json_object_get(state, "sync_services"), i, s)
+        if (json_string_value(json_object_get(s, "friendly_name")) &&
+            strcmp(json_string_value(json_object_get(s, "friendly_name")), friendly) == 0)
+            found = json_incref(s);
+    json_decref(state);
+    return found;
+}
+
+static json_t *named(json_t *service, const char *kind, const char *name)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(json_object_get(service, kind), i, o) {
+        const char *unique = json_string_value(json_object_get(o, "unique_name"));
+        if (unique && strcmp(unique, name) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+/* How many entries of a list in the emulator's state are about stream. */
+static int count_in_state(json_t *list, const char *field, const char *value)
+{
+    int n = 0;
+    size_t i;
+    json_t *o;
+    json_array_foreach(list, i, o) {
+        const char *v = json_string_value(json_object_get(o, field));
+        n += v && strcmp(v, value) == 0;
+    }
+    return n;
+}
+
+static long dlq_entries(struct fixture *f)
+{
+    char err[256];
+    struct kafka_reader_options ropt = {.brokers = f->p.s.brokers, .topic = "stagehand.dlq"};
+    struct kafka_reader *r = kafka_reader_new(&ropt, err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    long n = 0;
+    while (!kafka_reader_caught_up(r)) {
+        rd_kafka_message_t *m = kafka_reader_poll(r, 100);
+        if (m) {
+            n++;
+            rd_kafka_message_destroy(m);
+        }
+    }
+    kafka_reader_close(r);
+    return n;
+}
+
+/* --- tests ------------------------------------------------------------------------------------ */
+
+static void test_kill_every_worker_mid_burst(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"crowd\"}"), 200);
+    json_t *service = service_of(f, "crowd");
+    assert_non_null(service);
+    char viewers_sid[40];
+    snprintf(viewers_sid, sizeof viewers_sid, "%s", json_string_value(json_object_get(named(service, "maps", "viewers"), "sid")));
+    json_decref(service);
+
+    for (int i = 0; i < BURST; i++) {
+        produce_viewer(f, "crowd", i);
+        if (i == BURST / 3 || i == 2 * BURST / 3) {
+            /* Let the workers be in the middle of it, then kill them. */
+            while (kafka_producer_outstanding(f->producer) > 0)
+                kafka_producer_poll(f->producer, 20);
+            usleep(300 * 1000);
+            for (int r = 0; r < ROLES; r++) {
+                assert_int_equal(process_signal(&f->workers[r], SIGKILL), 0);
+                process_wait(&f->workers[r], 5000);
+            }
+            for (int r = 0; r < ROLES; r++)
+                start_worker(f, r);
+        }
+    }
+    while (kafka_producer_outstanding(f->producer) > 0)
+        kafka_producer_poll(f->producer, 20);
+
+    /* The count reaches the burst exactly and the map is full. */
+    json_t *stream_doc = NULL;
+    for (int i = 0; i < 600; i++) {
+        service = service_of(f, "crowd");
+        json_t *doc = named(service, "documents", "stream");
+        json_t *items = json_object_get(named(service, "maps", "viewers"), "items");
+        if (json_integer_value(json_object_get(json_object_get(doc, "data"), "viewer_count")) == BURST &&
+            json_object_size(items) == MAP_CAP) {
+            stream_doc = service;
+            break;
+        }
+        json_decref(service);
+        usleep(100 * 1000);
+    }
+    assert_non_null(stream_doc);
+    json_decref(stream_doc);
+
+    /* Nothing twice: one room, one streamer, one processor; each listed
+     * viewer written once; no 429, nothing in the DLQ. */
+    json_t *st = emulator_get(&f->p, "/_emulator/state");
+    assert_int_equal(count_in_state(json_object_get(st, "rooms"), "unique_name", "crowd"), 1);
+    json_t *media = json_object_get(st, "media");
+    assert_int_equal(json_array_size(json_object_get(media, "player_streamers")), 1);
+    assert_int_equal(json_array_size(json_object_get(media, "media_processors")), 1);
+    json_decref(st);
+    json_t *stats = emulator_get(&f->p, "/_emulator/stats");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(stats, "sync_writes"), viewers_sid)), MAP_CAP);
+    assert_int_equal(json_integer_value(json_object_get(stats, "responses_429")), 0);
+    json_decref(stats);
+    assert_int_equal(dlq_entries(f), 0);
+}
+
+static void test_broker_frozen_under_the_ingress(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"gala\"}"), 200);
+    enum { EACH = 10 };
+    char body[128];
+    long answered[2 * EACH];
+    assert_int_equal(kill(f->p.s.broker.pid, SIGSTOP), 0);
+    for (int i = 0; i < EACH; i++) {
+        snprintf(body, sizeof body, "{\"user_identity\":\"frozen-%d\",\"stream_name\":\"gala\"}", i);
+        answered[i] = api(f, "/viewer-connected-to-player", body);
+    }
+    assert_int_equal(kill(f->p.s.broker.pid, SIGCONT), 0);
+    for (int i = 0; i < EACH; i++) {
+        snprintf(body, sizeof body, "{\"user_identity\":\"thawed-%d\",\"stream_name\":\"gala\"}", i);
+        for (int tries = 0; tries < 50; tries++) {
+            answered[EACH + i] = api(f, "/viewer-connected-to-player", body);
+            if (answered[EACH + i] != 503)
+                break;
+            usleep(200 * 1000); /* as Retry-After asks */
+        }
+    }
+    int refused = 0;
+    for (int i = 0; i < EACH; i++)
+        refused += answered[i] == 503;
+    assert_true(refused > 0); /* the frozen broker was noticed, with Retry-After */
+    for (int i = 0; i < EACH; i++)
+        assert_true(answered[i] == 503 || answered[i] == 200);
+    for (int i = EACH; i < 2 * EACH; i++)
+        assert_int_equal(answered[i], 200);
+
+    /* Every request answered 200 has its event on the log. */
+    char err[256];
+    struct kafka_reader_options ropt = {.brokers = f->p.s.brokers, .topic = "stagehand.events"};
+    struct kafka_reader *r = kafka_reader_new(&ropt, err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    char seen[2 * EACH] = {0};
+    while (!kafka_reader_caught_up(r)) {
+        rd_kafka_message_t *m = kafka_reader_poll(r, 100);
+        if (!m)
+            continue;
+        struct event ev;
+        if (event_parse(m->payload, m->len, &ev, err, sizeof err) == 0) {
+            const char *who = json_string_value(json_object_get(ev.data, "identity"));
+            int n;
+            if (strcmp(ev.type, "viewer.connected") == 0 && who) {
+                if (sscanf(who, "frozen-%d", &n) == 1 && n >= 0 && n < EACH)
+                    seen[n] = 1;
+                else if (sscanf(who, "thawed-%d", &n) == 1 && n >= 0 && n < EACH)
+                    seen[EACH + n] = 1;
+            }
+            event_free(&ev);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    kafka_reader_close(r);
+    for (int i = 0; i < 2 * EACH; i++)
+        if (answered[i] == 200 && !seen[i])
+            fail_msg("request %d was answered 200 but its event is not on the log", i);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_kill_every_worker_mid_burst, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broker_frozen_under_the_ingress, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
