@@ -4,6 +4,8 @@
  *     burst and started again: the final state is exact (one room, one
  *     PlayerStreamer, one MediaProcessor, the count, a full viewers map)
  *     and no side effect was made twice (the emulator's write counts);
+ *   - Twilio misbehaving (10% 500s, a burst of 429s, 200 ms latency): the
+ *     final Sync state is exact and nothing retryable reaches the DLQ;
  *   - the broker frozen (SIGSTOP) under the ingress: requests get 503 with
  *     Retry-After, and once it is back every request that was answered 2xx
  *     has its event on stagehand.events. */
@@ -248,6 +250,68 @@ static void test_kill_every_worker_mid_burst(void **state)
     assert_int_equal(dlq_entries(f), 0);
 }
 
+static void test_twilio_faults_heal(void **state)
+{
+    struct fixture *f = *state;
+    char url[256], body[128];
+    snprintf(url, sizeof url, "%s/_emulator/faults", f->emu.base_url);
+    static const char faults[] = "ErrorRate=0.1&Burst429=5&LatencyMs=200&Seed=7";
+    struct http_reply r;
+    http_call("POST", url, NULL, faults, strlen(faults), &r);
+    assert_int_equal(r.status, 200);
+    http_reply_free(&r);
+
+    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"storm\"}"), 200);
+    enum { FANS = 6 };
+    for (int i = 0; i < FANS; i++) {
+        snprintf(body, sizeof body, "{\"user_identity\":\"fan-%d\",\"stream_name\":\"storm\"}", i);
+        assert_int_equal(api(f, "/join-stream-as-viewer", body), 200);
+        assert_int_equal(api(f, "/viewer-connected-to-player", body), 200);
+    }
+    for (int i = 0; i < 2; i++) {
+        snprintf(body, sizeof body, "{\"user_identity\":\"fan-%d\",\"stream_name\":\"storm\",\"hand_raised\":true}", i);
+        assert_int_equal(api(f, "/raise-hand", body), 200);
+    }
+    assert_int_equal(api(f, "/send-speaker-invite", "{\"user_identity\":\"fan-0\",\"stream_name\":\"storm\"}"), 200);
+
+    /* Everything lands, exactly once, however often Twilio said no. */
+    int exact = 0;
+    for (int i = 0; i < 600 && !exact; i++) {
+        json_t *service = service_of(f, "storm");
+        json_t *viewers = json_object_get(named(service, "maps", "viewers"), "items");
+        json_t *hands = json_object_get(named(service, "maps", "raised_hands"), "items");
+        json_t *count = json_object_get(json_object_get(named(service, "documents", "stream"), "data"), "viewer_count");
+        json_t *fan0 = json_object_get(named(service, "documents", "user-fan-0"), "data");
+        int docs = 0;
+        for (int k = 0; k < FANS; k++) {
+            char doc[32];
+            snprintf(doc, sizeof doc, "user-fan-%d", k);
+            docs += named(service, "documents", doc) != NULL;
+        }
+        exact = json_object_size(viewers) == FANS && json_object_size(hands) == 2 &&
+                json_integer_value(count) == FANS && docs == FANS &&
+                json_is_true(json_object_get(fan0, "speaker_invite"));
+        json_decref(service);
+        if (!exact)
+            usleep(100 * 1000);
+    }
+    assert_true(exact);
+    json_t *st = emulator_get(&f->p, "/_emulator/state");
+    assert_int_equal(count_in_state(json_object_get(st, "rooms"), "unique_name", "storm"), 1);
+    assert_int_equal(json_array_size(json_object_get(json_object_get(st, "media"), "player_streamers")), 1);
+    json_decref(st);
+    json_t *stats = emulator_get(&f->p, "/_emulator/stats");
+    assert_true(json_integer_value(json_object_get(stats, "responses_429")) >= 5); /* the faults did happen */
+    json_decref(stats);
+    double retries = 0;
+    for (int i = 0; i < ROLES; i++) {
+        f->p.metrics_port = f->metrics_ports[i];
+        retries += metric(&f->p, "stagehand_worker_retries_total");
+    }
+    assert_true(retries > 0);
+    assert_int_equal(dlq_entries(f), 0);
+}
+
 static void test_broker_frozen_under_the_ingress(void **state)
 {
     struct fixture *f = *state;
@@ -314,6 +378,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_kill_every_worker_mid_burst, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_twilio_faults_heal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_frozen_under_the_ingress, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,9 +4,11 @@
  * step, checked in the emulator's Sync state: a host creates a stream,
  * viewers join and connect (a capped, backfilled viewers map and an exact
  * count), hands go up (capped, a refusal recorded), the host invites, the
- * invited viewer goes on stage, a viewer's Sync endpoint drops, a restart
- * of the sync worker writes nothing again, and the host leaves for good:
- * the stream ends for all. */
+ * invited viewer goes on stage, a viewer's Sync endpoint drops, the host
+ * moves the speaker back to the audience (who joins again as a viewer),
+ * another speaker leaves the stage by choice, a restart of the sync worker
+ * writes nothing again, and the host leaves for good: the stream ends for
+ * all. A second test: a crowd leaving in join order. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -338,6 +340,36 @@ static int copy_stream_events(struct fixture *f, const char *stream)
 
 /* --- the story ------------------------------------------------------------------------------------ */
 
+/* The status of identity's latest participant in the emulator's room
+ * "friday" ("" when it never joined). */
+static void participant_status(struct fixture *f, const char *identity, char *out, size_t outlen)
+{
+    json_t *state = emulator_get(f, "/_emulator/state");
+    json_t *room, *p;
+    size_t i, j;
+    out[0] = '\0';
+    json_array_foreach(json_object_get(state, "rooms"), i, room) {
+        if (strcmp(json_string_value(json_object_get(room, "unique_name")), "friday") != 0)
+            continue;
+        json_array_foreach(json_object_get(room, "participants"), j, p)
+            if (strcmp(json_string_value(json_object_get(p, "identity")), identity) == 0)
+                snprintf(out, outlen, "%s", json_string_value(json_object_get(p, "status")));
+    }
+    json_decref(state);
+}
+
+static void expect_participant(struct fixture *f, const char *identity, const char *status)
+{
+    char now[32] = "";
+    for (int i = 0; i < 300; i++) {
+        participant_status(f, identity, now, sizeof now);
+        if (strcmp(now, status) == 0)
+            return;
+        usleep(50 * 1000);
+    }
+    fail_msg("participant %s is \"%s\", not \"%s\"", identity, now, status);
+}
+
 /* Produces one event about identity straight onto stagehand.events, as
  * the ingress would; does not wait for the ack. */
 static void produce_event(struct fixture *f, const char *type, const char *stream, const char *identity)
@@ -441,6 +473,31 @@ static void test_story(void **state)
     expect_items(f, "raised_hands", 0, NULL, "v2");
     expect_items(f, "viewers", 3, "v5", "v2");
     expect_doc(f, "stream", "viewer_count", 3);
+
+    /* The host moves v1 back to the audience: out of the room, off
+     * speakers. v1 joins again as a viewer: the invitation is cleared and,
+     * the map being full (v3, v4, v5), v1 waits for a place. */
+    assert_int_equal(api(f, "/remove-speaker", "{\"user_identity\":\"v1\",\"stream_name\":\"friday\"}", NULL), 200);
+    expect_participant(f, "v1", "disconnected");
+    expect_items(f, "speakers", 1, "alice", "v1");
+    assert_int_equal(api(f, "/join-stream-as-viewer", "{\"user_identity\":\"v1\",\"stream_name\":\"friday\"}", NULL), 200);
+    assert_int_equal(api(f, "/viewer-connected-to-player", "{\"user_identity\":\"v1\",\"stream_name\":\"friday\"}", NULL),
+                     200);
+    expect_doc(f, "user-v1", "speaker_invite", 0);
+    expect_doc(f, "stream", "viewer_count", 4);
+    expect_items(f, "viewers", 3, "v3", "v1");
+
+    /* v3 is invited up, then leaves the stage by choice: v1 takes v3's
+     * place in the map, and v3 is off speakers once gone. */
+    assert_int_equal(api(f, "/send-speaker-invite", "{\"user_identity\":\"v3\",\"stream_name\":\"friday\"}", NULL), 200);
+    assert_int_equal(api(f, "/join-stream-as-speaker", "{\"user_identity\":\"v3\",\"stream_name\":\"friday\"}", NULL), 200);
+    room_join(f, "v3");
+    expect_items(f, "speakers", 2, "v3", NULL);
+    expect_items(f, "viewers", 3, "v1", "v3");
+    expect_doc(f, "stream", "viewer_count", 3);
+    room_leave(f, "v3");
+    expect_participant(f, "v3", "disconnected");
+    expect_items(f, "speakers", 1, "alice", "v3");
 
     /* A restart of the sync worker rebuilds and writes nothing again; its
      * only request is one read of the viewers map (memory cannot know what
