@@ -86,7 +86,8 @@ demo:
 	@python3 tools/demo.py
 
 # Benchmarks on this machine; writes BENCHMARKS.md (see tools/bench/bench.py).
-bench: deps
+bench:
+	@sh tools/deps.sh wrk nginx-light
 	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@python3 tools/bench/bench.py --build $(BUILD)
 

@@ -1,10 +1,11 @@
 #!/bin/sh
 # Installs the Debian packages stagehand needs to build and test, and only those
-# that are missing. Runs `apt-get update` only when something must be installed.
+# that are missing, plus any named as arguments (`make bench` adds wrk and
+# nginx-light). Runs `apt-get update` only when something must be installed.
 set -eu
 
 packages="build-essential pkg-config librdkafka-dev libmicrohttpd-dev libjansson-dev
-libcurl4-openssl-dev libssl-dev libcmocka-dev python3 python3-jwt python3-twilio"
+libcurl4-openssl-dev libssl-dev libcmocka-dev python3 python3-jwt python3-twilio $*"
 
 missing=""
 for pkg in $packages; do

@@ -4,7 +4,10 @@
     python3 tools/bench/bench.py [--build build] [--only a,b] [--quick]
                                  [--out BENCHMARKS.md]
 
-Sections: join (a join and leave burst onto Kafka), replay, memory. Each
+Sections: ingress (wrk against the ingress and against nginx), ceiling
+(the reference's chain of Twilio calls against one stagehand request),
+view (the ingress's memory per stream), burst (joins and leaves through
+the ingress), join (a join and leave burst straight onto Kafka), replay, memory (the sync worker's per viewer). Each
 starts its own dev broker, emulator and processes under run/bench/, and
 reports its figure beside its target and a baseline measured in the same
 run. --quick shrinks every size tenfold (a smoke run, not a measurement;
@@ -19,6 +22,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import ingress  # noqa: E402
 import workers  # noqa: E402
 
 
@@ -52,6 +56,10 @@ def main():
     scale = 10 if args.quick else 1
     rundir = os.path.join("run", "bench")
     sections = [
+        ("ingress", lambda: ingress.throughput(args.build, os.path.join(rundir, "ingress"))),
+        ("ceiling", lambda: ingress.ceiling(args.build, os.path.join(rundir, "ceiling"))),
+        ("view", lambda: ingress.memory(args.build, os.path.join(rundir, "view"), 10000 // scale)),
+        ("burst", lambda: ingress.join_burst(args.build, os.path.join(rundir, "burst"), 100000 // scale)),
         ("join", lambda: workers.join_burst(args.build, os.path.join(rundir, "join"), 100000 // scale)),
         ("replay", lambda: workers.replay(args.build, os.path.join(rundir, "replay"), 1000000 // scale)),
         ("memory", lambda: workers.memory(args.build, os.path.join(rundir, "memory"), 1000000 // scale)),

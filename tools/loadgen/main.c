@@ -12,6 +12,12 @@
  * per second (0: as fast as the producer takes them). Prints "produced N in
  * S s" when every delivery report came back; exits 1 if any failed.
  *
+ *   stagehand-loadgen --state --stream PREFIX --count N [--brokers B]
+ *
+ * Publishes the state records of N live streams PREFIX-0 .. PREFIX-(N-1)
+ * to stagehand.state, one per role, as the workers would (SIDs, a
+ * playback grant, counts): load for the ingress's view.
+ *
  *   stagehand-loadgen --read [--brokers B]
  *
  * Reads stagehand.events from its beginning until it has caught up and
@@ -36,6 +42,75 @@ static void on_delivery(void *opaque, const struct kafka_delivery *d)
         failed++;
     else
         delivered++;
+}
+
+/* A SID: the two-letter prefix and 32 hex digits from n. */
+static void fake_sid(char out[35], const char *prefix, long n)
+{
+    snprintf(out, 35, "%s%032lx", prefix, n);
+}
+
+/* --state: three records per stream. Returns the exit status. */
+static int publish_state(struct kafka_producer *p, const char *prefix, long count)
+{
+    char err[512];
+    int64_t now = time_now_ms();
+    static const char *const roles[] = {"room", "stream", "sync"};
+    for (long i = 0; i < count; i++) {
+        char stream[160], host[32], sid[35], sid2[35], url[256];
+        snprintf(stream, sizeof stream, "%s-%ld", prefix, i);
+        snprintf(host, sizeof host, "host-%ld", i);
+        for (size_t r = 0; r < 3; r++) {
+            json_t *rec = json_pack("{s:s, s:s, s:s, s:I}", "stream", stream, "role", roles[r], "status", "ready",
+                                    "since", (json_int_t)now);
+            if (r == 0) {
+                fake_sid(sid, "RM", i);
+                json_object_set_new(rec, "host", json_string(host));
+                json_object_set_new(rec, "room_sid", json_string(sid));
+            } else if (r == 1) {
+                fake_sid(sid, "VJ", i);
+                fake_sid(sid2, "ZX", i);
+                snprintf(url, sizeof url, "https://0000000000000000.us-east-1.playback.live-video.net/api/video/v1/"
+                                          "us-east-1.000000000000.channel.%s.m3u8", sid);
+                json_object_set_new(rec, "player_streamer_sid", json_string(sid));
+                json_object_set_new(rec, "media_processor_sid", json_string(sid2));
+                json_object_set_new(rec, "playback_grant",
+                                    json_pack("{s:s, s:s, s:n}", "playbackUrl", url, "playerStreamerSid", sid,
+                                              "requestCredentials"));
+                json_object_set_new(rec, "playback_grant_expires_ms", json_integer(now + 60000));
+            } else {
+                fake_sid(sid, "IS", i);
+                json_object_set_new(rec, "host", json_string(host));
+                json_object_set_new(rec, "service_sid", json_string(sid));
+                json_object_set_new(rec, "viewer_count", json_integer(0));
+                json_object_set_new(rec, "raised_hands", json_integer(0));
+                json_object_set_new(rec, "raised_hands_cap", json_integer(100));
+            }
+            char key[200];
+            snprintf(key, sizeof key, "%s/%s", stream, roles[r]);
+            char *value = json_dumps(rec, JSON_COMPACT);
+            json_decref(rec);
+            if (!value) {
+                fprintf(stderr, "stagehand-loadgen: out of memory\n");
+                return 1;
+            }
+            struct kafka_record kr = {.topic = "stagehand.state", .partition = RD_KAFKA_PARTITION_UA, .key = key,
+                                      .key_len = strlen(key), .value = value, .value_len = strlen(value)};
+            rd_kafka_resp_err_t rc;
+            while ((rc = kafka_produce(p, &kr, err, sizeof err)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                kafka_producer_poll(p, 10);
+            free(value);
+            if (rc) {
+                fprintf(stderr, "stagehand-loadgen: %s\n", err);
+                return 1;
+            }
+            kafka_producer_poll(p, 0);
+        }
+    }
+    while (delivered + failed < count * 3)
+        kafka_producer_poll(p, 50);
+    printf("published %ld streams\n", delivered / 3);
+    return failed ? 1 : 0;
 }
 
 /* --read: every event of stagehand.events, counted. */
@@ -68,6 +143,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: stagehand-loadgen --stream NAME --count N [--type TYPE] [--prefix P] [--first I]\n"
                  "                         [--rate PER_S] [--brokers B]\n"
+                 "       stagehand-loadgen --state --stream PREFIX --count N [--brokers B]\n"
                  "       stagehand-loadgen --read [--brokers B]\n"
                  "  TYPE: viewer.connected (default), viewer.disconnected, user.joined, hand.raised,\n"
                  "        hand.lowered, stream.create_requested\n");
@@ -78,7 +154,7 @@ int main(int argc, char **argv)
     const char *stream = NULL, *type = "viewer.connected", *prefix = "viewer-";
     const char *brokers = getenv("KAFKA_BROKERS");
     long count = -1, first = 0, rate = 0;
-    int read = 0;
+    int read = 0, state = 0;
     static const struct option options[] = {{"stream", required_argument, NULL, 's'},
                                             {"count", required_argument, NULL, 'n'},
                                             {"type", required_argument, NULL, 't'},
@@ -86,6 +162,7 @@ int main(int argc, char **argv)
                                             {"first", required_argument, NULL, 'f'},
                                             {"rate", required_argument, NULL, 'r'},
                                             {"read", no_argument, NULL, 'R'},
+                                            {"state", no_argument, NULL, 'S'},
                                             {"brokers", required_argument, NULL, 'b'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
@@ -123,6 +200,9 @@ int main(int argc, char **argv)
         case 'R':
             read = 1;
             break;
+        case 'S':
+            state = 1;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -143,6 +223,11 @@ int main(int argc, char **argv)
     if (!p) {
         fprintf(stderr, "stagehand-loadgen: %s\n", err);
         return 1;
+    }
+    if (state) {
+        int rc = publish_state(p, stream, count);
+        kafka_producer_close(p, 5000);
+        return rc;
     }
     int64_t started = time_monotonic_ms();
     for (long i = 0; i < count; i++) {

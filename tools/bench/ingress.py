@@ -1,0 +1,370 @@
+"""The ingress's benchmarks: requests/s and latency of
+/viewer-connected-to-player (answered after Kafka's ack) with wrk beside
+nginx answering a static 202 on the same machine, p99 at half that rate,
+the reference backend's chain of Twilio calls at the emulator's latency
+against one stagehand request, and the ingress's memory per stream.
+Each returns rows for the report: (what, figure, target, baseline or note)."""
+
+import http.client
+import json
+import os
+import re
+import statistics
+import subprocess
+import time
+
+from stack import DEV_CREDENTIALS, Process, Stack, events, wait_until
+
+CONNECTIONS = 64
+SECONDS = 10
+PASSCODE = DEV_CREDENTIALS["PASSCODE"]
+
+# Each request names a new viewer, so that every one is a real event.
+WRK_SCRIPT = """
+local threads = {}
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  n = 0
+  pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+end
+function request()
+  n = n + 1
+  local body = '{"user_identity":"w' .. tid .. '-' .. n .. '","stream_name":"bench"}'
+  return wrk.format("POST", "/viewer-connected-to-player",
+                    {["Content-Type"] = "application/json", ["Authorization"] = "%s"}, body)
+end
+function delay()
+  return pause
+end
+""" % PASSCODE
+
+NGINX_CONF = """
+daemon off;
+worker_processes 2;
+error_log %(dir)s/nginx-error.log;
+pid %(dir)s/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path %(dir)s/nginx-body;
+  proxy_temp_path %(dir)s/nginx-proxy;
+  fastcgi_temp_path %(dir)s/nginx-fastcgi;
+  uwsgi_temp_path %(dir)s/nginx-uwsgi;
+  scgi_temp_path %(dir)s/nginx-scgi;
+  server {
+    listen 127.0.0.1:%(port)d;
+    location / { default_type application/json; return 202 '{"success":true}'; }
+  }
+}
+"""
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def run_wrk(port, rundir, name, delay_ms=0, seconds=SECONDS):
+    """wrk with CONNECTIONS keep-alive connections; (requests/s, p50 ms,
+    p99 ms, non-2xx responses)."""
+    script = os.path.join(rundir, "wrk.lua")
+    with open(script, "w") as f:
+        f.write(WRK_SCRIPT)
+    env = dict(os.environ, BENCH_DELAY_MS=str(delay_ms))
+    out = subprocess.run(["wrk", "-t2", "-c%d" % CONNECTIONS, "-d%ds" % seconds, "--latency", "-s", script,
+                          "http://127.0.0.1:%d" % port], env=env, capture_output=True, text=True, check=True).stdout
+    with open(os.path.join(rundir, name + ".wrk"), "w") as f:
+        f.write(out)
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    pct = {}
+    for p, value, unit in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
+        pct[p] = float(value) * UNITS[unit]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rate, pct.get("50"), pct.get("99"), int(bad.group(1)) if bad else 0
+
+
+def start_nginx(rundir):
+    port = free_port()
+    conf = os.path.join(rundir, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF % {"dir": os.path.abspath(rundir), "port": port})
+    nginx = Process("nginx", ["nginx", "-c", os.path.abspath(conf), "-p", os.path.abspath(rundir)], dict(os.environ),
+                    rundir)
+    wait_until(lambda: port_open(port), 10, 0.05)
+    return nginx, port
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port):
+    import socket
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def post(port, path, body, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    h = {"Content-Type": "application/json", "Authorization": PASSCODE}
+    h.update(headers or {})
+    conn.request("POST", path, json.dumps(body), h)
+    r = conn.getresponse()
+    data = r.read()
+    conn.close()
+    return r.status, data
+
+
+def live_stack(build, rundir, emulator_faults=None):
+    """Dev broker, emulator, ingress (no rate limits) and the three
+    workers, with stream "bench" live."""
+    env = {"RATE_LIMIT_IP_PER_S": "0", "RATE_LIMIT_IDENTITY_PER_S": "0"}
+    if emulator_faults:
+        env["TWILIO_EMULATOR_FAULTS"] = emulator_faults
+    stack = Stack(build, rundir, env=env)
+    ingress = stack.start_ingress()
+    stack.env["PUBLIC_BASE_URL"] = "http://127.0.0.1:%d" % ingress.port
+    workers = {role: stack.start_worker(role) for role in ("room", "stream", "sync")}
+    status, body = post(ingress.port, "/create-stream", {"user_identity": "host", "stream_name": "bench"})
+    if status != 200:
+        raise RuntimeError("create-stream answered %d: %s" % (status, body[:200]))
+    return stack, ingress, workers
+
+
+def throughput(build, rundir):
+    """The ingress and nginx under the same wrk; then the ingress at half its rate."""
+    os.makedirs(rundir, exist_ok=True)
+    nginx, nginx_port = start_nginx(rundir)
+    try:
+        n_rate, n_p50, n_p99, _ = run_wrk(nginx_port, rundir, "nginx")
+    finally:
+        nginx.stop()
+    stack, ingress, _ = live_stack(build, rundir)
+    try:
+        rate, p50, p99, bad = run_wrk(ingress.port, rundir, "ingress")
+        # Half the rate: each connection waits between its requests.
+        delay_ms = max(1, int(CONNECTIONS * 1000 / (rate / 2) - (p50 or 0)))
+        h_rate, h_p50, h_p99, h_bad = run_wrk(ingress.port, rundir, "ingress-half", delay_ms)
+        rss = ingress.rss_bytes()
+    finally:
+        stack.stop()
+    return [
+        ("ingress /viewer-connected-to-player, %d connections (answered after Kafka's ack)" % CONNECTIONS,
+         "{:,.0f} req/s".format(rate), "(measured)",
+         "nginx static 202: {:,.0f} req/s; ratio {:.2f}; non-2xx: {}".format(n_rate, rate / n_rate, bad)),
+        ("  latency p50 / p99 at full rate", "%.2f / %.2f ms" % (p50, p99), "(measured)",
+         "nginx: %.2f / %.2f ms" % (n_p50, n_p99)),
+        ("  latency p50 / p99 at half rate ({:,.0f} req/s)".format(h_rate), "%.2f / %.2f ms" % (h_p50, h_p99),
+         "(measured)", "non-2xx: %d; ingress RSS after: %.0f MB" % (h_bad, rss / 1e6)),
+    ]
+
+
+def reference_chain(port, stream, identity, service_sid, streamer_sid):
+    """The calls the reference backend makes, one after another, for one
+    /join-stream-as-viewer (its section 3.4, without chat): room fetch,
+    stream lookup, user document create and update, four permissions,
+    a playback grant."""
+    auth = "Basic " + __import__("base64").b64encode(
+        ("%s:%s" % (DEV_CREDENTIALS["TWILIO_API_KEY_SID"], DEV_CREDENTIALS["TWILIO_API_KEY_SECRET"])).encode()).decode()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def call(method, path, form=None):
+        body = "&".join("%s=%s" % (k, v) for k, v in (form or {}).items())
+        conn.request(method, path, body if form is not None else None,
+                     {"Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"})
+        r = conn.getresponse()
+        r.read()
+        return r.status
+
+    svc = "/v1/Services/%s" % service_sid
+    call("GET", "/v1/Rooms/%s" % stream)
+    call("GET", svc + "/Documents/stream")
+    call("POST", svc + "/Documents", {"UniqueName": "user-" + identity, "Data": "%7B%7D"})
+    call("POST", svc + "/Documents/user-" + identity, {"Data": "%7B%22speaker_invite%22%3Afalse%7D"})
+    call("POST", svc + "/Documents/user-%s/Permissions/%s" % (identity, identity), {"Read": "true", "Write": "false",
+                                                                                   "Manage": "false"})
+    for m in ("speakers", "raised_hands", "viewers"):
+        call("POST", svc + "/Maps/%s/Permissions/%s" % (m, identity), {"Read": "true", "Write": "false",
+                                                                       "Manage": "false"})
+    call("POST", "/v1/PlayerStreamers/%s/PlaybackGrant" % streamer_sid, {"Ttl": "60", "AccessControlAllowOrigin": "*"})
+    conn.close()
+
+
+def ceiling(build, rundir, latency_ms=100, n=20):
+    """One viewer's join: the reference's nine Twilio calls at the
+    emulator's latency, against stagehand's /join-stream-as-viewer on the
+    same stack (which makes no Twilio call in the request)."""
+    stack, ingress, workers = live_stack(build, rundir)
+    try:
+        state = stack.emulator("/_emulator/state")
+        service_sid = state["sync_services"][0]["sid"]
+        streamer_sid = state["media"]["player_streamers"][0]["sid"]
+        port = int(stack.emulator_url.rsplit(":", 1)[1])
+        post_form(port, "/_emulator/faults", "LatencyMs=%d" % latency_ms)
+        ref = []
+        for i in range(n):
+            t = time.monotonic()
+            reference_chain(port, "bench", "ref-%d" % i, service_sid, streamer_sid)
+            ref.append((time.monotonic() - t) * 1000)
+        ours = []
+        for i in range(n):
+            t = time.monotonic()
+            status, _ = post(ingress.port, "/join-stream-as-viewer", {"user_identity": "sh-%d" % i,
+                                                                      "stream_name": "bench"})
+            ours.append((time.monotonic() - t) * 1000)
+            if status != 200:
+                raise RuntimeError("join-stream-as-viewer answered %d" % status)
+        post_form(port, "/_emulator/faults", "LatencyMs=0")
+    finally:
+        stack.stop()
+    r, o = statistics.median(ref), statistics.median(ours)
+    return [("the reference's ceiling: one viewer join, Twilio at %d ms per call" % latency_ms,
+             "%.1f ms" % o, "(measured)",
+             "reference's 9-call chain: %.0f ms (%.0fx); and its viewers map takes 20 joins/s per stream"
+             % (r, r / o))]
+
+
+def post_form(port, path, form):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("POST", path, form, {"Content-Type": "application/x-www-form-urlencoded"})
+    r = conn.getresponse()
+    r.read()
+    conn.close()
+    if r.status != 200:
+        raise RuntimeError("%s answered %d" % (path, r.status))
+
+
+def memory(build, rundir, streams=10000):
+    """The ingress's resident memory per stream in its view: RSS with the
+    state records of `streams` live streams (as the workers publish them)
+    less RSS before."""
+    stack = Stack(build, rundir)
+    try:
+        ingress = stack.start_ingress()
+        time.sleep(1.0)
+        before = ingress.rss_bytes()
+        stack.loadgen("--state", "--count", streams, "--stream", "view")
+        wait_until(lambda: view_size(ingress.port) >= streams, 120, 0.2)
+        time.sleep(1.0)
+        after = ingress.rss_bytes()
+    finally:
+        stack.stop()
+    return [("ingress memory per stream in its view ({:,} live streams)".format(streams),
+             "%.0f bytes" % ((after - before) / streams), "(measured)",
+             "RSS %.0f MB before, %.0f MB after" % (before / 1e6, after / 1e6))]
+
+
+def view_size(port):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    m = re.search(r"^stagehand_ingress_view_streams (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0
+
+
+BURST_SCRIPT = """
+local threads = {}
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  n = 0
+  answered = 0
+  quota = tonumber(os.getenv("BENCH_PER_THREAD"))
+end
+function request()
+  n = n + 1
+  local body = '{"user_identity":"b' .. tid .. '-' .. n .. '","stream_name":"bench"}'
+  return wrk.format("POST", "/viewer-connected-to-player",
+                    {["Content-Type"] = "application/json", ["Authorization"] = "%s"}, body)
+end
+function response(status, headers, body)
+  answered = answered + 1
+  if answered >= quota then
+    wrk.thread:stop()
+  end
+end
+""" % PASSCODE
+
+
+def signed_leave(port, public_url, service_sid, identity, auth_token, conn):
+    """One Sync endpoint_disconnected webhook for identity, signed as Twilio
+    signs: HMAC-SHA1 over the URL and the sorted parameters."""
+    import base64
+    import hashlib
+    import hmac
+    import urllib.parse
+    path = "/sync-webhook?stream=bench"
+    params = {"EventType": "endpoint_disconnected", "ServiceSid": service_sid, "Identity": identity,
+              "EndpointId": "endpoint-" + identity, "DateCreated": "2026-12-02T00:00:00Z"}
+    data = public_url + path + "".join(k + params[k] for k in sorted(params))
+    signature = base64.b64encode(hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()).decode()
+    conn.request("POST", path, urllib.parse.urlencode(params),
+                 {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature})
+    r = conn.getresponse()
+    r.read()
+    return r.status
+
+
+def join_burst(build, rundir, n):
+    """n viewers connect through the ingress (wrk, 64 connections), then the
+    same n leave as Sync's signed webhooks would say (16 Python senders):
+    the time until the sync worker applied each wave, Sync writes, 429s."""
+    import concurrent.futures
+    stack, ingress, workers = live_stack(build, rundir)
+    sync = workers["sync"]
+    try:
+        state = stack.emulator("/_emulator/state")
+        service = state["sync_services"][0]
+        service_sid = service["sid"]
+        viewers_sid = [m["sid"] for m in service["maps"] if m["unique_name"] == "viewers"][0]
+        rows = []
+        per_thread = n // 2
+        script = os.path.join(rundir, "burst.lua")
+        with open(script, "w") as f:
+            f.write(BURST_SCRIPT)
+        writes0 = stack.emulator("/_emulator/stats")["sync_writes"].get(viewers_sid, 0)
+        started = time.monotonic()
+        subprocess.run(["wrk", "-t2", "-c%d" % CONNECTIONS, "-d300s", "-s", script, "http://127.0.0.1:%d" % ingress.port],
+                       env=dict(os.environ, BENCH_PER_THREAD=str(per_thread)), capture_output=True, check=True)
+        sent = time.monotonic()
+        applied = wait_until(lambda: events(sync.metrics_port, "viewer.connected", "applied") >= 2 * per_thread,
+                             600, 0.05)
+        rows.append(("{:,} viewer joins through the ingress (wrk, {} connections): all applied".format(
+            2 * per_thread, CONNECTIONS), "%.1f s" % (applied - started), "(measured)",
+            "requests took %.1f s (%.0f/s); applied %.2f s after the last answer" % (
+                sent - started, 2 * per_thread / (sent - started), applied - sent)))
+        names = ["b%d-%d" % (t, i) for t in range(2) for i in range(1, per_thread + 1)]
+        public_url = stack.env["PUBLIC_BASE_URL"]
+        token = DEV_CREDENTIALS["TWILIO_AUTH_TOKEN"]
+
+        def send(chunk):
+            conn = http.client.HTTPConnection("127.0.0.1", ingress.port, timeout=30)
+            bad = sum(signed_leave(ingress.port, public_url, service_sid, who, token, conn) != 200 for who in chunk)
+            conn.close()
+            return bad
+
+        chunks = [names[i::16] for i in range(16)]
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            refused = sum(pool.map(send, chunks))
+        sent = time.monotonic()
+        applied = wait_until(lambda: events(sync.metrics_port, "viewer.disconnected", "applied") >= len(names),
+                             600, 0.05)
+        time.sleep(2.5)
+        stats = stack.emulator("/_emulator/stats")
+        rows.append(("{:,} leaves as signed Sync webhooks through the ingress: all applied".format(len(names)),
+                     "%.1f s" % (applied - started), "(measured)",
+                     "requests took %.1f s (%.0f/s, %d refused); applied %.2f s after the last answer" % (
+                         sent - started, len(names) / (sent - started), refused, applied - sent)))
+        rows.append(("  viewers map writes over both waves / 429s",
+                     "%d / %d" % (stats["sync_writes"].get(viewers_sid, 0) - writes0, stats["responses_429"]),
+                     "few / 0", "map cap 100, a round per second"))
+        return rows
+    finally:
+        stack.stop()
