@@ -87,7 +87,7 @@ class Stack:
         emulator = self.start("emulator", [self.program("twilio-emulator"), "--port", "0"])
         self.emulator_url = "http://127.0.0.1:%s" % emulator.wait_line(r"^port (\d+)").group(1)
         self.env["TWILIO_API_BASE"] = self.emulator_url
-        self.env.setdefault("PUBLIC_BASE_URL", "http://127.0.0.1:9")
+        self.env.setdefault("PUBLIC_BASE_URL", "http://127.0.0.1:9")  # nobody listens: webhooks go nowhere
 
     def program(self, name):
         return os.path.join(self.build, name)
