@@ -20,7 +20,6 @@
 
 #include "event.h"
 #include "kafka.h"
-#include "kv.h"
 #include "replay.h"
 
 struct selection {
@@ -28,17 +27,6 @@ struct selection {
     int64_t partition; /* -1: any */
     int64_t from_offset, to_offset;
 };
-
-static long delivered, undelivered;
-
-static void on_delivery(void *opaque, const struct kafka_delivery *d)
-{
-    (void)opaque;
-    if (d->err)
-        undelivered++;
-    else
-        delivered++;
-}
 
 static void usage(FILE *out)
 {
@@ -100,28 +88,12 @@ static int redrive_entry(struct kafka_producer *p, const rd_kafka_message_t *msg
     memcpy(old_id, ev.id, sizeof old_id);
     char *value = NULL;
     int rc = -1;
-    if (event_random_id(ev.id) < 0) {
+    if (event_random_id(ev.id) < 0)
         fprintf(stderr, "stagehand-replay: the random source failed\n");
-    } else if (!(value = event_serialize(&ev))) {
+    else if (!(value = event_serialize(&ev)))
         fprintf(stderr, "stagehand-replay: out of memory\n");
-    } else {
-        struct kv_list headers;
-        kv_init(&headers);
-        kv_add(&headers, "id", ev.id);
-        kv_add(&headers, "type", ev.type);
-        kv_add(&headers, "redriven_from", old_id);
-        struct kafka_record rec = {.topic = EVENTS_TOPIC, .partition = RD_KAFKA_PARTITION_UA, .key = ev.stream,
-                                   .key_len = strlen(ev.stream), .value = value, .value_len = strlen(value),
-                                   .headers = &headers};
-        rd_kafka_resp_err_t e;
-        while ((e = kafka_produce(p, &rec, err, sizeof err)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            kafka_producer_poll(p, 10);
-        kv_free(&headers);
-        if (e)
-            fprintf(stderr, "stagehand-replay: %s\n", err);
-        else
-            rc = 0;
-    }
+    else
+        rc = replay_produce(p, ev.stream, ev.id, ev.type, old_id, value);
     free(value);
     event_free(&ev);
     return rc;
@@ -174,13 +146,8 @@ int replay_dlq(int argc, char **argv, const char *brokers)
     }
     char err[512];
     struct kafka_producer *p = NULL;
-    if (redrive) {
-        struct kafka_producer_options popt = {.brokers = brokers, .on_delivery = on_delivery};
-        if (!(p = kafka_producer_new(&popt, err, sizeof err))) {
-            fprintf(stderr, "stagehand-replay: %s\n", err);
-            return 1;
-        }
-    }
+    if (redrive && !(p = replay_producer(brokers)))
+        return 1;
     struct kafka_reader_options ropt = {.brokers = brokers, .topic = DLQ_TOPIC};
     struct kafka_reader *r = kafka_reader_new(&ropt, err, sizeof err);
     if (!r) {
@@ -202,20 +169,17 @@ int replay_dlq(int argc, char **argv, const char *brokers)
             queued += rc == 0;
             invalid += rc == 1;
             failed = rc < 0;
-            kafka_producer_poll(p, 0);
         }
         rd_kafka_message_destroy(msg);
     }
     kafka_reader_close(r);
     if (list)
         return fflush(stdout) == 0 && !failed ? 0 : 1;
-    while (delivered + undelivered < queued && kafka_producer_outstanding(p) > 0)
-        kafka_producer_poll(p, 100);
-    kafka_producer_close(p, 10000);
+    long delivered = replay_close(p, queued);
     printf("redriven %ld entries\n", delivered);
     if (invalid)
         fprintf(stderr, "stagehand-replay: %ld entries were not valid events and stay in the DLQ only\n", invalid);
-    if (failed || undelivered) {
+    if (failed || delivered < queued) {
         fprintf(stderr, "stagehand-replay: %ld entries were not acknowledged\n", queued - delivered);
         return 1;
     }

@@ -13,25 +13,12 @@
 #include <string.h>
 
 #include "event.h"
-#include "kafka.h"
-#include "kv.h"
 #include "replay.h"
 
 struct lines {
     char **items;
     size_t n, cap;
 };
-
-static long delivered, undelivered;
-
-static void on_delivery(void *opaque, const struct kafka_delivery *d)
-{
-    (void)opaque;
-    if (d->err)
-        undelivered++;
-    else
-        delivered++;
-}
 
 static int lines_add(struct lines *l, const char *text, size_t len)
 {
@@ -99,42 +86,24 @@ static int read_events(FILE *in, struct lines *out)
 
 static int produce_all(const struct lines *l, const char *brokers)
 {
-    char err[512];
-    struct kafka_producer_options popt = {.brokers = brokers, .on_delivery = on_delivery};
-    struct kafka_producer *p = kafka_producer_new(&popt, err, sizeof err);
-    if (!p) {
-        fprintf(stderr, "stagehand-replay: %s\n", err);
+    struct kafka_producer *p = replay_producer(brokers);
+    if (!p)
         return 1;
-    }
     long queued = 0;
     for (size_t i = 0; i < l->n; i++) {
         struct event ev;
+        char err[256];
         if (event_parse(l->items[i], strlen(l->items[i]), &ev, err, sizeof err) < 0)
             continue; /* checked already */
-        struct kv_list headers;
-        kv_init(&headers);
-        kv_add(&headers, "id", ev.id);
-        kv_add(&headers, "type", ev.type);
-        struct kafka_record rec = {.topic = EVENTS_TOPIC, .partition = RD_KAFKA_PARTITION_UA, .key = ev.stream,
-                                   .key_len = strlen(ev.stream), .value = l->items[i],
-                                   .value_len = strlen(l->items[i]), .headers = &headers};
-        rd_kafka_resp_err_t rc;
-        while ((rc = kafka_produce(p, &rec, err, sizeof err)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            kafka_producer_poll(p, 10);
-        kv_free(&headers);
+        int rc = replay_produce(p, ev.stream, ev.id, ev.type, NULL, l->items[i]);
         event_free(&ev);
-        if (rc) {
-            fprintf(stderr, "stagehand-replay: %s\n", err);
+        if (rc < 0)
             break;
-        }
         queued++;
-        kafka_producer_poll(p, 0);
     }
-    while (delivered + undelivered < queued && kafka_producer_outstanding(p) > 0)
-        kafka_producer_poll(p, 100);
-    kafka_producer_close(p, 10000); /* what it purges still gets its callback */
+    long delivered = replay_close(p, queued);
     printf("imported %ld events\n", delivered);
-    if (undelivered || queued < (long)l->n) {
+    if (delivered < (long)l->n) {
         fprintf(stderr, "stagehand-replay: %ld of %zu events were not acknowledged\n", (long)l->n - delivered, l->n);
         return 1;
     }

@@ -13,8 +13,64 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kafka.h"
+#include "kv.h"
 #include "replay.h"
 #include "timeutil.h"
+
+static long delivered, undelivered;
+
+static void on_delivery(void *opaque, const struct kafka_delivery *d)
+{
+    (void)opaque;
+    if (d->err)
+        undelivered++;
+    else
+        delivered++;
+}
+
+struct kafka_producer *replay_producer(const char *brokers)
+{
+    char err[512];
+    struct kafka_producer_options popt = {.brokers = brokers, .on_delivery = on_delivery};
+    struct kafka_producer *p = kafka_producer_new(&popt, err, sizeof err);
+    if (!p)
+        fprintf(stderr, "stagehand-replay: %s\n", err);
+    return p;
+}
+
+int replay_produce(struct kafka_producer *p, const char *stream, const char *id, const char *type,
+                   const char *redriven_from, const char *value)
+{
+    char err[512];
+    struct kv_list headers;
+    kv_init(&headers);
+    kv_add(&headers, "id", id);
+    kv_add(&headers, "type", type);
+    if (redriven_from)
+        kv_add(&headers, "redriven_from", redriven_from);
+    struct kafka_record rec = {.topic = EVENTS_TOPIC, .partition = RD_KAFKA_PARTITION_UA, .key = stream,
+                               .key_len = strlen(stream), .value = value, .value_len = strlen(value),
+                               .headers = &headers};
+    rd_kafka_resp_err_t rc;
+    while ((rc = kafka_produce(p, &rec, err, sizeof err)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        kafka_producer_poll(p, 10);
+    kv_free(&headers);
+    kafka_producer_poll(p, 0);
+    if (rc) {
+        fprintf(stderr, "stagehand-replay: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+long replay_close(struct kafka_producer *p, long queued)
+{
+    while (delivered + undelivered < queued && kafka_producer_outstanding(p) > 0)
+        kafka_producer_poll(p, 100);
+    kafka_producer_close(p, 10000); /* what it purges still gets its report */
+    return delivered;
+}
 
 static void usage(FILE *out)
 {

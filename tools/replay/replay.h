@@ -19,6 +19,23 @@ int replay_import(int argc, char **argv, const char *brokers);
 int replay_dlq(int argc, char **argv, const char *brokers);
 int replay_offsets(int argc, char **argv, const char *brokers);
 
+struct kafka_producer;
+
+/* A producer for stagehand.events whose delivery reports are counted.
+ * NULL with the reason on stderr. */
+struct kafka_producer *replay_producer(const char *brokers);
+
+/* Queues value (a serialised event of stream, with its id and type) onto
+ * stagehand.events, keyed by stream, with the id and type headers, and a
+ * redriven_from header when that is not NULL. Returns 0, or -1 with the
+ * reason on stderr. */
+int replay_produce(struct kafka_producer *p, const char *stream, const char *id, const char *type,
+                   const char *redriven_from, const char *value);
+
+/* Waits for the delivery reports of what was queued, closes p, and
+ * returns how many messages Kafka acknowledged. */
+long replay_close(struct kafka_producer *p, long queued);
+
 /* Reads "2026-12-02T10:00:00Z" (RFC 3339) or a number of milliseconds
  * since the epoch into *ms. Returns 0, or -1 with a message on stderr
  * naming option. */
