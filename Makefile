@@ -63,7 +63,7 @@ ALL_OBJ := $(COMMON_OBJ) $(DEVBROKER_OBJ) $(EMULATOR_OBJ) $(LOADGEN_OBJ) $(REPLA
            $(TEST_SUPPORT_OBJ) \
            $(call obj,$(wildcard tests/unit/*.c tests/integration/*.c tests/helpers/*.c))
 
-.PHONY: all deps test check tests run demo bench clean
+.PHONY: all deps test check tests run demo bench fuzz fuzz-build clean
 # Keep the object files of tests (make would delete them as intermediates).
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -75,6 +75,8 @@ deps:
 
 test: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/san SANITIZE=1 all tests
+	@$(MAKE) --no-print-directory -j$(JOBS) fuzz-build
+	@sh tests/fuzz/run.sh $(FUZZ_DIR) 3
 	@sh tests/run-tests.sh build/san
 
 run: deps
@@ -84,6 +86,31 @@ run: deps
 # Plays the reference app's story against a running `make run` stack.
 demo:
 	@python3 tools/demo.py
+
+# --- fuzzing (clang, libFuzzer) ---------------------------------------------------
+# Harnesses tests/fuzz/fuzz_<name>.c, linked with the common library and the
+# ingress's modules built by clang into build/fuzz/ (-Wall -Wextra -Werror
+# too). `make fuzz` runs each for FUZZ_SECONDS; `make test` for a few.
+FUZZ_DIR     := build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS  := -std=c11 -g -O1 -Wall -Wextra -Werror -fno-omit-frame-pointer \
+                -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_LIB_SRC := $(COMMON_SRC) $(SCHEMA_GEN) $(filter-out ingress/main.c,$(wildcard ingress/*.c))
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_LIB_SRC))
+FUZZERS      := $(patsubst tests/fuzz/fuzz_%.c,$(FUZZ_DIR)/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	clang $(CPPFLAGS) -Iingress $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
+	clang $(CPPFLAGS) -Iingress $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz-build: $(FUZZERS)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) fuzz-build
+	@sh tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
 
 # Benchmarks on this machine; writes BENCHMARKS.md (see tools/bench/bench.py).
 bench:

@@ -189,6 +189,13 @@ int event_parse(const char *buf, size_t len, struct event *out, char *err, size_
     }
     int64_t ts;
     time_parse_rfc3339(json_string_value(json_object_get(o, "ts")), &ts); /* validated above */
+    if (ts < 0) {
+        /* Before 1970: a valid RFC 3339 time, but not one an event can carry
+         * (found by fuzzing: it could not be written back out). */
+        json_decref(o);
+        snprintf(err, errlen, "ts: must not be before 1970");
+        return -1;
+    }
     memcpy(out->id, json_string_value(json_object_get(o, "id")), EVENT_ID_LEN + 1);
     out->type = copy(json_string_value(json_object_get(o, "type")));
     out->stream = copy(json_string_value(json_object_get(o, "stream")));

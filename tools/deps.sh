@@ -5,7 +5,7 @@
 set -eu
 
 packages="build-essential pkg-config librdkafka-dev libmicrohttpd-dev libjansson-dev
-libcurl4-openssl-dev libssl-dev libcmocka-dev python3 python3-jwt python3-twilio $*"
+libcurl4-openssl-dev libssl-dev libcmocka-dev python3 python3-jwt python3-twilio clang libclang-rt-14-dev $*"
 
 missing=""
 for pkg in $packages; do

@@ -124,6 +124,7 @@ static void test_bad_envelopes(void **state)
         {"unknown source", ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"ts\":\"2026-11-23T22:59:01.123Z\",\"source\":\"me\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
         {"extra field", ENV("\"type\":\"hand.raised\"," OK_REST ",\"data\":{\"identity\":\"b\"},\"x\":1")},
         {"bad id", "{\"id\":\"xyz\",\"type\":\"hand.raised\"," OK_REST ",\"data\":{\"identity\":\"b\"}}"},
+        {"ts before 1970 (found by fuzzing)", ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"ts\":\"0506-12-02T14:46:21.326Z\",\"source\":\"api\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
         {"bad ts", ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"ts\":\"23/11/2026\",\"source\":\"api\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
         {"stream with slash", ENV("\"type\":\"hand.raised\",\"stream\":\"a/b\",\"ts\":\"2026-11-23T22:59:01.123Z\",\"source\":\"api\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
         {"data not object", ENV("\"type\":\"hand.raised\"," OK_REST ",\"data\":[]")},
