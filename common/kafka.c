@@ -351,6 +351,15 @@ rd_kafka_resp_err_t kafka_produce(struct kafka_producer *p, const struct kafka_r
     return e;
 }
 
+rd_kafka_resp_err_t kafka_produce_waiting(struct kafka_producer *p, const struct kafka_record *rec,
+                                          char *err, size_t errlen)
+{
+    rd_kafka_resp_err_t rc;
+    while ((rc = kafka_produce(p, rec, err, errlen)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        kafka_producer_poll(p, 10);
+    return rc;
+}
+
 int kafka_producer_poll(struct kafka_producer *p, int timeout_ms)
 {
     return rd_kafka_poll(p->rk, timeout_ms);

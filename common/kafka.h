@@ -81,13 +81,13 @@ int kafka_header_string(const rd_kafka_message_t *msg, const char *name,
 
 /* --- producer ------------------------------------------------------------------- */
 
-/* The outcome of one produced message. err is 0 when the broker
- * acknowledged it; then partition and offset are where it was written. */
 /* The metadata of a committed offset that tells a worker group to apply
  * its events again from that offset (set by `stagehand-replay offsets`,
  * honoured by the workers on assignment). */
 #define KAFKA_REAPPLY_MARK "stagehand-replay:reapply"
 
+/* The outcome of one produced message. err is 0 when the broker
+ * acknowledged it; then partition and offset are where it was written. */
 struct kafka_delivery {
     rd_kafka_resp_err_t err;
     const char *errstr; /* "Success" or librdkafka's text for err */
@@ -136,6 +136,12 @@ struct kafka_producer *kafka_producer_new(const struct kafka_producer_options *o
 rd_kafka_resp_err_t kafka_produce(struct kafka_producer *p,
                                   const struct kafka_record *rec, char *err,
                                   size_t errlen);
+
+/* kafka_produce(), but while the local queue is full it serves delivery
+ * reports (kafka_producer_poll) and tries again, so it never returns
+ * __QUEUE_FULL. For single-threaded bulk producers (tools, tests). */
+rd_kafka_resp_err_t kafka_produce_waiting(struct kafka_producer *p, const struct kafka_record *rec,
+                                          char *err, size_t errlen);
 
 /* Serves delivery and error callbacks, waiting up to timeout_ms for the
  * first. Returns how many events were served. For single-threaded callers

@@ -582,8 +582,8 @@ static void on_event(struct worker *w, struct stream *st, const struct event *ev
 
 /* --- periodic work -------------------------------------------------------------------------- */
 
-/* Between two viewers rounds with nothing to write, a stream waits this
- * long before the next look (the round walks the map's items). */
+/* Between two viewers rounds with nothing to do, a stream waits this long
+ * before the next look (the round walks the map's items). */
 #define IDLE_ROUND_MS 50
 #define ITEMS_PAGE 100
 
@@ -638,18 +638,18 @@ static int read_shown(struct worker *w, struct sync_data *d)
  * the items of viewers who left (or went on stage) are deleted, then the
  * longest-waiting viewers are listed up to VIEWERS_MAP_CAP. Stops at the
  * first write the budget or Twilio refuses; the next round goes on from
- * there. Returns 1 when it wrote something. */
+ * there. Returns 1 when it had something to write (done or not). */
 static int viewers_round(struct worker *w, struct sync_data *d)
 {
     const struct sync_config *sc = worker_role_context(w);
-    int wrote = 0;
+    int busy = 0;
     for (struct user *u = d->shown.head, *next; u; u = next) {
         next = u->next;
         if (u->viewer)
             continue;
+        busy = 1;
         if (delete_item(w, d, "viewers", u->name, NULL) < 0)
-            return wrote;
-        wrote = 1;
+            return busy;
         user_list_remove(&d->shown, u);
         u->listed = 0;
         if (user_is_idle(u))
@@ -657,19 +657,20 @@ static int viewers_round(struct worker *w, struct sync_data *d)
     }
     while (d->shown.count < sc->viewers_cap && d->waiting.head) {
         struct user *u = d->waiting.head;
+        busy = 1;
         if (create_item(w, d, "viewers", u->name, json_object(), NULL) < 0)
-            return wrote;
-        wrote = 1;
+            return busy;
         user_list_remove(&d->waiting, u);
         u->listed = 1;
         user_list_push(&d->shown, u);
     }
-    return wrote;
+    return busy;
 }
 
 /* The viewers round of a live stream: the viewers map, then the count in
- * the "stream" document (only when it changed). A round that wrote is
- * followed by none for COUNT_INTERVAL_MS. */
+ * the "stream" document (only when it changed). A round that had anything
+ * to ask of Sync, whether Sync (or the budget) said yes or no, is followed
+ * by none for COUNT_INTERVAL_MS: a failing Sync is not asked again at once. */
 static void flush(struct worker *w, struct stream *st, void *ctx)
 {
     const int64_t *now = ctx;
@@ -678,17 +679,19 @@ static void flush(struct worker *w, struct stream *st, void *ctx)
     if (!d || st->phase != PHASE_READY || !d->service_sid[0] || st->rebuilding)
         return; /* what a rebuild passes through was written long ago */
     if (*now >= d->next_round_ms) {
-        int wrote = 0;
+        int busy = !d->shown_known; /* reading the map back is a request too */
         if (d->shown_known || read_shown(w, d) == 0)
-            wrote = viewers_round(w, d);
-        if (d->viewers != d->count_written &&
-            write_document(w, d, "stream", json_pack("{s:i, s:s}", "viewer_count", (int)d->viewers, "host", st->host),
-                           0, NULL) == 0) {
-            d->count_written = d->viewers;
-            worker_mark_dirty(st, 0);
-            wrote = 1;
+            busy |= viewers_round(w, d);
+        if (d->viewers != d->count_written) {
+            busy = 1;
+            if (write_document(w, d, "stream",
+                               json_pack("{s:i, s:s}", "viewer_count", (int)d->viewers, "host", st->host), 0,
+                               NULL) == 0) {
+                d->count_written = d->viewers;
+                worker_mark_dirty(st, 0);
+            }
         }
-        d->next_round_ms = *now + (wrote ? sc->count_interval_ms : IDLE_ROUND_MS);
+        d->next_round_ms = *now + (busy ? sc->count_interval_ms : IDLE_ROUND_MS);
     }
     if (d->host_left_ms && !d->end_requested && *now - d->host_left_ms >= sc->host_grace_ms) {
         if (worker_emit(w, st->name, "stream.end_requested", json_pack("{s:s}", "reason", "host_left")) == 0) {

@@ -69,7 +69,9 @@ static int grow(struct users *t)
 
 struct user *users_add(struct users *t, const char *identity)
 {
-    struct user *u = users_find(t, identity);
+    /* Hashed once: this runs for every event about a user. */
+    uint32_t hash = hash_of(identity);
+    struct user *u = t->nbuckets ? *slot_of(t, identity, hash) : NULL;
     if (u)
         return u;
     if (grow(t) < 0)
@@ -79,7 +81,7 @@ struct user *users_add(struct users *t, const char *identity)
     if (!u)
         return NULL;
     memcpy(u->name, identity, len + 1);
-    u->hash = hash_of(identity);
+    u->hash = hash;
     struct user **bucket = &t->buckets[u->hash & (t->nbuckets - 1)];
     u->chain = *bucket;
     *bucket = u;

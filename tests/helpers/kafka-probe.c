@@ -197,9 +197,7 @@ static int run_produce(struct args *a)
             .value_len = strlen(value),
             .opaque = &st,
         };
-        rd_kafka_resp_err_t e;
-        while ((e = kafka_produce(p, &rec, err, sizeof err)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            kafka_producer_poll(p, 100);
+        rd_kafka_resp_err_t e = kafka_produce_waiting(p, &rec, err, sizeof err);
         if (e) {
             fprintf(stderr, "kafka-probe: %s\n", err);
             refused++;

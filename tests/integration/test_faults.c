@@ -36,9 +36,7 @@ static void produce_viewer(struct fixture *f, const char *stream, int i)
     char *value = event_serialize(&ev);
     struct kafka_record rec = {.topic = "stagehand.events", .partition = RD_KAFKA_PARTITION_UA, .key = stream,
                                .key_len = strlen(stream), .value = value, .value_len = strlen(value)};
-    rd_kafka_resp_err_t rc;
-    while ((rc = kafka_produce(f->producer, &rec, err, sizeof err)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-        kafka_producer_poll(f->producer, 10);
+    rd_kafka_resp_err_t rc = kafka_produce_waiting(f->producer, &rec, err, sizeof err);
     assert_int_equal(rc, 0);
     kafka_producer_poll(f->producer, 0);
     free(value);

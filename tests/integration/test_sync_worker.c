@@ -383,9 +383,7 @@ static void produce_event(struct fixture *f, const char *type, const char *strea
     assert_non_null(value);
     struct kafka_record rec = {.topic = "stagehand.events", .partition = RD_KAFKA_PARTITION_UA, .key = stream,
                                .key_len = strlen(stream), .value = value, .value_len = strlen(value)};
-    rd_kafka_resp_err_t rc;
-    while ((rc = kafka_produce(f->producer, &rec, err, sizeof err)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-        kafka_producer_poll(f->producer, 10);
+    rd_kafka_resp_err_t rc = kafka_produce_waiting(f->producer, &rec, err, sizeof err);
     assert_int_equal(rc, 0);
     free(value);
     event_free(&ev);

@@ -96,9 +96,7 @@ static int publish_state(struct kafka_producer *p, const char *prefix, long coun
             }
             struct kafka_record kr = {.topic = "stagehand.state", .partition = RD_KAFKA_PARTITION_UA, .key = key,
                                       .key_len = strlen(key), .value = value, .value_len = strlen(value)};
-            rd_kafka_resp_err_t rc;
-            while ((rc = kafka_produce(p, &kr, err, sizeof err)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                kafka_producer_poll(p, 10);
+            rd_kafka_resp_err_t rc = kafka_produce_waiting(p, &kr, err, sizeof err);
             free(value);
             if (rc) {
                 fprintf(stderr, "stagehand-loadgen: %s\n", err);
@@ -261,9 +259,7 @@ int main(int argc, char **argv)
         struct kafka_record rec = {.topic = "stagehand.events", .partition = RD_KAFKA_PARTITION_UA,
                                    .key = stream, .key_len = strlen(stream), .value = value,
                                    .value_len = value ? strlen(value) : 0, .headers = &headers};
-        rd_kafka_resp_err_t rc;
-        while ((rc = kafka_produce(p, &rec, err, sizeof err)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            kafka_producer_poll(p, 10);
+        rd_kafka_resp_err_t rc = kafka_produce_waiting(p, &rec, err, sizeof err);
         kv_free(&headers);
         free(value);
         event_free(&ev);

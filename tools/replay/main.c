@@ -52,9 +52,7 @@ int replay_produce(struct kafka_producer *p, const char *stream, const char *id,
     struct kafka_record rec = {.topic = EVENTS_TOPIC, .partition = RD_KAFKA_PARTITION_UA, .key = stream,
                                .key_len = strlen(stream), .value = value, .value_len = strlen(value),
                                .headers = &headers};
-    rd_kafka_resp_err_t rc;
-    while ((rc = kafka_produce(p, &rec, err, sizeof err)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-        kafka_producer_poll(p, 10);
+    rd_kafka_resp_err_t rc = kafka_produce_waiting(p, &rec, err, sizeof err);
     kv_free(&headers);
     kafka_producer_poll(p, 0);
     if (rc) {
@@ -82,30 +80,32 @@ static void usage(FILE *out)
                  "COMMAND --help tells more; --brokers defaults to $KAFKA_BROKERS\n");
 }
 
+/* A non-negative decimal, quietly: 0, or -1. */
+static int read_count(const char *text, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll(text, &end, 10);
+    if (!*text || *end || errno || n < 0)
+        return -1;
+    *out = n;
+    return 0;
+}
+
 int replay_parse_time(const char *option, const char *text, int64_t *ms)
 {
-    if (time_parse_rfc3339(text, ms) == 0)
+    if (time_parse_rfc3339(text, ms) == 0 || read_count(text, ms) == 0)
         return 0;
-    int64_t n;
-    if (replay_parse_count(option, text, &n) == 0) {
-        *ms = n;
-        return 0;
-    }
     fprintf(stderr, "stagehand-replay: %s wants an RFC 3339 time or epoch milliseconds\n", option);
     return -1;
 }
 
 int replay_parse_count(const char *option, const char *text, int64_t *out)
 {
-    char *end;
-    errno = 0;
-    long long n = strtoll(text, &end, 10);
-    if (!*text || *end || errno || n < 0) {
-        fprintf(stderr, "stagehand-replay: %s wants a number >= 0\n", option);
-        return -1;
-    }
-    *out = n;
-    return 0;
+    if (read_count(text, out) == 0)
+        return 0;
+    fprintf(stderr, "stagehand-replay: %s wants a number >= 0\n", option);
+    return -1;
 }
 
 int main(int argc, char **argv)
