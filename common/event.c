@@ -2,13 +2,13 @@
 #include "event.h"
 
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "encode.h"
+#include "random.h"
 #include "schema.h"
 #include "timeutil.h"
 
@@ -25,7 +25,7 @@ const size_t event_catalogue_count = sizeof event_catalogue / sizeof event_catal
 int event_random_id(char out[EVENT_ID_LEN + 1])
 {
     unsigned char bytes[EVENT_ID_LEN / 2];
-    if (RAND_bytes(bytes, sizeof bytes) != 1)
+    if (random_bytes(bytes, sizeof bytes) < 0)
         return -1;
     hex_encode(bytes, sizeof bytes, out);
     return 0;
@@ -62,7 +62,7 @@ int event_traceparent(char out[EVENT_TRACEPARENT_LEN + 1])
 {
     unsigned char trace[16], parent[8];
     do {
-        if (RAND_bytes(trace, sizeof trace) != 1 || RAND_bytes(parent, sizeof parent) != 1)
+        if (random_bytes(trace, sizeof trace) < 0 || random_bytes(parent, sizeof parent) < 0)
             return -1;
     } while (all_zero(trace, sizeof trace) || all_zero(parent, sizeof parent));
     char t[33], p[17];
