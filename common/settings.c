@@ -108,7 +108,10 @@ const struct config_spec settings_ingress[] = {
     {.name = "INGRESS_PORT", .type = CONFIG_INT, .default_value = "8080", .min = 0, .max = 65535,
      .description = "TCP port of the ingress (0 picks a free one, printed on stdout)"},
     {.name = "INGRESS_THREADS", .type = CONFIG_INT, .default_value = "2", .min = 1, .max = 64,
-     .description = "HTTP worker threads of the ingress (epoll thread pool)"},
+     .description = "HTTP worker threads of the ingress (libmicrohttpd thread pool)"},
+    {.name = "INGRESS_EVENT_LOOP", .type = CONFIG_ENUM, .default_value = "poll", .choices = "poll|epoll",
+     .description = "poll: fewest system calls per request, for up to a few hundred open connections "
+                    "(behind a proxy); epoll: for thousands of open connections"},
     {.name = "AUTH_MODE", .type = CONFIG_ENUM, .default_value = "passcode", .choices = "passcode|jwt",
      .description = "passcode: Authorization carries the shared passcode; jwt: an HS256 bearer token"},
     {.name = "PASSCODE", .type = CONFIG_STRING, .default_value = "", .secret = 1,

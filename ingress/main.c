@@ -199,6 +199,7 @@ int main(int argc, char **argv)
     struct server_options sopt = {
         .port = (int)config_int(cfg, "INGRESS_PORT"),
         .threads = (int)config_int(cfg, "INGRESS_THREADS"),
+        .use_epoll = strcmp(config_str(cfg, "INGRESS_EVENT_LOOP"), "epoll") == 0,
         .max_connections = (int)config_int(cfg, "MAX_CONNECTIONS"),
         .connection_timeout_s = (int)config_int(cfg, "CONNECTION_TIMEOUT_S"),
     };

@@ -117,6 +117,9 @@ int request_emit(struct request *req, struct event *ev, int64_t deadline_ms, req
         kv_add(&headers, "traceparent", traceparent);
     metrics_add(ing->m_events, (const char *const[]){ev->type}, 1);
 
+    /* Suspended before any other thread can see the request: nothing can
+     * resume it earlier, and the lock is not held across the epoll_ctl. */
+    MHD_suspend_connection(req->conn);
     pthread_mutex_lock(&ing->pending_lock);
     req->on_ack = on_ack;
     req->on_tick = on_tick;
@@ -125,7 +128,6 @@ int request_emit(struct request *req, struct event *ev, int64_t deadline_ms, req
     req->deadline_ms = deadline_ms;
     req->refs++; /* for the delivery report */
     pending_link(ing, req);
-    MHD_suspend_connection(req->conn);
     pthread_mutex_unlock(&ing->pending_lock);
 
     struct kafka_record rec = {
@@ -479,7 +481,13 @@ struct server *server_start(struct ingress *ing, const struct server_options *op
         return NULL;
     }
     s->sweeper_started = 1;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    /* poll() or epoll: libmicrohttpd's epoll mode takes a connection out of
+     * its epoll set when it is suspended and puts it back when resumed, two
+     * epoll_ctl calls for every request that waits for Kafka; its poll mode
+     * needs none, but each poll() call costs in proportion to the
+     * connections held (see INGRESS_EVENT_LOOP in the README). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | (opt->use_epoll ? MHD_USE_EPOLL : MHD_USE_POLL) |
+                     MHD_ALLOW_SUSPEND_RESUME;
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)opt->port, NULL, NULL, on_request, s,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opt->threads,

@@ -1,4 +1,4 @@
-/* The ingress's HTTP server on libmicrohttpd: an epoll thread pool,
+/* The ingress's HTTP server on libmicrohttpd: a thread pool (poll or epoll),
  * requests read whole and routed (health, metrics, webhooks, client API),
  * suspended while they wait for Kafka or the state view, resumed from the
  * producer's delivery callback or by the sweeper thread that enforces
@@ -13,6 +13,7 @@
 struct server_options {
     int port;                  /* 0: a free one */
     int threads;
+    int use_epoll;             /* 0: poll() */
     int max_connections;
     int connection_timeout_s;
 };

@@ -773,6 +773,24 @@ static void test_identity_rate_limit(void **state)
     expect_no_event(f);
 }
 
+/* The same story with libmicrohttpd's epoll loop (INGRESS_EVENT_LOOP=epoll):
+ * requests suspended for Kafka's ack or for the view are resumed alike. */
+static int setup_epoll(void **state)
+{
+    static const char *const env[] = {"INGRESS_EVENT_LOOP=epoll", NULL};
+    return setup_with(state, env);
+}
+
+static void test_client_api_epoll(void **state)
+{
+    test_client_api(state);
+}
+
+static void test_create_stream_epoll(void **state)
+{
+    test_create_stream(state);
+}
+
 static void test_kafka_unreachable(void **state)
 {
     struct fixture *f = *state;
@@ -800,6 +818,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_limit, setup_rate_limited, teardown),
         cmocka_unit_test_setup_teardown(test_identity_rate_limit, setup_identity_limited, teardown),
         cmocka_unit_test_setup_teardown(test_kafka_unreachable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_api_epoll, setup_epoll, teardown),
+        cmocka_unit_test_setup_teardown(test_create_stream_epoll, setup_epoll, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
