@@ -132,8 +132,8 @@ static char *copy(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-int event_init(struct event *ev, const char *type, const char *stream, const char *source,
-               const char *actor, json_t *data, char *err, size_t errlen)
+int event_build(struct event *ev, const char *type, const char *stream, const char *source,
+                const char *actor, json_t *data, char *err, size_t errlen)
 {
     memset(ev, 0, sizeof *ev);
     ev->data = data;
@@ -153,11 +153,36 @@ int event_init(struct event *ev, const char *type, const char *stream, const cha
         event_free(ev);
         return -1;
     }
+    return 0;
+}
+
+int event_init(struct event *ev, const char *type, const char *stream, const char *source,
+               const char *actor, json_t *data, char *err, size_t errlen)
+{
+    if (event_build(ev, type, stream, source, actor, data, err, errlen) < 0)
+        return -1;
     if (event_validate(ev, err, errlen) < 0) {
         event_free(ev);
         return -1;
     }
     return 0;
+}
+
+char *event_encode(const struct event *ev, char *err, size_t errlen)
+{
+    json_t *o = to_json(ev);
+    if (!o) {
+        snprintf(err, errlen, "event has a field that is not valid UTF-8 (or out of memory)");
+        return NULL;
+    }
+    char *text = NULL;
+    if (validate_json(o, err, errlen) == 0) {
+        text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (!text)
+            snprintf(err, errlen, "out of memory");
+    }
+    json_decref(o);
+    return text;
 }
 
 char *event_serialize(const struct event *ev)

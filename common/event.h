@@ -45,12 +45,25 @@ void event_derived_id(const char *const *fields, size_t n, char out[EVENT_ID_LEN
 int event_traceparent(char out[EVENT_TRACEPARENT_LEN + 1]);
 
 /* Fills ev with a random id, ts = now, v = 1 and copies of the strings; takes
- * data (even on failure), then validates the whole event. Returns 0, or -1
- * with the reason in err (and ev left empty). */
+ * data (even on failure). Does not check the event against the schemas:
+ * event_encode does, when the event is written. Returns 0, or -1 with the
+ * reason in err (and ev left empty). */
+int event_build(struct event *ev, const char *type, const char *stream, const char *source,
+                const char *actor, json_t *data, char *err, size_t errlen);
+
+/* event_build, then event_validate. Returns 0, or -1 with the reason in err
+ * (and ev left empty). */
 int event_init(struct event *ev, const char *type, const char *stream, const char *source,
                const char *actor, json_t *data, char *err, size_t errlen);
 
-/* Compact JSON in envelope order; malloc'd, or NULL when out of memory. */
+/* Checks ev against the envelope's and its type's schemas and returns it as
+ * compact JSON in envelope order (malloc'd), building the envelope once; the
+ * way to write an event that has not been validated. NULL with the reason
+ * in err. */
+char *event_encode(const struct event *ev, char *err, size_t errlen);
+
+/* Compact JSON in envelope order without a schema check (for events already
+ * validated); malloc'd, or NULL when out of memory. */
 char *event_serialize(const struct event *ev);
 
 /* Parses and validates a serialised event. Returns 0, or -1 with the reason

@@ -149,18 +149,21 @@ static void emit(struct request *req, struct call *c, const char *type, const ch
 {
     struct event ev;
     char err[256];
-    if (event_init(&ev, type, c->stream, "api", actor, data, err, sizeof err) < 0) {
+    char *value = NULL;
+    if (event_build(&ev, type, c->stream, "api", actor, data, err, sizeof err) < 0 ||
+        !(value = event_encode(&ev, err, sizeof err))) {
         /* Everything was validated already: this is our bug, not the client's. */
         struct api_error e;
         log_error("event refused by its schema", "type", type, "error", err, NULL);
         api_fail(&e, 500, "internal error", "The event could not be built.");
+        event_free(&ev);
         json_decref(ack_body);
         request_fail(req, &e);
         return;
     }
     json_decref(req->ctx);
     req->ctx = json_pack("{s:s, s:s}", "stream", c->stream, "identity", c->identity ? c->identity : "");
-    request_emit(req, &ev, deadline_ms, on_ack, NULL, ack_status, ack_body);
+    request_emit(req, &ev, value, deadline_ms, on_ack, NULL, ack_status, ack_body);
 }
 
 static int64_t produce_deadline(const struct request *req)

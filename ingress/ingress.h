@@ -116,14 +116,15 @@ void request_fail(struct request *req, const struct api_error *e);
 /* Makes a plain-text answer ready (for /metrics). */
 void request_answer_text(struct request *req, int status, const char *content_type, char *text);
 
-/* Produces ev (taken, freed here) to stagehand.events and makes the request
- * wait for the acknowledgement; then on_ack (or, when NULL, the answer
+/* Produces ev (taken, freed here), written as value (event_encode's text,
+ * taken), to stagehand.events and makes the request wait for the
+ * acknowledgement; then on_ack (or, when NULL, the answer
  * ack_status / ack_body, body taken) and on_tick as described above. The
  * whole wait ends by deadline_ms; when Kafka does not acknowledge in time,
  * or refuses, the answer is 503 with Retry-After. Returns 0; on an
  * immediate failure the 503 is made ready and -1 returned. */
-int request_emit(struct request *req, struct event *ev, int64_t deadline_ms, request_step *on_ack,
-                 request_step *on_tick, int ack_status, json_t *ack_body);
+int request_emit(struct request *req, struct event *ev, char *value, int64_t deadline_ms,
+                 request_step *on_ack, request_step *on_tick, int ack_status, json_t *ack_body);
 
 /* --- routes (api.c, webhooks.c) ------------------------------------------------- */
 

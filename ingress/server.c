@@ -15,7 +15,7 @@
 #include "timeutil.h"
 
 #define SWEEP_INTERVAL_MS 5
-#define CONNECTION_MEMORY_LIMIT (32 * 1024) /* headers and buffers of one connection */
+#define CONNECTION_MEMORY_LIMIT (16 * 1024) /* headers and buffers of one connection */
 #define RESUME_BATCH 64
 
 struct server {
@@ -103,11 +103,10 @@ static void request_unref(struct request *req)
         request_free(req);
 }
 
-int request_emit(struct request *req, struct event *ev, int64_t deadline_ms, request_step *on_ack,
-                 request_step *on_tick, int ack_status, json_t *ack_body)
+int request_emit(struct request *req, struct event *ev, char *value, int64_t deadline_ms,
+                 request_step *on_ack, request_step *on_tick, int ack_status, json_t *ack_body)
 {
     struct ingress *ing = req->ing;
-    char *value = event_serialize(ev);
     char traceparent[EVENT_TRACEPARENT_LEN + 1] = "";
     struct kv_list headers;
     kv_init(&headers);
@@ -136,13 +135,12 @@ int request_emit(struct request *req, struct event *ev, int64_t deadline_ms, req
         .key = ev->stream,
         .key_len = strlen(ev->stream),
         .value = value,
-        .value_len = value ? strlen(value) : 0,
+        .value_len = strlen(value),
         .headers = &headers,
         .opaque = req,
     };
     char err[256];
-    rd_kafka_resp_err_t rc = value ? kafka_produce(ing->producer, &rec, err, sizeof err)
-                                   : RD_KAFKA_RESP_ERR__NOENT;
+    rd_kafka_resp_err_t rc = kafka_produce(ing->producer, &rec, err, sizeof err);
     kv_free(&headers);
     free(value);
     event_free(ev);
@@ -150,7 +148,7 @@ int request_emit(struct request *req, struct event *ev, int64_t deadline_ms, req
         return 0;
 
     /* No delivery report will come: answer now. */
-    log_warn("event not queued for Kafka", "error", value ? err : "out of memory", NULL);
+    log_warn("event not queued for Kafka", "error", err, NULL);
     metrics_add(ing->m_produce_errors, NULL, 1);
     pthread_mutex_lock(&ing->pending_lock);
     req->refs--;

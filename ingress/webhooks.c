@@ -70,14 +70,19 @@ static void emit_webhook_event(struct request *req, const char *type, const char
         ignore(req);
         return;
     }
-    if (event_init(&ev, type, stream, source, NULL, data, err, sizeof err) < 0) {
+    char *value = NULL;
+    if (event_build(&ev, type, stream, source, NULL, data, err, sizeof err) == 0) {
+        event_derived_id(id_fields, nfields, ev.id);
+        value = event_encode(&ev, err, sizeof err);
+    }
+    if (!value) {
         log_warn("webhook fields do not make a valid event; ignored", "source", source, "type", type,
                  "error", err, NULL);
+        event_free(&ev);
         ignore(req);
         return;
     }
-    event_derived_id(id_fields, nfields, ev.id);
-    request_emit(req, &ev, time_monotonic_ms() + req->ing->produce_timeout_ms, NULL, NULL, 200,
+    request_emit(req, &ev, value, time_monotonic_ms() + req->ing->produce_timeout_ms, NULL, NULL, 200,
                  json_object());
 }
 

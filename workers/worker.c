@@ -242,11 +242,13 @@ int worker_emit(struct worker *w, const char *stream, const char *type, json_t *
     struct event ev;
     char err[256], source[32], traceparent[EVENT_TRACEPARENT_LEN + 1];
     snprintf(source, sizeof source, "%s-worker", w->role->name);
-    if (event_init(&ev, type, stream, source, NULL, data, err, sizeof err) < 0) {
+    char *value = NULL;
+    if (event_build(&ev, type, stream, source, NULL, data, err, sizeof err) < 0 ||
+        !(value = event_encode(&ev, err, sizeof err))) {
         log_error("an event of ours is refused by its schema", "type", type, "error", err, NULL);
+        event_free(&ev);
         return -1;
     }
-    char *value = event_serialize(&ev);
     struct kv_list headers;
     kv_init(&headers);
     kv_add(&headers, "id", ev.id);
@@ -254,7 +256,7 @@ int worker_emit(struct worker *w, const char *stream, const char *type, json_t *
     if (event_traceparent(traceparent) == 0)
         kv_add(&headers, "traceparent", traceparent);
     struct emit_wait wait = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
-    int rc = value ? produce(w, EVENTS_TOPIC, stream, value, &headers, &wait) : -1;
+    int rc = produce(w, EVENTS_TOPIC, stream, value, &headers, &wait);
     kv_free(&headers);
     free(value);
     event_free(&ev);

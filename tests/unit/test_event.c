@@ -172,6 +172,42 @@ static void test_init_refuses_bad_events(void **state)
     assert_int_equal(event_init(&ev, NULL, "s", "api", NULL, json_object(), err, sizeof err), -1);
 }
 
+/* event_build checks nothing; event_encode checks what event_init does and
+ * writes what event_serialize writes. */
+static void test_build_then_encode(void **state)
+{
+    (void)state;
+    struct event ev;
+    char err[256];
+    assert_int_equal(event_build(&ev, "hand.raised", "friday", "api", "bob",
+                                 json_pack("{s:s}", "identity", "bob"), err, sizeof err), 0);
+    char *encoded = event_encode(&ev, err, sizeof err);
+    char *serialized = event_serialize(&ev);
+    assert_non_null(encoded);
+    assert_non_null(serialized);
+    assert_string_equal(encoded, serialized);
+    free(encoded);
+    free(serialized);
+    event_free(&ev);
+
+    /* Built without a check; refused when written. */
+    assert_int_equal(event_build(&ev, "hand.raised", "a/b", "api", NULL,
+                                 json_pack("{s:s}", "identity", "bob"), err, sizeof err), 0);
+    assert_null(event_encode(&ev, err, sizeof err));
+    assert_non_null(strstr(err, "stream"));
+    event_free(&ev);
+    assert_int_equal(event_build(&ev, "hand.raised", "s", "api", NULL, json_object(), err, sizeof err), 0);
+    assert_null(event_encode(&ev, err, sizeof err));
+    assert_string_equal(err, "data.identity: is required");
+    event_free(&ev);
+    assert_int_equal(event_build(&ev, "hand.raised", "s", "api", "bad \xff utf-8",
+                                 json_pack("{s:s}", "identity", "bob"), err, sizeof err), 0);
+    assert_null(event_encode(&ev, err, sizeof err));
+    assert_non_null(strstr(err, "UTF-8"));
+    event_free(&ev);
+    assert_int_equal(event_build(&ev, NULL, "s", "api", NULL, json_object(), err, sizeof err), -1);
+}
+
 static int is_lower_hex(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -226,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_bad_envelopes),
         cmocka_unit_test(test_huge_input_refused),
         cmocka_unit_test(test_init_refuses_bad_events),
+        cmocka_unit_test(test_build_then_encode),
         cmocka_unit_test(test_ids),
         cmocka_unit_test(test_traceparent),
     };

@@ -246,19 +246,21 @@ int main(int argc, char **argv)
         else
             data = json_pack("{s:s}", "identity", identity);
         struct event ev;
-        if (event_init(&ev, type, stream, "api", identity, data, err, sizeof err) < 0) {
+        char *value = NULL;
+        if (event_build(&ev, type, stream, "api", identity, data, err, sizeof err) < 0 ||
+            !(value = event_encode(&ev, err, sizeof err))) {
             fprintf(stderr, "stagehand-loadgen: %s\n", err);
+            event_free(&ev);
             kafka_producer_close(p, 1000);
             return 2;
         }
-        char *value = event_serialize(&ev);
         struct kv_list headers;
         kv_init(&headers);
         kv_add(&headers, "id", ev.id);
         kv_add(&headers, "type", ev.type);
         struct kafka_record rec = {.topic = "stagehand.events", .partition = RD_KAFKA_PARTITION_UA,
                                    .key = stream, .key_len = strlen(stream), .value = value,
-                                   .value_len = value ? strlen(value) : 0, .headers = &headers};
+                                   .value_len = strlen(value), .headers = &headers};
         rd_kafka_resp_err_t rc = kafka_produce_waiting(p, &rec, err, sizeof err);
         kv_free(&headers);
         free(value);
