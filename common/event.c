@@ -107,6 +107,19 @@ static json_t *to_json(const struct event *ev)
     return o;
 }
 
+/* The envelope as compact JSON (malloc'd), or NULL. Most events fit the
+ * stack buffer, which spares json_dumps's growing buffer and its copy. */
+static char *dump(const json_t *o)
+{
+    char buf[1024];
+    size_t len = json_dumpb(o, buf, sizeof buf, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (len == 0)
+        return NULL;
+    if (len >= sizeof buf)
+        return json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    return strndup(buf, len);
+}
+
 static int validate_json(const json_t *o, char *err, size_t errlen)
 {
     if (schema_validate("envelope", o, err, errlen) < 0)
@@ -177,7 +190,7 @@ char *event_encode(const struct event *ev, char *err, size_t errlen)
     }
     char *text = NULL;
     if (validate_json(o, err, errlen) == 0) {
-        text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        text = dump(o);
         if (!text)
             snprintf(err, errlen, "out of memory");
     }
@@ -190,7 +203,7 @@ char *event_serialize(const struct event *ev)
     json_t *o = to_json(ev);
     if (!o)
         return NULL;
-    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = dump(o);
     json_decref(o);
     return text;
 }

@@ -272,19 +272,30 @@ static void client_ip(struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN])
 static enum MHD_Result send_answer(struct request *req)
 {
     char *text = NULL;
+    char small[512]; /* most JSON answers: written here, copied by libmicrohttpd */
+    size_t len = 0;
+    enum MHD_ResponseMemoryMode mode = MHD_RESPMEM_MUST_FREE;
     const char *type = "application/json";
     if (req->response_text) {
         text = req->response_text;
         req->response_text = NULL;
         type = req->response_type;
+        len = strlen(text);
     } else if (req->response) {
-        text = json_dumps(req->response, JSON_COMPACT);
+        len = json_dumpb(req->response, small, sizeof small, JSON_COMPACT);
+        if (len > 0 && len <= sizeof small) {
+            text = small;
+            mode = MHD_RESPMEM_MUST_COPY;
+        } else {
+            text = json_dumps(req->response, JSON_COMPACT);
+            len = text ? strlen(text) : 0;
+        }
     }
-    size_t len = text ? strlen(text) : 0;
     struct MHD_Response *resp = MHD_create_response_from_buffer(
-        len, text ? text : (void *)"", text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+        len, text ? text : (void *)"", text ? mode : MHD_RESPMEM_PERSISTENT);
     if (!resp) {
-        free(text);
+        if (mode == MHD_RESPMEM_MUST_FREE)
+            free(text);
         return MHD_NO;
     }
     if (text)

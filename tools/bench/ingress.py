@@ -137,53 +137,100 @@ def live_stack(build, rundir, emulator_faults=None):
     return stack, ingress, workers
 
 
-def view_only_stack(build, rundir):
-    """Dev broker and ingress only, with stream "bench-0" live in the
-    ingress's view from state records as the workers would publish them:
-    the ingress's own cost, without workers competing for the two cores."""
+def view_only_stack(build, rundir, event_loops=("poll",)):
+    """Dev broker and one ingress per event loop (INGRESS_EVENT_LOOP), with
+    stream "bench-0" live in their views from state records as the workers
+    would publish them: the ingress's own cost, without workers competing
+    for the two cores. Returns the stack and {event loop: ingress}."""
     port = free_port()
     env = {"RATE_LIMIT_IP_PER_S": "0", "RATE_LIMIT_IDENTITY_PER_S": "0", "INGRESS_PORT": str(port),
            "PUBLIC_BASE_URL": "http://127.0.0.1:%d" % port}
     stack = Stack(build, rundir, env=env)
-    ingress = stack.start_ingress()
+    ingresses = {}
+    for i, loop in enumerate(event_loops):
+        ingresses[loop] = stack.start_ingress({"INGRESS_EVENT_LOOP": loop, "INGRESS_PORT": "0" if i else str(port)},
+                                              name="ingress-" + loop)
     stack.loadgen("--state", "--count", 1, "--stream", "bench")
-    wait_until(lambda: view_size(ingress.port) >= 1, 30, 0.1)
-    return stack, ingress
+    for ing in ingresses.values():
+        wait_until(lambda: view_size(ing.port) >= 1, 30, 0.1)
+    return stack, ingresses
 
 
-def throughput(build, rundir, runs=3):
-    """The ingress and nginx under the same wrk, alternately, `runs` times
-    (medians); then the ingress at half its rate."""
+class IdleConnections:
+    """n open, idle keep-alive connections to a port (as many as the file
+    limit allows), as a crowd of clients that connected and went quiet."""
+
+    def __init__(self, port, n):
+        import resource
+        import socket
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        n = min(n, soft - 256) if soft != resource.RLIM_INFINITY else n
+        self.sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(max(n, 0))]
+
+    def close(self):
+        for s in self.sockets:
+            s.close()
+        self.sockets = []
+
+
+def throughput(build, rundir, runs=5, idle=4000):
+    """nginx and the ingress under the same wrk, alternately, `runs` times
+    after a warm-up (medians): the ingress with each event loop; then the
+    default loop at half its rate; then both loops with `idle` idle
+    connections open beside wrk's."""
     os.makedirs(rundir, exist_ok=True)
-    stack, ingress = view_only_stack(build, rundir)
+    stack, ingresses = view_only_stack(build, rundir, ("poll", "epoll"))
     nginx, nginx_port = start_nginx(rundir)
-    ours, theirs = [], []
+    targets = [("nginx", nginx_port)] + [(loop, ing.port) for loop, ing in ingresses.items()]
+    results = {name: [] for name, _ in targets}
     try:
+        for name, port in targets:  # warm-up: first runs after a start are slower
+            run_wrk(port, rundir, "warmup-" + name, seconds=3)
         for i in range(runs):
-            theirs.append(run_wrk(nginx_port, rundir, "nginx-%d" % i))
-            ours.append(run_wrk(ingress.port, rundir, "ingress-%d" % i))
+            for name, port in targets:
+                results[name].append(run_wrk(port, rundir, "%s-%d" % (name, i)))
         nginx.stop()
-        rate = statistics.median(r[0] for r in ours)
-        p50 = statistics.median(r[1] for r in ours)
-        p99 = statistics.median(r[2] for r in ours)
-        bad = sum(r[3] for r in ours)
-        n_rate = statistics.median(r[0] for r in theirs)
-        n_p50 = statistics.median(r[1] for r in theirs)
-        n_p99 = statistics.median(r[2] for r in theirs)
+
+        def medians(name):
+            rs = results[name]
+            return (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs),
+                    statistics.median(r[2] for r in rs), sum(r[3] for r in rs))
+
+        rate, p50, p99, bad = medians("poll")
+        e_rate, e_p50, e_p99, e_bad = medians("epoll")
+        n_rate, n_p50, n_p99, _ = medians("nginx")
+        ratios = sorted(r[0] / n[0] for r, n in zip(results["poll"], results["nginx"]))
         # Half the rate: each connection waits between its requests.
         delay_ms = max(1, int(CONNECTIONS * 1000 / (rate / 2) - p50))
-        h_rate, h_p50, h_p99, h_bad = run_wrk(ingress.port, rundir, "ingress-half", delay_ms)
+        h_rate, h_p50, h_p99, h_bad = run_wrk(ingresses["poll"].port, rundir, "ingress-half", delay_ms)
+        with_idle = {}
+        for loop, ing in ingresses.items():
+            crowd = IdleConnections(ing.port, idle)
+            try:
+                time.sleep(1)
+                with_idle[loop] = (run_wrk(ing.port, rundir, "idle-" + loop)[0], len(crowd.sockets))
+            finally:
+                crowd.close()
     finally:
         nginx.stop()
         stack.stop()
     return [
         ("ingress /viewer-connected-to-player, %d connections, answered after Kafka's ack (median of %d)"
          % (CONNECTIONS, runs), "{:,.0f} req/s".format(rate), ">= 0.5 x nginx",
-         "nginx static 202: {:,.0f} req/s; ratio {:.2f}; non-2xx: {}".format(n_rate, rate / n_rate, bad)),
+         "nginx static 202: {:,.0f} req/s; ratio {:.2f} (runs {:.2f} to {:.2f}); non-2xx: {}".format(
+             n_rate, rate / n_rate, ratios[0], ratios[-1], bad)),
+        ("  the same with INGRESS_EVENT_LOOP=epoll", "{:,.0f} req/s".format(e_rate), "(measured)",
+         "ratio {:.2f}; p50 / p99 {:.2f} / {:.2f} ms; non-2xx: {}".format(e_rate / n_rate, e_p50, e_p99, e_bad)),
         ("  latency p50 / p99 at full rate", "%.2f / %.2f ms" % (p50, p99), "(measured)",
          "nginx: %.2f / %.2f ms" % (n_p50, n_p99)),
         ("  latency p50 / p99 at half rate ({:,.0f} req/s)".format(h_rate), "%.2f / %.2f ms" % (h_p50, h_p99),
          "p99 <= 10 ms", "non-2xx: %d" % h_bad),
+        ("  with {:,} idle connections open as well: poll / epoll".format(with_idle["poll"][1]),
+         "{:,.0f} / {:,.0f} req/s".format(with_idle["poll"][0], with_idle["epoll"][0]), "(measured)",
+         "why epoll is offered: poll's cost grows with the connections held"),
     ]
 
 

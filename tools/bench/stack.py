@@ -106,10 +106,10 @@ class Stack:
         p.metrics_port = int(p.wait_line(r"^metrics port (\d+)").group(1))
         return p
 
-    def start_ingress(self, env=None):
+    def start_ingress(self, env=None, name="ingress"):
         e = {"INGRESS_PORT": "0"}
         e.update(env or {})
-        p = self.start("ingress", [self.program("stagehand-ingress")], e)
+        p = self.start(name, [self.program("stagehand-ingress")], e)
         p.port = int(p.wait_line(r"^port (\d+)").group(1))
         return p
 
