@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "netaddr.h"
 
 #define COUNT(table) (sizeof(table) / sizeof(table)[0])
 
@@ -13,6 +14,16 @@ static const char *check_log_level(const char *value)
     enum log_level level;
     if (log_level_parse(value, &level) < 0)
         return "must be debug, info, warn or error";
+    return NULL;
+}
+
+/* Addresses and CIDR ranges, comma-separated (see netaddr.h). */
+static const char *check_trusted_proxies(const char *value)
+{
+    struct netaddr_ranges ranges;
+    char err[128];
+    if (netaddr_ranges_parse(value, &ranges, err, sizeof err) < 0)
+        return "must be a comma-separated list of IP addresses and CIDR ranges";
     return NULL;
 }
 
@@ -134,6 +145,8 @@ const struct config_spec settings_ingress[] = {
      .max = 1000000, .description = "Requests per second per client IP (0: no limit)"},
     {.name = "RATE_LIMIT_IP_BURST", .type = CONFIG_INT, .default_value = "200", .min = 1,
      .max = 10000000, .description = "Requests a client IP may burst above its rate"},
+    {.name = "TRUSTED_PROXIES", .type = CONFIG_STRING, .default_value = "", .check = check_trusted_proxies,
+     .description = "Proxies (IP addresses, CIDR ranges) whose X-Forwarded-For names the client for per-IP limits"},
     {.name = "RATE_LIMIT_IDENTITY_PER_S", .type = CONFIG_INT, .default_value = "10", .min = 0,
      .max = 1000000, .description = "Requests per second per user identity (0: no limit)"},
     {.name = "RATE_LIMIT_IDENTITY_BURST", .type = CONFIG_INT, .default_value = "20", .min = 1,

@@ -22,6 +22,7 @@
 #include "event.h"
 #include "kafka.h"
 #include "metrics.h"
+#include "netaddr.h"
 #include "params.h"
 #include "ratelimit.h"
 #include "token.h"
@@ -89,6 +90,7 @@ struct ingress {
     struct view *view;
     atomic_int view_caught_up;
     struct ratelimit *by_ip;
+    struct netaddr_ranges trusted_proxies; /* their X-Forwarded-For names the client */
     struct ratelimit *by_identity;
 
     pthread_mutex_t pending_lock;

@@ -155,6 +155,10 @@ int main(int argc, char **argv)
                               (double)config_int(cfg, "RATE_LIMIT_IP_BURST"), RATE_LIMIT_KEYS);
     ing.by_identity = ratelimit_new((double)config_int(cfg, "RATE_LIMIT_IDENTITY_PER_S"),
                                     (double)config_int(cfg, "RATE_LIMIT_IDENTITY_BURST"), RATE_LIMIT_KEYS);
+    if (netaddr_ranges_parse(config_str(cfg, "TRUSTED_PROXIES"), &ing.trusted_proxies, err, sizeof err) < 0) {
+        fprintf(stderr, "stagehand-ingress: TRUSTED_PROXIES: %s\n", err); /* checked at load: not reached */
+        return 1;
+    }
     if (!ing.view || !ing.by_ip || !ing.by_identity) {
         fprintf(stderr, "stagehand-ingress: out of memory\n");
         return 1;

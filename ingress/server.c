@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -254,7 +255,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     return req;
 }
 
-static void client_ip(struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN])
+static void peer_ip(struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN])
 {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -267,6 +268,29 @@ static void client_ip(struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN])
     else if (sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
                   INET6_ADDRSTRLEN);
+}
+
+/* Keeps the value of the last X-Forwarded-For header: proxies append to
+ * the end, so an earlier header can only have come from the client. */
+static enum MHD_Result last_forwarded_for(void *cls, enum MHD_ValueKind kind, const char *key,
+                                          const char *value)
+{
+    (void)kind;
+    if (key && value && strcasecmp(key, "X-Forwarded-For") == 0)
+        *(const char **)cls = value;
+    return MHD_YES;
+}
+
+/* The address per-IP limits count: the peer, or behind a trusted proxy
+ * the client it forwarded (see netaddr.h). */
+static void client_ip(struct ingress *ing, struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN])
+{
+    char peer[INET6_ADDRSTRLEN];
+    peer_ip(conn, peer);
+    const char *forwarded_for = NULL;
+    if (ing->trusted_proxies.count > 0)
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, last_forwarded_for, &forwarded_for);
+    netaddr_client(&ing->trusted_proxies, peer, forwarded_for, out);
 }
 
 static enum MHD_Result send_answer(struct request *req)
@@ -372,7 +396,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* First call: headers only. Refuse a flooding client before reading. */
         req->conn = conn;
         char ip[INET6_ADDRSTRLEN];
-        client_ip(conn, ip);
+        client_ip(s->ing, conn, ip);
         long wait_ms = ip[0] ? ratelimit_take(s->ing->by_ip, ip, time_monotonic_ms()) : 0;
         if (wait_ms > 0) {
             struct api_error e;
