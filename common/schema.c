@@ -1,5 +1,7 @@
-/* The schema validator (see schema.h). Schemas are parsed and checked once;
- * their patterns are compiled then and kept beside them. */
+/* The schema validator (see schema.h). Each schema is parsed and checked
+ * once, at load, and compiled into a tree of rules: every keyword read and
+ * converted (type names to a bit set, patterns to regex_t, formats to an
+ * enum) so that validating a value looks nothing up by name in the schema. */
 #include "schema.h"
 
 #include <pthread.h>
@@ -12,16 +14,51 @@
 #include "text.h"
 #include "timeutil.h"
 
-struct compiled_pattern {
-    const json_t *owner; /* the schema object whose "pattern" this is */
-    regex_t re;
+enum type_bit {
+    TYPE_OBJECT = 1 << 0,
+    TYPE_ARRAY = 1 << 1,
+    TYPE_STRING = 1 << 2,
+    TYPE_INTEGER = 1 << 3,
+    TYPE_NUMBER = 1 << 4, /* integers are numbers too */
+    TYPE_BOOLEAN = 1 << 5,
+    TYPE_NULL = 1 << 6,
+};
+
+enum string_format { FORMAT_NONE, FORMAT_IDENTITY, FORMAT_STREAM_NAME, FORMAT_DATE_TIME, FORMAT_EVENT_ID };
+
+struct rule;
+
+struct property_rule {
+    const char *name; /* points into the schema's JSON */
+    struct rule *rule;
+};
+
+/* One schema object, compiled. JSON values it points to belong to the
+ * loaded schema's root. */
+struct rule {
+    unsigned types;         /* TYPE_* bits; 0 when the schema names no type */
+    const json_t *type;     /* the "type" value, for messages */
+    const json_t *constant; /* "const", or NULL */
+    const json_t *choices;  /* "enum", or NULL */
+    int has_minimum, has_maximum;
+    double minimum, maximum;
+    json_int_t min_length, max_length; /* -1: none */
+    json_int_t min_items, max_items;   /* -1: none */
+    int has_pattern;
+    regex_t pattern;
+    const char *pattern_text;
+    enum string_format format;
+    const json_t *required; /* array of names, or NULL */
+    struct property_rule *properties;
+    size_t nproperties;
+    int additional_forbidden; /* "additionalProperties": false */
+    struct rule *items;
 };
 
 struct loaded_schema {
     const char *name;
     json_t *root;
-    struct compiled_pattern *patterns;
-    size_t npatterns;
+    struct rule *rule;
 };
 
 static struct loaded_schema *schemas;
@@ -56,25 +93,75 @@ static int is_count(const json_t *v)
     return json_is_integer(v) && json_integer_value(v) >= 0;
 }
 
-static int add_pattern(struct loaded_schema *s, const json_t *owner, const char *pattern)
+/* The TYPE_* bit of a type name (checked to be one of TYPE_NAMES). */
+static unsigned type_bit(const char *name)
 {
-    struct compiled_pattern *grown = realloc(s->patterns, (s->npatterns + 1) * sizeof *grown);
-    if (!grown)
-        return -1;
-    s->patterns = grown;
-    if (regcomp(&grown[s->npatterns].re, pattern, REG_EXTENDED | REG_NOSUB) != 0)
-        return -1;
-    grown[s->npatterns].owner = owner;
-    s->npatterns++;
+    for (size_t i = 0; i < sizeof TYPE_NAMES / sizeof TYPE_NAMES[0]; i++)
+        if (strcmp(TYPE_NAMES[i], name) == 0)
+            return 1u << i;
     return 0;
 }
 
-/* Checks that node is a schema made only of supported keywords with values of
- * the right shape, compiling patterns as it goes. */
-static int check_node(struct loaded_schema *s, const json_t *node, char *err, size_t errlen)
+static enum string_format format_of(const char *name)
 {
-    if (!json_is_object(node))
-        return fail(err, errlen, "schema %s: a schema must be an object%s", s->name, "");
+    if (strcmp(name, "identity") == 0)
+        return FORMAT_IDENTITY;
+    if (strcmp(name, "stream-name") == 0)
+        return FORMAT_STREAM_NAME;
+    if (strcmp(name, "event-id") == 0)
+        return FORMAT_EVENT_ID;
+    return FORMAT_DATE_TIME;
+}
+
+static void free_rule(struct rule *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nproperties; i++)
+        free_rule(r->properties[i].rule);
+    free(r->properties);
+    free_rule(r->items);
+    if (r->has_pattern)
+        regfree(&r->pattern);
+    free(r);
+}
+
+static struct rule *compile_node(const char *schema_name, const json_t *node, char *err, size_t errlen);
+
+/* Compiles each member of a "properties" object. */
+static int compile_properties(const char *schema_name, struct rule *r, const json_t *props, char *err,
+                              size_t errlen)
+{
+    r->properties = calloc(json_object_size(props) ? json_object_size(props) : 1, sizeof *r->properties);
+    if (!r->properties)
+        return fail(err, errlen, "schema %s: out of memory%s", schema_name, "");
+    const char *prop;
+    const json_t *sub;
+    json_object_foreach((json_t *)props, prop, sub) {
+        struct rule *child = compile_node(schema_name, sub, err, errlen);
+        if (!child)
+            return -1;
+        r->properties[r->nproperties].name = prop;
+        r->properties[r->nproperties].rule = child;
+        r->nproperties++;
+    }
+    return 0;
+}
+
+/* Checks that node is a schema made only of supported keywords with values
+ * of the right shape, and compiles it. NULL with err. */
+static struct rule *compile_node(const char *schema_name, const json_t *node, char *err, size_t errlen)
+{
+    if (!json_is_object(node)) {
+        fail(err, errlen, "schema %s: a schema must be an object%s", schema_name, "");
+        return NULL;
+    }
+    struct rule *r = calloc(1, sizeof *r);
+    if (!r) {
+        fail(err, errlen, "schema %s: out of memory%s", schema_name, "");
+        return NULL;
+    }
+    r->min_length = r->max_length = r->min_items = r->max_items = -1;
     const char *key;
     const json_t *v;
     json_object_foreach((json_t *)node, key, v) {
@@ -83,66 +170,107 @@ static int check_node(struct loaded_schema *s, const json_t *node, char *err, si
             continue;
         } else if (strcmp(key, "type") == 0) {
             ok = json_is_string(v) && IN_LIST(TYPE_NAMES, json_string_value(v));
+            if (ok)
+                r->types = type_bit(json_string_value(v));
             if (json_is_array(v)) {
                 size_t i;
                 const json_t *t;
                 ok = json_array_size(v) > 0;
-                json_array_foreach(v, i, t)
+                json_array_foreach(v, i, t) {
                     ok = ok && json_is_string(t) && IN_LIST(TYPE_NAMES, json_string_value(t));
+                    if (ok)
+                        r->types |= type_bit(json_string_value(t));
+                }
             }
+            r->type = v;
         } else if (strcmp(key, "properties") == 0) {
             ok = json_is_object(v);
-            const char *prop;
-            const json_t *sub;
-            json_object_foreach((json_t *)v, prop, sub) {
-                if (check_node(s, sub, err, errlen) < 0)
-                    return -1;
+            if (ok && compile_properties(schema_name, r, v, err, errlen) < 0) {
+                free_rule(r);
+                return NULL;
             }
         } else if (strcmp(key, "items") == 0) {
-            if (check_node(s, v, err, errlen) < 0)
-                return -1;
+            r->items = compile_node(schema_name, v, err, errlen);
+            if (!r->items) {
+                free_rule(r);
+                return NULL;
+            }
             ok = 1;
         } else if (strcmp(key, "required") == 0) {
             size_t i;
-            const json_t *r;
+            const json_t *name;
             ok = json_is_array(v);
-            json_array_foreach(v, i, r)
-                ok = ok && json_is_string(r);
+            json_array_foreach(v, i, name)
+                ok = ok && json_is_string(name);
+            r->required = v;
         } else if (strcmp(key, "additionalProperties") == 0) {
             ok = json_is_boolean(v);
+            r->additional_forbidden = json_is_false(v);
         } else if (strcmp(key, "minLength") == 0 || strcmp(key, "maxLength") == 0 ||
                    strcmp(key, "minItems") == 0 || strcmp(key, "maxItems") == 0) {
             ok = is_count(v);
+            json_int_t n = json_integer_value(v);
+            if (strcmp(key, "minLength") == 0)
+                r->min_length = n;
+            else if (strcmp(key, "maxLength") == 0)
+                r->max_length = n;
+            else if (strcmp(key, "minItems") == 0)
+                r->min_items = n;
+            else
+                r->max_items = n;
         } else if (strcmp(key, "minimum") == 0 || strcmp(key, "maximum") == 0) {
             ok = json_is_number(v);
+            if (key[1] == 'i') {
+                r->has_minimum = 1;
+                r->minimum = json_number_value(v);
+            } else {
+                r->has_maximum = 1;
+                r->maximum = json_number_value(v);
+            }
         } else if (strcmp(key, "enum") == 0) {
             ok = json_is_array(v) && json_array_size(v) > 0;
+            r->choices = v;
         } else if (strcmp(key, "const") == 0) {
             ok = 1;
+            r->constant = v;
         } else if (strcmp(key, "pattern") == 0) {
             ok = json_is_string(v);
-            if (ok && add_pattern(s, node, json_string_value(v)) < 0)
-                return fail(err, errlen, "schema %s: pattern %s does not compile", s->name,
-                            json_string_value(v));
+            if (ok) {
+                if (regcomp(&r->pattern, json_string_value(v), REG_EXTENDED | REG_NOSUB) != 0) {
+                    fail(err, errlen, "schema %s: pattern %s does not compile", schema_name,
+                         json_string_value(v));
+                    free_rule(r);
+                    return NULL;
+                }
+                r->has_pattern = 1;
+                r->pattern_text = json_string_value(v);
+            }
         } else if (strcmp(key, "format") == 0) {
             ok = json_is_string(v) && IN_LIST(FORMATS, json_string_value(v));
-            if (!ok)
-                return fail(err, errlen, "schema %s: unknown format \"%s\"", s->name,
-                            json_is_string(v) ? json_string_value(v) : "?");
+            if (!ok) {
+                fail(err, errlen, "schema %s: unknown format \"%s\"", schema_name,
+                     json_is_string(v) ? json_string_value(v) : "?");
+                free_rule(r);
+                return NULL;
+            }
+            r->format = format_of(json_string_value(v));
         } else {
-            return fail(err, errlen, "schema %s: unsupported keyword \"%s\"", s->name, key);
+            fail(err, errlen, "schema %s: unsupported keyword \"%s\"", schema_name, key);
+            free_rule(r);
+            return NULL;
         }
-        if (!ok)
-            return fail(err, errlen, "schema %s: bad value for \"%s\"", s->name, key);
+        if (!ok) {
+            fail(err, errlen, "schema %s: bad value for \"%s\"", schema_name, key);
+            free_rule(r);
+            return NULL;
+        }
     }
-    return 0;
+    return r;
 }
 
 static void free_schema(struct loaded_schema *s)
 {
-    for (size_t i = 0; i < s->npatterns; i++)
-        regfree(&s->patterns[i].re);
-    free(s->patterns);
+    free_rule(s->rule);
     json_decref(s->root);
     memset(s, 0, sizeof *s);
 }
@@ -158,7 +286,8 @@ static int load_schema(struct loaded_schema *s, const char *name, const char *te
         snprintf(err, errlen, "schema %s: not valid JSON (line %d: %s)", name, jerr.line, jerr.text);
         return -1;
     }
-    if (check_node(s, s->root, err, errlen) < 0) {
+    s->rule = compile_node(name, s->root, err, errlen);
+    if (!s->rule) {
         free_schema(s);
         return -1;
     }
@@ -251,32 +380,26 @@ static void child_path(char *out, const char *parent, const char *key)
     out[used + n] = '\0';
 }
 
-static int type_matches(const char *type, const json_t *v)
+/* The TYPE_* bits a value satisfies. */
+static unsigned bits_of(const json_t *v)
 {
-    if (strcmp(type, "object") == 0)
-        return json_is_object(v);
-    if (strcmp(type, "array") == 0)
-        return json_is_array(v);
-    if (strcmp(type, "string") == 0)
-        return json_is_string(v);
-    if (strcmp(type, "integer") == 0)
-        return json_is_integer(v);
-    if (strcmp(type, "number") == 0)
-        return json_is_number(v);
-    if (strcmp(type, "boolean") == 0)
-        return json_is_boolean(v);
-    return json_is_null(v);
-}
-
-static int check_type(const json_t *type, const json_t *v)
-{
-    if (json_is_string(type))
-        return type_matches(json_string_value(type), v);
-    size_t i;
-    const json_t *t;
-    json_array_foreach(type, i, t)
-        if (type_matches(json_string_value(t), v))
-            return 1;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return TYPE_OBJECT;
+    case JSON_ARRAY:
+        return TYPE_ARRAY;
+    case JSON_STRING:
+        return TYPE_STRING;
+    case JSON_INTEGER:
+        return TYPE_INTEGER | TYPE_NUMBER;
+    case JSON_REAL:
+        return TYPE_NUMBER;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return TYPE_BOOLEAN;
+    case JSON_NULL:
+        return TYPE_NULL;
+    }
     return 0;
 }
 
@@ -305,89 +428,80 @@ static int is_event_id(const char *s, size_t len)
     return 1;
 }
 
-static const char *format_problem(const char *format, const char *s, size_t len)
+static const char *format_problem(enum string_format format, const char *s, size_t len)
 {
-    if (strcmp(format, "identity") == 0)
-        return identity_problem(s, len);
-    if (strcmp(format, "stream-name") == 0)
-        return stream_name_problem(s, len);
-    if (strcmp(format, "event-id") == 0)
-        return is_event_id(s, len) ? NULL : "must be 32 lowercase hex digits";
     int64_t ms;
-    if (strlen(s) != len || time_parse_rfc3339(s, &ms) < 0)
-        return "must be an RFC 3339 date-time";
+    switch (format) {
+    case FORMAT_NONE:
+        return NULL;
+    case FORMAT_IDENTITY:
+        return identity_problem(s, len);
+    case FORMAT_STREAM_NAME:
+        return stream_name_problem(s, len);
+    case FORMAT_EVENT_ID:
+        return is_event_id(s, len) ? NULL : "must be 32 lowercase hex digits";
+    case FORMAT_DATE_TIME:
+        if (strlen(s) != len || time_parse_rfc3339(s, &ms) < 0)
+            return "must be an RFC 3339 date-time";
+        return NULL;
+    }
     return NULL;
 }
 
-static const regex_t *pattern_of(const struct loaded_schema *s, const json_t *node)
-{
-    for (size_t i = 0; i < s->npatterns; i++)
-        if (s->patterns[i].owner == node)
-            return &s->patterns[i].re;
-    return NULL;
-}
+static int validate_rule(const struct rule *r, const json_t *v, const char *path, char *err, size_t errlen);
 
-static int validate_node(const struct loaded_schema *s, const json_t *node, const json_t *v,
-                         const char *path, char *err, size_t errlen);
-
-static int validate_string(const struct loaded_schema *s, const json_t *node, const json_t *v,
-                           const char *path, char *err, size_t errlen)
+static int validate_string(const struct rule *r, const json_t *v, const char *path, char *err, size_t errlen)
 {
     const char *str = json_string_value(v);
     size_t len = json_string_length(v);
     long chars = utf8_length(str, len);
     if (chars < 0)
         return invalid(err, errlen, path, "is not valid UTF-8");
-    const json_t *min = json_object_get(node, "minLength");
-    const json_t *max = json_object_get(node, "maxLength");
     char rule[96];
-    if (min && chars < json_integer_value(min)) {
-        snprintf(rule, sizeof rule, "must be at least %lld characters", (long long)json_integer_value(min));
+    if (r->min_length >= 0 && chars < r->min_length) {
+        snprintf(rule, sizeof rule, "must be at least %lld characters", (long long)r->min_length);
         return invalid(err, errlen, path, rule);
     }
-    if (max && chars > json_integer_value(max)) {
-        snprintf(rule, sizeof rule, "must be at most %lld characters", (long long)json_integer_value(max));
+    if (r->max_length >= 0 && chars > r->max_length) {
+        snprintf(rule, sizeof rule, "must be at most %lld characters", (long long)r->max_length);
         return invalid(err, errlen, path, rule);
     }
-    const regex_t *re = pattern_of(s, node);
-    if (re && (strlen(str) != len || regexec(re, str, 0, NULL, 0) != 0)) {
-        snprintf(rule, sizeof rule, "does not match the pattern %.60s",
-                 json_string_value(json_object_get(node, "pattern")));
+    if (r->has_pattern && (strlen(str) != len || regexec(&r->pattern, str, 0, NULL, 0) != 0)) {
+        snprintf(rule, sizeof rule, "does not match the pattern %.60s", r->pattern_text);
         return invalid(err, errlen, path, rule);
     }
-    const json_t *format = json_object_get(node, "format");
-    if (format) {
-        const char *why = format_problem(json_string_value(format), str, len);
-        if (why)
-            return invalid(err, errlen, path, why);
-    }
-    return 0;
+    const char *why = format_problem(r->format, str, len);
+    return why ? invalid(err, errlen, path, why) : 0;
 }
 
-static int validate_object(const struct loaded_schema *s, const json_t *node, const json_t *v,
-                           const char *path, char *err, size_t errlen)
+static const struct rule *property_rule(const struct rule *r, const char *name)
+{
+    for (size_t i = 0; i < r->nproperties; i++)
+        if (strcmp(r->properties[i].name, name) == 0)
+            return r->properties[i].rule;
+    return NULL;
+}
+
+static int validate_object(const struct rule *r, const json_t *v, const char *path, char *err, size_t errlen)
 {
     char sub[PATH_MAX_LEN];
-    const json_t *required = json_object_get(node, "required");
     size_t i;
-    const json_t *r;
-    json_array_foreach(required, i, r) {
-        if (!json_object_get(v, json_string_value(r))) {
-            child_path(sub, path, json_string_value(r));
+    const json_t *name;
+    json_array_foreach(r->required, i, name) {
+        if (!json_object_get(v, json_string_value(name))) {
+            child_path(sub, path, json_string_value(name));
             return invalid(err, errlen, sub, "is required");
         }
     }
-    const json_t *props = json_object_get(node, "properties");
-    const json_t *additional = json_object_get(node, "additionalProperties");
     const char *key;
     const json_t *member;
     json_object_foreach((json_t *)v, key, member) {
-        const json_t *prop = props ? json_object_get(props, key) : NULL;
+        const struct rule *prop = property_rule(r, key);
         if (prop) {
             child_path(sub, path, key);
-            if (validate_node(s, prop, member, sub, err, errlen) < 0)
+            if (validate_rule(prop, member, sub, err, errlen) < 0)
                 return -1;
-        } else if (json_is_false(additional)) {
+        } else if (r->additional_forbidden) {
             char safe[41], rule[80];
             safe_name(key, safe);
             snprintf(rule, sizeof rule, "unknown property \"%s\"", safe);
@@ -397,28 +511,25 @@ static int validate_object(const struct loaded_schema *s, const json_t *node, co
     return 0;
 }
 
-static int validate_array(const struct loaded_schema *s, const json_t *node, const json_t *v,
-                          const char *path, char *err, size_t errlen)
+static int validate_array(const struct rule *r, const json_t *v, const char *path, char *err, size_t errlen)
 {
-    const json_t *min = json_object_get(node, "minItems");
-    const json_t *max = json_object_get(node, "maxItems");
     char rule[96];
-    if (min && (json_int_t)json_array_size(v) < json_integer_value(min)) {
-        snprintf(rule, sizeof rule, "must have at least %lld items", (long long)json_integer_value(min));
+    json_int_t n = (json_int_t)json_array_size(v);
+    if (r->min_items >= 0 && n < r->min_items) {
+        snprintf(rule, sizeof rule, "must have at least %lld items", (long long)r->min_items);
         return invalid(err, errlen, path, rule);
     }
-    if (max && (json_int_t)json_array_size(v) > json_integer_value(max)) {
-        snprintf(rule, sizeof rule, "must have at most %lld items", (long long)json_integer_value(max));
+    if (r->max_items >= 0 && n > r->max_items) {
+        snprintf(rule, sizeof rule, "must have at most %lld items", (long long)r->max_items);
         return invalid(err, errlen, path, rule);
     }
-    const json_t *items = json_object_get(node, "items");
-    if (items) {
+    if (r->items) {
         size_t i;
         const json_t *item;
         json_array_foreach(v, i, item) {
             char sub[PATH_MAX_LEN];
             snprintf(sub, sizeof sub, "%s[%zu]", path, i);
-            if (validate_node(s, items, item, sub, err, errlen) < 0)
+            if (validate_rule(r->items, item, sub, err, errlen) < 0)
                 return -1;
         }
     }
@@ -436,52 +547,47 @@ static void describe_enum(const json_t *choices, char *out, size_t outlen)
     }
 }
 
-static int validate_node(const struct loaded_schema *s, const json_t *node, const json_t *v,
-                         const char *path, char *err, size_t errlen)
+static int validate_rule(const struct rule *r, const json_t *v, const char *path, char *err, size_t errlen)
 {
     char rule[160];
-    const json_t *type = json_object_get(node, "type");
-    if (type && !check_type(type, v)) {
-        describe_type(type, rule, sizeof rule);
+    unsigned bits = bits_of(v);
+    if (r->types && !(r->types & bits)) {
+        describe_type(r->type, rule, sizeof rule);
         return invalid(err, errlen, path, rule);
     }
-    const json_t *constant = json_object_get(node, "const");
-    if (constant && !json_equal((json_t *)constant, (json_t *)v))
+    if (r->constant && !json_equal((json_t *)r->constant, (json_t *)v))
         return invalid(err, errlen, path, "must equal the schema's constant");
-    const json_t *choices = json_object_get(node, "enum");
-    if (choices) {
+    if (r->choices) {
         size_t i;
         const json_t *c;
         int found = 0;
-        json_array_foreach(choices, i, c) {
+        json_array_foreach(r->choices, i, c) {
             if (json_equal((json_t *)c, (json_t *)v)) {
                 found = 1;
                 break;
             }
         }
         if (!found) {
-            describe_enum(choices, rule, sizeof rule);
+            describe_enum(r->choices, rule, sizeof rule);
             return invalid(err, errlen, path, rule);
         }
     }
-    if (json_is_number(v)) {
-        const json_t *min = json_object_get(node, "minimum");
-        const json_t *max = json_object_get(node, "maximum");
-        if (min && json_number_value(v) < json_number_value(min)) {
-            snprintf(rule, sizeof rule, "must be at least %g", json_number_value(min));
+    if (bits & TYPE_NUMBER) {
+        if (r->has_minimum && json_number_value(v) < r->minimum) {
+            snprintf(rule, sizeof rule, "must be at least %g", r->minimum);
             return invalid(err, errlen, path, rule);
         }
-        if (max && json_number_value(v) > json_number_value(max)) {
-            snprintf(rule, sizeof rule, "must be at most %g", json_number_value(max));
+        if (r->has_maximum && json_number_value(v) > r->maximum) {
+            snprintf(rule, sizeof rule, "must be at most %g", r->maximum);
             return invalid(err, errlen, path, rule);
         }
     }
-    if (json_is_string(v))
-        return validate_string(s, node, v, path, err, errlen);
-    if (json_is_object(v))
-        return validate_object(s, node, v, path, err, errlen);
-    if (json_is_array(v))
-        return validate_array(s, node, v, path, err, errlen);
+    if (bits & TYPE_STRING)
+        return validate_string(r, v, path, err, errlen);
+    if (bits & TYPE_OBJECT)
+        return validate_object(r, v, path, err, errlen);
+    if (bits & TYPE_ARRAY)
+        return validate_array(r, v, path, err, errlen);
     return 0;
 }
 
@@ -499,7 +605,7 @@ int schema_validate_at(const char *name, const json_t *instance, const char *pat
     }
     if (!instance)
         return invalid(err, errlen, path_prefix ? path_prefix : "", "is missing");
-    return validate_node(s, s->root, instance, path_prefix ? path_prefix : "", err, errlen);
+    return validate_rule(s->rule, instance, path_prefix ? path_prefix : "", err, errlen);
 }
 
 int schema_validate(const char *name, const json_t *instance, char *err, size_t errlen)
@@ -513,7 +619,7 @@ int schema_validate_text(const char *schema_json, const json_t *instance, char *
     struct loaded_schema s;
     if (load_schema(&s, "(text)", schema_json, err, errlen) < 0)
         return -1;
-    int rc = validate_node(&s, s.root, instance, "", err, errlen);
+    int rc = validate_rule(s.rule, instance, "", err, errlen);
     free_schema(&s);
     return rc;
 }
