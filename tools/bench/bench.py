@@ -39,7 +39,8 @@ NOTES = """
   with `snprintf`. Paths are now built with `memcpy`, the enum message only on failure,
   housekeeping runs at most every 5 ms: about 88,000 to 120,000 events/s on this machine. What is
   left is jansson parsing the 200-byte envelope (about a third of the worker's time), the schema
-  walk, and librdkafka; a plain Kafka reader of the same events runs about six times faster. A
+  check (compiled at load since: no keyword looked up by name per value), and librdkafka; a plain
+  Kafka reader of the same events runs about six times faster. A
   further step would be to skip validation for events this role has applied before, which needs
   care for invalid events that went to the DLQ (not done).
 - **Memory (sync worker).** A tracked viewer cost about 280 bytes with a generic string map (an
@@ -53,15 +54,31 @@ NOTES = """
   (about 30 bytes an event) holds twice the events lz4 did at the same producing speed, so the
   bursts of one stream fit.
 - **Ingress.** Every request waits for Kafka's ack, so the producer's `linger.ms` is latency:
-  5 ms gave about 9,000 requests/s with 64 connections, 1 ms 12,000 to 22,000 depending on the
-  run (0 ms halves it: a request to the broker per message). The figure stays under half of nginx's: `perf` puts
-  about 30% of the ingress's time in the kernel on syscall exits (this machine is virtualised),
-  with libmicrohttpd's suspend and resume (two `epoll_ctl` and an eventfd wake-up per request),
-  socket reads and writes, and librdkafka's broker thread (13%) beside it; the request handling
-  itself (parsing, validation, the event) is a few percent. Not fixed yet: fewer syscalls per
-  request (resuming connections in batches, answering from the delivery thread) is the next step.
-- Single runs for replay and memory (each takes minutes); the ingress and nginx alternate three
-  times and the medians are reported.
+  5 ms gave about 9,000 requests/s with 64 connections, 1 ms is used (0 ms halves it: a request to
+  the broker per message). At first the ingress ran at 0.35 to 0.38 of nginx. `perf trace` counted
+  about 11 system calls per request against nginx's 2.3, and a trivial system call costs about
+  1 us on this virtualised machine; `perf record --call-graph dwarf` showed where the rest went.
+  Found and fixed, in order of effect: (1) OpenSSL's `RAND_bytes` for every event id and trace id
+  (a lock, a fork check with `getpid` and a cipher call each: three `getpid`s and a sixth of the
+  time per request): ids now come from per-thread 4 KiB blocks of its output (common/random.c);
+  (2) libmicrohttpd's epoll mode takes a suspended connection out of its epoll set and puts it
+  back on resume, two `epoll_ctl` per request, and reads each connection until `EAGAIN`: its
+  poll mode needs neither, and is now the default (`INGRESS_EVENT_LOOP=poll`), at the price shown
+  in the idle-connections row, where each `poll()` walks thousands of connections; epoll stays a
+  setting for that case; (3) `MHD_suspend_connection` (an `epoll_ctl`) was called under the lock
+  the delivery thread and the other HTTP thread wait for; (4) each event's envelope was built
+  twice (for validation, then to write it) and written through `json_dumps`'s growing buffer, and
+  the schema walk looked every keyword up by name (schemas are now compiled at load);
+  (5) libmicrohttpd zeroes a connection's whole memory pool after each request (32 KiB, now
+  16 KiB). A request now costs about 5 system calls (a read, a write, the eventfd write that
+  resumes its connection, shares of `poll` and of librdkafka's broker thread). What is left of
+  the gap: the kernel's loopback TCP path (`sendmsg` alone is about 17% of the ingress's time),
+  thread wake-ups between the HTTP threads, the delivery thread and librdkafka's broker thread,
+  JSON parsing and writing and the schema check (about 15% together), librdkafka's produce path
+  and zstd per batch (about 8%) and malloc (about 10%). The ratio moves by +-0.05 between runs on
+  this shared machine, so the five alternations and their spread are reported.
+- Single runs for replay and memory (each takes minutes); the ingress, its epoll variant and
+  nginx alternate five times after a warm-up and the medians are reported.
 """
 
 
