@@ -48,7 +48,7 @@ struct request {
     char *body;
     size_t body_len;
     int too_big;
-    int rate_limited;           /* answered 429 before the body was read */
+    int answered_early;         /* answered (429, 431) before the body was read */
     long retry_after_ms;
 
     /* Waiting (guarded by ing->pending_lock). */

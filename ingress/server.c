@@ -16,7 +16,11 @@
 #include "timeutil.h"
 
 #define SWEEP_INTERVAL_MS 5
-#define CONNECTION_MEMORY_LIMIT (16 * 1024) /* headers and buffers of one connection */
+#define CONNECTION_MEMORY_LIMIT (32 * 1024) /* headers and buffers of one connection */
+/* Request line and headers we accept: the rest of the connection's memory
+ * must stay free for the answer, or libmicrohttpd would drop a request we
+ * had already turned into an event without answering it. */
+#define HEADERS_MAX_BYTES (16 * 1024)
 #define RESUME_BATCH 64
 
 struct server {
@@ -281,6 +285,22 @@ static enum MHD_Result last_forwarded_for(void *cls, enum MHD_ValueKind kind, co
     return MHD_YES;
 }
 
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += (key ? strlen(key) : 0) + (value ? strlen(value) : 0) + 4; /* ": ", CRLF */
+    return MHD_YES;
+}
+
+/* The size of the request line and headers, about as they were sent. */
+static size_t headers_size(struct request *req)
+{
+    size_t size = strlen(req->raw_uri) + 32; /* method, version, spaces */
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, add_header_size, &size);
+    return size;
+}
+
 /* The address per-IP limits count: the peer, or behind a trusted proxy
  * the client it forwarded (see netaddr.h). */
 static void client_ip(struct ingress *ing, struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN])
@@ -403,12 +423,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             api_fail(&e, 429, "too many requests", "Too many requests from this address; retry later.");
             e.retry_after_s = (wait_ms + 999) / 1000;
             request_fail(req, &e);
-            req->rate_limited = 1;
+            req->answered_early = 1;
+            return send_answer(req);
+        }
+        if (headers_size(req) > HEADERS_MAX_BYTES) {
+            struct api_error e;
+            api_fail(&e, 431, "headers too large", "The request line and headers exceed %d bytes.",
+                     HEADERS_MAX_BYTES);
+            request_fail(req, &e);
+            req->answered_early = 1;
             return send_answer(req);
         }
         return MHD_YES;
     }
-    if (req->rate_limited) {
+    if (req->answered_early) {
         *upload_size = 0; /* the answer is queued; the body is not read */
         return MHD_YES;
     }

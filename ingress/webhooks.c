@@ -24,7 +24,9 @@
  *                    "stream", else the owner of the resource's SID.
  *
  * A webhook about a stream nobody knows (deleted long ago, another
- * deployment) is answered 200 and ignored, and counted. */
+ * deployment) is answered 200 and ignored, and counted. A body that is not
+ * a form (by its Content-Type: 415), or whose fields are not UTF-8 text
+ * without NUL (400, once the signature is checked), produces nothing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,7 @@
 #include "ingress.h"
 #include "log.h"
 #include "signature.h"
+#include "text.h"
 #include "timeutil.h"
 
 #define COMPOSER_PREFIX "video-composer"
@@ -42,6 +45,30 @@ int webhook_path(const char *path)
 {
     return strcmp(path, "/rooms-webhook") == 0 || strcmp(path, "/sync-webhook") == 0 ||
            strcmp(path, "/media-webhook") == 0;
+}
+
+/* 1 when the media type of content_type (parameters ignored) is a form. */
+static int is_form(const char *content_type)
+{
+    static const char form[] = "application/x-www-form-urlencoded";
+    if (!content_type || strncasecmp(content_type, form, sizeof form - 1) != 0)
+        return 0;
+    char next = content_type[sizeof form - 1];
+    return next == '\0' || next == ';' || next == ' ' || next == '\t';
+}
+
+/* 1 when every name and value is UTF-8 without NUL, as Twilio sends them:
+ * kv_get would cut a value at a NUL, and jansson drops a string that is not
+ * UTF-8, so either would change the event rather than refuse it. */
+static int fields_are_text(const struct kv_list *p)
+{
+    for (size_t i = 0; i < p->len; i++) {
+        const struct kv_pair *kv = &p->items[i];
+        if (utf8_length(kv->name, kv->name_len) < 0 || utf8_length(kv->value, kv->value_len) < 0 ||
+            memchr(kv->name, '\0', kv->name_len) || memchr(kv->value, '\0', kv->value_len))
+            return 0;
+    }
+    return 1;
 }
 
 static void reject(struct request *req, int status, const char *message, const char *explanation)
@@ -228,7 +255,7 @@ void webhook_handle(struct request *req, const char *path)
     struct kv_list params;
     char err[128];
     kv_init(&params);
-    if (!type || strncasecmp(type, "application/x-www-form-urlencoded", 33) != 0) {
+    if (!is_form(type)) {
         reject(req, 415, "unsupported content type", "Twilio webhooks are form-encoded.");
         return;
     }
@@ -250,6 +277,11 @@ void webhook_handle(struct request *req, const char *path)
     if (!valid) {
         kv_free(&params);
         reject(req, 403, "invalid signature", "The X-Twilio-Signature header does not match this request.");
+        return;
+    }
+    if (!fields_are_text(&params)) {
+        kv_free(&params);
+        reject(req, 400, "invalid webhook", "The form's fields must be UTF-8 text without NUL.");
         return;
     }
     if (strcmp(path, "/rooms-webhook") == 0)

@@ -69,12 +69,13 @@ static inline int teardown(void **state)
     twilio_client_free(f->p.emu_client);
     int emulator_status = emulator_stop(&f->emu);
     int ingress_status = stack_stop_ingress(&f->p.s);
-    stack_stop(&f->p.s);
+    int broker_status = stack_stop(&f->p.s);
     free(f);
     for (int i = 0; i < ROLES; i++)
         assert_int_equal(status[i], 0);
     assert_int_equal(emulator_status, 0);
     assert_int_equal(ingress_status, 0);
+    assert_int_equal(broker_status, 0); /* the dev broker too: a clean stop, no leak */
     return 0;
 }
 

@@ -64,10 +64,11 @@ static int teardown(void **state)
     int worker_status = process_stop(&f->worker, 20000);
     twilio_client_free(f->p.emu_client);
     int emulator_status = emulator_stop(&f->emu);
-    stack_stop(&f->p.s);
+    int broker_status = stack_stop(&f->p.s);
     free(f);
     assert_int_equal(worker_status, 0);
     assert_int_equal(emulator_status, 0);
+    assert_int_equal(broker_status, 0); /* the dev broker too: a clean stop, no leak */
     return 0;
 }
 

@@ -158,10 +158,10 @@ int stack_stop_ingress(struct stack *s)
     return process_stop(&s->ingress, 20000);
 }
 
-void stack_stop(struct stack *s)
+int stack_stop(struct stack *s)
 {
     process_stop(&s->ingress, 20000);
-    process_stop(&s->broker, 10000);
+    int broker_status = process_stop(&s->broker, 10000);
     if (s->dir[0] && getenv("STAGEHAND_KEEP_LOGS")) {
         fprintf(stderr, "logs kept in %s\n", s->dir);
     } else if (s->dir[0]) {
@@ -170,6 +170,7 @@ void stack_stop(struct stack *s)
         if (system(cmd) != 0)
             fprintf(stderr, "could not remove %s\n", s->dir);
     }
+    return broker_status < 0 ? 0 : broker_status; /* -1: no broker was started */
 }
 
 struct buffer {

@@ -41,8 +41,9 @@ int stack_start_worker(struct stack *s, const char *role, const char *twilio_bas
 int stack_stop_ingress(struct stack *s);
 
 /* Stops whatever runs and removes the scratch directory (kept, and named
- * on stderr, when STAGEHAND_KEEP_LOGS is set). */
-void stack_stop(struct stack *s);
+ * on stderr, when STAGEHAND_KEEP_LOGS is set). Returns the dev broker's exit
+ * status: 0 when it stopped cleanly (under the sanitizers, also: no leak). */
+int stack_stop(struct stack *s);
 
 struct http_reply {
     long status;            /* 0 when there was no HTTP answer */

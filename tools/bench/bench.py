@@ -68,9 +68,10 @@ NOTES = """
   setting for that case; (3) `MHD_suspend_connection` (an `epoll_ctl`) was called under the lock
   the delivery thread and the other HTTP thread wait for; (4) each event's envelope was built
   twice (for validation, then to write it) and written through `json_dumps`'s growing buffer, and
-  the schema walk looked every keyword up by name (schemas are now compiled at load);
-  (5) libmicrohttpd zeroes a connection's whole memory pool after each request (32 KiB, now
-  16 KiB). A request now costs about 5 system calls (a read, a write, the eventfd write that
+  the schema walk looked every keyword up by name (schemas are now compiled at load). (Halving
+  libmicrohttpd's per-connection memory, which it zeroes after each request, saved about 1.5%
+  but left too little room to answer requests with very large headers: kept at 32 KiB.) A
+  request now costs about 5 system calls (a read, a write, the eventfd write that
   resumes its connection, shares of `poll` and of librdkafka's broker thread). What is left of
   the gap: the kernel's loopback TCP path (`sendmsg` alone is about 17% of the ingress's time),
   thread wake-ups between the HTTP threads, the delivery thread and librdkafka's broker thread,
