@@ -220,7 +220,7 @@ static struct rule *compile_node(const char *schema_name, const json_t *node, ch
                 r->max_items = n;
         } else if (strcmp(key, "minimum") == 0 || strcmp(key, "maximum") == 0) {
             ok = json_is_number(v);
-            if (key[1] == 'i') {
+            if (strcmp(key, "minimum") == 0) {
                 r->has_minimum = 1;
                 r->minimum = json_number_value(v);
             } else {

@@ -27,11 +27,10 @@ json_t *api_error_json(const struct api_error *e)
     return json_pack("{s:{s:s, s:s}}", "error", "message", e->message, "explanation", e->explanation);
 }
 
-/* 1 when the media type of content_type (parameters ignored) is type. */
-static int media_type_is(const char *content_type, const char *type)
+int params_media_type_is(const char *content_type, const char *type)
 {
     size_t n = strlen(type);
-    if (strncasecmp(content_type, type, n) != 0)
+    if (!content_type || strncasecmp(content_type, type, n) != 0)
         return 0;
     char next = content_type[n];
     return next == '\0' || next == ';' || next == ' ' || next == '\t';
@@ -81,14 +80,14 @@ int params_parse(const char *content_type, const char *body, size_t len, struct 
     if (!content_type)
         return api_fail(e, 415, "unsupported content type",
                         "Send the body as application/json or application/x-www-form-urlencoded.");
-    if (media_type_is(content_type, "application/x-www-form-urlencoded")) {
+    if (params_media_type_is(content_type, "application/x-www-form-urlencoded")) {
         if (parse_form(body, len, out, e) < 0) {
             params_free(out);
             return -1;
         }
         return 0;
     }
-    if (!media_type_is(content_type, "application/json"))
+    if (!params_media_type_is(content_type, "application/json"))
         return api_fail(e, 415, "unsupported content type",
                         "Send the body as application/json or application/x-www-form-urlencoded.");
     json_error_t jerr;

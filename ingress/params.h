@@ -37,6 +37,10 @@ struct params {
 /* Reads body according to content_type (may be NULL when the body is
  * empty). Returns 0, or -1 with e filled (415 for another content type,
  * 400 for a malformed body). */
+/* 1 when the media type of content_type (NULL: none; parameters such as
+ * "; charset=utf-8" ignored, any case) is type. */
+int params_media_type_is(const char *content_type, const char *type);
+
 int params_parse(const char *content_type, const char *body, size_t len, struct params *out,
                  struct api_error *e);
 

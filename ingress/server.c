@@ -305,11 +305,14 @@ static size_t headers_size(struct request *req)
  * the client it forwarded (see netaddr.h). */
 static void client_ip(struct ingress *ing, struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN])
 {
+    if (ing->trusted_proxies.count == 0) {
+        peer_ip(conn, out);
+        return;
+    }
     char peer[INET6_ADDRSTRLEN];
     peer_ip(conn, peer);
     const char *forwarded_for = NULL;
-    if (ing->trusted_proxies.count > 0)
-        MHD_get_connection_values(conn, MHD_HEADER_KIND, last_forwarded_for, &forwarded_for);
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, last_forwarded_for, &forwarded_for);
     netaddr_client(&ing->trusted_proxies, peer, forwarded_for, out);
 }
 

@@ -30,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "form.h"
 #include "ingress.h"
@@ -45,16 +44,6 @@ int webhook_path(const char *path)
 {
     return strcmp(path, "/rooms-webhook") == 0 || strcmp(path, "/sync-webhook") == 0 ||
            strcmp(path, "/media-webhook") == 0;
-}
-
-/* 1 when the media type of content_type (parameters ignored) is a form. */
-static int is_form(const char *content_type)
-{
-    static const char form[] = "application/x-www-form-urlencoded";
-    if (!content_type || strncasecmp(content_type, form, sizeof form - 1) != 0)
-        return 0;
-    char next = content_type[sizeof form - 1];
-    return next == '\0' || next == ';' || next == ' ' || next == '\t';
 }
 
 /* 1 when every name and value is UTF-8 without NUL, as Twilio sends them:
@@ -255,7 +244,7 @@ void webhook_handle(struct request *req, const char *path)
     struct kv_list params;
     char err[128];
     kv_init(&params);
-    if (!is_form(type)) {
+    if (!params_media_type_is(type, "application/x-www-form-urlencoded")) {
         reject(req, 415, "unsupported content type", "Twilio webhooks are form-encoded.");
         return;
     }
