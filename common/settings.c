@@ -157,6 +157,9 @@ const size_t settings_ingress_count = COUNT(settings_ingress);
 const struct config_spec settings_streams[] = {
     {.name = "RAISED_HANDS_CAP", .type = CONFIG_INT, .default_value = "100", .min = 1,
      .max = 100000, .description = "Most raised hands kept per stream; more are refused"},
+    {.name = "SYNC_EAGER_VIEWERS", .type = CONFIG_INT, .default_value = "1000", .min = 0,
+     .max = 10000000,
+     .description = "Viewers per stream given Sync access in join order; later ones get it on raising a hand or an invitation"},
 };
 const size_t settings_streams_count = COUNT(settings_streams);
 

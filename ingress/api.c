@@ -14,7 +14,8 @@
  *   POST /send-speaker-invite          speaker.invited           (host only)
  *   POST /remove-speaker               speaker.remove_requested  (host only)
  *   POST /delete-stream                stream.end_requested      (host only)
- *   GET  /streams/{name}               what the view knows
+ *   GET  /streams/{name}               what the view knows (operators)
+ *   GET  /streams/{name}/state         the public state (everyone; HEAD too)
  *
  * Choices where the reference is silent or wrong: send-speaker-invite and
  * remove-speaker take stream_name, or the reference's room_sid / room_name;
@@ -22,12 +23,21 @@
  * within CREATE_WAIT_MS (the event was accepted; nothing is lost), and at
  * once with Prefer: respond-async; a join that cannot be answered in time
  * gets 503 with Retry-After; chat (Twilio Conversations) is not offered, so
- * chat_enabled is always false. */
+ * chat_enabled is always false.
+ *
+ * Viewer tiers: a viewer's join is admitted to the eager tier (the sync
+ * worker provisions it in join order) while the stream's eager admissions
+ * are below SYNC_EAGER_VIEWERS (view_admit_eager counts them); beyond, the
+ * user.joined event says sync_access false and the viewer is provisioned
+ * when it raises a hand or is invited. Speakers always get Sync access. The
+ * join answers add "sync_access" and "public_state_url" to the
+ * reference's shape. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "form.h"
 #include "ingress.h"
 #include "log.h"
 #include "timeutil.h"
@@ -41,6 +51,7 @@ struct call {
     const char *identity;  /* the user the request is about */
     const char *stream;
     struct stream_info info;
+    int sync_access;       /* joins: 1 or 0, carried to the answer; else -1 */
 };
 
 static void call_free(struct call *c)
@@ -62,6 +73,7 @@ static int begin(struct request *req, struct call *c, struct api_error *e)
     const char *header = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization");
     const char *type = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Content-Type");
     memset(c, 0, sizeof *c);
+    c->sync_access = -1;
     if (auth_check(&ing->auth, header, &c->caller, e) < 0)
         return -1;
     if (params_parse(type, req->body, req->body_len, &c->params, e) < 0)
@@ -162,7 +174,8 @@ static void emit(struct request *req, struct call *c, const char *type, const ch
         return;
     }
     json_decref(req->ctx);
-    req->ctx = json_pack("{s:s, s:s}", "stream", c->stream, "identity", c->identity ? c->identity : "");
+    req->ctx = json_pack("{s:s, s:s, s:i}", "stream", c->stream, "identity", c->identity ? c->identity : "",
+                         "sync_access", c->sync_access);
     request_emit(req, &ev, value, deadline_ms, on_ack, NULL, ack_status, ack_body);
 }
 
@@ -194,10 +207,26 @@ static json_t *object_names(const char *identity)
     return names;
 }
 
+/* PUBLIC_BASE_URL/streams/<name, percent-encoded>/state, malloc'd. */
+static char *public_state_url(const struct ingress *ing, const char *stream)
+{
+    char *encoded = percent_encode(stream, strlen(stream));
+    if (!encoded)
+        return NULL;
+    size_t n = strlen(ing->public_base_url) + strlen(encoded) + sizeof "/streams//state";
+    char *url = malloc(n);
+    if (url)
+        snprintf(url, n, "%s/streams/%s/state", ing->public_base_url, encoded);
+    free(encoded);
+    return url;
+}
+
 /* Answers with an access token for identity: video grant for the room
- * (speakers) or the player grant (viewers), and the Sync grant. */
+ * (speakers) or the player grant (viewers), and the Sync grant. A join
+ * (sync_access 0 or 1; create-stream passes -1) adds "sync_access" and
+ * "public_state_url" to the reference's fields. */
 static void answer_with_token(struct request *req, const char *identity, const struct stream_info *info,
-                              const char *stream, int viewer, int with_document)
+                              const char *stream, int viewer, int with_document, int sync_access)
 {
     struct ingress *ing = req->ing;
     json_t *grant = NULL;
@@ -214,11 +243,25 @@ static void answer_with_token(struct request *req, const char *identity, const s
         request_fail(req, &e);
         return;
     }
-    request_answer(req, 200,
-                   json_pack("{s:s, s:o, s:s, s:b}", "token", jwt, "sync_object_names",
-                             object_names(with_document ? identity : NULL), "room_sid", info->room_sid,
-                             "chat_enabled", 0));
+    json_t *answer = json_pack("{s:s, s:o, s:s, s:b}", "token", jwt, "sync_object_names",
+                               object_names(with_document ? identity : NULL), "room_sid", info->room_sid,
+                               "chat_enabled", 0);
     free(jwt);
+    char *url = sync_access >= 0 ? public_state_url(ing, stream) : NULL;
+    if (answer && sync_access >= 0 &&
+        (!url || json_object_set_new(answer, "sync_access", json_boolean(sync_access)) < 0 ||
+         json_object_set_new(answer, "public_state_url", json_string(url)) < 0)) {
+        json_decref(answer);
+        answer = NULL;
+    }
+    free(url);
+    if (!answer) {
+        struct api_error e;
+        api_fail(&e, 500, "internal error", "Out of memory.");
+        request_fail(req, &e);
+        return;
+    }
+    request_answer(req, 200, answer);
 }
 
 static const char *ctx_text(const struct request *req, const char *name)
@@ -251,7 +294,7 @@ static int create_step(struct request *req, int expired)
         return 1;
     }
     if (info.status == STREAM_LIVE) {
-        answer_with_token(req, host, &info, stream, 0, 0);
+        answer_with_token(req, host, &info, stream, 0, 0, -1);
         return 1;
     }
     if (!expired)
@@ -307,7 +350,8 @@ static int join_step(struct request *req, int expired, int viewer)
     }
     int grant_fresh = info.media_ready && info.playback_grant_expires_ms > time_now_ms();
     if (info.status == STREAM_LIVE && (!viewer || grant_fresh)) {
-        answer_with_token(req, ctx_text(req, "identity"), &info, stream, viewer, 1);
+        int sync_access = json_integer_value(json_object_get(req->ctx, "sync_access")) != 0;
+        answer_with_token(req, ctx_text(req, "identity"), &info, stream, viewer, 1, sync_access);
         return 1;
     }
     if (!expired)
@@ -349,9 +393,10 @@ static int join_stream(struct request *req, struct call *c, const char *role, st
     if (identity_allowed(req, c->identity, e) < 0 || stream_alive(req, c, e) < 0)
         return -1;
     int viewer = strcmp(role, "viewer") == 0;
+    c->sync_access = !viewer || view_admit_eager(req->ing->view, c->stream, req->ing->sync_eager_viewers);
     emit(req, c, "user.joined", c->identity,
-         json_pack("{s:s, s:s}", "identity", c->identity, "role", role), wait_deadline(req),
-         viewer ? viewer_ack : speaker_ack, 0, NULL);
+         json_pack("{s:s, s:s, s:b}", "identity", c->identity, "role", role, "sync_access", c->sync_access),
+         wait_deadline(req), viewer ? viewer_ack : speaker_ack, 0, NULL);
     return 0;
 }
 
@@ -473,9 +518,147 @@ static void stream_status(struct request *req, const char *name)
     request_answer(req, 200, body);
 }
 
+/* --- GET /streams/{name}/state --------------------------------------------------------- */
+
+#define STREAMS_PREFIX "/streams/"
+#define STATE_SUFFIX "/state"
+#define PREFIX_LEN (sizeof STREAMS_PREFIX - 1)
+#define SUFFIX_LEN (sizeof STATE_SUFFIX - 1)
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Whether raw_uri, the request target as received, is
+ * /streams/<segment>/state (a query is allowed and ignored). libmicrohttpd
+ * hands routes the path already decoded, where "/streams/a%2Fb/state"
+ * would look like three segments; here the segment is cut from the raw
+ * path and then decoded. Returns 0 for another path; 1 with the decoded
+ * name in name (namelen bytes); -1 with e filled (400) when the segment
+ * has a bad escape or is not a valid stream name. */
+static int state_path(const char *raw_uri, char *name, size_t namelen, struct api_error *e)
+{
+    size_t len = strcspn(raw_uri, "?");
+    if (len < PREFIX_LEN + SUFFIX_LEN || strncmp(raw_uri, STREAMS_PREFIX, PREFIX_LEN) != 0 ||
+        memcmp(raw_uri + len - SUFFIX_LEN, STATE_SUFFIX, SUFFIX_LEN) != 0)
+        return 0;
+    const char *segment = raw_uri + PREFIX_LEN;
+    size_t segment_len = len - PREFIX_LEN - SUFFIX_LEN;
+    if (memchr(segment, '/', segment_len))
+        return 0;
+    size_t n = 0;
+    for (size_t i = 0; i < segment_len; i++) {
+        int c = (unsigned char)segment[i];
+        if (c == '%') {
+            if (i + 2 >= segment_len || hex_digit(segment[i + 1]) < 0 || hex_digit(segment[i + 2]) < 0)
+                return api_fail(e, 400, "invalid path", "The path has a %% not followed by two hex digits.");
+            c = hex_digit(segment[i + 1]) * 16 + hex_digit(segment[i + 2]);
+            i += 2;
+        }
+        if (n + 1 >= namelen)
+            return api_fail(e, 400, "invalid stream name", "The stream name in the path is too long.");
+        name[n++] = (char)c;
+    }
+    name[n] = '\0';
+    const char *problem = stream_name_problem(name, n);
+    if (problem)
+        return api_fail(e, 400, "invalid stream name", "The stream name in the path %s.", problem);
+    return 1;
+}
+
+struct validator_match {
+    const char *etag;
+    int matched;
+};
+
+static enum MHD_Result match_if_none_match(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    struct validator_match *m = cls;
+    if (key && value && strcasecmp(key, "If-None-Match") == 0 && etag_matches(value, m->etag))
+        m->matched = 1;
+    return MHD_YES;
+}
+
+/* 1 when one of the request's If-None-Match fields matches etag. */
+static int not_modified(struct request *req, const char *etag)
+{
+    struct validator_match m = {etag, 0};
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, match_if_none_match, &m);
+    return m.matched;
+}
+
+/* GET (or HEAD) /streams/{name}/state: the view's rendered public state,
+ * 304 when the client's copy is current. path_rc and path_error are
+ * state_path's verdict, reported after the method and the credentials. */
+static void public_state(struct request *req, const char *method, const char *name, int path_rc,
+                         const struct api_error *path_error)
+{
+    struct api_error e;
+    char *caller = NULL;
+    snprintf(req->route, sizeof req->route, "/streams/state");
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        api_fail(&e, 405, "method not allowed", "Use GET (or HEAD).");
+        request_fail(req, &e);
+        return;
+    }
+    const char *header = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization");
+    if (auth_check(&req->ing->auth, header, &caller, &e) < 0) {
+        request_fail(req, &e);
+        return;
+    }
+    free(caller);
+    if (path_rc < 0) {
+        request_fail(req, path_error);
+        return;
+    }
+    int oom = 0;
+    struct view_public *p = view_public_get(req->ing->view, name, &oom);
+    if (!p) {
+        if (oom)
+            api_fail(&e, 503, "unavailable", "Out of memory; retry in a moment.");
+        else
+            not_found(&e);
+        e.retry_after_s = oom ? 1 : 0;
+        request_fail(req, &e);
+        return;
+    }
+    memcpy(req->etag, p->etag, sizeof req->etag);
+    req->cache_control = "public, max-age=1";
+    if (not_modified(req, p->etag)) {
+        request_answer(req, 304, NULL);
+    } else {
+        char *body = malloc(p->len + 1);
+        if (body) {
+            memcpy(body, p->body, p->len + 1);
+            request_answer_text(req, 200, "application/json", body);
+        } else {
+            req->etag[0] = '\0';
+            req->cache_control = NULL;
+            api_fail(&e, 503, "unavailable", "Out of memory; retry in a moment.");
+            e.retry_after_s = 1;
+            request_fail(req, &e);
+        }
+    }
+    view_public_release(p);
+}
+
 void api_handle(struct request *req, const char *method, const char *path)
 {
     struct api_error e;
+    char name[STREAM_NAME_MAX_CHARS * 4 + 1];
+    int state = state_path(req->raw_uri, name, sizeof name, &e);
+    if (state != 0) {
+        public_state(req, method, name, state, &e);
+        return;
+    }
     if (strncmp(path, "/streams/", 9) == 0) {
         snprintf(req->route, sizeof req->route, "/streams");
         if (strcmp(method, "GET") != 0) {

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "etag.h"
 #include "event.h"
 #include "kafka.h"
 #include "metrics.h"
@@ -71,6 +72,8 @@ struct request {
     const char *response_type;  /* its Content-Type */
     long response_retry_after_s;
     char location[320];         /* Location header, or "" */
+    char etag[ETAG_SIZE];       /* ETag header, or "" */
+    const char *cache_control;  /* Cache-Control header; NULL: no-store */
 };
 
 struct ingress {
@@ -83,6 +86,7 @@ struct ingress {
     int create_wait_ms;
     long body_max_bytes;
     long raised_hands_cap;
+    long sync_eager_viewers;     /* SYNC_EAGER_VIEWERS */
     struct auth auth;
 
     struct kafka_producer *producer;

@@ -146,6 +146,7 @@ int main(int argc, char **argv)
         .create_wait_ms = (int)config_int(cfg, "CREATE_WAIT_MS"),
         .body_max_bytes = (long)config_int(cfg, "BODY_MAX_BYTES"),
         .raised_hands_cap = (long)config_int(cfg, "RAISED_HANDS_CAP"),
+        .sync_eager_viewers = (long)config_int(cfg, "SYNC_EAGER_VIEWERS"),
         .auth = {strcmp(config_str(cfg, "AUTH_MODE"), "jwt") == 0 ? AUTH_JWT : AUTH_PASSCODE,
                  config_str(cfg, "PASSCODE"), config_str(cfg, "AUTH_JWT_SECRET")},
     };

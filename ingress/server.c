@@ -347,7 +347,9 @@ static enum MHD_Result send_answer(struct request *req)
     }
     if (text)
         MHD_add_response_header(resp, "Content-Type", type);
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "Cache-Control", req->cache_control ? req->cache_control : "no-store");
+    if (req->etag[0])
+        MHD_add_response_header(resp, "ETag", req->etag);
     if (req->response_retry_after_s > 0) {
         char value[24];
         snprintf(value, sizeof value, "%ld", req->response_retry_after_s);

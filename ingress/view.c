@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "strmap.h"
 
 enum role { ROLE_ROOM, ROLE_STREAM, ROLE_SYNC, ROLES };
@@ -24,11 +25,17 @@ struct role_record {
     char *grant;                         /* stream: JSON text of the playback grant */
     int64_t grant_expires_ms;
     long viewer_count, raised_hands, raised_hands_cap; /* sync; -1 unknown */
+    json_t *speakers;                    /* sync: [{"identity", "host"}], NULL unknown */
+    json_t *viewers;                     /* sync: [identity, ...], NULL unknown */
+    struct view_provisioning provisioning; /* sync */
 };
 
 struct view_stream {
     struct role_record roles[ROLES];
-    char name[]; /* the stream name */
+    struct view_public *public;  /* rendered on demand; NULL after a change */
+    int64_t eager_since;         /* the life eager_local counts for */
+    long eager_local;            /* eager admissions as this process counts them */
+    char name[];                 /* the stream name */
 };
 
 struct view {
@@ -53,12 +60,27 @@ struct view *view_new(void)
     return v;
 }
 
+static void clear_provisioning(struct view_provisioning *p)
+{
+    p->known = 0;
+    p->eager_limit = p->eager_admitted = p->provisioned = p->backlog = p->oldest_wait_ms = -1;
+}
+
 static void clear_record(struct role_record *r)
 {
     free(r->host);
     free(r->grant);
+    json_decref(r->speakers);
+    json_decref(r->viewers);
     memset(r, 0, sizeof *r);
     r->viewer_count = r->raised_hands = r->raised_hands_cap = -1;
+    clear_provisioning(&r->provisioning);
+}
+
+void view_public_release(struct view_public *p)
+{
+    if (p && atomic_fetch_sub(&p->refs, 1) == 1)
+        free(p);
 }
 
 static int free_stream(void *ctx, const char *key, void *value)
@@ -68,6 +90,7 @@ static int free_stream(void *ctx, const char *key, void *value)
     struct view_stream *s = value;
     for (int i = 0; i < ROLES; i++)
         clear_record(&s->roles[i]);
+    view_public_release(s->public);
     free(s);
     return 0;
 }
@@ -107,9 +130,102 @@ static long count_or_unknown(const json_t *record, const char *name)
     return json_is_integer(value) && json_integer_value(value) >= 0 ? (long)json_integer_value(value) : -1;
 }
 
-/* Reads a record's value into r. Returns 0, or -1 when malformed. */
+static int is_identity(const json_t *value)
+{
+    const char *text = json_string_value(value);
+    return text && !identity_problem(text, json_string_length(value));
+}
+
+/* "speakers": a fresh array of {"identity", "host"} (host false when not
+ * given), the first VIEW_SPEAKERS_MAX entries; NULL when malformed. */
+static json_t *parse_speakers(const json_t *value)
+{
+    if (!json_is_array(value))
+        return NULL;
+    json_t *out = json_array();
+    size_t n = json_array_size(value);
+    for (size_t i = 0; out && i < n && i < VIEW_SPEAKERS_MAX; i++) {
+        const json_t *entry = json_array_get(value, i);
+        const json_t *identity = json_object_get(entry, "identity");
+        const json_t *host = json_object_get(entry, "host");
+        if (!json_is_object(entry) || !is_identity(identity) || (host && !json_is_boolean(host)) ||
+            json_array_append_new(out, json_pack("{s:O, s:b}", "identity", identity, "host",
+                                                 json_is_true(host))) < 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+/* "viewers_listed": a fresh array of identities, the first
+ * VIEW_VIEWERS_MAX; NULL when malformed. */
+static json_t *parse_viewers(const json_t *value)
+{
+    if (!json_is_array(value))
+        return NULL;
+    json_t *out = json_array();
+    size_t n = json_array_size(value);
+    for (size_t i = 0; out && i < n && i < VIEW_VIEWERS_MAX; i++) {
+        json_t *entry = json_array_get(value, i);
+        if (!is_identity(entry) || json_array_append(out, entry) < 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+/* "provisioning": each count a non-negative integer or absent. -1 when
+ * malformed. */
+static int parse_provisioning(const json_t *value, struct view_provisioning *p)
+{
+    static const char *const names[] = {"eager_limit", "eager_admitted", "provisioned", "backlog",
+                                        "oldest_wait_ms"};
+    long *counts[] = {&p->eager_limit, &p->eager_admitted, &p->provisioned, &p->backlog,
+                      &p->oldest_wait_ms};
+    clear_provisioning(p);
+    if (!json_is_object(value))
+        return -1;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const json_t *count = json_object_get(value, names[i]);
+        if (!count)
+            continue;
+        if (!json_is_integer(count) || json_integer_value(count) < 0) {
+            clear_provisioning(p);
+            return -1;
+        }
+        *counts[i] = (long)json_integer_value(count);
+    }
+    p->known = 1;
+    return 0;
+}
+
+/* The sync record's optional fields; a malformed one is dropped and
+ * logged. Returns how many were dropped. */
+static int parse_sync_extras(const char *stream, const json_t *record, struct role_record *r)
+{
+    const json_t *speakers = json_object_get(record, "speakers");
+    const json_t *viewers = json_object_get(record, "viewers_listed");
+    const json_t *provisioning = json_object_get(record, "provisioning");
+    const char *dropped[3];
+    int n = 0;
+    if (speakers && !(r->speakers = parse_speakers(speakers)))
+        dropped[n++] = "speakers";
+    if (viewers && !(r->viewers = parse_viewers(viewers)))
+        dropped[n++] = "viewers_listed";
+    if (provisioning && parse_provisioning(provisioning, &r->provisioning) < 0)
+        dropped[n++] = "provisioning";
+    for (int i = 0; i < n; i++)
+        log_warn("malformed field of a state record dropped", "stream", stream, "field", dropped[i], NULL);
+    return n;
+}
+
+/* Reads a record's value into r. Returns 0, 1 when an optional field was
+ * dropped, or -1 when malformed. */
 static int parse_record(enum role role, const char *stream, const json_t *record, struct role_record *r)
 {
+    int dropped = 0;
     clear_record(r);
     const char *status = json_string_value(json_object_get(record, "status"));
     const char *name = json_string_value(json_object_get(record, "stream"));
@@ -139,6 +255,7 @@ static int parse_record(enum role role, const char *stream, const json_t *record
         r->viewer_count = count_or_unknown(record, "viewer_count");
         r->raised_hands = count_or_unknown(record, "raised_hands");
         r->raised_hands_cap = count_or_unknown(record, "raised_hands_cap");
+        dropped = parse_sync_extras(stream, record, r) > 0;
     }
     if (role == ROLE_STREAM) {
         if (copy_sid(record, "player_streamer_sid", "VJ", r->sid_a) < 0 ||
@@ -154,7 +271,7 @@ static int parse_record(enum role role, const char *stream, const json_t *record
         }
     }
     r->present = 1;
-    return 0;
+    return dropped;
 }
 
 static struct view_stream *stream_entry(struct view *v, const char *name)
@@ -167,6 +284,7 @@ static struct view_stream *stream_entry(struct view *v, const char *name)
     if (!s)
         return NULL;
     memcpy(s->name, name, len + 1);
+    s->eager_since = -1;
     for (int i = 0; i < ROLES; i++)
         clear_record(&s->roles[i]);
     if (strmap_put(v->streams, name, s, NULL) < 0) {
@@ -204,9 +322,10 @@ int view_apply(struct view *v, const char *key, size_t key_len, const char *valu
     memset(&parsed, 0, sizeof parsed);
     clear_record(&parsed);
     json_t *record = NULL;
+    int rc = 0;
     if (value) {
         record = json_loadb(value, value_len, 0, NULL);
-        if (!record || parse_record(role, name, record, &parsed) < 0) {
+        if (!record || (rc = parse_record(role, name, record, &parsed)) < 0) {
             json_decref(record);
             clear_record(&parsed);
             return -1;
@@ -224,8 +343,28 @@ int view_apply(struct view *v, const char *key, size_t key_len, const char *valu
     s->roles[role] = parsed; /* takes its strings */
     index_sid(v, parsed.sid_a, s);
     index_sid(v, parsed.sid_b, s);
+    view_public_release(s->public); /* rendered again when next asked for */
+    s->public = NULL;
     pthread_rwlock_unlock(&v->lock);
-    return 0;
+    return rc;
+}
+
+/* The since of the stream's newest life, or -1 when it has no record. */
+static int64_t newest_life(const struct view_stream *s)
+{
+    int64_t newest = -1;
+    for (int i = 0; i < ROLES; i++)
+        if (s->roles[i].present && s->roles[i].since > newest)
+            newest = s->roles[i].since;
+    return newest;
+}
+
+/* The role's record when it belongs to the newest life, else NULL. */
+static const struct role_record *current_record(const struct view_stream *s, enum role role)
+{
+    const struct role_record *r = &s->roles[role];
+    int64_t newest = newest_life(s);
+    return newest >= 0 && r->present && r->since == newest ? r : NULL;
 }
 
 /* Fills out from the records of the stream's newest life. */
@@ -233,10 +372,8 @@ static void merge(const struct view_stream *s, struct stream_info *out)
 {
     memset(out, 0, sizeof *out);
     out->viewer_count = out->raised_hands = out->raised_hands_cap = -1;
-    int64_t newest = -1;
-    for (int i = 0; i < ROLES; i++)
-        if (s->roles[i].present && s->roles[i].since > newest)
-            newest = s->roles[i].since;
+    clear_provisioning(&out->provisioning);
+    int64_t newest = newest_life(s);
     if (newest < 0)
         return; /* every record was removed */
     int ended = 0;
@@ -257,6 +394,7 @@ static void merge(const struct view_stream *s, struct stream_info *out)
             out->viewer_count = r->viewer_count;
             out->raised_hands = r->raised_hands;
             out->raised_hands_cap = r->raised_hands_cap;
+            out->provisioning = r->provisioning;
         } else {
             memcpy(out->player_streamer_sid, r->sid_a, sizeof out->player_streamer_sid);
             memcpy(out->media_processor_sid, r->sid_b, sizeof out->media_processor_sid);
@@ -336,7 +474,7 @@ json_t *view_stream_json(struct view *v, const char *stream)
     struct stream_info info;
     if (!view_get(v, stream, &info))
         return NULL;
-    return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:b, s:b, s:b}}",
+    json_t *out = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:b, s:b, s:b}}",
                      "stream", stream, "status", view_status_name(info.status),
                      "host", text_or_null(info.host), "room_sid", text_or_null(info.room_sid),
                      "sync_service_sid", text_or_null(info.service_sid),
@@ -347,4 +485,106 @@ json_t *view_stream_json(struct view *v, const char *stream)
                      "raised_hands_cap", count_or_null(info.raised_hands_cap),
                      "ready", "room", info.room_ready, "sync", info.sync_ready, "media",
                      info.media_ready);
+    const struct view_provisioning *p = &info.provisioning;
+    if (out && p->known &&
+        json_object_set_new(out, "provisioning",
+                            json_pack("{s:o, s:o, s:o, s:o, s:o}", "backlog", count_or_null(p->backlog),
+                                      "oldest_wait_ms", count_or_null(p->oldest_wait_ms), "provisioned",
+                                      count_or_null(p->provisioned), "eager_admitted",
+                                      count_or_null(p->eager_admitted), "eager_limit",
+                                      count_or_null(p->eager_limit))) < 0) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* --- the public state ------------------------------------------------------------ */
+
+/* Renders the public state of s (see view.h), which has a record; NULL
+ * when memory ran out. */
+static struct view_public *render_public(const struct view_stream *s)
+{
+    struct stream_info info;
+    merge(s, &info);
+    const struct role_record *sync = current_record(s, ROLE_SYNC);
+    json_t *speakers = sync && sync->speakers ? json_incref(sync->speakers) : json_array();
+    json_t *viewers = sync && sync->viewers ? json_incref(sync->viewers) : json_array();
+    int full = info.raised_hands >= 0 && info.raised_hands_cap >= 0 && info.raised_hands >= info.raised_hands_cap;
+    json_t *body = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:b}", "stream", s->name, "status",
+                             view_status_name(info.status), "host", text_or_null(info.host), "speakers",
+                             speakers, "viewer_count", count_or_null(info.viewer_count), "viewers", viewers,
+                             "raised_hands", count_or_null(info.raised_hands), "raised_hands_cap",
+                             count_or_null(info.raised_hands_cap), "hand_queue_full", full);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text)
+        return NULL;
+    size_t len = strlen(text);
+    struct view_public *p = malloc(sizeof *p + len + 1);
+    if (p) {
+        atomic_init(&p->refs, 1); /* the view's own reference */
+        p->len = len;
+        memcpy(p->body, text, len + 1);
+        etag_of(p->body, len, p->etag);
+    }
+    free(text);
+    return p;
+}
+
+/* A reference to the rendered state of s, or NULL (not rendered). */
+static struct view_public *take_public(struct view_stream *s)
+{
+    struct view_public *p = s ? s->public : NULL;
+    if (p)
+        atomic_fetch_add(&p->refs, 1);
+    return p;
+}
+
+struct view_public *view_public_get(struct view *v, const char *stream, int *oom)
+{
+    *oom = 0;
+    pthread_rwlock_rdlock(&v->lock);
+    struct view_stream *s = strmap_get(v->streams, stream);
+    struct view_public *p = take_public(s);
+    pthread_rwlock_unlock(&v->lock);
+    if (p || !s)
+        return p;
+    /* Not rendered since the last change: the first caller renders it. */
+    pthread_rwlock_wrlock(&v->lock);
+    p = take_public(s);
+    if (!p && newest_life(s) >= 0) {
+        s->public = render_public(s);
+        p = take_public(s);
+        *oom = p == NULL;
+    }
+    pthread_rwlock_unlock(&v->lock);
+    return p;
+}
+
+/* --- the eager tier -------------------------------------------------------------- */
+
+int view_admit_eager(struct view *v, const char *stream, long limit)
+{
+    pthread_rwlock_wrlock(&v->lock);
+    struct view_stream *s = strmap_get(v->streams, stream);
+    int admitted = 0;
+    if (s) {
+        int64_t life = newest_life(s);
+        if (s->eager_since != life) { /* a new life counts from zero */
+            s->eager_since = life;
+            s->eager_local = 0;
+        }
+        const struct role_record *sync = current_record(s, ROLE_SYNC);
+        long count = s->eager_local;
+        if (sync && sync->provisioning.eager_admitted > count)
+            count = sync->provisioning.eager_admitted;
+        admitted = count < limit;
+        if (admitted)
+            s->eager_local = count + 1;
+    } else {
+        admitted = limit > 0; /* not reached: joins need a known stream */
+    }
+    pthread_rwlock_unlock(&v->lock);
+    return admitted;
 }
