@@ -3,7 +3,8 @@
 #   make          every binary into build/
 #   make deps     install the missing Debian packages (apt-get)
 #   make test     deps, then a sanitizer build (ASan + UBSan) and every test
-#   make run      deps, build, and start the development stack (Ctrl-C stops it)
+#   make run      deps, build, and start the development stack (Ctrl-C stops it);
+#                 KAFKA=kafka runs it on a local Apache Kafka instead of the dev broker
 #   make clean    remove build/
 #
 # BUILD selects the output directory and SANITIZE=1 the sanitizer flags;
@@ -13,6 +14,9 @@
 BUILD    ?= build
 SANITIZE ?= 0
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+# make run's broker: devbroker (librdkafka's mock, starts at once) or kafka
+# (Apache Kafka from tools/kafka/pom.xml, see tools/kafka/kafka.sh).
+KAFKA    ?= devbroker
 
 CC       ?= cc
 CPPFLAGS += -Icommon -Iworkers -D_GNU_SOURCE -MMD -MP
@@ -40,6 +44,7 @@ DEVBROKER_OBJ := $(call obj,$(wildcard tools/devbroker/*.c))
 EMULATOR_OBJ  := $(call obj,$(wildcard tools/twilio-emulator/*.c))
 LOADGEN_OBJ   := $(call obj,$(wildcard tools/loadgen/*.c))
 REPLAY_OBJ    := $(call obj,$(wildcard tools/replay/*.c))
+TOPICS_OBJ    := $(call obj,$(wildcard tools/topics/*.c))
 # The ingress's modules (all but main.c) also form a library the tests link.
 INGRESS_OBJ   := $(call obj,$(filter-out ingress/main.c,$(wildcard ingress/*.c)))
 INGRESS_LIB   := $(BUILD)/libingress.a
@@ -49,7 +54,7 @@ WORKER_OBJ    := $(call obj,$(filter-out %_worker.c,$(wildcard workers/*.c)))
 WORKER_LIB    := $(BUILD)/libworkers.a
 WORKERS       := $(patsubst %,$(BUILD)/stagehand-%-worker,$(WORKER_ROLES))
 PROGRAMS      := $(BUILD)/stagehand-devbroker $(BUILD)/twilio-emulator $(BUILD)/stagehand-ingress $(WORKERS) \
-                 $(BUILD)/stagehand-loadgen $(BUILD)/stagehand-replay
+                 $(BUILD)/stagehand-loadgen $(BUILD)/stagehand-replay $(BUILD)/stagehand-topics
 
 # --- tests ---------------------------------------------------------------------
 TEST_SUPPORT_OBJ  := $(call obj,$(wildcard tests/support/*.c))
@@ -58,7 +63,7 @@ INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration
 TEST_HELPERS      := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
 TESTS             := $(UNIT_TESTS) $(INTEGRATION_TESTS) $(TEST_HELPERS)
 
-ALL_OBJ := $(COMMON_OBJ) $(DEVBROKER_OBJ) $(EMULATOR_OBJ) $(LOADGEN_OBJ) $(REPLAY_OBJ) $(INGRESS_OBJ) $(BUILD)/obj/ingress/main.o \
+ALL_OBJ := $(COMMON_OBJ) $(DEVBROKER_OBJ) $(EMULATOR_OBJ) $(LOADGEN_OBJ) $(REPLAY_OBJ) $(TOPICS_OBJ) $(INGRESS_OBJ) $(BUILD)/obj/ingress/main.o \
            $(WORKER_OBJ) $(call obj,$(wildcard workers/*_worker.c)) \
            $(TEST_SUPPORT_OBJ) \
            $(call obj,$(wildcard tests/unit/*.c tests/integration/*.c tests/helpers/*.c))
@@ -81,7 +86,7 @@ test: deps
 
 run: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
-	@BUILD=$(BUILD) sh tools/run-stack.sh
+	@BUILD=$(BUILD) KAFKA=$(KAFKA) sh tools/run-stack.sh
 
 # Plays the reference app's story against a running `make run` stack.
 demo:
@@ -154,6 +159,9 @@ $(BUILD)/stagehand-loadgen: $(LOADGEN_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/stagehand-replay: $(REPLAY_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/stagehand-topics: $(TOPICS_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(INGRESS_LIB): $(INGRESS_OBJ)

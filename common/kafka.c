@@ -186,6 +186,186 @@ int kafka_header_string(const rd_kafka_message_t *msg, const char *name, char *b
     return 0;
 }
 
+/* --- administration ------------------------------------------------------------------ */
+
+/* A client for metadata and admin requests (a producer handle, which sends
+ * nothing unless asked). NULL with err. */
+static rd_kafka_t *admin_client(const char *brokers, const struct kv_list *props, int quiet,
+                                char *err, size_t errlen)
+{
+    if (!brokers || !*brokers) {
+        snprintf(err, errlen, "no kafka brokers given");
+        return NULL;
+    }
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    static const char *const fixed[] = {"bootstrap.servers", NULL};
+    if (conf_set(conf, "bootstrap.servers", brokers, err, errlen) != 0 ||
+        conf_set(conf, "client.id", "stagehand-admin", err, errlen) != 0 ||
+        /* Waiting for a broker that is starting: its refusals are expected. */
+        (quiet && conf_set(conf, "log_level", "0", err, errlen) != 0) ||
+        conf_apply_extra(conf, props, fixed, err, errlen) != 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    kafka_conf_set_log(conf);
+    return client_new(RD_KAFKA_PRODUCER, conf, err, errlen);
+}
+
+int kafka_wait_ready(const char *brokers, const struct kv_list *properties, int timeout_ms,
+                     char *err, size_t errlen)
+{
+    rd_kafka_t *rk = admin_client(brokers, properties, 1, err, errlen);
+    if (!rk)
+        return -1;
+    int64_t deadline = time_monotonic_ms() + timeout_ms;
+    int rc = -1;
+    rd_kafka_resp_err_t last = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    for (;;) {
+        int64_t left = deadline - time_monotonic_ms();
+        if (left <= 0)
+            break;
+        const struct rd_kafka_metadata *md = NULL;
+        last = rd_kafka_metadata(rk, 0, NULL, &md, (int)(left < 2000 ? left : 2000));
+        if (!last) {
+            int brokers_seen = md->broker_cnt;
+            rd_kafka_metadata_destroy(md);
+            if (brokers_seen > 0) {
+                rc = 0;
+                break;
+            }
+        }
+        time_sleep_ms(100);
+    }
+    if (rc != 0)
+        snprintf(err, errlen, "kafka at %s did not answer a metadata request within %d ms (%s)",
+                 brokers, timeout_ms, rd_kafka_err2str(last));
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+/* Partition count of topic in one metadata answer: >0, 0 when it is not
+ * there (or still has no leader for some partition), -1 on a request error. */
+static int topic_ready_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    if (!rkt)
+        return -1;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    rd_kafka_topic_destroy(rkt);
+    if (e)
+        return -1;
+    int count = 0;
+    if (md->topic_cnt == 1 && !md->topics[0].err) {
+        count = md->topics[0].partition_cnt;
+        for (int i = 0; i < md->topics[0].partition_cnt; i++)
+            if (md->topics[0].partitions[i].err || md->topics[0].partitions[i].leader < 0)
+                count = 0;
+    }
+    rd_kafka_metadata_destroy(md);
+    return count;
+}
+
+int kafka_create_topics(const char *brokers, const struct kv_list *properties,
+                        const struct kafka_topic_spec *topics, size_t count, int timeout_ms,
+                        char *err, size_t errlen)
+{
+    rd_kafka_t *rk = admin_client(brokers, properties, 0, err, errlen);
+    if (!rk)
+        return -1;
+    int rc = -1;
+    char why[512];
+    rd_kafka_NewTopic_t **news = calloc(count ? count : 1, sizeof *news);
+    rd_kafka_queue_t *queue = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_event_t *ev = NULL;
+    if (!news || !queue || !options) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    rd_kafka_AdminOptions_set_request_timeout(options, timeout_ms, NULL, 0);
+    rd_kafka_AdminOptions_set_operation_timeout(options, timeout_ms, NULL, 0);
+    for (size_t i = 0; i < count; i++) {
+        const struct kafka_topic_spec *t = &topics[i];
+        news[i] = rd_kafka_NewTopic_new(t->name, t->partitions, t->replication > 0 ? t->replication : -1,
+                                        why, sizeof why);
+        if (!news[i]) {
+            snprintf(err, errlen, "kafka topic \"%s\": %s", t->name, why);
+            goto out;
+        }
+        for (size_t j = 0; t->configs && t->configs[j]; j++) {
+            char name[256];
+            const char *eq = strchr(t->configs[j], '=');
+            size_t n = eq ? (size_t)(eq - t->configs[j]) : 0;
+            if (!eq || n == 0 || n >= sizeof name) {
+                snprintf(err, errlen, "kafka topic \"%s\": config \"%s\" is not name=value", t->name,
+                         t->configs[j]);
+                goto out;
+            }
+            memcpy(name, t->configs[j], n);
+            name[n] = '\0';
+            if (rd_kafka_NewTopic_set_config(news[i], name, eq + 1)) {
+                snprintf(err, errlen, "kafka topic \"%s\": bad config \"%s\"", t->name, name);
+                goto out;
+            }
+        }
+    }
+    rd_kafka_CreateTopics(rk, news, count, options, queue);
+    ev = rd_kafka_queue_poll(queue, timeout_ms + 5000);
+    if (!ev) {
+        snprintf(err, errlen, "kafka did not answer CreateTopics within %d ms", timeout_ms);
+        goto out;
+    }
+    if (rd_kafka_event_error(ev)) {
+        snprintf(err, errlen, "kafka CreateTopics failed: %s", rd_kafka_event_error_string(ev));
+        goto out;
+    }
+    const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+    size_t n_results = 0;
+    const rd_kafka_topic_result_t **results = rd_kafka_CreateTopics_result_topics(res, &n_results);
+    for (size_t i = 0; i < n_results; i++) {
+        rd_kafka_resp_err_t e = rd_kafka_topic_result_error(results[i]);
+        if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+            const char *msg = rd_kafka_topic_result_error_string(results[i]);
+            snprintf(err, errlen, "kafka topic \"%s\" not created: %s",
+                     rd_kafka_topic_result_name(results[i]), msg ? msg : rd_kafka_err2str(e));
+            goto out;
+        }
+    }
+    /* Created (or there): wait until each has its partitions with leaders. */
+    int64_t deadline = time_monotonic_ms() + timeout_ms;
+    for (size_t i = 0; i < count; i++) {
+        int have;
+        while ((have = topic_ready_partitions(rk, topics[i].name, 2000)) <= 0 &&
+               time_monotonic_ms() < deadline)
+            time_sleep_ms(100);
+        if (have <= 0) {
+            snprintf(err, errlen, "kafka topic \"%s\" has no ready partitions after %d ms",
+                     topics[i].name, timeout_ms);
+            goto out;
+        }
+        if (have != topics[i].partitions) {
+            snprintf(err, errlen, "kafka topic \"%s\" exists with %d partitions, not %d",
+                     topics[i].name, have, topics[i].partitions);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    for (size_t i = 0; news && i < count; i++)
+        if (news[i])
+            rd_kafka_NewTopic_destroy(news[i]);
+    free(news);
+    if (options)
+        rd_kafka_AdminOptions_destroy(options);
+    if (queue)
+        rd_kafka_queue_destroy(queue);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
 /* --- producer ------------------------------------------------------------------------- */
 
 struct kafka_producer {

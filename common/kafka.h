@@ -79,6 +79,31 @@ int kafka_header_get(const rd_kafka_message_t *msg, const char *name,
 int kafka_header_string(const rd_kafka_message_t *msg, const char *name,
                         char *buf, size_t buflen);
 
+/* --- administration --------------------------------------------------------------- */
+
+/* One topic for kafka_create_topics. configs: "name=value" strings,
+ * NULL-terminated, or NULL (e.g. "cleanup.policy=compact"). */
+struct kafka_topic_spec {
+    const char *name;
+    int partitions;
+    int replication;            /* 0: the broker's default */
+    const char *const *configs;
+};
+
+/* Waits until a broker of the bootstrap list answers a metadata request
+ * (one broker or more listed), retrying until timeout_ms. Returns 0, or -1
+ * with err. properties: extra librdkafka properties (TLS, SASL), or NULL. */
+int kafka_wait_ready(const char *brokers, const struct kv_list *properties, int timeout_ms,
+                     char *err, size_t errlen);
+
+/* Creates the topics through the admin API (CreateTopics) and waits until
+ * their metadata shows every partition. A topic that exists already counts
+ * as created when its partition count is the one asked for (its configs
+ * are left as they are). Returns 0, or -1 with err naming the topic. */
+int kafka_create_topics(const char *brokers, const struct kv_list *properties,
+                        const struct kafka_topic_spec *topics, size_t count, int timeout_ms,
+                        char *err, size_t errlen);
+
 /* --- producer ------------------------------------------------------------------- */
 
 /* The metadata of a committed offset that tells a worker group to apply

@@ -2,6 +2,7 @@
 #include "settings.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -70,12 +71,48 @@ const struct config_spec settings_logging[] = {
 };
 const size_t settings_logging_count = COUNT(settings_logging);
 
+/* A Kafka topic name (or a part of one): 1 to 200 of [A-Za-z0-9._-]. */
+static const char *check_topic_chars(const char *value)
+{
+    size_t n = strlen(value);
+    if (n < 1 || n > 200 || strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n)
+        return "must be 1 to 200 characters of A-Z, a-z, 0-9, '.', '_' and '-'";
+    return NULL;
+}
+
+static const char *check_topic(const char *value)
+{
+    if (strcmp(value, ".") == 0 || strcmp(value, "..") == 0)
+        return "must be a Kafka topic name, not . or ..";
+    return check_topic_chars(value);
+}
+
 const struct config_spec settings_kafka[] = {
     {.name = "KAFKA_BROKERS", .type = CONFIG_STRING, .default_value = "127.0.0.1:9092",
      .check = check_brokers,
      .description = "Kafka bootstrap brokers, comma-separated host:port"},
+    {.name = "KAFKA_TOPIC_EVENTS", .type = CONFIG_STRING, .default_value = "stagehand.events",
+     .check = check_topic, .description = "The event log topic (key = stream)"},
+    {.name = "KAFKA_TOPIC_STATE", .type = CONFIG_STRING, .default_value = "stagehand.state",
+     .check = check_topic, .description = "The compacted topic of the workers' state records"},
+    {.name = "KAFKA_TOPIC_DLQ", .type = CONFIG_STRING, .default_value = "stagehand.dlq",
+     .check = check_topic, .description = "The dead-letter topic"},
+    {.name = "KAFKA_GROUP_PREFIX", .type = CONFIG_STRING, .default_value = "stagehand-",
+     .check = check_topic_chars,
+     .description = "Prefix of the workers' consumer group ids (the role follows it)"},
 };
 const size_t settings_kafka_count = COUNT(settings_kafka);
+
+const char *settings_kafka_value(const char *name)
+{
+    const char *value = getenv(name);
+    if (value && *value)
+        return value;
+    for (size_t i = 0; i < settings_kafka_count; i++)
+        if (strcmp(settings_kafka[i].name, name) == 0)
+            return settings_kafka[i].default_value;
+    return NULL;
+}
 
 const struct config_spec settings_twilio[] = {
     {.name = "TWILIO_ACCOUNT_SID", .type = CONFIG_STRING, .check = check_account_sid,

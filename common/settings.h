@@ -2,7 +2,7 @@
  * by what needs them, so each binary registers only the tables it uses:
  *
  *   settings_logging  LOG_LEVEL
- *   settings_kafka    KAFKA_BROKERS
+ *   settings_kafka    KAFKA_BROKERS, topic names, group prefix
  *   settings_twilio   TWILIO_* credentials, product base URLs, timeouts, retries
  *   settings_public   PUBLIC_BASE_URL
  *   settings_ingress  the ingress's port, auth, limits and waits
@@ -25,6 +25,18 @@ extern const size_t settings_logging_count;
 
 extern const struct config_spec settings_kafka[];
 extern const size_t settings_kafka_count;
+
+/* The value of a variable of settings_kafka as the programs see it: the
+ * environment's when set and not empty, else the table's default (NULL for
+ * a name not in the table). Validated only where settings_kafka is loaded
+ * with config_load (the ingress, the workers); tools read it directly. */
+const char *settings_kafka_value(const char *name);
+
+/* The topic and group names, in one place. */
+#define TOPIC_EVENTS settings_kafka_value("KAFKA_TOPIC_EVENTS")
+#define TOPIC_STATE settings_kafka_value("KAFKA_TOPIC_STATE")
+#define TOPIC_DLQ settings_kafka_value("KAFKA_TOPIC_DLQ")
+#define GROUP_PREFIX settings_kafka_value("KAFKA_GROUP_PREFIX")
 
 extern const struct config_spec settings_twilio[];
 extern const size_t settings_twilio_count;

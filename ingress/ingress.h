@@ -26,11 +26,12 @@
 #include "netaddr.h"
 #include "params.h"
 #include "ratelimit.h"
+#include "settings.h"
 #include "token.h"
 #include "view.h"
 
-#define EVENTS_TOPIC "stagehand.events"
-#define STATE_TOPIC "stagehand.state"
+#define EVENTS_TOPIC TOPIC_EVENTS
+#define STATE_TOPIC TOPIC_STATE
 
 struct request;
 

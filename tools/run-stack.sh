@@ -1,12 +1,19 @@
 #!/bin/sh
 # Starts the development stack in the foreground and stops it on Ctrl-C:
-# the dev broker, the Twilio emulator (8090), the ingress (8080) and one
-# process of each worker role (metrics on 9101-9103). Every variable of the
+# the dev broker (or, with KAFKA=kafka, Apache Kafka on 127.0.0.1:9092 from
+# tools/kafka/kafka.sh, its data in run/kafka/), the Twilio emulator (8090),
+# the ingress (8080) and one process of each worker role (metrics on
+# 9101-9103). Every variable of the
 # README's configuration table may be set in the environment; what is unset
 # gets a development default here (fake Twilio credentials, which the
 # emulator takes too). Logs go to run/*.log.
 set -eu
 build=${BUILD:-build}
+kafka=${KAFKA:-devbroker}
+case "$kafka" in
+devbroker | kafka) ;;
+*) echo "KAFKA must be devbroker or kafka, not $kafka" >&2; exit 2 ;;
+esac
 mkdir -p run
 bootstrap_file=run/bootstrap.servers
 rm -f "$bootstrap_file"
@@ -23,6 +30,7 @@ export TWILIO_ACCOUNT_SID TWILIO_API_KEY_SID TWILIO_API_KEY_SECRET TWILIO_AUTH_T
     PUBLIC_BASE_URL PASSCODE KAFKA_SESSION_TIMEOUT_MS
 
 pids=""
+kafka_dir=""
 # Stops in the reverse order of starting: the workers and the ingress
 # commit and flush while the broker is still there.
 stop() {
@@ -35,6 +43,9 @@ stop() {
         kill -TERM "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
+    if [ -n "$kafka_dir" ]; then
+        STAGEHAND_BUILD=$build sh tools/kafka/kafka.sh stop "$kafka_dir"
+    fi
     echo "stopped"
 }
 trap stop INT TERM EXIT
@@ -52,11 +63,21 @@ wait_for() {
     done
 }
 
-"$build/stagehand-devbroker" --partitions "${KAFKA_PARTITIONS:-12}" \
-    --bootstrap-file "$bootstrap_file" >run/devbroker.out 2>run/devbroker.log &
-pids="$pids $!"
-wait_for "$bootstrap_file" . run/devbroker.log
-KAFKA_BROKERS=$(cat "$bootstrap_file")
+if [ "$kafka" = kafka ]; then
+    # Its data stays in run/kafka/ between runs (the topics are kept).
+    kafka_dir=run/kafka
+    echo "starting Apache Kafka $(sh tools/kafka/kafka.sh version) (the first run fetches it)..."
+    KAFKA_BROKERS=$(STAGEHAND_BUILD=$build sh tools/kafka/kafka.sh start "$kafka_dir" "${KAFKA_PORT:-9092}") || {
+        kafka_dir=""
+        exit 1
+    }
+else
+    "$build/stagehand-devbroker" --partitions "${KAFKA_PARTITIONS:-12}" \
+        --bootstrap-file "$bootstrap_file" >run/devbroker.out 2>run/devbroker.log &
+    pids="$pids $!"
+    wait_for "$bootstrap_file" . run/devbroker.log
+    KAFKA_BROKERS=$(cat "$bootstrap_file")
+fi
 export KAFKA_BROKERS
 
 "$build/twilio-emulator" --port "${EMULATOR_PORT:-8090}" >run/emulator.out 2>run/emulator.log &
@@ -77,7 +98,14 @@ done
 
 ingress=http://127.0.0.1:${INGRESS_PORT:-8080}
 echo "stagehand dev stack is running (Ctrl-C stops it); logs in run/"
-echo "  dev broker       KAFKA_BROKERS=$KAFKA_BROKERS"
+if [ "$kafka" = kafka ]; then
+    echo "  Apache Kafka     KAFKA_BROKERS=$KAFKA_BROKERS   (logs and data in run/kafka/)"
+else
+    echo "  dev broker       KAFKA_BROKERS=$KAFKA_BROKERS"
+    echo "                   librdkafka's mock, in memory: at most 5 MB per partition (a larger"
+    echo "                   burst loses its start), no compaction of stagehand.state, slow group"
+    echo "                   rebalances (3 s + the session timeout); make run KAFKA=kafka for the real one"
+fi
 echo "  Twilio emulator  $TWILIO_API_BASE   (GET /_emulator/state shows everything)"
 echo "  ingress          $ingress   (PASSCODE=$PASSCODE)"
 echo "  workers          room :9101, stream :9102, sync :9103   (/metrics, /healthz)"

@@ -351,7 +351,7 @@ static struct strmap *read_state_records(struct worker *w)
     char err[256];
     struct strmap *latest = strmap_new();
     struct kafka_reader_options opt = {.brokers = config_str(worker_config(w), "KAFKA_BROKERS"),
-                                       .topic = "stagehand.state"};
+                                       .topic = TOPIC_STATE};
     struct kafka_reader *r = latest ? kafka_reader_new(&opt, err, sizeof err) : NULL;
     if (!r) {
         strmap_free(latest);

@@ -14,9 +14,9 @@
 #include "strmap.h"
 #include "timeutil.h"
 
-#define EVENTS_TOPIC "stagehand.events"
-#define STATE_TOPIC "stagehand.state"
-#define DLQ_TOPIC "stagehand.dlq"
+#define EVENTS_TOPIC TOPIC_EVENTS
+#define STATE_TOPIC TOPIC_STATE
+#define DLQ_TOPIC TOPIC_DLQ
 #define POLL_MS 50
 /* Housekeeping (resuming paused partitions, the role's tick, publishing
  * state) walks every stream, so it runs at most this often, not after
@@ -849,8 +849,8 @@ static int start_clients(struct worker *w, char *err, size_t errlen)
     kv_init(&props);
     kv_add(&props, "session.timeout.ms", session);
     kv_add(&props, "heartbeat.interval.ms", heartbeat);
-    static const char *const topics[] = {EVENTS_TOPIC};
-    snprintf(w->group, sizeof w->group, "stagehand-%s", w->role->name);
+    const char *const topics[] = {EVENTS_TOPIC};
+    snprintf(w->group, sizeof w->group, "%s%s", GROUP_PREFIX, w->role->name);
     struct kafka_consumer_options copt = {.brokers = config_str(c, "KAFKA_BROKERS"), .group_id = w->group,
                                           .topics = topics, .topic_count = 1, .properties = &props,
                                           .on_assign = on_assign, .on_revoke = on_revoke, .ctx = w};

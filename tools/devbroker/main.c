@@ -36,6 +36,7 @@
 
 #include "kafka.h"
 #include "log.h"
+#include "settings.h"
 
 #define MAX_PARTITIONS 1000
 #define MAX_BROKERS 16
@@ -249,9 +250,9 @@ int main(int argc, char **argv)
     }
 
     int rc = 0;
-    if (create_topic(mc, "stagehand.events", o.partitions, o.brokers) != 0 ||
-        create_topic(mc, "stagehand.dlq", o.partitions, o.brokers) != 0 ||
-        create_topic(mc, "stagehand.state", o.state_partitions, o.brokers) != 0)
+    if (create_topic(mc, TOPIC_EVENTS, o.partitions, o.brokers) != 0 ||
+        create_topic(mc, TOPIC_DLQ, o.partitions, o.brokers) != 0 ||
+        create_topic(mc, TOPIC_STATE, o.state_partitions, o.brokers) != 0)
         rc = 1;
 
     const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mc);

@@ -31,6 +31,7 @@
 
 #include "event.h"
 #include "kafka.h"
+#include "settings.h"
 #include "timeutil.h"
 
 static long delivered, failed;
@@ -94,7 +95,7 @@ static int publish_state(struct kafka_producer *p, const char *prefix, long coun
                 fprintf(stderr, "stagehand-loadgen: out of memory\n");
                 return 1;
             }
-            struct kafka_record kr = {.topic = "stagehand.state", .partition = RD_KAFKA_PARTITION_UA, .key = key,
+            struct kafka_record kr = {.topic = TOPIC_STATE, .partition = RD_KAFKA_PARTITION_UA, .key = key,
                                       .key_len = strlen(key), .value = value, .value_len = strlen(value)};
             rd_kafka_resp_err_t rc = kafka_produce_waiting(p, &kr, err, sizeof err);
             free(value);
@@ -115,7 +116,7 @@ static int publish_state(struct kafka_producer *p, const char *prefix, long coun
 static int read_all(const char *brokers)
 {
     char err[512];
-    struct kafka_reader_options ropt = {.brokers = brokers, .topic = "stagehand.events"};
+    struct kafka_reader_options ropt = {.brokers = brokers, .topic = TOPIC_EVENTS};
     struct kafka_reader *r = kafka_reader_new(&ropt, err, sizeof err);
     if (!r) {
         fprintf(stderr, "stagehand-loadgen: %s\n", err);
@@ -258,7 +259,7 @@ int main(int argc, char **argv)
         kv_init(&headers);
         kv_add(&headers, "id", ev.id);
         kv_add(&headers, "type", ev.type);
-        struct kafka_record rec = {.topic = "stagehand.events", .partition = RD_KAFKA_PARTITION_UA,
+        struct kafka_record rec = {.topic = TOPIC_EVENTS, .partition = RD_KAFKA_PARTITION_UA,
                                    .key = stream, .key_len = strlen(stream), .value = value,
                                    .value_len = strlen(value), .headers = &headers};
         rd_kafka_resp_err_t rc = kafka_produce_waiting(p, &rec, err, sizeof err);
