@@ -120,6 +120,11 @@ static void make_room(struct ratelimit *rl, struct stripe *s, int64_t now_ms)
 
 long ratelimit_take(struct ratelimit *rl, const char *key, int64_t now_ms)
 {
+    return ratelimit_take_keeping(rl, key, now_ms, 0.0);
+}
+
+long ratelimit_take_keeping(struct ratelimit *rl, const char *key, int64_t now_ms, double keep)
+{
     if (rl->rate_per_s <= 0)
         return 0;
     uint64_t hash = hash_of(key);
@@ -159,10 +164,11 @@ long ratelimit_take(struct ratelimit *rl, const char *key, int64_t now_ms)
         use_order_push(s, b);
         s->count++;
     }
-    if (b->tokens >= 1.0) {
+    double need = 1.0 + (keep > 0 ? fmin(keep, rl->burst - 1.0) : 0.0);
+    if (b->tokens >= need) {
         b->tokens -= 1.0;
     } else {
-        wait_ms = (long)ceil((1.0 - b->tokens) * 1000.0 / rl->rate_per_s);
+        wait_ms = (long)ceil((need - b->tokens) * 1000.0 / rl->rate_per_s);
         if (wait_ms < 1)
             wait_ms = 1;
     }

@@ -27,6 +27,12 @@ struct ratelimit *ratelimit_new(double rate_per_s, double burst, size_t max_keys
  * Retry-After header. */
 long ratelimit_take(struct ratelimit *rl, const char *key, int64_t now_ms);
 
+/* Like ratelimit_take, but takes the token only when at least keep tokens
+ * stay in the bucket afterwards: a lower-priority user of a budget leaves
+ * that headroom to others. Returns 0, or the milliseconds until it could
+ * take one. */
+long ratelimit_take_keeping(struct ratelimit *rl, const char *key, int64_t now_ms, double keep);
+
 /* Keys currently tracked. */
 size_t ratelimit_size(struct ratelimit *rl);
 

@@ -251,6 +251,10 @@ const struct config_spec settings_sync[] = {
      .description = "Writes per second per Sync object, and creations per service (Twilio allows 20)"},
     {.name = "SYNC_BURST_S", .type = CONFIG_INT, .default_value = "10", .min = 1, .max = 60,
      .description = "Seconds of writes a Sync object may burst (Twilio allows 10)"},
+    {.name = "SYNC_LANE_RESERVE_S", .type = CONFIG_INT, .default_value = "5", .min = 0, .max = 60,
+     .description = "Seconds of each Sync budget that viewer provisioning leaves to interactive writes"},
+    {.name = "SYNC_LANE_SLICE_MS", .type = CONFIG_INT, .default_value = "20", .min = 1, .max = 1000,
+     .description = "Most time per housekeeping round the sync worker spends provisioning viewers"},
     {.name = "SYNC_DEBOUNCE_MS", .type = CONFIG_INT, .default_value = "5000", .min = 1000,
      .max = 3600000, .description = "Reachability debouncing window of a stream's Sync service"},
 };

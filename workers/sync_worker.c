@@ -1,41 +1,72 @@
 /* stagehand-sync-worker: what clients see of a stream, in Twilio Sync.
  *
+ * Events are folded into memory, which is the desired state of the
+ * stream's Sync objects; housekeeping rounds bring Sync to it. Only the
+ * life of the stream itself is done in the event path:
+ *
  *   stream.create_requested  the stream's Sync service (ACL on, WebhookUrl =
  *                            PUBLIC_BASE_URL/sync-webhook?stream=<name>,
  *                            reachability webhooks with debouncing), maps
  *                            speakers, viewers, raised_hands, the "stream"
  *                            document, the host's {host:true} speakers item
  *                            and read permissions; then sync.ready.
- *   user.joined              document user-<identity> ({speaker_invite:
- *                            false} for viewers) and read permissions on it
- *                            and the three maps.
+ *   room.ended + media.ended the Sync service is deleted once both came.
+ *
+ * Everything about users is folded, and written by the rounds:
+ *
+ *   user.joined              Sync access (document user-<identity> and read
+ *                            permissions on it, the three maps and "stream"):
+ *                            speakers at once; viewers whose event says
+ *                            sync_access (the ingress admits the first
+ *                            SYNC_EAGER_VIEWERS of a stream) in join order by
+ *                            the provisioning lane; others only when they
+ *                            raise a hand or are invited. Joining as a viewer
+ *                            answers any invitation.
  *   viewer.connected /       the exact viewer set. A viewers round, at most
  *   viewer.disconnected      every COUNT_INTERVAL_MS, brings the viewers map
- *                            to it (at most VIEWERS_MAP_CAP items; those who
- *                            left removed, the longest-waiting listed in their
- *                            place) and writes the count to the "stream"
- *                            document when it changed.
- *                            A disconnected Sync endpoint also lowers the
- *                            user's hand, but never takes a speaker off the
- *                            stage (the room decides that).
+ *                            to it (at most VIEWERS_MAP_CAP items) and writes
+ *                            the count to the "stream" document when it
+ *                            changed. A disconnected Sync endpoint also lowers
+ *                            the user's hand.
  *   hand.raised / lowered    raised_hands, in arrival order, at most
  *                            RAISED_HANDS_CAP; a hand over the cap is refused
  *                            and the refusal written on the user's document.
  *   speaker.invited          speaker_invite:true on the user's document.
- *   participant.connected    a speakers item ({host:true} for the host, who
- *                            keeps it across reconnects); off viewers and
- *                            raised_hands.
+ *   participant.connected    a speakers item ({host:true} for the host); off
+ *                            viewers and raised_hands.
  *   participant.disconnected off speakers; the host gone for HOST_GRACE_S
- *                            ends the stream for everyone (stream.end_requested,
- *                            reason host_left).
- *   room.ended + media.ended the Sync service is deleted once both came.
+ *                            ends the stream (stream.end_requested).
+ *
+ * Three kinds of Sync work, in this order of priority, each round:
+ *   1. interactive work: users whose hand, stage place, document or Sync
+ *      access (a raised hand, an invitation, a speaker) Sync lacks;
+ *   2. the viewers round and the count;
+ *   3. the provisioning lane: eager viewers' Sync access, in join order,
+ *      one user per stream in turn, for at most SYNC_LANE_SLICE_MS and
+ *      half the worker's time, and only while every budget it draws on
+ *      keeps SYNC_LANE_RESERVE_S seconds of writes for the first two.
+ * No event waits for a budget, so a backlog of one stream delays neither
+ * its own hands and invitations nor any other stream. A round that meets
+ * a full budget or a failing Sync stops that stream's work of that kind
+ * and comes back to it later; a permanent error drops that piece of work
+ * (logged and counted in stagehand_sync_writes_failed_total).
+ *
+ * Restarts: an event is committed once folded, so after a restart or a
+ * reassignment the rounds must learn what Sync already has: the speakers
+ * and raised_hands maps are read back before the first interactive work,
+ * the viewers map before the first viewers round, and a user document or
+ * permission of a user met while rebuilding is read before it is written.
+ * The state record's provisioning cursor says which eager viewers (by join
+ * order) surely have access; the lane reads before writing beyond it until
+ * it meets a user Sync does not know. Reads are not metered; each
+ * document and permission is written once.
  *
  * Writes stay under Twilio's limits before Twilio has to say no: a token
- * bucket per Sync object (SYNC_WRITES_PER_S, burst SYNC_BURST_S) and one
- * per service for creations and deletions; an event that would exceed one
- * waits (its partition paused), a count update waits for the next round.
- * Its state record carries service_sid, viewer_count (as written),
- * raised_hands and raised_hands_cap. */
+ * bucket per Sync object (SYNC_WRITES_PER_S, burst SYNC_BURST_S; a
+ * permission counts against the object it is on) and one per service for
+ * creations. Its state record carries service_sid, viewer_count (as
+ * written), raised_hands, raised_hands_cap, speakers, viewers_listed and
+ * provisioning (see ingress/view.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,29 +81,53 @@
 
 #define SID_LEN 34
 #define BUCKET_KEYS 100000
+#define DOC_NAME_MAX (IDENTITY_MAX_CHARS * 4 + 8)
+/* Most speakers named in the state record (a room holds 50 at most). */
+#define SPEAKERS_LISTED 50
+/* Provisioning: the user's document, then read permissions on it, the three
+ * maps and the "stream" document. */
+#define PROVISION_STEPS 6
+/* After Sync failed a round's write, that kind of work waits this long. */
+#define FAILED_WAIT_MS 1000
+/* Per-stream provisioning metrics are refreshed this often. */
+#define METRICS_INTERVAL_MS 1000
 
 struct sync_data {
     char service_sid[SID_LEN + 1];
-    int created;                  /* maps, documents, host item, permissions all made */
     struct users users;           /* by identity */
-    struct user_list waiting;     /* viewers not in the viewers map, in join order */
-    struct user_list shown;       /* the viewers map's items as Sync has them (departed ones too) */
+    struct user_list waiting;     /* viewers not in the viewers map, in join order (viewers link) */
+    struct user_list shown;       /* the viewers map's items as Sync has them (viewers link) */
     int shown_known;              /* shown was read from Sync, or the map made, in this process */
+    struct user_list work;        /* users with interactive work (work link) */
+    struct user_list queue;       /* eager viewers waiting for access, in join order (work link) */
+    int maps_known;               /* hand_shown and speaker_shown are Sync's truth */
     long viewers;
     struct user **hands;          /* raised hands in arrival order */
     long nhands;
+    struct user **speakers;       /* on stage, in arrival order */
+    long nspeakers, speakers_cap;
     long count_written;           /* viewer_count in the "stream" document; -1 unknown */
+    long eager_admitted;          /* the seq of the last eager viewer */
+    long provisioned;             /* users with Sync access */
+    long cursor_restored;         /* eager viewers up to this seq had access (state record) */
+    long blind_after;             /* the lane stops reading first after this seq (0: reads all) */
     int64_t next_round_ms;        /* monotonic; the next viewers round may not come before */
+    int64_t work_after_ms;        /* monotonic; interactive work waits until then after a failure */
+    int64_t lane_after_ms;        /* monotonic; the lane waits until then (budget, failure) */
     int64_t host_left_ms;         /* monotonic; 0 while the host is on stage or never came */
     int end_requested, room_ended, media_ended, deleted;
-    int verify;                   /* applying again (stagehand-replay offsets): read before writing */
 };
 
 struct sync_config {
-    long viewers_cap, hands_cap, count_interval_ms, host_grace_ms, debounce_ms;
+    long viewers_cap, hands_cap, count_interval_ms, host_grace_ms, debounce_ms, eager_limit;
+    long lane_slice_ms;
+    double lane_keep;             /* tokens the lane leaves in every bucket */
     const char *public_base_url;
     struct ratelimit *writes;     /* per Sync object */
     struct ratelimit *creations;  /* per service */
+    int64_t lane_after_ms;        /* the lane's share of the worker's time */
+    int64_t next_metrics_ms;
+    struct metric *m_backlog, *m_oldest, *m_provisioned, *m_failed;
 };
 
 static const char *const maps[] = {"speakers", "viewers", "raised_hands"};
@@ -83,6 +138,7 @@ static void sync_reset(struct sync_data *d)
 {
     users_clear(&d->users);
     free(d->hands);
+    free(d->speakers);
     memset(d, 0, sizeof *d);
     d->count_written = -1;
 }
@@ -110,34 +166,105 @@ static struct sync_data *sync_of(struct worker *w, struct stream *st)
     return d;
 }
 
-/* --- Sync calls -------------------------------------------------------------------------- */
+static int is_host(const struct stream *st, const struct user *u)
+{
+    return strcmp(u->name, st->host) == 0;
+}
+
+static int doc_differs(const struct user *u)
+{
+    return u->doc_unknown || u->doc_invited != u->invited || u->doc_refused != u->refused;
+}
+
+static int needs_work(const struct user *u)
+{
+    return u->hand != u->hand_shown || u->speaker != u->speaker_shown || (u->wants_access && !u->provisioned) ||
+           (u->provisioned && doc_differs(u));
+}
+
+/* Puts u on the interactive work list (off the provisioning queue: what it
+ * waits for there is done first now). While rebuilding, what Sync has of it
+ * is not known: it is read before it is written. */
+static void mark_work(const struct stream *st, struct sync_data *d, struct user *u)
+{
+    if (st->rebuilding && u->touched) {
+        u->verify = 1;
+        if (u->provisioned)
+            u->doc_unknown = 1;
+    }
+    if (u->working || !needs_work(u))
+        return;
+    if (u->queued) {
+        user_queue_remove(&d->queue, u);
+        u->queued = 0;
+    }
+    user_queue_push(&d->work, u);
+    u->working = 1;
+}
+
+/* Forgets u when nothing about it is left to remember or to do. */
+static void forget_if_idle(struct sync_data *d, struct user *u)
+{
+    if (u && user_is_idle(u))
+        users_remove(&d->users, u);
+}
+
+static void speakers_set(struct sync_data *d, struct user *u, int on)
+{
+    if (u->speaker == on)
+        return;
+    u->speaker = on;
+    if (!on) {
+        for (long i = 0; i < d->nspeakers; i++) {
+            if (d->speakers[i] == u) {
+                memmove(&d->speakers[i], &d->speakers[i + 1], (size_t)(d->nspeakers - i - 1) * sizeof *d->speakers);
+                d->nspeakers--;
+                break;
+            }
+        }
+        return;
+    }
+    if (d->nspeakers == d->speakers_cap) {
+        long cap = d->speakers_cap ? d->speakers_cap * 2 : 8;
+        struct user **grown = realloc(d->speakers, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return; /* the record lists one speaker fewer; Sync is still right */
+        d->speakers = grown;
+        d->speakers_cap = cap;
+    }
+    d->speakers[d->nspeakers++] = u;
+}
+
+/* --- budgets and Sync calls ---------------------------------------------------------------- */
 
 static void retry_later(struct outcome *out, long wait_ms, const char *why)
 {
     out->kind = OUTCOME_RETRY;
     out->retry_after_ms = wait_ms;
     snprintf(out->error_code, sizeof out->error_code, "%s", why);
+    out->error[0] = '\0';
 }
 
-/* Takes a token for a write to object (or a creation in the service).
- * Returns 0, or -1 with out set to wait. */
-static int budget(struct worker *w, const struct sync_data *d, const char *object, int creation,
+/* Takes a token for a write to object (or a creation in the service),
+ * leaving keep tokens in the bucket. Returns 0, or -1 with out set to wait. */
+static int budget(struct worker *w, const struct sync_data *d, const char *object, int creation, double keep,
                   struct outcome *out)
 {
     const struct sync_config *sc = worker_role_context(w);
-    char key[256];
+    char key[DOC_NAME_MAX + 64];
     snprintf(key, sizeof key, "%s/%s", d->service_sid, object);
-    long wait = creation ? ratelimit_take(sc->creations, d->service_sid, time_monotonic_ms())
-                         : ratelimit_take(sc->writes, key, time_monotonic_ms());
+    int64_t now = time_monotonic_ms();
+    long wait = creation ? ratelimit_take_keeping(sc->creations, d->service_sid, now, keep)
+                         : ratelimit_take_keeping(sc->writes, key, now, keep);
     if (wait == 0)
         return 0;
-    if (out)
-        retry_later(out, wait, creation ? "creation_budget" : "write_budget");
+    retry_later(out, wait, creation ? "creation_budget" : "write_budget");
     return -1;
 }
 
 /* One Sync request; done when the outcome is OK or one of the accepted
- * ones (EXISTS, NOT_FOUND as asked). Returns 0, or -1 with out. */
+ * ones (EXISTS, NOT_FOUND as asked). Returns 0, 1 for an accepted
+ * NOT_FOUND, or -1 with out. */
 static int sync_call(struct worker *w, const char *method, const char *path, struct kv_list *form,
                      int exists_ok, int missing_ok, struct outcome *out, json_t **body)
 {
@@ -145,14 +272,33 @@ static int sync_call(struct worker *w, const char *method, const char *path, str
     worker_twilio(w, TWILIO_SYNC, method, path, form, NULL, &res);
     if (form)
         kv_free(form);
-    int ok = res.outcome == TWILIO_OK || (exists_ok && res.outcome == TWILIO_EXISTS) ||
-             (missing_ok && res.outcome == TWILIO_NOT_FOUND);
+    int missing = res.outcome == TWILIO_NOT_FOUND;
+    int ok = res.outcome == TWILIO_OK || (exists_ok && res.outcome == TWILIO_EXISTS) || (missing_ok && missing);
     if (ok && body)
         *body = json_incref(res.body);
     if (!ok && out)
         worker_outcome_from_twilio(&res, out);
     twilio_result_free(&res);
-    return ok ? 0 : -1;
+    return !ok ? -1 : missing ? 1 : 0;
+}
+
+/* GETs path: 1 with *body when it exists, 0 when Sync does not have it,
+ * -1 with out when Sync could not say. */
+static int sync_read(struct worker *w, const char *path, json_t **body, struct outcome *out)
+{
+    json_t *got = NULL;
+    int rc = sync_call(w, "GET", path, NULL, 0, 1, out, &got);
+    if (rc < 0)
+        return -1;
+    if (rc == 1) {
+        json_decref(got);
+        return 0;
+    }
+    if (body)
+        *body = got;
+    else
+        json_decref(got);
+    return 1;
 }
 
 static int create_service(struct worker *w, struct stream *st, struct sync_data *d, struct outcome *out)
@@ -190,96 +336,140 @@ static int create_service(struct worker *w, struct stream *st, struct sync_data 
     return 0;
 }
 
-/* Read-only permission for identity on a map or document. */
+static const char *const permission_format = "/v1/Services/%s/%s/%s/Permissions/%s";
+
+/* Read-only permission for identity on a map or document (a write to that
+ * object). With verify, an existing read permission is left as it is.
+ * Returns 0, or -1 with out. */
 static int grant_read(struct worker *w, struct sync_data *d, const char *kind, const char *object,
-                      const char *identity, struct outcome *out)
+                      const char *identity, int verify, double keep, struct outcome *out)
 {
-    char path[768];
-    twilio_path(path, sizeof path, "/v1/Services/%s/%s/%s/Permissions/%s", d->service_sid, kind, object, identity);
+    char path[1024];
+    if (twilio_path(path, sizeof path, permission_format, d->service_sid, kind, object, identity) < 0)
+        return worker_refuse_path(out, permission_format);
+    if (verify) {
+        json_t *body = NULL;
+        int has = sync_read(w, path, &body, out);
+        if (has < 0)
+            return -1;
+        int readable = has && json_is_true(json_object_get(body, "read"));
+        json_decref(body);
+        if (readable)
+            return 0;
+    }
+    if (budget(w, d, object, 0, keep, out) < 0)
+        return -1;
     struct kv_list form;
     kv_init(&form);
     twilio_form_add_bool(&form, "Read", 1);
     twilio_form_add_bool(&form, "Write", 0);
     twilio_form_add_bool(&form, "Manage", 0);
-    return sync_call(w, "POST", path, &form, 0, 0, out, NULL);
+    return sync_call(w, "POST", path, &form, 0, 0, out, NULL) < 0 ? -1 : 0;
 }
+
+static const char *const item_format = "/v1/Services/%s/Maps/%s/Items/%s";
 
 static int create_item(struct worker *w, struct sync_data *d, const char *map, const char *key, json_t *data,
                        struct outcome *out)
 {
-    if (budget(w, d, map, 0, out) < 0) {
+    char path[256];
+    if (budget(w, d, map, 0, 0, out) < 0) {
         json_decref(data);
         return -1;
     }
-    char path[256];
-    twilio_path(path, sizeof path, "/v1/Services/%s/Maps/%s/Items", d->service_sid, map);
+    if (twilio_path(path, sizeof path, "/v1/Services/%s/Maps/%s/Items", d->service_sid, map) < 0) {
+        json_decref(data);
+        return worker_refuse_path(out, "/v1/Services/%s/Maps/%s/Items");
+    }
     struct kv_list form;
     kv_init(&form);
     twilio_form_add(&form, "Key", key);
     twilio_form_add_json(&form, "Data", data);
     json_decref(data);
-    return sync_call(w, "POST", path, &form, 1, 0, out, NULL);
+    return sync_call(w, "POST", path, &form, 1, 0, out, NULL) < 0 ? -1 : 0;
 }
 
 static int delete_item(struct worker *w, struct sync_data *d, const char *map, const char *key, struct outcome *out)
 {
-    if (budget(w, d, map, 0, out) < 0)
+    char path[1024];
+    if (budget(w, d, map, 0, 0, out) < 0)
         return -1;
-    char path[768];
-    twilio_path(path, sizeof path, "/v1/Services/%s/Maps/%s/Items/%s", d->service_sid, map, key);
-    return sync_call(w, "DELETE", path, NULL, 0, 1, out, NULL);
+    if (twilio_path(path, sizeof path, item_format, d->service_sid, map, key) < 0)
+        return worker_refuse_path(out, item_format);
+    return sync_call(w, "DELETE", path, NULL, 0, 1, out, NULL) < 0 ? -1 : 0;
 }
 
-/* 1 when Sync's document already holds data (applying events again,
- * memory cannot tell), else 0. */
-static int document_holds(struct worker *w, struct sync_data *d, const char *name, const json_t *data)
-{
-    char path[768];
-    if (twilio_path(path, sizeof path, "/v1/Services/%s/Documents/%s", d->service_sid, name) < 0)
-        return 0;
-    json_t *body = NULL;
-    if (sync_call(w, "GET", path, NULL, 0, 0, NULL, &body) < 0)
-        return 0;
-    int same = json_equal(json_object_get(body, "data"), (json_t *)data);
-    json_decref(body);
-    return same;
-}
+static const char *const document_format = "/v1/Services/%s/Documents/%s";
 
-/* Writes the whole document (desired state); creates it when missing. */
-static int write_document(struct worker *w, struct sync_data *d, const char *name, json_t *data, int creation_ok,
-                          struct outcome *out)
+/* How write_document learns whether the document exists. */
+enum doc_mode {
+    DOC_UPDATE, /* it does: its data is written */
+    DOC_CREATE, /* it most likely does not: created with its data, written when it was there */
+    DOC_VERIFY, /* read first: left alone when it holds data, else created or written */
+};
+
+/* Creates the document with data. Returns 0, 1 when it was there already,
+ * or -1 with out. */
+static int create_document(struct worker *w, struct sync_data *d, const char *name, const json_t *data, double keep,
+                           struct outcome *out)
 {
-    if (d->verify && document_holds(w, d, name, data)) {
-        json_decref(data);
-        return 0;
-    }
-    if (budget(w, d, name, 0, out) < 0) {
-        json_decref(data);
+    char collection[256];
+    if (budget(w, d, "", 1, keep, out) < 0 || budget(w, d, name, 0, keep, out) < 0)
         return -1;
-    }
-    char path[768];
+    snprintf(collection, sizeof collection, "/v1/Services/%s/Documents", d->service_sid);
     struct kv_list form;
-    twilio_path(path, sizeof path, "/v1/Services/%s/Documents/%s", d->service_sid, name);
-    kv_init(&form);
-    twilio_form_add_json(&form, "Data", data);
-    struct outcome missing = {OUTCOME_DONE, -1, "", ""};
-    int rc = sync_call(w, "POST", path, &form, 0, 0, &missing, NULL);
-    if (rc == 0 || !creation_ok || strcmp(missing.error_code, "20404") != 0) {
-        if (rc < 0 && out)
-            *out = missing;
-        json_decref(data);
-        return rc;
-    }
-    if (budget(w, d, name, 1, out) < 0) {
-        json_decref(data);
-        return -1;
-    }
     kv_init(&form);
     twilio_form_add(&form, "UniqueName", name);
+    twilio_form_add_json(&form, "Data", (json_t *)data);
+    struct twilio_result res;
+    worker_twilio(w, TWILIO_SYNC, "POST", collection, &form, NULL, &res);
+    kv_free(&form);
+    int rc = res.outcome == TWILIO_OK ? 0 : res.outcome == TWILIO_EXISTS ? 1 : -1;
+    if (rc < 0)
+        worker_outcome_from_twilio(&res, out);
+    twilio_result_free(&res);
+    return rc;
+}
+
+/* Writes the whole document (desired state) as mode says. keep: the
+ * headroom left in the budgets. data is taken. Returns 0, or -1 with out. */
+static int write_document(struct worker *w, struct sync_data *d, const char *name, json_t *data, enum doc_mode mode,
+                          double keep, struct outcome *out)
+{
+    char path[1024];
+    int rc = -1;
+    if (twilio_path(path, sizeof path, document_format, d->service_sid, name) < 0) {
+        json_decref(data);
+        return worker_refuse_path(out, document_format);
+    }
+    int exists = mode == DOC_UPDATE;
+    if (mode == DOC_VERIFY) {
+        json_t *body = NULL;
+        exists = sync_read(w, path, &body, out);
+        int same = exists == 1 && json_equal(json_object_get(body, "data"), data);
+        json_decref(body);
+        if (exists < 0 || same) {
+            json_decref(data);
+            return same ? 0 : -1;
+        }
+    }
+    if (!exists) {
+        rc = create_document(w, d, name, data, keep, out);
+        if (rc <= 0)
+            goto done;
+        /* It was there after all: write its data. */
+    }
+    if (budget(w, d, name, 0, keep, out) < 0) {
+        rc = -1;
+        goto done;
+    }
+    struct kv_list form;
+    kv_init(&form);
     twilio_form_add_json(&form, "Data", data);
-    twilio_path(path, sizeof path, "/v1/Services/%s/Documents", d->service_sid);
+    rc = sync_call(w, "POST", path, &form, 0, 0, out, NULL) < 0 ? -1 : 0;
+done:
     json_decref(data);
-    return sync_call(w, "POST", path, &form, 1, 0, out, NULL);
+    return rc;
 }
 
 static json_t *user_document(const struct user *u)
@@ -297,14 +487,21 @@ static void user_document_name(const char *identity, char *out, size_t outlen)
 
 /* --- the stream's life ---------------------------------------------------------------------- */
 
+/* A new service's budgets are full: the few creations of a stream never
+ * wait for them, but they are counted so later writes know. */
+static void count_write(struct worker *w, const struct sync_data *d, const char *object, int creation)
+{
+    struct outcome ignored;
+    budget(w, d, object, creation, 0, &ignored);
+}
+
 static int create_objects(struct worker *w, struct stream *st, struct sync_data *d, struct outcome *out)
 {
     char path[256];
     if (!d->service_sid[0] && create_service(w, st, d, out) < 0)
         return -1;
     for (size_t i = 0; i < 3; i++) {
-        if (budget(w, d, maps[i], 1, out) < 0)
-            return -1;
+        count_write(w, d, maps[i], 1);
         struct kv_list form;
         kv_init(&form);
         twilio_form_add(&form, "UniqueName", maps[i]);
@@ -312,8 +509,7 @@ static int create_objects(struct worker *w, struct stream *st, struct sync_data 
         if (sync_call(w, "POST", path, &form, 1, 0, out, NULL) < 0)
             return -1;
     }
-    if (budget(w, d, "stream", 1, out) < 0)
-        return -1;
+    count_write(w, d, "stream", 1);
     struct kv_list form;
     kv_init(&form);
     twilio_form_add(&form, "UniqueName", "stream");
@@ -326,11 +522,9 @@ static int create_objects(struct worker *w, struct stream *st, struct sync_data 
     if (create_item(w, d, "speakers", st->host, json_pack("{s:b}", "host", 1), out) < 0)
         return -1;
     for (size_t i = 0; i < 3; i++)
-        if (grant_read(w, d, "Maps", maps[i], st->host, out) < 0)
+        if (grant_read(w, d, "Maps", maps[i], st->host, 0, 0, out) < 0)
             return -1;
-    if (grant_read(w, d, "Documents", "stream", st->host, out) < 0)
-        return -1;
-    return 0;
+    return grant_read(w, d, "Documents", "stream", st->host, 0, 0, out);
 }
 
 static void on_create(struct worker *w, struct stream *st, struct sync_data *d, const struct event *ev, int apply,
@@ -351,6 +545,11 @@ static void on_create(struct worker *w, struct stream *st, struct sync_data *d, 
     }
     st->since = ev->ts_ms;
     snprintf(st->host, sizeof st->host, "%s", json_string_value(json_object_get(ev->data, "host")));
+    struct user *host = users_add(&d->users, st->host);
+    if (!host) {
+        retry_later(out, 1000, "out_of_memory");
+        return;
+    }
     if (apply) {
         if (create_objects(w, st, d, out) < 0)
             return;
@@ -359,164 +558,15 @@ static void on_create(struct worker *w, struct stream *st, struct sync_data *d, 
             return;
         }
     }
+    /* Maps just made hold what memory says; folded ones are read back. */
+    d->maps_known = d->shown_known = apply && !st->rebuilding;
+    speakers_set(d, host, 1);
+    host->speaker_shown = d->maps_known;
+    host->touched = 1;
+    mark_work(st, d, host);
     d->count_written = 0;
-    d->shown_known = apply; /* a map just made is empty; a folded one is read back before its first round */
     st->phase = PHASE_READY;
     worker_mark_dirty(st, 1);
-}
-
-static void on_user_joined(struct worker *w, struct sync_data *d, struct user *u, const struct event *ev,
-                           int apply, struct outcome *out)
-{
-    const char *identity = u->name;
-    int viewer = strcmp(json_string_value(json_object_get(ev->data, "role")), "viewer") == 0;
-    /* Joining as a viewer answers any invitation; otherwise the document stays. */
-    int rewrite = !u->joined || (viewer && u->invited);
-    if (apply && rewrite) {
-        char doc[IDENTITY_MAX_CHARS * 4 + 8];
-        user_document_name(identity, doc, sizeof doc);
-        struct user next = *u;
-        if (viewer)
-            next.invited = 0;
-        if (write_document(w, d, doc, user_document(&next), 1, out) < 0)
-            return;
-    }
-    if (apply && !u->joined) {
-        char doc[IDENTITY_MAX_CHARS * 4 + 8];
-        user_document_name(identity, doc, sizeof doc);
-        if (grant_read(w, d, "Documents", doc, identity, out) < 0)
-            return;
-        for (size_t i = 0; i < 3; i++)
-            if (grant_read(w, d, "Maps", maps[i], identity, out) < 0)
-                return;
-        if (grant_read(w, d, "Documents", "stream", identity, out) < 0)
-            return;
-    }
-    u->joined = 1;
-    if (viewer)
-        u->invited = 0;
-}
-
-/* Takes the user off the viewers. The viewers map is not touched here:
- * the next viewers round deletes the item of a listed viewer who left and
- * gives the place to the longest-waiting viewer, so a leave burst costs a
- * few writes per round rather than two per viewer. */
-static void drop_viewer(struct sync_data *d, struct user *u)
-{
-    if (!u->viewer)
-        return;
-    if (!u->listed)
-        user_list_remove(&d->waiting, u);
-    u->viewer = 0;
-    d->viewers--;
-}
-
-static int lower_hand(struct worker *w, struct sync_data *d, struct user *u, int apply, struct outcome *out)
-{
-    if (!u->hand)
-        return 0;
-    if (apply && delete_item(w, d, "raised_hands", u->name, out) < 0)
-        return -1;
-    for (long i = 0; i < d->nhands; i++) {
-        if (d->hands[i] == u) {
-            memmove(&d->hands[i], &d->hands[i + 1], (size_t)(d->nhands - i - 1) * sizeof *d->hands);
-            d->nhands--;
-            break;
-        }
-    }
-    u->hand = 0;
-    return 0;
-}
-
-static void on_viewer(struct worker *w, struct stream *st, struct sync_data *d, struct user *u,
-                      const struct event *ev, int apply, struct outcome *out)
-{
-    if (strcmp(ev->type, "viewer.connected") == 0) {
-        if (u->viewer || u->speaker)
-            return;
-        if (!u->listed) /* a viewer back before the round removed its item stays listed */
-            user_list_push(&d->waiting, u);
-        u->viewer = 1;
-        d->viewers++;
-    } else {
-        if (lower_hand(w, d, u, apply, out) < 0)
-            return;
-        drop_viewer(d, u);
-    }
-    worker_mark_dirty(st, 0);
-}
-
-static void on_hand(struct worker *w, struct stream *st, struct sync_data *d, struct user *u,
-                    const struct event *ev, int apply, struct outcome *out)
-{
-    const struct sync_config *sc = worker_role_context(w);
-    const char *identity = u->name;
-    if (strcmp(ev->type, "hand.lowered") == 0) {
-        if (lower_hand(w, d, u, apply, out) == 0)
-            worker_mark_dirty(st, 0);
-        return;
-    }
-    if (u->hand)
-        return;
-    if (d->nhands >= sc->hands_cap) {
-        /* Refused: the user's document says so. */
-        if (!u->refused && apply) {
-            char doc[IDENTITY_MAX_CHARS * 4 + 8];
-            struct user next = *u;
-            next.refused = 1;
-            user_document_name(identity, doc, sizeof doc);
-            if (write_document(w, d, doc, user_document(&next), 1, out) < 0)
-                return;
-        }
-        u->refused = 1;
-        return;
-    }
-    if (apply && create_item(w, d, "raised_hands", identity, json_object(), out) < 0)
-        return;
-    d->hands[d->nhands++] = u;
-    u->hand = 1;
-    worker_mark_dirty(st, 0);
-}
-
-static void on_invited(struct worker *w, struct sync_data *d, struct user *u, int apply, struct outcome *out)
-{
-    const char *identity = u->name;
-    if (u->invited)
-        return; /* the document says so already */
-    if (apply) {
-        char doc[IDENTITY_MAX_CHARS * 4 + 8];
-        struct user next = *u;
-        next.invited = 1;
-        user_document_name(identity, doc, sizeof doc);
-        if (write_document(w, d, doc, user_document(&next), 1, out) < 0)
-            return;
-    }
-    u->invited = 1;
-}
-
-static void on_participant(struct worker *w, struct stream *st, struct sync_data *d, struct user *u,
-                           const struct event *ev, int apply, struct outcome *out)
-{
-    const char *identity = u->name;
-    int is_host = strcmp(identity, st->host) == 0;
-    if (strcmp(ev->type, "participant.connected") == 0) {
-        if (lower_hand(w, d, u, apply, out) < 0)
-            return;
-        drop_viewer(d, u);
-        if (!u->speaker && apply &&
-            create_item(w, d, "speakers", identity, json_pack("{s:b}", "host", is_host), out) < 0)
-            return;
-        u->speaker = 1;
-        if (is_host)
-            d->host_left_ms = 0;
-    } else {
-        if (u->speaker && apply && delete_item(w, d, "speakers", identity, out) < 0)
-            return;
-        u->speaker = 0;
-        if (is_host)
-            d->host_left_ms = time_monotonic_ms();
-    }
-    worker_mark_dirty(st, 0);
 }
 
 static void on_over(struct worker *w, struct stream *st, struct sync_data *d, const struct event *ev, int apply,
@@ -541,6 +591,118 @@ static void on_over(struct worker *w, struct stream *st, struct sync_data *d, co
     worker_mark_dirty(st, 1);
 }
 
+/* --- folding users ---------------------------------------------------------------------------- */
+
+static void on_user_joined(struct stream *st, struct sync_data *d, struct user *u, const struct event *ev)
+{
+    int viewer = strcmp(json_string_value(json_object_get(ev->data, "role")), "viewer") == 0;
+    const json_t *access = json_object_get(ev->data, "sync_access");
+    if (!viewer) {
+        u->wants_access = 1;
+        u->touched = 1;
+    } else {
+        u->invited = 0; /* joining as a viewer answers any invitation */
+        if (!json_is_false(access) && u->seq == 0) {
+            /* An eager viewer: its place in join order depends on the events
+             * alone, so a rebuild numbers it as before. */
+            u->seq = (uint32_t)++d->eager_admitted;
+            u->wants_access = 1;
+            if ((long)u->seq <= d->cursor_restored && !u->provisioned) {
+                u->provisioned = 1; /* the last process said so */
+                u->prov_step = PROVISION_STEPS;
+                d->provisioned++;
+            }
+        }
+    }
+    if (u->touched || !u->wants_access || u->provisioned) {
+        mark_work(st, d, u);
+    } else if (!u->queued && !u->working) {
+        u->queued_ms = ev->ts_ms;
+        u->verify = st->rebuilding;
+        user_queue_push(&d->queue, u);
+        u->queued = 1;
+    }
+}
+
+/* Takes the user off the viewers. The viewers map is not touched here:
+ * the next viewers round deletes the item of a listed viewer who left and
+ * gives the place to the longest-waiting viewer. */
+static void drop_viewer(struct sync_data *d, struct user *u)
+{
+    if (!u->viewer)
+        return;
+    if (!u->listed)
+        user_list_remove(&d->waiting, u);
+    u->viewer = 0;
+    d->viewers--;
+}
+
+static void lower_hand(struct sync_data *d, struct user *u)
+{
+    if (!u->hand)
+        return;
+    for (long i = 0; i < d->nhands; i++) {
+        if (d->hands[i] == u) {
+            memmove(&d->hands[i], &d->hands[i + 1], (size_t)(d->nhands - i - 1) * sizeof *d->hands);
+            d->nhands--;
+            break;
+        }
+    }
+    u->hand = 0;
+}
+
+static void on_viewer(struct sync_data *d, struct user *u, const struct event *ev)
+{
+    if (strcmp(ev->type, "viewer.connected") == 0) {
+        if (u->viewer || u->speaker)
+            return;
+        if (!u->listed) /* a viewer back before the round removed its item stays listed */
+            user_list_push(&d->waiting, u);
+        u->viewer = 1;
+        d->viewers++;
+    } else {
+        lower_hand(d, u);
+        drop_viewer(d, u);
+    }
+}
+
+static void on_hand(struct worker *w, struct sync_data *d, struct user *u, const struct event *ev)
+{
+    const struct sync_config *sc = worker_role_context(w);
+    if (strcmp(ev->type, "hand.lowered") == 0) {
+        lower_hand(d, u);
+        return;
+    }
+    /* A raised hand, refused or not, gives the user Sync access: the
+     * invitation or the refusal reaches it through its document. */
+    u->wants_access = 1;
+    u->touched = 1;
+    if (u->hand)
+        return;
+    if (d->nhands >= sc->hands_cap) {
+        u->refused = 1;
+        return;
+    }
+    d->hands[d->nhands++] = u;
+    u->hand = 1;
+}
+
+static void on_participant(struct stream *st, struct sync_data *d, struct user *u, const struct event *ev)
+{
+    u->touched = 1;
+    if (strcmp(ev->type, "participant.connected") == 0) {
+        lower_hand(d, u);
+        drop_viewer(d, u);
+        speakers_set(d, u, 1);
+        if (is_host(st, u))
+            d->host_left_ms = 0;
+    } else {
+        speakers_set(d, u, 0);
+        if (is_host(st, u))
+            d->host_left_ms = time_monotonic_ms();
+    }
+}
+
 static void on_event(struct worker *w, struct stream *st, const struct event *ev, int apply, struct outcome *out)
 {
     struct sync_data *d = sync_of(w, st);
@@ -548,7 +710,8 @@ static void on_event(struct worker *w, struct stream *st, const struct event *ev
         retry_later(out, 1000, "out_of_memory");
         return;
     }
-    d->verify = apply && st->rebuilding;
+    if (apply && st->rebuilding)
+        d->maps_known = d->shown_known = 0; /* applying again: Sync is read back first */
     if (strcmp(ev->type, "stream.create_requested") == 0) {
         on_create(w, st, d, ev, apply, out);
         return;
@@ -562,38 +725,39 @@ static void on_event(struct worker *w, struct stream *st, const struct event *ev
         retry_later(out, 1000, "out_of_memory");
         return;
     }
-    if (strcmp(ev->type, "user.joined") == 0)
-        on_user_joined(w, d, u, ev, apply, out);
-    else if (strncmp(ev->type, "viewer.", 7) == 0)
-        on_viewer(w, st, d, u, ev, apply, out);
-    else if (strncmp(ev->type, "hand.", 5) == 0)
-        on_hand(w, st, d, u, ev, apply, out);
-    else if (strcmp(ev->type, "speaker.invited") == 0)
-        on_invited(w, d, u, apply, out);
-    else if (strncmp(ev->type, "participant.", 12) == 0)
-        on_participant(w, st, d, u, ev, apply, out);
-    else
+    if (strcmp(ev->type, "user.joined") == 0) {
+        on_user_joined(st, d, u, ev);
+    } else if (strncmp(ev->type, "viewer.", 7) == 0) {
+        on_viewer(d, u, ev);
+    } else if (strncmp(ev->type, "hand.", 5) == 0) {
+        on_hand(w, d, u, ev);
+    } else if (strcmp(ev->type, "speaker.invited") == 0) {
+        u->invited = 1;
+        u->wants_access = 1;
+        u->touched = 1;
+    } else if (strncmp(ev->type, "participant.", 12) == 0) {
+        on_participant(st, d, u, ev);
+    } else {
         on_over(w, st, d, ev, apply, out);
-    /* A viewer who left without a trace (no document, hand or invitation)
-     * costs no memory afterwards: churn does not pile up. */
-    if (u && user_is_idle(u))
-        users_remove(&d->users, u);
+        return;
+    }
+    mark_work(st, d, u);
+    worker_mark_dirty(st, 0);
+    /* A viewer who left without a trace costs no memory afterwards. */
+    forget_if_idle(d, u);
 }
 
-/* --- periodic work -------------------------------------------------------------------------- */
+/* --- reading Sync back --------------------------------------------------------------------------- */
 
-/* Between two viewers rounds with nothing to do, a stream waits this long
- * before the next look (the round walks the map's items). */
-#define IDLE_ROUND_MS 50
 #define ITEMS_PAGE 100
 
-/* Learns the viewers map's items from Sync: after a restart or a
- * reassignment, memory does not know what the last rounds wrote. Returns
- * 0, or -1 (the next round asks again). */
-static int read_shown(struct worker *w, struct sync_data *d)
+/* Calls fn for the key of every item of the map, page by page. Returns 0,
+ * or -1 (the caller asks again later). */
+static int read_map(struct worker *w, struct sync_data *d, const char *map,
+                    void (*fn)(struct sync_data *d, struct user *u))
 {
     char path[256], from[1024] = "";
-    if (twilio_path(path, sizeof path, "/v1/Services/%s/Maps/viewers/Items", d->service_sid) < 0)
+    if (twilio_path(path, sizeof path, "/v1/Services/%s/Maps/%s/Items", d->service_sid, map) < 0)
         return -1;
     for (;;) {
         struct kv_list query;
@@ -619,20 +783,197 @@ static int read_shown(struct worker *w, struct sync_data *d)
                 snprintf(from, sizeof from, "%s", key);
                 progress = 1;
             }
-            if (u->listed)
-                continue;
-            if (u->viewer)
-                user_list_remove(&d->waiting, u);
-            u->listed = 1;
-            user_list_push(&d->shown, u);
+            fn(d, u);
         }
         json_decref(body);
         if (n < ITEMS_PAGE || !progress)
             break;
     }
-    d->shown_known = 1;
     return 0;
 }
+
+static void saw_listed(struct sync_data *d, struct user *u)
+{
+    if (u->listed)
+        return;
+    if (u->viewer)
+        user_list_remove(&d->waiting, u);
+    u->listed = 1;
+    user_list_push(&d->shown, u);
+}
+
+/* For the read-back of raised_hands and speakers: the user is on the work
+ * list afterwards when Sync disagrees with memory. */
+static struct stream *reading_stream;
+
+static void saw_hand(struct sync_data *d, struct user *u)
+{
+    u->hand_shown = 1;
+    mark_work(reading_stream, d, u);
+}
+
+static void saw_speaker(struct sync_data *d, struct user *u)
+{
+    u->speaker_shown = 1;
+    mark_work(reading_stream, d, u);
+}
+
+/* Learns what the raised_hands and speakers maps hold. Returns 0, or -1. */
+static int read_maps(struct worker *w, struct stream *st, struct sync_data *d)
+{
+    reading_stream = st;
+    for (struct user *u = d->work.head; u; u = user_next(u, USER_LINK_WORK))
+        u->hand_shown = u->speaker_shown = 0;
+    int rc = read_map(w, d, "raised_hands", saw_hand) < 0 || read_map(w, d, "speakers", saw_speaker) < 0 ? -1 : 0;
+    reading_stream = NULL;
+    if (rc == 0)
+        d->maps_known = 1;
+    return rc;
+}
+
+/* --- interactive work ------------------------------------------------------------------------ */
+
+/* Gives u Sync access, going on from the step it reached: its document,
+ * then read permissions on it, the maps and "stream". verify: read each
+ * before writing it. keep: the headroom left in every budget. Returns 0,
+ * or -1 with out (u->prov_step tells where it stopped). *absent is set
+ * when Sync had no document for u. */
+static int provision(struct worker *w, struct sync_data *d, struct user *u, int verify, double keep,
+                     int *absent, struct outcome *out)
+{
+    char doc[DOC_NAME_MAX];
+    user_document_name(u->name, doc, sizeof doc);
+    while (u->prov_step < PROVISION_STEPS) {
+        int rc;
+        if (u->prov_step == 0) {
+            if (verify && absent) {
+                char path[1024];
+                if (twilio_path(path, sizeof path, document_format, d->service_sid, doc) < 0)
+                    return worker_refuse_path(out, document_format);
+                int has = sync_read(w, path, NULL, out);
+                if (has < 0)
+                    return -1;
+                if (!has)
+                    *absent = 1;
+            }
+            enum doc_mode mode = absent && *absent ? DOC_CREATE : verify ? DOC_VERIFY : DOC_CREATE;
+            rc = write_document(w, d, doc, user_document(u), mode, keep, out);
+            if (rc == 0) {
+                u->doc_invited = u->invited;
+                u->doc_refused = u->refused;
+                u->doc_unknown = 0;
+            }
+        } else if (u->prov_step == 1) {
+            rc = grant_read(w, d, "Documents", doc, u->name, verify, keep, out);
+        } else if (u->prov_step < 5) {
+            rc = grant_read(w, d, "Maps", maps[u->prov_step - 2], u->name, verify, keep, out);
+        } else {
+            rc = grant_read(w, d, "Documents", "stream", u->name, verify, keep, out);
+        }
+        if (rc < 0)
+            return -1;
+        u->prov_step++;
+    }
+    u->provisioned = 1;
+    d->provisioned++;
+    return 0;
+}
+
+/* Brings Sync to memory for one user, in the order the user would want to
+ * see it: the hand and the stage first, then access and the document.
+ * Returns 0, or -1 with out. */
+static int work_user(struct worker *w, struct stream *st, struct sync_data *d, struct user *u, struct outcome *out)
+{
+    if (u->hand != u->hand_shown) {
+        int rc = u->hand ? create_item(w, d, "raised_hands", u->name, json_object(), out)
+                         : delete_item(w, d, "raised_hands", u->name, out);
+        if (rc < 0)
+            return -1;
+        u->hand_shown = u->hand;
+    }
+    if (u->speaker != u->speaker_shown) {
+        int rc = u->speaker ? create_item(w, d, "speakers", u->name, json_pack("{s:b}", "host", is_host(st, u)), out)
+                            : delete_item(w, d, "speakers", u->name, out);
+        if (rc < 0)
+            return -1;
+        u->speaker_shown = u->speaker;
+    }
+    if (u->wants_access && !u->provisioned) {
+        if (provision(w, d, u, u->verify, 0, NULL, out) < 0)
+            return -1;
+        metrics_add(((const struct sync_config *)worker_role_context(w))->m_provisioned,
+                    (const char *const[]){"interactive"}, 1);
+    }
+    if (u->provisioned && doc_differs(u)) {
+        char doc[DOC_NAME_MAX];
+        user_document_name(u->name, doc, sizeof doc);
+        if (write_document(w, d, doc, user_document(u), u->doc_unknown ? DOC_VERIFY : DOC_UPDATE, 0, out) < 0)
+            return -1;
+        u->doc_invited = u->invited;
+        u->doc_refused = u->refused;
+        u->doc_unknown = 0;
+    }
+    u->verify = 0;
+    return 0;
+}
+
+/* A write a round could not make: a budget or a failing Sync waits
+ * (returns the wait); a permanent error is logged and the piece of work
+ * dropped (returns 0). */
+static long round_failed(struct worker *w, const struct stream *st, const struct user *u, const struct outcome *out,
+                         const char *what)
+{
+    const struct sync_config *sc = worker_role_context(w);
+    if (out->kind == OUTCOME_RETRY)
+        return out->retry_after_ms > 0 ? out->retry_after_ms : FAILED_WAIT_MS;
+    metrics_add(sc->m_failed, (const char *const[]){what}, 1);
+    log_error("Sync refused a write for good; it is dropped", "stream", st->name, "identity", u->name,
+              "work", what, "error_code", out->error_code, "error", out->error, NULL);
+    return 0;
+}
+
+static void leave_work(struct sync_data *d, struct user *u)
+{
+    user_queue_remove(&d->work, u);
+    u->working = 0;
+    forget_if_idle(d, u);
+}
+
+static void interactive(struct worker *w, struct stream *st, struct sync_data *d, int64_t now)
+{
+    if (now < d->work_after_ms)
+        return;
+    if (!d->maps_known && read_maps(w, st, d) < 0) {
+        d->work_after_ms = now + FAILED_WAIT_MS;
+        return;
+    }
+    while (d->work.head) {
+        struct user *u = d->work.head;
+        struct outcome out = {OUTCOME_DONE, -1, "", ""};
+        if (work_user(w, st, d, u, &out) < 0) {
+            long wait = round_failed(w, st, u, &out, "interactive");
+            if (wait > 0) {
+                d->work_after_ms = time_monotonic_ms() + wait;
+                return;
+            }
+            /* Dropped: what it wanted is taken as done. */
+            u->hand_shown = u->hand;
+            u->speaker_shown = u->speaker;
+            u->wants_access = u->provisioned;
+            u->doc_invited = u->invited;
+            u->doc_refused = u->refused;
+            u->doc_unknown = 0;
+        }
+        leave_work(d, u);
+        worker_mark_dirty(st, 0);
+    }
+}
+
+/* --- the viewers round ------------------------------------------------------------------------- */
+
+/* Between two viewers rounds with nothing to do, a stream waits this long
+ * before the next look (the round walks the map's items). */
+#define IDLE_ROUND_MS 50
 
 /* Brings the viewers map to memory's truth within its write budget: first
  * the items of viewers who left (or went on stage) are deleted, then the
@@ -642,23 +983,23 @@ static int read_shown(struct worker *w, struct sync_data *d)
 static int viewers_round(struct worker *w, struct sync_data *d)
 {
     const struct sync_config *sc = worker_role_context(w);
+    struct outcome out;
     int busy = 0;
     for (struct user *u = d->shown.head, *next; u; u = next) {
-        next = u->next;
+        next = user_next(u, USER_LINK_VIEWERS);
         if (u->viewer)
             continue;
         busy = 1;
-        if (delete_item(w, d, "viewers", u->name, NULL) < 0)
+        if (delete_item(w, d, "viewers", u->name, &out) < 0)
             return busy;
         user_list_remove(&d->shown, u);
         u->listed = 0;
-        if (user_is_idle(u))
-            users_remove(&d->users, u);
+        forget_if_idle(d, u);
     }
     while (d->shown.count < sc->viewers_cap && d->waiting.head) {
         struct user *u = d->waiting.head;
         busy = 1;
-        if (create_item(w, d, "viewers", u->name, json_object(), NULL) < 0)
+        if (create_item(w, d, "viewers", u->name, json_object(), &out) < 0)
             return busy;
         user_list_remove(&d->waiting, u);
         u->listed = 1;
@@ -671,28 +1012,45 @@ static int viewers_round(struct worker *w, struct sync_data *d)
  * the "stream" document (only when it changed). A round that had anything
  * to ask of Sync, whether Sync (or the budget) said yes or no, is followed
  * by none for COUNT_INTERVAL_MS: a failing Sync is not asked again at once. */
-static void flush(struct worker *w, struct stream *st, void *ctx)
+static void viewers(struct worker *w, struct stream *st, struct sync_data *d, int64_t now)
+{
+    const struct sync_config *sc = worker_role_context(w);
+    if (now < d->next_round_ms)
+        return;
+    int busy = !d->shown_known; /* reading the map back is a request too */
+    if (!d->shown_known && read_map(w, d, "viewers", saw_listed) == 0)
+        d->shown_known = 1;
+    if (d->shown_known)
+        busy |= viewers_round(w, d);
+    if (d->viewers != d->count_written) {
+        struct outcome out;
+        busy = 1;
+        if (write_document(w, d, "stream", json_pack("{s:i, s:s}", "viewer_count", (int)d->viewers, "host", st->host),
+                           DOC_UPDATE, 0, &out) == 0) {
+            d->count_written = d->viewers;
+            worker_mark_dirty(st, 0);
+        }
+    }
+    d->next_round_ms = now + (busy ? sc->count_interval_ms : IDLE_ROUND_MS);
+}
+
+/* --- periodic work -------------------------------------------------------------------------- */
+
+static int live(const struct stream *st, const struct sync_data *d)
+{
+    /* What a rebuild passes through was written long ago. */
+    return d && st->phase == PHASE_READY && d->service_sid[0] && !st->rebuilding;
+}
+
+static void housekeeping(struct worker *w, struct stream *st, void *ctx)
 {
     const int64_t *now = ctx;
     const struct sync_config *sc = worker_role_context(w);
     struct sync_data *d = st->role;
-    if (!d || st->phase != PHASE_READY || !d->service_sid[0] || st->rebuilding)
-        return; /* what a rebuild passes through was written long ago */
-    if (*now >= d->next_round_ms) {
-        int busy = !d->shown_known; /* reading the map back is a request too */
-        if (d->shown_known || read_shown(w, d) == 0)
-            busy |= viewers_round(w, d);
-        if (d->viewers != d->count_written) {
-            busy = 1;
-            if (write_document(w, d, "stream",
-                               json_pack("{s:i, s:s}", "viewer_count", (int)d->viewers, "host", st->host), 0,
-                               NULL) == 0) {
-                d->count_written = d->viewers;
-                worker_mark_dirty(st, 0);
-            }
-        }
-        d->next_round_ms = *now + (busy ? sc->count_interval_ms : IDLE_ROUND_MS);
-    }
+    if (!live(st, d))
+        return;
+    interactive(w, st, d, *now);
+    viewers(w, st, d, *now);
     if (d->host_left_ms && !d->end_requested && *now - d->host_left_ms >= sc->host_grace_ms) {
         if (worker_emit(w, st->name, "stream.end_requested", json_pack("{s:s}", "reason", "host_left")) == 0) {
             d->end_requested = 1;
@@ -701,9 +1059,110 @@ static void flush(struct worker *w, struct stream *st, void *ctx)
     }
 }
 
+/* The provisioning lane of one stream: the user at the head of its queue. */
+struct lane_pass {
+    int64_t deadline;
+    int progress;
+};
+
+static void lane_one(struct worker *w, struct stream *st, void *ctx)
+{
+    struct lane_pass *pass = ctx;
+    const struct sync_config *sc = worker_role_context(w);
+    struct sync_data *d = st->role;
+    if (!live(st, d) || !d->queue.head || time_monotonic_ms() >= pass->deadline)
+        return;
+    int64_t now = time_monotonic_ms();
+    if (now < d->lane_after_ms || !d->maps_known)
+        return; /* waiting, or the interactive work has not read Sync back yet */
+    struct user *u = d->queue.head;
+    struct outcome out = {OUTCOME_DONE, -1, "", ""};
+    int absent = 0;
+    int verify = u->verify && !(d->blind_after && (long)u->seq > d->blind_after);
+    int rc = provision(w, d, u, verify, sc->lane_keep, &absent, &out);
+    if (absent && verify)
+        d->blind_after = (long)u->seq; /* later ones in join order cannot be there either */
+    if (rc < 0) {
+        long wait = round_failed(w, st, u, &out, "provisioning");
+        if (wait > 0) {
+            d->lane_after_ms = time_monotonic_ms() + wait;
+            return;
+        }
+        u->wants_access = 0; /* refused for good: not asked again */
+    } else {
+        metrics_add(sc->m_provisioned, (const char *const[]){"lane"}, 1);
+    }
+    user_queue_remove(&d->queue, u);
+    u->queued = 0;
+    u->verify = 0;
+    forget_if_idle(d, u);
+    worker_mark_dirty(st, 0);
+    pass->progress = 1;
+}
+
+/* One user per stream in turn, until the slice is over or no stream can
+ * go on; then the lane rests as long as it ran (half the worker's time at
+ * most goes to it). */
+static void lane(struct worker *w, int64_t now)
+{
+    struct sync_config *sc = worker_role_context(w);
+    if (now < sc->lane_after_ms)
+        return;
+    struct lane_pass pass = {now + sc->lane_slice_ms, 1};
+    while (pass.progress && time_monotonic_ms() < pass.deadline) {
+        pass.progress = 0;
+        worker_each_stream(w, lane_one, &pass);
+    }
+    int64_t spent = time_monotonic_ms() - now;
+    sc->lane_after_ms = now + 2 * spent;
+}
+
+/* The oldest wait of a stream's provisioning queue, in ms (0 when empty). */
+static int64_t oldest_wait_ms(const struct sync_data *d)
+{
+    if (!d->queue.head)
+        return 0;
+    int64_t age = time_now_ms() - d->queue.head->queued_ms;
+    return age > 0 ? age : 0;
+}
+
+static void stream_metrics(struct worker *w, struct stream *st, void *ctx)
+{
+    (void)ctx;
+    const struct sync_config *sc = worker_role_context(w);
+    const struct sync_data *d = st->role;
+    if (!d)
+        return;
+    const char *label[] = {st->name};
+    int live_stream = st->phase == PHASE_READY;
+    metrics_set(sc->m_backlog, label, live_stream ? (double)(d->queue.count + d->work.count) : 0.0);
+    metrics_set(sc->m_oldest, label, live_stream ? (double)oldest_wait_ms(d) / 1000.0 : 0.0);
+}
+
 static void tick(struct worker *w, int64_t now_ms)
 {
-    worker_each_stream(w, flush, &now_ms);
+    struct sync_config *sc = worker_role_context(w);
+    worker_each_stream(w, housekeeping, &now_ms);
+    lane(w, now_ms);
+    if (now_ms >= sc->next_metrics_ms) {
+        worker_each_stream(w, stream_metrics, NULL);
+        sc->next_metrics_ms = now_ms + METRICS_INTERVAL_MS;
+    }
+}
+
+/* --- the state record ------------------------------------------------------------------------ */
+
+/* Eager viewers up to this seq surely have Sync access: the first one
+ * still waiting, on the queue or the work list, is beyond it. */
+static long provisioning_cursor(const struct sync_data *d)
+{
+    long first = d->eager_admitted + 1;
+    if (d->queue.head && d->queue.head->seq)
+        first = (long)d->queue.head->seq;
+    for (const struct user *u = d->work.head; u; u = user_next(u, USER_LINK_WORK))
+        if (u->seq && !u->provisioned && (long)u->seq < first)
+            first = (long)u->seq;
+    return first - 1;
 }
 
 static void state_fields(struct worker *w, const struct stream *st, json_t *record)
@@ -717,6 +1176,22 @@ static void state_fields(struct worker *w, const struct stream *st, json_t *reco
     json_object_set_new(record, "viewer_count", json_integer(d->count_written < 0 ? 0 : d->count_written));
     json_object_set_new(record, "raised_hands", json_integer(d->nhands));
     json_object_set_new(record, "raised_hands_cap", json_integer(sc->hands_cap));
+    json_t *speakers = json_array();
+    for (long i = 0; i < d->nspeakers && i < SPEAKERS_LISTED; i++)
+        json_array_append_new(speakers, json_pack("{s:s, s:b}", "identity", d->speakers[i]->name, "host",
+                                                  is_host(st, d->speakers[i])));
+    json_object_set_new(record, "speakers", speakers);
+    json_t *listed = json_array();
+    for (const struct user *u = d->shown.head; u; u = user_next(u, USER_LINK_VIEWERS))
+        if (u->viewer)
+            json_array_append_new(listed, json_string(u->name));
+    json_object_set_new(record, "viewers_listed", listed);
+    json_object_set_new(record, "provisioning",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "eager_limit", (json_int_t)sc->eager_limit,
+                                  "eager_admitted", (json_int_t)d->eager_admitted, "provisioned",
+                                  (json_int_t)d->provisioned, "backlog",
+                                  (json_int_t)(d->queue.count + d->work.count), "oldest_wait_ms",
+                                  (json_int_t)oldest_wait_ms(d), "cursor", (json_int_t)provisioning_cursor(d)));
 }
 
 static void restore(struct worker *w, struct stream *st, const json_t *record)
@@ -729,12 +1204,18 @@ static void restore(struct worker *w, struct stream *st, const json_t *record)
         memcpy(d->service_sid, sid, SID_LEN + 1);
     const json_t *count = json_object_get(record, "viewer_count");
     d->count_written = json_is_integer(count) ? (long)json_integer_value(count) : -1;
+    const json_t *cursor = json_object_get(json_object_get(record, "provisioning"), "cursor");
+    d->cursor_restored = json_is_integer(cursor) && json_integer_value(cursor) > 0 ? (long)json_integer_value(cursor) : 0;
+    d->maps_known = d->shown_known = 0;
     d->deleted = st->phase == PHASE_ENDED;
 }
 
 static int init(struct worker *w, char *err, size_t errlen)
 {
     static struct sync_config sc;
+    static const char *const stream_label[] = {"stream"};
+    static const char *const via_label[] = {"via"};
+    static const char *const work_label[] = {"work"};
     const struct config *c = worker_config(w);
     double rate = (double)config_int(c, "SYNC_WRITES_PER_S");
     double burst_s = (double)config_int(c, "SYNC_BURST_S");
@@ -743,10 +1224,24 @@ static int init(struct worker *w, char *err, size_t errlen)
     sc.count_interval_ms = (long)config_int(c, "COUNT_INTERVAL_MS");
     sc.host_grace_ms = (long)config_int(c, "HOST_GRACE_S") * 1000;
     sc.debounce_ms = (long)config_int(c, "SYNC_DEBOUNCE_MS");
+    sc.eager_limit = (long)config_int(c, "SYNC_EAGER_VIEWERS");
+    sc.lane_slice_ms = (long)config_int(c, "SYNC_LANE_SLICE_MS");
+    sc.lane_keep = rate * (double)config_int(c, "SYNC_LANE_RESERVE_S");
     sc.public_base_url = config_str(c, "PUBLIC_BASE_URL");
     sc.writes = ratelimit_new(rate, rate * burst_s, BUCKET_KEYS);
     sc.creations = ratelimit_new(rate, rate * burst_s, BUCKET_KEYS);
-    if (!sc.writes || !sc.creations) {
+    struct metrics *m = worker_metrics(w);
+    sc.m_backlog = metrics_gauge(m, "stagehand_sync_provisioning_backlog",
+                                 "Users of a stream waiting for Sync access or interactive Sync writes.", 1,
+                                 stream_label);
+    sc.m_oldest = metrics_gauge(m, "stagehand_sync_provisioning_oldest_wait_seconds",
+                                "How long the first viewer in a stream's provisioning queue has waited.", 1,
+                                stream_label);
+    sc.m_provisioned = metrics_counter(m, "stagehand_sync_provisioned_total",
+                                       "Users given Sync access, by the lane or at once (interactive).", 1, via_label);
+    sc.m_failed = metrics_counter(m, "stagehand_sync_writes_failed_total",
+                                  "Sync writes refused for good and dropped, by kind of work.", 1, work_label);
+    if (!sc.writes || !sc.creations || !sc.m_backlog || !sc.m_oldest || !sc.m_provisioned || !sc.m_failed) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }

@@ -92,7 +92,8 @@ struct user *users_add(struct users *t, const char *identity)
 int user_is_idle(const struct user *u)
 {
     return !u->viewer && !u->listed && !u->hand && !u->invited && !u->refused && !u->speaker &&
-           !u->joined;
+           !u->wants_access && !u->touched && !u->hand_shown && !u->speaker_shown && !u->provisioned &&
+           !u->queued && !u->working;
 }
 
 void users_remove(struct users *t, struct user *u)
@@ -119,28 +120,49 @@ void users_clear(struct users *t)
     memset(t, 0, sizeof *t);
 }
 
-void user_list_push(struct user_list *l, struct user *u)
+static void push(struct user_list *l, struct user *u, enum user_link_kind k)
 {
-    u->prev = l->tail;
-    u->next = NULL;
+    u->links[k].prev = l->tail;
+    u->links[k].next = NULL;
     if (l->tail)
-        l->tail->next = u;
+        l->tail->links[k].next = u;
     else
         l->head = u;
     l->tail = u;
     l->count++;
 }
 
+static void unlink_user(struct user_list *l, struct user *u, enum user_link_kind k)
+{
+    struct user_link *link = &u->links[k];
+    if (link->prev)
+        link->prev->links[k].next = link->next;
+    else
+        l->head = link->next;
+    if (link->next)
+        link->next->links[k].prev = link->prev;
+    else
+        l->tail = link->prev;
+    link->prev = link->next = NULL;
+    l->count--;
+}
+
+void user_list_push(struct user_list *l, struct user *u)
+{
+    push(l, u, USER_LINK_VIEWERS);
+}
+
 void user_list_remove(struct user_list *l, struct user *u)
 {
-    if (u->prev)
-        u->prev->next = u->next;
-    else
-        l->head = u->next;
-    if (u->next)
-        u->next->prev = u->prev;
-    else
-        l->tail = u->prev;
-    u->prev = u->next = NULL;
-    l->count--;
+    unlink_user(l, u, USER_LINK_VIEWERS);
+}
+
+void user_queue_push(struct user_list *l, struct user *u)
+{
+    push(l, u, USER_LINK_WORK);
+}
+
+void user_queue_remove(struct user_list *l, struct user *u)
+{
+    unlink_user(l, u, USER_LINK_WORK);
 }

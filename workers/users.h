@@ -10,17 +10,43 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A user is on at most two lists at once: one of the viewers lists
+ * (waiting, shown) through its viewers link, and one of the work lists
+ * (the provisioning queue, the interactive work list) through its work
+ * link. */
+enum user_link_kind { USER_LINK_VIEWERS = 0, USER_LINK_WORK = 1 };
+
+struct user_link {
+    struct user *prev, *next;
+};
+
 struct user {
     struct user *chain;       /* the next user in the same bucket */
-    struct user *prev, *next; /* on a user_list, when on one */
+    struct user_link links[2];
     uint32_t hash;
-    unsigned viewer : 1, listed : 1, hand : 1, invited : 1, refused : 1, speaker : 1;
-    unsigned joined : 1; /* document and permissions made */
+    uint32_t seq;             /* place among the stream's eager viewers (1, 2, ...); 0: none */
+    int64_t queued_ms;        /* wall clock: when it began to wait for provisioning */
+    /* What the events say (desired state): */
+    unsigned viewer : 1, hand : 1, invited : 1, refused : 1, speaker : 1;
+    unsigned wants_access : 1; /* Sync access due: eager join, speaker, hand or invitation */
+    unsigned touched : 1;      /* ever had a hand, an invitation or the stage in this life */
+    /* What Sync has (as far as this process knows): */
+    unsigned listed : 1;       /* an item in the viewers map */
+    unsigned hand_shown : 1;   /* an item in raised_hands */
+    unsigned speaker_shown : 1;/* an item in speakers */
+    unsigned provisioned : 1;  /* document and read permissions written */
+    unsigned prov_step : 3;    /* provisioning steps done so far (0..PROVISION_STEPS) */
+    unsigned doc_invited : 1, doc_refused : 1; /* the document's content as written */
+    unsigned doc_unknown : 1;  /* read the document before writing it */
+    unsigned verify : 1;       /* provisioning reads before each write (after a restart) */
+    /* Which work list it is on: */
+    unsigned queued : 1;       /* the provisioning queue */
+    unsigned working : 1;      /* the interactive work list */
     char name[];
 };
 
-/* Users in the order they were pushed, linked through their prev/next: a
- * user is on one list at most. */
+/* Users in the order they were pushed, linked through one of their links:
+ * the viewers link for user_list_*, the work link for user_queue_*. */
 struct user_list {
     struct user *head, *tail;
     long count;
@@ -50,10 +76,20 @@ void users_remove(struct users *t, struct user *u);
  * again. */
 void users_clear(struct users *t);
 
-/* Appends u (on no list) to l. */
+/* Appends u (on no viewers list) to l. */
 void user_list_push(struct user_list *l, struct user *u);
 
-/* Takes u off l, which it is on. */
+/* Takes u off l, a viewers list it is on. */
 void user_list_remove(struct user_list *l, struct user *u);
+
+/* The same for the work lists, through the work link. */
+void user_queue_push(struct user_list *l, struct user *u);
+void user_queue_remove(struct user_list *l, struct user *u);
+
+/* The next user on the list of the given link. */
+static inline struct user *user_next(const struct user *u, enum user_link_kind link)
+{
+    return u->links[link].next;
+}
 
 #endif

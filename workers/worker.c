@@ -78,6 +78,11 @@ void *worker_role_context(const struct worker *w)
     return w->role_ctx;
 }
 
+struct metrics *worker_metrics(struct worker *w)
+{
+    return w->metrics;
+}
+
 void worker_set_role_context(struct worker *w, void *ctx)
 {
     w->role_ctx = ctx;
@@ -139,6 +144,17 @@ void worker_outcome_from_twilio(const struct twilio_result *res, struct outcome 
     } else {
         out->kind = OUTCOME_FAIL;
     }
+}
+
+int worker_refuse_path(struct outcome *out, const char *path_format)
+{
+    log_warn("a name cannot be a Twilio path segment; request not sent", "path", path_format, NULL);
+    if (out) {
+        out->kind = OUTCOME_FAIL;
+        snprintf(out->error_code, sizeof out->error_code, "bad_path");
+        snprintf(out->error, sizeof out->error, "a name in %s is empty, \".\" or \"..\"", path_format);
+    }
+    return -1;
 }
 
 /* --- streams ------------------------------------------------------------------------------ */

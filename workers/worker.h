@@ -110,6 +110,9 @@ int worker_main(const struct worker_role *role, int argc, char **argv);
 
 const struct config *worker_config(const struct worker *w);
 void *worker_role_context(const struct worker *w);
+
+/* The process's metrics, for a role to add its own (in init). */
+struct metrics *worker_metrics(struct worker *w);
 void worker_set_role_context(struct worker *w, void *ctx);
 
 /* One Twilio request (no retries inside; counted in the metrics). */
@@ -120,6 +123,12 @@ int worker_twilio(struct worker *w, enum twilio_product product, const char *met
  * RETRYABLE retry (honouring Retry-After), others fail with the code and
  * message. */
 void worker_outcome_from_twilio(const struct twilio_result *res, struct outcome *out);
+
+/* For a request whose path twilio_path refused to build (a name that is
+ * empty, "." or "..", which would address another resource): the request is
+ * never sent, and out (when not NULL) fails for good with error_code
+ * "bad_path". Returns -1. */
+int worker_refuse_path(struct outcome *out, const char *path_format);
 
 /* Produces an event the worker itself emits (room.created, sync.ready, ...)
  * to stagehand.events; data is taken. Returns 0, or -1 (logged; the event

@@ -41,6 +41,30 @@ static void test_burst_refill_and_wait(void **state)
     ratelimit_free(rl);
 }
 
+/* A taker that keeps headroom stops while that much is left, and the
+ * headroom stays for an ordinary taker. */
+static void test_keeping_headroom(void **state)
+{
+    (void)state;
+    struct ratelimit *rl = ratelimit_new(10, 10, 100);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(ratelimit_take_keeping(rl, "map", 1000, 4), 0);
+    long wait = ratelimit_take_keeping(rl, "map", 1000, 4);
+    assert_in_range(wait, 99, 101); /* 10 tokens/s: one more above the 4 kept in 100 ms */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(ratelimit_take(rl, "map", 1000), 0);
+    assert_true(ratelimit_take(rl, "map", 1000) > 0);
+    /* Refilled, the ordinary taker's claim comes first: the keeper waits
+     * until the bucket holds more than it keeps. */
+    assert_true(ratelimit_take_keeping(rl, "map", 1300, 4) > 0); /* 3 tokens */
+    assert_int_equal(ratelimit_take(rl, "map", 1300), 0);
+    assert_int_equal(ratelimit_take_keeping(rl, "map", 1900, 4), 0); /* 8 tokens */
+    /* Keeping more than the bucket holds means keeping all but one. */
+    assert_int_equal(ratelimit_take_keeping(rl, "other", 1000, 1000), 0);
+    assert_true(ratelimit_take_keeping(rl, "other", 1000, 1000) > 0);
+    ratelimit_free(rl);
+}
+
 static void test_bounded_keys(void **state)
 {
     (void)state;
@@ -105,6 +129,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unlimited),
         cmocka_unit_test(test_burst_refill_and_wait),
+        cmocka_unit_test(test_keeping_headroom),
         cmocka_unit_test(test_bounded_keys),
         cmocka_unit_test(test_concurrent_exact),
     };

@@ -44,13 +44,49 @@ static void test_idle(void **state)
     u->viewer = 1;
     assert_false(user_is_idle(u));
     u->viewer = 0;
-    u->joined = 1;
+    u->provisioned = 1;
     assert_false(user_is_idle(u));
-    u->joined = 0;
+    u->provisioned = 0;
+    u->queued = 1;
+    assert_false(user_is_idle(u));
+    u->queued = 0;
+    u->hand_shown = 1;
+    assert_false(user_is_idle(u));
+    u->hand_shown = 0;
     u->refused = 1;
     assert_false(user_is_idle(u));
     u->refused = 0;
     assert_true(user_is_idle(u));
+    users_clear(&t);
+}
+
+/* A user on a viewers list and a work list at once: each list keeps its
+ * own order, and leaving one leaves the other as it was. */
+static void test_two_links(void **state)
+{
+    (void)state;
+    struct users t = {0};
+    struct user_list waiting = {0}, queue = {0};
+    struct user *a = users_add(&t, "a"), *b = users_add(&t, "b"), *c = users_add(&t, "c");
+    user_list_push(&waiting, a);
+    user_list_push(&waiting, b);
+    user_list_push(&waiting, c);
+    user_queue_push(&queue, c);
+    user_queue_push(&queue, a);
+    user_list_remove(&waiting, a);
+    assert_ptr_equal(waiting.head, b);
+    assert_ptr_equal(user_next(b, USER_LINK_VIEWERS), c);
+    assert_ptr_equal(queue.head, c);
+    assert_ptr_equal(user_next(c, USER_LINK_WORK), a);
+    user_queue_remove(&queue, c);
+    assert_ptr_equal(queue.head, a);
+    assert_ptr_equal(queue.tail, a);
+    assert_int_equal(queue.count, 1);
+    assert_int_equal(waiting.count, 2);
+    assert_null(user_next(c, USER_LINK_VIEWERS));
+    user_queue_remove(&queue, a);
+    assert_null(queue.head);
+    assert_null(queue.tail);
     users_clear(&t);
 }
 
@@ -96,6 +132,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_add_find_remove),
         cmocka_unit_test(test_idle),
+        cmocka_unit_test(test_two_links),
         cmocka_unit_test(test_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
