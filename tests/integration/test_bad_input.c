@@ -1114,6 +1114,125 @@ static void test_connection_limit(void **state)
     assert_int_equal(events_in_kafka(f), events + 1);
 }
 
+/* --- the public state: GET /streams/{name}/state ----------------------------------------------- */
+
+/* A GET reads no body and no field, so the body classes of the matrix do
+ * not apply to it; what can be wrong is the path (its one segment is cut
+ * from the raw request target and percent-decoded, then held to the stream
+ * name rules), the credentials, the method, and the stream. Each row must
+ * get its status and error message, and no event. */
+struct state_row {
+    enum mode mode;
+    const char *method; /* NULL: GET */
+    const char *path;
+    enum credential credential;
+    int oversize;       /* a body of OVERSIZE_BYTES */
+    long status;
+    const char *message;
+};
+
+#define SP(path, code, msg) {PASSCODE, NULL, path, CALLER, 0, code, msg}
+#define SJ(cred, code, msg) {JWT, NULL, "/streams/friday/state", cred, 0, code, msg}
+
+static const struct state_row state_rows[] = {
+    SP("/streams/fri%ZZday/state", 400, "invalid path"),
+    SP("/streams/friday%/state", 400, "invalid path"),
+    SP("/streams/friday%2/state", 400, "invalid path"),
+    SP("/streams/fri%FFday/state", 400, "invalid stream name"),   /* not UTF-8 */
+    SP("/streams/%C0%AF/state", 400, "invalid stream name"),      /* an overlong '/' */
+    SP("/streams/%ED%A0%80/state", 400, "invalid stream name"),   /* a surrogate */
+    SP("/streams/fri%07day/state", 400, "invalid stream name"),   /* control characters */
+    SP("/streams/fri%00day/state", 400, "invalid stream name"),
+    SP("/streams/friday%0D%0A/state", 400, "invalid stream name"),
+    SP("/streams/x%C2%85/state", 400, "invalid stream name"),     /* C1 */
+    SP("/streams/x%E2%80%A8/state", 400, "invalid stream name"),  /* U+2028 */
+    SP("/streams/" LONG_STREAM "/state", 400, "invalid stream name"),
+    SP("/streams/fri%2Fday/state", 400, "invalid stream name"),   /* reserved characters */
+    SP("/streams/fri%3Fday/state", 400, "invalid stream name"),
+    SP("/streams/a%25b/state", 400, "invalid stream name"),
+    SP("/streams/%2E%2E/state", 400, "invalid stream name"),      /* dot segments */
+    SP("/streams/%2E/state", 400, "invalid stream name"),
+    SP("/streams/" ROOM_SID "/state", 400, "invalid stream name"), /* shaped like a Room SID */
+    SP("/streams//state", 400, "invalid stream name"),
+    SP("/streams/%20friday/state", 400, "invalid stream name"),   /* a space at one end */
+    SP("/streams/nope/state", 404, "stream not found"),
+    SP("/streams/friday/state/", 404, "stream not found"),        /* then GET /streams/{name}, no such name */
+    {PASSCODE, NULL, "/streams/friday/state", NO_AUTH, 0, 401, "passcode incorrect"},
+    {PASSCODE, NULL, "/streams/friday/state", WRONG_PASSCODE, 0, 401, "passcode incorrect"},
+    {PASSCODE, NULL, "/streams/friday/state", PASSCODE_AS_BEARER, 0, 401, "passcode incorrect"},
+    {PASSCODE, NULL, "/streams/fri%ZZday/state", NO_AUTH, 0, 401, "passcode incorrect"}, /* credentials first */
+    {PASSCODE, "POST", "/streams/friday/state", CALLER, 0, 405, "method not allowed"},
+    {PASSCODE, "PUT", "/streams/friday/state", CALLER, 0, 405, "method not allowed"},
+    {PASSCODE, "DELETE", "/streams/friday/state", CALLER, 0, 405, "method not allowed"},
+    {PASSCODE, NULL, "/streams/friday/state", CALLER, 1, 413, "body too large"},
+    SJ(NO_AUTH, 401, "invalid token"),
+    SJ(THE_PASSCODE, 401, "invalid token"),
+    SJ(FORGED, 401, "invalid token"),
+    SJ(EXPIRED, 401, "invalid token"),
+    SJ(NOT_YET_VALID, 401, "invalid token"),
+    SJ(MALFORMED, 401, "invalid token"),
+    SJ(BAD_SUBJECT, 401, "invalid token"),
+    SJ(UNSIGNED_TOKEN, 401, "invalid token"),
+    {JWT, NULL, "/streams/nope/state", CALLER, 0, 404, "stream not found"},
+    {JWT, NULL, "/streams/%2E%2E/state", CALLER, 0, 400, "invalid stream name"},
+};
+
+#define STATE_ROWS (sizeof state_rows / sizeof state_rows[0])
+
+/* The rows of mode, then the valid request (as bob in jwt mode: any valid
+ * token reads the state): 200 with the stream's public state, and no
+ * event from any of it. */
+static void run_state_rows(struct fixture *f, enum mode mode)
+{
+    struct credentials cred;
+    char why[600];
+    size_t ran = 0;
+    credentials_make(&cred);
+    publish_streams(f);
+    int64_t events = events_in_kafka(f);
+    for (size_t i = 0; i < STATE_ROWS; i++) {
+        const struct state_row *row = &state_rows[i];
+        if (row->mode != mode)
+            continue;
+        const char *auth = row->credential == CALLER ? caller_header(f, &cred, mode) : cred.header[row->credential];
+        const char *headers[] = {auth, NULL};
+        char *big = row->oversize ? oversize_json() : NULL;
+        struct http_reply r = call(f, row->method ? row->method : "GET", row->path, headers, big);
+        free(big);
+        int wrong = check_answer(&r, row->status, row->message, why, sizeof why) < 0;
+        http_reply_free(&r);
+        if (wrong)
+            fail_msg("state row %zu (%s %s): %s", i, row->method ? row->method : "GET", row->path, why);
+        assert_int_equal(events_in_kafka(f), events);
+        ran++;
+    }
+    assert_true(ran > 0);
+    const char *valid[] = {mode == PASSCODE ? cred.header[THE_PASSCODE] : cred.header[BOB], NULL};
+    struct http_reply r = call(f, "GET", "/streams/friday/state", valid, NULL);
+    assert_int_equal(r.status, 200);
+    json_t *body = json_loads(r.body, 0, NULL);
+    http_reply_free(&r);
+    assert_string_equal(json_string_value(json_object_get(body, "stream")), "friday");
+    json_decref(body);
+    expect_no_event(f);
+    credentials_free(&cred);
+}
+
+static void test_public_state_passcode(void **state)
+{
+    run_state_rows(*state, PASSCODE);
+}
+
+static void test_public_state_jwt(void **state)
+{
+    struct fixture *f = *state;
+    char *alice = bearer_for("alice", JWT_SECRET);
+    f->auth = alice;
+    run_state_rows(f, JWT);
+    f->auth = NULL;
+    free(alice);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1121,6 +1240,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_api_passcode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_api_jwt, setup_jwt, teardown),
         cmocka_unit_test_setup_teardown(test_webhooks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_public_state_passcode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_public_state_jwt, setup_jwt, teardown),
         cmocka_unit_test_setup_teardown(test_header_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_client, setup_short_timeout, teardown),
         cmocka_unit_test_setup_teardown(test_connection_limit, setup_four_connections, teardown),
