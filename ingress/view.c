@@ -25,8 +25,8 @@ struct role_record {
     char *grant;                         /* stream: JSON text of the playback grant */
     int64_t grant_expires_ms;
     long viewer_count, raised_hands, raised_hands_cap; /* sync; -1 unknown */
-    json_t *speakers;                    /* sync: [{"identity", "host"}], NULL unknown */
-    json_t *viewers;                     /* sync: [identity, ...], NULL unknown */
+    char *speakers;                      /* sync: [{"identity", "host"}] as compact JSON; NULL unknown */
+    char *viewers;                       /* sync: [identity, ...] as compact JSON; NULL unknown */
     struct view_provisioning provisioning; /* sync */
 };
 
@@ -70,8 +70,8 @@ static void clear_record(struct role_record *r)
 {
     free(r->host);
     free(r->grant);
-    json_decref(r->speakers);
-    json_decref(r->viewers);
+    free(r->speakers);
+    free(r->viewers);
     memset(r, 0, sizeof *r);
     r->viewer_count = r->raised_hands = r->raised_hands_cap = -1;
     clear_provisioning(&r->provisioning);
@@ -201,6 +201,16 @@ static int parse_provisioning(const json_t *value, struct view_provisioning *p)
     return 0;
 }
 
+/* The compact JSON text of list (taken), or NULL. Lists are kept as text:
+ * a hundred listed viewers take about 1.5 KB so, several times that as
+ * jansson values, and the public state only ever copies them whole. */
+static char *list_text(json_t *list)
+{
+    char *text = list ? json_dumps(list, JSON_COMPACT) : NULL;
+    json_decref(list);
+    return text;
+}
+
 /* The sync record's optional fields; a malformed one is dropped and
  * logged. Returns how many were dropped. */
 static int parse_sync_extras(const char *stream, const json_t *record, struct role_record *r)
@@ -210,9 +220,9 @@ static int parse_sync_extras(const char *stream, const json_t *record, struct ro
     const json_t *provisioning = json_object_get(record, "provisioning");
     const char *dropped[3];
     int n = 0;
-    if (speakers && !(r->speakers = parse_speakers(speakers)))
+    if (speakers && !(r->speakers = list_text(parse_speakers(speakers))))
         dropped[n++] = "speakers";
-    if (viewers && !(r->viewers = parse_viewers(viewers)))
+    if (viewers && !(r->viewers = list_text(parse_viewers(viewers))))
         dropped[n++] = "viewers_listed";
     if (provisioning && parse_provisioning(provisioning, &r->provisioning) < 0)
         dropped[n++] = "provisioning";
@@ -501,34 +511,100 @@ json_t *view_stream_json(struct view *v, const char *stream)
 
 /* --- the public state ------------------------------------------------------------ */
 
+/* A growing text; failed once memory ran out. */
+struct text {
+    char *data;
+    size_t len, cap;
+    int failed;
+};
+
+static void put(struct text *t, const char *s, size_t n)
+{
+    if (t->failed)
+        return;
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap : 512;
+        while (cap < t->len + n + 1)
+            cap *= 2;
+        char *grown = realloc(t->data, cap);
+        if (!grown) {
+            t->failed = 1;
+            return;
+        }
+        t->data = grown;
+        t->cap = cap;
+    }
+    memcpy(t->data + t->len, s, n);
+    t->len += n;
+    t->data[t->len] = '\0';
+}
+
+static void put_text(struct text *t, const char *s)
+{
+    put(t, s, strlen(s));
+}
+
+/* s as a JSON string, quoted and escaped. */
+static void put_json_string(struct text *t, const char *s)
+{
+    json_t *value = json_string(s);
+    char *quoted = value ? json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    json_decref(value);
+    if (quoted)
+        put_text(t, quoted);
+    else
+        t->failed = 1;
+    free(quoted);
+}
+
+static void put_count(struct text *t, long n)
+{
+    char digits[24];
+    if (n < 0)
+        put_text(t, "null");
+    else {
+        snprintf(digits, sizeof digits, "%ld", n);
+        put_text(t, digits);
+    }
+}
+
 /* Renders the public state of s (see view.h), which has a record; NULL
- * when memory ran out. */
+ * when memory ran out. Written by hand around the lists' stored text. */
 static struct view_public *render_public(const struct view_stream *s)
 {
     struct stream_info info;
     merge(s, &info);
     const struct role_record *sync = current_record(s, ROLE_SYNC);
-    json_t *speakers = sync && sync->speakers ? json_incref(sync->speakers) : json_array();
-    json_t *viewers = sync && sync->viewers ? json_incref(sync->viewers) : json_array();
     int full = info.raised_hands >= 0 && info.raised_hands_cap >= 0 && info.raised_hands >= info.raised_hands_cap;
-    json_t *body = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:b}", "stream", s->name, "status",
-                             view_status_name(info.status), "host", text_or_null(info.host), "speakers",
-                             speakers, "viewer_count", count_or_null(info.viewer_count), "viewers", viewers,
-                             "raised_hands", count_or_null(info.raised_hands), "raised_hands_cap",
-                             count_or_null(info.raised_hands_cap), "hand_queue_full", full);
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    if (!text)
-        return NULL;
-    size_t len = strlen(text);
-    struct view_public *p = malloc(sizeof *p + len + 1);
+    struct text t = {0};
+    put_text(&t, "{\"stream\":");
+    put_json_string(&t, s->name);
+    put_text(&t, ",\"status\":\"");
+    put_text(&t, view_status_name(info.status));
+    put_text(&t, "\",\"host\":");
+    if (info.host[0])
+        put_json_string(&t, info.host);
+    else
+        put_text(&t, "null");
+    put_text(&t, ",\"speakers\":");
+    put_text(&t, sync && sync->speakers ? sync->speakers : "[]");
+    put_text(&t, ",\"viewer_count\":");
+    put_count(&t, info.viewer_count);
+    put_text(&t, ",\"viewers\":");
+    put_text(&t, sync && sync->viewers ? sync->viewers : "[]");
+    put_text(&t, ",\"raised_hands\":");
+    put_count(&t, info.raised_hands);
+    put_text(&t, ",\"raised_hands_cap\":");
+    put_count(&t, info.raised_hands_cap);
+    put_text(&t, full ? ",\"hand_queue_full\":true}" : ",\"hand_queue_full\":false}");
+    struct view_public *p = t.failed ? NULL : malloc(sizeof *p + t.len + 1);
     if (p) {
         atomic_init(&p->refs, 1); /* the view's own reference */
-        p->len = len;
-        memcpy(p->body, text, len + 1);
-        etag_of(p->body, len, p->etag);
+        p->len = t.len;
+        memcpy(p->body, t.data, t.len + 1);
+        etag_of(p->body, p->len, p->etag);
     }
-    free(text);
+    free(t.data);
     return p;
 }
 
