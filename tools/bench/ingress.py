@@ -1,6 +1,8 @@
 """The ingress's benchmarks: requests/s and latency of
 /viewer-connected-to-player (answered after Kafka's ack) with wrk beside
-nginx answering a static 202 on the same machine, p99 at half that rate,
+nginx answering a static 202 on the same machine, and of GET
+/streams/{name}/state (the public state a polling audience reads, served
+from the view) in the same runs, p99 at half that rate,
 the reference backend's chain of Twilio calls at the emulator's latency
 against one stagehand request, and the ingress's memory per stream.
 Each returns rows for the report: (what, figure, target, baseline or note)."""
@@ -42,6 +44,24 @@ function delay()
 end
 """ % PASSCODE
 
+# The public state of the stream, as a polling audience reads it; with
+# BENCH_IF_NONE_MATCH set, revalidated (304 while nothing changed).
+WRK_STATE_SCRIPT = """
+function init(args)
+  headers = {["Authorization"] = "%s"}
+  local tag = os.getenv("BENCH_IF_NONE_MATCH") or ""
+  if tag ~= "" then headers["If-None-Match"] = tag end
+  req = wrk.format("GET", "/streams/bench-0/state", headers)
+end
+function request()
+  return req
+end
+""" % PASSCODE
+
+# Viewers listed in the stream's record (VIEWERS_MAP_CAP's default), so
+# that the public state has its usual size.
+LISTED_VIEWERS = 100
+
 NGINX_CONF = """
 daemon off;
 worker_processes 2;
@@ -65,13 +85,14 @@ http {
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
-def run_wrk(port, rundir, name, delay_ms=0, seconds=SECONDS):
-    """wrk with CONNECTIONS keep-alive connections; (requests/s, p50 ms,
-    p99 ms, non-2xx responses)."""
-    script = os.path.join(rundir, "wrk.lua")
+def run_wrk(port, rundir, name, delay_ms=0, seconds=SECONDS, script_text=WRK_SCRIPT, if_none_match=""):
+    """wrk with CONNECTIONS keep-alive connections running script_text
+    (the POST by default); (requests/s, p50 ms, p99 ms, responses neither
+    2xx nor 3xx)."""
+    script = os.path.join(rundir, name + ".lua")
     with open(script, "w") as f:
-        f.write(WRK_SCRIPT)
-    env = dict(os.environ, BENCH_DELAY_MS=str(delay_ms))
+        f.write(script_text)
+    env = dict(os.environ, BENCH_DELAY_MS=str(delay_ms), BENCH_IF_NONE_MATCH=if_none_match)
     out = subprocess.run(["wrk", "-t2", "-c%d" % CONNECTIONS, "-d%ds" % seconds, "--latency", "-s", script,
                           "http://127.0.0.1:%d" % port], env=env, capture_output=True, text=True, check=True).stdout
     with open(os.path.join(rundir, name + ".wrk"), "w") as f:
@@ -150,7 +171,7 @@ def view_only_stack(build, rundir, event_loops=("poll",)):
     for i, loop in enumerate(event_loops):
         ingresses[loop] = stack.start_ingress({"INGRESS_EVENT_LOOP": loop, "INGRESS_PORT": "0" if i else str(port)},
                                               name="ingress-" + loop)
-    stack.loadgen("--state", "--count", 1, "--stream", "bench")
+    stack.loadgen("--state", "--count", 1, "--stream", "bench", "--listed", LISTED_VIEWERS)
     for ing in ingresses.values():
         wait_until(lambda: view_size(ing.port) >= 1, 30, 0.1)
     return stack, ingresses
@@ -176,22 +197,38 @@ class IdleConnections:
         self.sockets = []
 
 
+def public_state(port):
+    """GET /streams/bench-0/state once: (status, ETag, body length)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/streams/bench-0/state", headers={"Authorization": PASSCODE})
+    r = conn.getresponse()
+    body = r.read()
+    conn.close()
+    return r.status, r.getheader("ETag"), len(body)
+
+
 def throughput(build, rundir, runs=5, idle=4000):
     """nginx and the ingress under the same wrk, alternately, `runs` times
-    after a warm-up (medians): the ingress with each event loop; then the
-    default loop at half its rate; then both loops with `idle` idle
-    connections open beside wrk's."""
+    after a warm-up (medians): the ingress's POST with each event loop and
+    its GET of the public state (default loop); then the state revalidated
+    (304s); then the default loop's POST at half its rate; then both loops
+    with `idle` idle connections open beside wrk's."""
     os.makedirs(rundir, exist_ok=True)
     stack, ingresses = view_only_stack(build, rundir, ("poll", "epoll"))
     nginx, nginx_port = start_nginx(rundir)
-    targets = [("nginx", nginx_port)] + [(loop, ing.port) for loop, ing in ingresses.items()]
-    results = {name: [] for name, _ in targets}
+    wait_until(lambda: public_state(ingresses["poll"].port)[0] == 200, 30, 0.1)
+    _, etag, state_bytes = public_state(ingresses["poll"].port)
+    targets = [("nginx", nginx_port, WRK_SCRIPT)] + [(loop, ing.port, WRK_SCRIPT) for loop, ing in ingresses.items()]
+    targets.append(("state", ingresses["poll"].port, WRK_STATE_SCRIPT))
+    results = {name: [] for name, _, _ in targets}
     try:
-        for name, port in targets:  # warm-up: first runs after a start are slower
-            run_wrk(port, rundir, "warmup-" + name, seconds=3)
+        for name, port, script in targets:  # warm-up: first runs after a start are slower
+            run_wrk(port, rundir, "warmup-" + name, seconds=3, script_text=script)
         for i in range(runs):
-            for name, port in targets:
-                results[name].append(run_wrk(port, rundir, "%s-%d" % (name, i)))
+            for name, port, script in targets:
+                results[name].append(run_wrk(port, rundir, "%s-%d" % (name, i), script_text=script))
+        revalidated = run_wrk(ingresses["poll"].port, rundir, "state-304", script_text=WRK_STATE_SCRIPT,
+                              if_none_match=etag)
         nginx.stop()
 
         def medians(name):
@@ -202,7 +239,10 @@ def throughput(build, rundir, runs=5, idle=4000):
         rate, p50, p99, bad = medians("poll")
         e_rate, e_p50, e_p99, e_bad = medians("epoll")
         n_rate, n_p50, n_p99, _ = medians("nginx")
+        s_rate, s_p50, s_p99, s_bad = medians("state")
         ratios = sorted(r[0] / n[0] for r, n in zip(results["poll"], results["nginx"]))
+        # The state's rate over the POST's, run by run (each pair minutes apart at most).
+        state_ratios = sorted(s[0] / p[0] for s, p in zip(results["state"], results["poll"]))
         # Half the rate: each connection waits between its requests.
         delay_ms = max(1, int(CONNECTIONS * 1000 / (rate / 2) - p50))
         h_rate, h_p50, h_p99, h_bad = run_wrk(ingresses["poll"].port, rundir, "ingress-half", delay_ms)
@@ -226,6 +266,15 @@ def throughput(build, rundir, runs=5, idle=4000):
          "ratio {:.2f}; p50 / p99 {:.2f} / {:.2f} ms; non-2xx: {}".format(e_rate / n_rate, e_p50, e_p99, e_bad)),
         ("  latency p50 / p99 at full rate", "%.2f / %.2f ms" % (p50, p99), "(measured)",
          "nginx: %.2f / %.2f ms" % (n_p50, n_p99)),
+        ("ingress GET /streams/{name}/state, %d connections, from the view (median of %d, same runs)"
+         % (CONNECTIONS, runs), "{:,.0f} req/s".format(s_rate), ">= 2 x the POST rate",
+         "ratio to the POST {:.2f} (runs {:.2f} to {:.2f}); {} bytes with {} viewers listed; p50 / p99 "
+         "{:.2f} / {:.2f} ms; non-2xx: {}".format(s_rate / rate, state_ratios[0], state_ratios[-1], state_bytes,
+                                                  LISTED_VIEWERS, s_p50, s_p99, s_bad)),
+        ("  the same revalidated (If-None-Match: the current ETag, 304 and no body)",
+         "{:,.0f} req/s".format(revalidated[0]), "(measured)",
+         "ratio to the POST {:.2f}; p50 / p99 {:.2f} / {:.2f} ms".format(revalidated[0] / rate, revalidated[1],
+                                                                          revalidated[2])),
         ("  latency p50 / p99 at half rate ({:,.0f} req/s)".format(h_rate), "%.2f / %.2f ms" % (h_p50, h_p99),
          "p99 <= 10 ms", "non-2xx: %d" % h_bad),
         ("  with {:,} idle connections open as well: poll / epoll".format(with_idle["poll"][1]),

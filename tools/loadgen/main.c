@@ -12,11 +12,13 @@
  * per second (0: as fast as the producer takes them). Prints "produced N in
  * S s" when every delivery report came back; exits 1 if any failed.
  *
- *   stagehand-loadgen --state --stream PREFIX --count N [--brokers B]
+ *   stagehand-loadgen --state --stream PREFIX --count N [--listed L] [--brokers B]
  *
  * Publishes the state records of N live streams PREFIX-0 .. PREFIX-(N-1)
  * to stagehand.state, one per role, as the workers would (SIDs, a
- * playback grant, counts): load for the ingress's view.
+ * playback grant, counts): load for the ingress's view. With --listed L,
+ * each sync record also has the host in "speakers" and L identities in
+ * "viewers_listed" (what GET /streams/{name}/state shows).
  *
  *   stagehand-loadgen --read [--brokers B]
  *
@@ -51,8 +53,22 @@ static void fake_sid(char out[35], const char *prefix, long n)
     snprintf(out, 35, "%s%032lx", prefix, n);
 }
 
+/* The sync record's "speakers" (the host) and "viewers_listed" (listed
+ * identities viewer-0 ...), as the sync worker publishes them. */
+static void add_listed(json_t *rec, const char *host, long listed)
+{
+    json_t *viewers = json_array();
+    for (long v = 0; viewers && v < listed; v++) {
+        char identity[32];
+        snprintf(identity, sizeof identity, "viewer-%ld", v);
+        json_array_append_new(viewers, json_string(identity));
+    }
+    json_object_set_new(rec, "speakers", json_pack("[{s:s, s:b}]", "identity", host, "host", 1));
+    json_object_set_new(rec, "viewers_listed", viewers);
+}
+
 /* --state: three records per stream. Returns the exit status. */
-static int publish_state(struct kafka_producer *p, const char *prefix, long count)
+static int publish_state(struct kafka_producer *p, const char *prefix, long count, long listed)
 {
     char err[512];
     int64_t now = time_now_ms();
@@ -86,6 +102,8 @@ static int publish_state(struct kafka_producer *p, const char *prefix, long coun
                 json_object_set_new(rec, "viewer_count", json_integer(0));
                 json_object_set_new(rec, "raised_hands", json_integer(0));
                 json_object_set_new(rec, "raised_hands_cap", json_integer(100));
+                if (listed > 0)
+                    add_listed(rec, host, listed);
             }
             char key[200];
             snprintf(key, sizeof key, "%s/%s", stream, roles[r]);
@@ -142,7 +160,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: stagehand-loadgen --stream NAME --count N [--type TYPE] [--prefix P] [--first I]\n"
                  "                         [--rate PER_S] [--brokers B]\n"
-                 "       stagehand-loadgen --state --stream PREFIX --count N [--brokers B]\n"
+                 "       stagehand-loadgen --state --stream PREFIX --count N [--listed L] [--brokers B]\n"
                  "       stagehand-loadgen --read [--brokers B]\n"
                  "  TYPE: viewer.connected (default), viewer.disconnected, user.joined, hand.raised,\n"
                  "        hand.lowered, stream.create_requested\n");
@@ -152,7 +170,7 @@ int main(int argc, char **argv)
 {
     const char *stream = NULL, *type = "viewer.connected", *prefix = "viewer-";
     const char *brokers = getenv("KAFKA_BROKERS");
-    long count = -1, first = 0, rate = 0;
+    long count = -1, first = 0, rate = 0, listed = 0;
     int read = 0, state = 0;
     static const struct option options[] = {{"stream", required_argument, NULL, 's'},
                                             {"count", required_argument, NULL, 'n'},
@@ -162,6 +180,7 @@ int main(int argc, char **argv)
                                             {"rate", required_argument, NULL, 'r'},
                                             {"read", no_argument, NULL, 'R'},
                                             {"state", no_argument, NULL, 'S'},
+                                            {"listed", required_argument, NULL, 'l'},
                                             {"brokers", required_argument, NULL, 'b'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
@@ -185,6 +204,11 @@ int main(int argc, char **argv)
         case 'r':
             rate = strtol(optarg, &end, 10);
             if (*end || rate < 0)
+                count = -1;
+            break;
+        case 'l':
+            listed = strtol(optarg, &end, 10);
+            if (*end || listed < 0)
                 count = -1;
             break;
         case 't':
@@ -224,7 +248,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (state) {
-        int rc = publish_state(p, stream, count);
+        int rc = publish_state(p, stream, count, listed);
         kafka_producer_close(p, 5000);
         return rc;
     }
