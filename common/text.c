@@ -96,12 +96,19 @@ static const char *identity_forbidden(uint32_t cp)
     return cp == '/' ? "must not contain '/'" : NULL;
 }
 
+int is_dot_segment(const char *s, size_t len)
+{
+    return (len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.');
+}
+
 const char *identity_problem(const char *s, size_t len)
 {
     const char *why = common_problem(s, len, IDENTITY_MAX_CHARS,
                                      "must be at most 128 characters", identity_forbidden);
     if (why)
         return why;
+    if (is_dot_segment(s, len))
+        return "must not be \".\" or \"..\" (URL path segments)";
     static const char reserved[] = "video-composer";
     if (len >= sizeof reserved - 1 && memcmp(s, reserved, sizeof reserved - 1) == 0)
         return "must not start with \"video-composer\" (reserved)";

@@ -4,9 +4,11 @@
  *   valid UTF-8, 1..IDENTITY_MAX_CHARS code points; spaces, accents and emoji
  *   are fine; no control characters (U+0000-U+001F, U+007F-U+009F) and no line
  *   or paragraph separators (U+2028, U+2029); no space at either end; no '/'
- *   (Sync cannot address a map item whose key has one); must not start with
- *   "video-composer" (the Live composer joins rooms under such names and its
- *   participant events are ignored).
+ *   (Sync cannot address a map item whose key has one); not "." or ".."
+ *   (an identity becomes a URL path segment in Twilio requests, and these
+ *   two would address the parent: ".." as a map item key is the map); must
+ *   not start with "video-composer" (the Live composer joins rooms under such
+ *   names and its participant events are ignored).
  *
  * Stream name (also the Room UniqueName, used in URL paths, and the Kafka key):
  *   valid UTF-8, 1..STREAM_NAME_MAX_CHARS code points; the identity rules on
@@ -33,5 +35,9 @@ const char *identity_problem(const char *s, size_t len);
 
 /* NULL when s is an acceptable stream name, else a short reason. */
 const char *stream_name_problem(const char *s, size_t len);
+
+/* 1 when s[0..len) is "." or "..", the dot segments of RFC 3986 that URL
+ * clients and servers resolve away, else 0. */
+int is_dot_segment(const char *s, size_t len);
 
 #endif

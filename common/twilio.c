@@ -13,6 +13,7 @@
 
 #include "form.h"
 #include "log.h"
+#include "text.h"
 #include "timeutil.h"
 
 struct twilio_client {
@@ -162,7 +163,13 @@ int twilio_path(char *out, size_t outlen, const char *fmt, ...)
         }
         p++;
         const char *arg = va_arg(ap, const char *);
-        char *enc = arg ? percent_encode(arg, strlen(arg)) : NULL;
+        /* "", "." and ".." would make the path address another resource
+         * (the parent, or the collection): refused, never sent. */
+        if (!arg || !arg[0] || is_dot_segment(arg, strlen(arg))) {
+            rc = -1;
+            break;
+        }
+        char *enc = percent_encode(arg, strlen(arg));
         size_t n = enc ? strlen(enc) : 0;
         if (!enc || used + n >= outlen)
             rc = -1;
@@ -401,6 +408,9 @@ static void perform_once(struct twilio_client *c, enum twilio_product product, c
     /* Reset keeps the live connections: only options are cleared. */
     curl_easy_reset(curl);
     curl_easy_setopt(curl, CURLOPT_URL, url);
+    /* The path goes out exactly as built: libcurl would otherwise resolve
+     * dot segments, and DELETE .../Items/.. would delete the map. */
+    curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
     curl_easy_setopt(curl, CURLOPT_USERNAME, c->api_key_sid);

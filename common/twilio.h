@@ -15,6 +15,8 @@
  *   must not block (the workers' poll loops) set max_retries = 0, read
  *   outcome and retry_after_ms, and schedule the retry themselves with
  *   twilio_backoff_ms.
+ * - Paths are sent as given (CURLOPT_PATH_AS_IS): no dot segment is
+ *   resolved away on the way out; twilio_path refuses to build one.
  * - A client owns one curl handle, so connections are kept alive and
  *   reused; a client must be used by one thread at a time.
  * Credentials never appear in URLs, logs or error messages. */
@@ -28,6 +30,10 @@
 
 #define TWILIO_MAX_BODY (4 * 1024 * 1024)   /* larger answers are refused */
 #define TWILIO_MAX_RETRY_AFTER_MS 60000     /* Retry-After is honoured up to this */
+/* Room for any path stagehand builds: an identity of 128 code points may be
+ * 512 bytes of UTF-8, 1536 once percent-encoded, and the permission on a
+ * user's document names it twice, plus SIDs and names. */
+#define TWILIO_PATH_MAX 4096
 
 enum twilio_product { TWILIO_VIDEO, TWILIO_SYNC, TWILIO_MEDIA };
 
@@ -89,8 +95,10 @@ const char *twilio_base_url(const struct twilio_client *c, enum twilio_product p
 
 /* Formats a path where every %s argument is percent-encoded as one path
  * segment ("/v1/Rooms/%s" with "my room" -> "/v1/Rooms/my%20room"). Only %s
- * is supported. Returns 0, or -1 if it does not fit or fmt is bad. */
-int twilio_path(char *out, size_t outlen, const char *fmt, ...);
+ * is supported. Returns 0, or -1 (out is then "") if it does not fit, fmt is
+ * bad, or an argument is NULL, empty, "." or ".." (a segment that would
+ * address the parent or the collection instead). Callers must check it. */
+int twilio_path(char *out, size_t outlen, const char *fmt, ...) __attribute__((warn_unused_result));
 
 /* Delay before retry number attempt (0 = first retry): random01 *
  * min(max_ms, base_ms * 2^attempt), and never less than retry_after_ms

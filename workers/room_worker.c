@@ -65,9 +65,10 @@ static int create_room(struct worker *w, const char *stream, char sid[SID_LEN + 
     worker_twilio(w, TWILIO_VIDEO, "POST", "/v1/Rooms", &form, NULL, &res);
     kv_free(&form);
     if (res.outcome == TWILIO_EXISTS) {
-        char path[512];
+        char path[TWILIO_PATH_MAX];
         twilio_result_free(&res);
-        twilio_path(path, sizeof path, "/v1/Rooms/%s", stream);
+        if (twilio_path(path, sizeof path, "/v1/Rooms/%s", stream) < 0)
+            return worker_refuse_path(out, "/v1/Rooms/%s");
         worker_twilio(w, TWILIO_VIDEO, "GET", path, NULL, NULL, &res);
     }
     const char *found = json_string_value(json_object_get(res.body, "sid"));
@@ -119,10 +120,14 @@ static void on_remove_speaker(struct worker *w, struct stream *st, const struct 
     struct room_data *room = room_of(st);
     if (!apply || !room || !room->room_sid[0] || st->phase != PHASE_READY)
         return;
-    char path[512];
+    char path[TWILIO_PATH_MAX];
     struct kv_list form;
     struct twilio_result res;
-    twilio_path(path, sizeof path, "/v1/Rooms/%s/Participants/%s", room->room_sid, data_text(ev, "identity"));
+    if (twilio_path(path, sizeof path, "/v1/Rooms/%s/Participants/%s", room->room_sid,
+                    data_text(ev, "identity")) < 0) {
+        worker_refuse_path(out, "/v1/Rooms/%s/Participants/%s");
+        return;
+    }
     kv_init(&form);
     twilio_form_add(&form, "Status", "disconnected");
     worker_twilio(w, TWILIO_VIDEO, "POST", path, &form, NULL, &res);
@@ -140,10 +145,13 @@ static void on_end(struct worker *w, struct stream *st, const struct event *ev, 
     if (st->phase == PHASE_ENDED || st->phase == PHASE_NONE)
         return;
     if (apply && room && room->room_sid[0]) {
-        char path[512];
+        char path[TWILIO_PATH_MAX];
         struct kv_list form;
         struct twilio_result res;
-        twilio_path(path, sizeof path, "/v1/Rooms/%s", room->room_sid);
+        if (twilio_path(path, sizeof path, "/v1/Rooms/%s", room->room_sid) < 0) {
+            worker_refuse_path(out, "/v1/Rooms/%s");
+            return;
+        }
         kv_init(&form);
         twilio_form_add(&form, "Status", "completed");
         worker_twilio(w, TWILIO_VIDEO, "POST", path, &form, NULL, &res);

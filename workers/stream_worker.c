@@ -100,7 +100,8 @@ static int fetch_grant(struct worker *w, struct media_data *m, struct outcome *o
     char path[128];
     struct kv_list form;
     struct twilio_result res;
-    snprintf(path, sizeof path, "/v1/PlayerStreamers/%s/PlaybackGrant", m->streamer_sid);
+    if (twilio_path(path, sizeof path, "/v1/PlayerStreamers/%s/PlaybackGrant", m->streamer_sid) < 0)
+        return worker_refuse_path(out, "/v1/PlayerStreamers/%s/PlaybackGrant");
     kv_init(&form);
     twilio_form_add_int(&form, "Ttl", mc->grant_ttl_s);
     twilio_form_add(&form, "AccessControlAllowOrigin", "*");
@@ -176,7 +177,8 @@ static int end_resource(struct worker *w, const char *kind, const char *sid, str
     char path[128];
     struct kv_list form;
     struct twilio_result res;
-    snprintf(path, sizeof path, "/v1/%s/%s", kind, sid);
+    if (twilio_path(path, sizeof path, "/v1/%s/%s", kind, sid) < 0)
+        return worker_refuse_path(out, "/v1/{kind}/%s");
     kv_init(&form);
     twilio_form_add(&form, "Status", "ended");
     worker_twilio(w, TWILIO_MEDIA, "POST", path, &form, NULL, &res);

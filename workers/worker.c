@@ -148,11 +148,13 @@ void worker_outcome_from_twilio(const struct twilio_result *res, struct outcome 
 
 int worker_refuse_path(struct outcome *out, const char *path_format)
 {
-    log_warn("a name cannot be a Twilio path segment; request not sent", "path", path_format, NULL);
+    log_warn("no Twilio path can be built (a name that is empty, \".\" or \"..\", or too long); not sent",
+             "path", path_format, NULL);
     if (out) {
         out->kind = OUTCOME_FAIL;
         snprintf(out->error_code, sizeof out->error_code, "bad_path");
-        snprintf(out->error, sizeof out->error, "a name in %s is empty, \".\" or \"..\"", path_format);
+        snprintf(out->error, sizeof out->error, "a name in %s is empty, \".\" or \"..\", or too long",
+                 path_format);
     }
     return -1;
 }

@@ -125,9 +125,9 @@ int worker_twilio(struct worker *w, enum twilio_product product, const char *met
 void worker_outcome_from_twilio(const struct twilio_result *res, struct outcome *out);
 
 /* For a request whose path twilio_path refused to build (a name that is
- * empty, "." or "..", which would address another resource): the request is
- * never sent, and out (when not NULL) fails for good with error_code
- * "bad_path". Returns -1. */
+ * empty, "." or "..", which would address another resource, or a path too
+ * long for the caller's buffer): the request is never sent, and out (when
+ * not NULL) fails for good with error_code "bad_path". Returns -1. */
 int worker_refuse_path(struct outcome *out, const char *path_format);
 
 /* Produces an event the worker itself emits (room.created, sync.ready, ...)

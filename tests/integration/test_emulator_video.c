@@ -108,7 +108,7 @@ static void test_room_lifecycle(void **state)
     twilio_result_free(&res);
 
     char path[256], by_sid[256], got[40];
-    twilio_path(path, sizeof path, "/v1/Rooms/%s", "friday townhall");
+    assert_int_equal(twilio_path(path, sizeof path, "/v1/Rooms/%s", "friday townhall"), 0);
     snprintf(by_sid, sizeof by_sid, "/v1/Rooms/%s", sid);
     long status;
     assert_int_equal(call(c, "GET", path, NULL, NULL, &status, got), TWILIO_OK);

@@ -230,16 +230,18 @@ static void test_room_callbacks_signed_and_in_order(void **state)
     char *forged = video_token("mallory", "webhook room", "not-the-secret");
     char *elsewhere = video_token("bob", "another room", TEST_API_KEY_SECRET);
     char path[256];
-    twilio_path(path, sizeof path, "/_emulator/rooms/%s/participants", "webhook room");
+    assert_int_equal(twilio_path(path, sizeof path, "/_emulator/rooms/%s/participants", "webhook room"), 0);
     assert_int_equal(post(c, path, "Token", forged), 401);
     assert_int_equal(post(c, path, "Token", elsewhere), 403);
     assert_int_equal(post(c, path, "Token", "garbage"), 401);
     assert_int_equal(post(c, path, NULL, NULL), 401);
     assert_int_equal(post(c, path, "Token", good), 201);
-    twilio_path(path, sizeof path, "/_emulator/rooms/%s/participants/%s/leave", "webhook room", "Zo\xc3\xab");
+    assert_int_equal(twilio_path(path, sizeof path, "/_emulator/rooms/%s/participants/%s/leave", "webhook room",
+                                 "Zo\xc3\xab"),
+                     0);
     assert_int_equal(post(c, path, NULL, NULL), 200);
     assert_int_equal(post(c, path, NULL, NULL), 404); /* already left */
-    twilio_path(path, sizeof path, "/v1/Rooms/%s", "webhook room");
+    assert_int_equal(twilio_path(path, sizeof path, "/v1/Rooms/%s", "webhook room"), 0);
     assert_int_equal(post(c, path, "Status", "completed"), 202);
 
     assert_int_equal(wait_for_hooks(r, 4), 4);

@@ -93,6 +93,32 @@ static void test_stream_name_rules(void **state)
     STREAM_OK(too_long);
 }
 
+/* "." and ".." are URL dot segments: as a Twilio path segment they would
+ * address the parent resource (a raised hand keyed ".." is the whole
+ * raised_hands map), so neither kind of name may be one. Names that merely
+ * contain dots are fine. */
+static void test_dot_segments_refused_everywhere(void **state)
+{
+    (void)state;
+    static const char *const dots[] = {".", ".."};
+    for (int i = 0; i < 2; i++) {
+        IDENTITY_BAD(dots[i]);
+        STREAM_BAD(dots[i]);
+        assert_int_equal(is_dot_segment(dots[i], strlen(dots[i])), 1);
+    }
+    assert_string_equal(identity_problem("..", 2), "must not be \".\" or \"..\" (URL path segments)");
+    IDENTITY_OK("...");
+    IDENTITY_OK(".a");
+    IDENTITY_OK("a..");
+    IDENTITY_OK("J. R. R.");
+    STREAM_BAD("...");                 /* stream names: no name made only of dots */
+    assert_int_equal(is_dot_segment("...", 3), 0);
+    assert_int_equal(is_dot_segment("", 0), 0);
+    assert_int_equal(is_dot_segment(".a", 2), 0);
+    assert_int_equal(is_dot_segment("..x", 2), 1); /* only len bytes count */
+    IDENTITY_BAD(". ");                /* a trailing space is refused anyway */
+}
+
 static void test_length_counts_characters_not_bytes(void **state)
 {
     (void)state;
@@ -111,6 +137,7 @@ int main(void)
         cmocka_unit_test(test_identity_accepts_what_people_type),
         cmocka_unit_test(test_identity_rejects),
         cmocka_unit_test(test_stream_name_rules),
+        cmocka_unit_test(test_dot_segments_refused_everywhere),
         cmocka_unit_test(test_length_counts_characters_not_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -277,6 +277,70 @@ static void test_paths_and_queries(void **state)
     server_stop(s);
 }
 
+/* A name that is empty, "." or ".." would turn a path into another
+ * resource's (issue 15: a viewer called ".." deleted the raised_hands map):
+ * twilio_path refuses it in any position and leaves out empty. */
+static void test_path_refuses_dot_segments(void **state)
+{
+    (void)state;
+    char path[TWILIO_PATH_MAX];
+    static const char *const refused[] = {".", "..", ""};
+    for (int i = 0; i < 3; i++) {
+        strcpy(path, "stale");
+        assert_int_equal(twilio_path(path, sizeof path, "/v1/Services/%s/Maps/raised_hands/Items/%s", "IS1",
+                                     refused[i]), -1);
+        assert_string_equal(path, "");
+        assert_int_equal(twilio_path(path, sizeof path, "/v1/Services/%s/Maps/%s/Items/%s", "IS1", refused[i],
+                                     "bob"), -1);
+        assert_int_equal(twilio_path(path, sizeof path, "/v1/Rooms/%s/Participants/%s", refused[i], "bob"), -1);
+    }
+    assert_int_equal(twilio_path(path, sizeof path, "/v1/Rooms/%s", (const char *)NULL), -1);
+    /* Dots inside a name are ordinary characters. */
+    assert_int_equal(twilio_path(path, sizeof path, "/v1/Rooms/%s/Participants/%s", "RM1", "..."), 0);
+    assert_string_equal(path, "/v1/Rooms/RM1/Participants/...");
+    assert_int_equal(twilio_path(path, sizeof path, "/v1/Rooms/%s/Participants/%s", ".a", "J. R. R."), 0);
+    assert_string_equal(path, "/v1/Rooms/.a/Participants/J.%20R.%20R.");
+    /* "%2E%2E" is a name like any other: its '%' is encoded, so no server
+     * can decode it into a dot segment. */
+    assert_int_equal(twilio_path(path, sizeof path, "/v1/Rooms/%s", "%2E%2E"), 0);
+    assert_string_equal(path, "/v1/Rooms/%252E%252E");
+
+    /* The longest identity, 128 four-byte characters, fits TWILIO_PATH_MAX
+     * even where a path names it twice (a permission on the user's document). */
+    char identity[128 * 4 + 1];
+    for (int i = 0; i < 128; i++)
+        memcpy(identity + 4 * i, "\xf0\x9f\x8e\xa4", 4);
+    identity[128 * 4] = '\0';
+    assert_int_equal(twilio_path(path, sizeof path, "/v1/Services/%s/Documents/user-%s/Permissions/%s",
+                                 "IS0123456789abcdef0123456789abcdef", identity, identity), 0);
+}
+
+/* Paths go out as given (CURLOPT_PATH_AS_IS): libcurl would otherwise
+ * resolve ".." and send DELETE .../Maps/raised_hands/ instead. */
+static void test_path_sent_as_is(void **state)
+{
+    (void)state;
+    static const struct canned script[] = {
+        {404, "{\"code\":20404,\"message\":\"not found\",\"status\":404}", NULL, NULL, 0},
+        {404, "{\"code\":20404,\"message\":\"not found\",\"status\":404}", NULL, NULL, 0},
+    };
+    struct server *s = server_start(script, 2);
+    struct twilio_client *c = client_for(s, 0, 5000);
+    struct twilio_result res;
+    assert_int_equal(twilio_request(c, TWILIO_SYNC, "DELETE", "/v1/Services/IS1/Maps/raised_hands/Items/..", NULL,
+                                    NULL, &res), -1);
+    assert_int_equal(res.outcome, TWILIO_NOT_FOUND);
+    twilio_result_free(&res);
+    assert_int_equal(twilio_request(c, TWILIO_SYNC, "POST", "/v1/Services/IS1/Maps/./Items", NULL, NULL, &res), -1);
+    twilio_result_free(&res);
+    assert_int_equal(s->nrequests, 2);
+    assert_string_equal(s->requests[0].method, "DELETE");
+    assert_string_equal(s->requests[0].url, "/v1/Services/IS1/Maps/raised_hands/Items/..");
+    assert_string_equal(s->requests[1].url, "/v1/Services/IS1/Maps/./Items");
+    twilio_client_free(c);
+    server_stop(s);
+}
+
 static void test_error_shapes_and_classification(void **state)
 {
     (void)state;
@@ -507,6 +571,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_room_create_request_shape),
         cmocka_unit_test(test_paths_and_queries),
+        cmocka_unit_test(test_path_refuses_dot_segments),
+        cmocka_unit_test(test_path_sent_as_is),
         cmocka_unit_test(test_error_shapes_and_classification),
         cmocka_unit_test(test_retries),
         cmocka_unit_test(test_no_retry_when_caller_schedules),
