@@ -102,8 +102,9 @@ struct emulator {
     struct emu_sync_service **services;
     size_t nservices;
 
-    /* Twilio's Sync limit: writes per second per object (a map's items count
-     * against the map), with a burst of that many seconds; 0 disables it. */
+    /* Twilio's Sync limit: writes per second per object (a map's items, and
+     * an object's permissions, count against it), with a burst of that many
+     * seconds; 0 disables it. */
     double sync_writes_per_s;
     double sync_burst_s;
     /* Object creations and deletions per second per service (same burst). */
@@ -121,7 +122,7 @@ struct emulator {
     long requests;
     long requests_by_product[EMU_PRODUCTS];
     long responses_429;
-    json_t *sync_writes;         /* object SID -> writes accepted */
+    json_t *sync_writes;         /* object SID -> writes accepted (items, data, permissions) */
 };
 
 /* Writes prefix + 32 random hex digits into out. */

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "secure.h"
 #include "settings.h"
+#include "text.h"
 #include "timeutil.h"
 
 #define MAX_BODY (64 * 1024)
@@ -99,21 +100,32 @@ static enum MHD_Result add_query_param(void *cls, enum MHD_ValueKind kind, const
     return MHD_YES;
 }
 
+/* Splits the path on '/'. A path with an empty segment ("//", or a trailing
+ * '/') or a dot segment ("." or "..", also once decoded from %2E) names no
+ * resource: Twilio answers it 404, and resolving it instead would let
+ * DELETE .../Maps/raised_hands/Items/.. (or .../raised_hands/) delete the
+ * map. Returns 0, or -1 for such a path or too many segments. */
 static int split_path(struct emu_request *req)
 {
     const char *p = req->path;
-    while (*p == '/')
-        p++;
-    while (*p) {
+    if (*p != '/')
+        return -1;
+    p++;
+    if (!*p)
+        return 0; /* "/" */
+    for (;;) {
         size_t n = strcspn(p, "/");
-        if (req->nsegments == EMU_MAX_SEGMENTS)
+        if (n == 0 || is_dot_segment(p, n) || req->nsegments == EMU_MAX_SEGMENTS)
             return -1;
-        req->segments[req->nsegments++] = strndup(p, n);
+        char *segment = strndup(p, n);
+        if (!segment)
+            return -1;
+        req->segments[req->nsegments++] = segment;
         p += n;
-        while (*p == '/')
-            p++;
+        if (!*p)
+            return 0;
+        p++; /* the '/'; what follows must be a segment */
     }
-    return 0;
 }
 
 /* Which product a Twilio path belongs to, or -1. */

@@ -2,8 +2,10 @@
  * Permissions on maps and documents (see twilio-api.md §4). Maps and
  * documents can be addressed by SID or unique name; writes bump revisions,
  * which If-Match checks and the ETag header reports. Twilio's limits hold:
- * writes per object (a map's items count against the map) and object
- * creations and deletions per service, both answered 429 / 54009. Client
+ * writes per object (a map's item writes and permission writes, and a
+ * document's permission writes, count against the object; Twilio does not
+ * document the permission part, we assume it) and object creations and
+ * deletions per service, both answered 429 / 54009. Client
  * endpoints connect and disconnect through the simulation API, with
  * reachability webhooks. */
 #include <stdio.h>
@@ -355,6 +357,8 @@ static void permissions(struct emulator *emu, struct emu_sync_service *s, struct
             emu_error(resp, 400, 20001, "Read, Write and Manage must be true or false");
             return;
         }
+        if (!take_write(emu, o, resp))
+            return;
         if (!p) {
             struct emu_permission *grown = realloc(o->perms, (o->nperms + 1) * sizeof *grown);
             char *copy = strdup(identity);
@@ -378,6 +382,8 @@ static void permissions(struct emulator *emu, struct emu_sync_service *s, struct
     } else if (strcmp(req->method, "GET") == 0) {
         emu_reply(resp, 200, permission_json(emu, s, o, kind, p));
     } else if (strcmp(req->method, "DELETE") == 0) {
+        if (!take_write(emu, o, resp))
+            return;
         free(p->identity);
         size_t index = (size_t)(p - o->perms);
         memmove(&o->perms[index], &o->perms[index + 1], (o->nperms - index - 1) * sizeof *p);
