@@ -1,9 +1,10 @@
 /* Bad input at the ingress, as tables. Every client endpoint against every
  * class of bad input (missing field, wrong type, too long, invalid UTF-8,
  * control characters, oversize body, wrong content type, bad auth, not
- * host, unknown stream, and in jwt mode a user_identity that is not the
- * caller's): each row says the status and error message it must get, or
- * that it does not apply and why. Twilio's webhooks against missing, wrong
+ * host, unknown stream, in jwt mode a user_identity that is not the
+ * caller's, and names that are the dot segments "." or ".."): each row
+ * says the status and error message it must get, or that it does not
+ * apply and why. Twilio's webhooks against missing, wrong
  * and misplaced signatures, wrong content types, oversize bodies and
  * fields that are not UTF-8 text. And the connection limits: a header
  * block over the connection memory, a client that stalls mid-request, and
@@ -75,13 +76,14 @@ enum bad_class {
     NOT_HOST,
     UNKNOWN_STREAM,
     NOT_SELF, /* jwt mode: a user_identity that names someone else */
+    DOT_SEGMENT, /* an identity or stream name of "." or "..": a Twilio path segment naming the parent */
     CLASSES,
     OTHER = CLASSES
 };
 
 static const char *const class_names[CLASSES + 1] = {
     "missing field", "wrong type", "too long", "invalid UTF-8", "control characters", "oversize body",
-    "wrong content type", "bad auth", "not host", "unknown stream", "not self", "other",
+    "wrong content type", "bad auth", "not host", "unknown stream", "not self", "dot segment", "other",
 };
 
 enum mode { PASSCODE, JWT };
@@ -101,6 +103,7 @@ enum credential {
     MALFORMED,          /* "Bearer not.a.jwt" */
     BAD_SUBJECT,        /* sub is not a valid identity */
     UNSIGNED_TOKEN,     /* alg "none", no signature */
+    DOT_SUBJECT,        /* a valid signature, but sub is ".." */
     CREDENTIALS
 };
 
@@ -144,6 +147,22 @@ struct bad_row {
     "acts on the caller only, so no host check applies (anyone may join or raise a hand, as in the "        \
     "reference); acting as someone else is the not-self row"
 
+/* Issue 15: a viewer called ".." raised and lowered a hand, and the sync
+ * worker's DELETE .../raised_hands/Items/.. deleted the whole map. An
+ * identity (user_identity, or a token's sub) or a stream name that is "."
+ * or ".." is refused, in JSON and in forms, plain or percent-encoded. */
+#define DOT_IDENTITY_ROWS(ep, stream, json_more, form_more)                                                 \
+    PJ(ep, DOT_SEGMENT, "{\"user_identity\":\".\",\"stream_name\":\"" stream "\"" json_more "}", 400,           \
+       "invalid user_identity"),                                                                            \
+    PJ(ep, DOT_SEGMENT, "{\"user_identity\":\"..\",\"stream_name\":\"" stream "\"" json_more "}", 400,          \
+       "invalid user_identity"),                                                                            \
+    PF(ep, DOT_SEGMENT, "user_identity=..&stream_name=" stream form_more, 400, "invalid user_identity"),     \
+    PF(ep, DOT_SEGMENT, "user_identity=%2E%2E&stream_name=" stream form_more, 400, "invalid user_identity")
+#define DOT_STREAM_ROWS(ep, json_more)                                                                      \
+    PJ(ep, DOT_SEGMENT, "{\"user_identity\":\"bob\",\"stream_name\":\"..\"" json_more "}", 400,                \
+       "invalid stream_name")
+#define DOT_SUBJECT_ROW(ep, json_more) JJ(ep, DOT_SEGMENT, DOT_SUBJECT, "{" json_more "}", 401, "invalid token")
+
 /* The endpoints that act on the caller's own identity in a stream:
  * user_identity and stream_name, then json_more / form_more. */
 #define SELF_SERVICE_ROWS(ep, json_more, form_more)                                                         \
@@ -176,7 +195,10 @@ struct bad_row {
        "stream not found"),                                                                                 \
     JJ(ep, NOT_SELF, BOB, "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"" json_more "}", 403,     \
        "identity mismatch"),                                                                                \
-    FORGED_TOKEN(ep, "{\"stream_name\":\"friday\"" json_more "}")
+    FORGED_TOKEN(ep, "{\"stream_name\":\"friday\"" json_more "}"),                                            \
+    DOT_IDENTITY_ROWS(ep, "friday", json_more, form_more),                                                  \
+    DOT_STREAM_ROWS(ep, json_more),                                                                         \
+    DOT_SUBJECT_ROW(ep, "\"stream_name\":\"friday\"" json_more)
 
 /* "friday" is live, hosted by alice, with 2 raised hands of 2; "gone" has
  * ended; "nope" was never heard of. In passcode mode host-only actions
@@ -200,6 +222,7 @@ static const struct bad_row bad_rows[] = {
     NA(VERIFY, UNKNOWN_STREAM, "names no stream"),
     NA(VERIFY, NOT_SELF, "names no user"),
     FORGED_TOKEN(VERIFY, "{}"),
+    NA(VERIFY, DOT_SEGMENT, "names no user and no stream"),
     JJ(VERIFY, BAD_AUTH, NO_AUTH, "{}", 401, "invalid token"),
 
     PJ(CREATE, MISSING_FIELD, "{\"stream_name\":\"saturday\"}", 400, "missing user_identity"),
@@ -248,6 +271,11 @@ static const struct bad_row bad_rows[] = {
     JJ(CREATE, NOT_SELF, BOB, "{\"user_identity\":\"alice\",\"stream_name\":\"saturday\"}", 403,
        "identity mismatch"),
     FORGED_TOKEN(CREATE, "{\"stream_name\":\"saturday\"}"),
+    DOT_IDENTITY_ROWS(CREATE, "saturday", "", ""),
+    PJ(CREATE, DOT_SEGMENT, "{\"user_identity\":\"alice\",\"stream_name\":\".\"}", 400, "invalid stream_name"),
+    PJ(CREATE, DOT_SEGMENT, "{\"user_identity\":\"alice\",\"stream_name\":\"..\"}", 400, "invalid stream_name"),
+    PF(CREATE, DOT_SEGMENT, "user_identity=alice&stream_name=%2E%2E", 400, "invalid stream_name"),
+    DOT_SUBJECT_ROW(CREATE, "\"stream_name\":\"saturday\""),
     PJ(CREATE, OTHER, "{\"user_identity\":", 400, "invalid body"),
     PJ(CREATE, OTHER, "{\"user_identity\":\"a\",\"user_identity\":\"b\",\"stream_name\":\"x\"}", 400,
        "invalid body"),
@@ -310,6 +338,11 @@ static const struct bad_row bad_rows[] = {
        404, "stream not found"),
     NA(INVITE, NOT_SELF, "user_identity names the invitee, not the caller"),
     FORGED_TOKEN(INVITE, "{\"user_identity\":\"carol\",\"stream_name\":\"friday\"}"),
+    DOT_IDENTITY_ROWS(INVITE, "friday", "", ""),
+    JJ(INVITE, DOT_SEGMENT, CALLER, "{\"user_identity\":\"..\",\"stream_name\":\"friday\"}", 400,
+       "invalid user_identity"), /* the host invites ".." */
+    PJ(INVITE, DOT_SEGMENT, "{\"user_identity\":\"carol\",\"stream_name\":\"..\"}", 400, "invalid stream_name"),
+    DOT_SUBJECT_ROW(INVITE, "\"user_identity\":\"carol\",\"stream_name\":\"friday\""),
 
     PJ(REMOVE, MISSING_FIELD, "{\"stream_name\":\"friday\"}", 400, "missing user_identity"),
     PJ(REMOVE, MISSING_FIELD, "{\"user_identity\":\"bob\"}", 400, "missing stream_name"),
@@ -334,6 +367,11 @@ static const struct bad_row bad_rows[] = {
     PJ(REMOVE, UNKNOWN_STREAM, "{\"user_identity\":\"bob\",\"stream_name\":\"gone\"}", 404, "stream not found"),
     NA(REMOVE, NOT_SELF, "user_identity names the speaker removed, not the caller"),
     FORGED_TOKEN(REMOVE, "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"}"),
+    DOT_IDENTITY_ROWS(REMOVE, "friday", "", ""),
+    JJ(REMOVE, DOT_SEGMENT, CALLER, "{\"user_identity\":\"..\",\"stream_name\":\"friday\"}", 400,
+       "invalid user_identity"), /* the host removes ".." */
+    PJ(REMOVE, DOT_SEGMENT, "{\"user_identity\":\"bob\",\"room_name\":\"..\"}", 400, "invalid room_name"),
+    DOT_SUBJECT_ROW(REMOVE, "\"user_identity\":\"bob\",\"stream_name\":\"friday\""),
 
     PJ(DELETE, MISSING_FIELD, "{}", 400, "missing stream_name"),
     PF(DELETE, MISSING_FIELD, "reason=bored", 400, "missing stream_name"),
@@ -351,6 +389,10 @@ static const struct bad_row bad_rows[] = {
     PJ(DELETE, UNKNOWN_STREAM, "{\"stream_name\":\"nope\"}", 404, "stream not found"),
     PJ(DELETE, UNKNOWN_STREAM, "{\"stream_name\":\"gone\"}", 404, "stream not found"),
     NA(DELETE, NOT_SELF, "names no user; only the host may end a stream (the not-host row)"),
+    PJ(DELETE, DOT_SEGMENT, "{\"stream_name\":\".\"}", 400, "invalid stream_name"),
+    PJ(DELETE, DOT_SEGMENT, "{\"stream_name\":\"..\"}", 400, "invalid stream_name"),
+    PF(DELETE, DOT_SEGMENT, "stream_name=%2E%2E", 400, "invalid stream_name"),
+    DOT_SUBJECT_ROW(DELETE, "\"stream_name\":\"friday\""),
     /* Every way a bearer token can be wrong. */
     FORGED_TOKEN(DELETE, "{\"stream_name\":\"friday\"}"),
     JJ(DELETE, BAD_AUTH, NO_AUTH, "{\"stream_name\":\"friday\"}", 401, "invalid token"),
@@ -364,8 +406,8 @@ static const struct bad_row bad_rows[] = {
 
 #define BAD_ROWS (sizeof bad_rows / sizeof bad_rows[0])
 /* What the table holds; a row removed or added must change these too. */
-#define APPLICABLE_ROWS 218
-#define NOT_APPLICABLE_ROWS 14
+#define APPLICABLE_ROWS 268
+#define NOT_APPLICABLE_ROWS 15
 
 /* The valid request that ends each endpoint's group: it must be answered
  * status and produce event (for /verify-passcode, which produces none,
@@ -519,8 +561,12 @@ static const struct webhook_row webhook_rows[] = {
     HOOK_FIELD(ROOMS, WEBHOOK_OTHER, "Timestamp", NULL, 0, 400, "invalid webhook"),
     /* A name that cannot be a stream: a stream nobody knows, ignored. */
     HOOK_FIELD(ROOMS, WEBHOOK_OTHER, "RoomName", "a/b", 0, 200, NULL),
+    /* An identity that is a dot segment makes no valid event: ignored. */
+    HOOK_FIELD(ROOMS, WEBHOOK_OTHER, "ParticipantIdentity", "..", 0, 200, NULL),
+    HOOK_FIELD(ROOMS, WEBHOOK_OTHER, "RoomName", "..", 0, 200, NULL),
     WEBHOOK_ROWS(SYNC, "Identity"),
     HOOK_FIELD(SYNC, WEBHOOK_OTHER, "ServiceSid", NULL, 0, 400, "invalid webhook"),
+    HOOK_FIELD(SYNC, WEBHOOK_OTHER, "Identity", ".", 0, 200, NULL),
     {.hook = SYNC, .class = WEBHOOK_OTHER, .signing = SIGNED, .content_type = FORM_TYPE,
      .query = "?stream=%FF", .status = 200, .message = NULL},
     WEBHOOK_ROWS(MEDIA, "EndedReason"),
@@ -529,7 +575,7 @@ static const struct webhook_row webhook_rows[] = {
 };
 
 #define WEBHOOK_ROW_COUNT (sizeof webhook_rows / sizeof webhook_rows[0])
-#define EXPECTED_WEBHOOK_ROWS 47
+#define EXPECTED_WEBHOOK_ROWS 50
 
 /* --- sending ------------------------------------------------------------------------------- */
 
@@ -577,6 +623,7 @@ static void credentials_make(struct credentials *c)
     c->header[MALFORMED] = strdup("Authorization: Bearer not.a.jwt");
     c->header[BAD_SUBJECT] = bearer_for("video-composer-1", JWT_SECRET);
     c->header[UNSIGNED_TOKEN] = unsigned_token("alice");
+    c->header[DOT_SUBJECT] = bearer_for("..", JWT_SECRET);
     for (int i = 0; i < CREDENTIALS; i++)
         assert_true(i == CALLER || i == NO_AUTH || c->header[i]);
 }
