@@ -82,7 +82,7 @@ test: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/san SANITIZE=1 all tests
 	@$(MAKE) --no-print-directory -j$(JOBS) fuzz-build
 	@sh tests/fuzz/run.sh $(FUZZ_DIR) 3
-	@sh tests/run-tests.sh build/san
+	@STAGEHAND_REAL_KAFKA=1 sh tests/run-tests.sh build/san
 
 run: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all

@@ -62,7 +62,7 @@ static inline int setup_with(void **state, const char *const env[])
     struct kv_list props;
     kv_init(&props);
     assert_int_equal(kv_add(&props, "fetch.wait.max.ms", "20"), 0);
-    struct kafka_reader_options ropt = {.brokers = f->s.brokers, .topic = "stagehand.events", .properties = &props};
+    struct kafka_reader_options ropt = {.brokers = f->s.brokers, .topic = f->s.topic_events, .properties = &props};
     f->events = kafka_reader_new(&ropt, err, sizeof err);
     kv_free(&props);
     if (!f->events)
@@ -127,7 +127,7 @@ static inline void events_end_offsets(struct fixture *f, int64_t ends[EVENTS_PAR
     for (int p = 0; p < f->partitions; p++) {
         int64_t low = 0;
         rd_kafka_resp_err_t err =
-            rd_kafka_query_watermark_offsets(rk, "stagehand.events", p, &low, &ends[p], 5000);
+            rd_kafka_query_watermark_offsets(rk, f->s.topic_events, p, &low, &ends[p], 5000);
         if (err)
             fail_msg("cannot ask where partition %d of stagehand.events ends: %s", p, rd_kafka_err2str(err));
     }
@@ -226,7 +226,7 @@ static inline void publish_state(struct fixture *f, const char *stream, const ch
     char *value = json_dumps(record, JSON_COMPACT);
     json_decref(record);
     assert_non_null(value);
-    struct kafka_record rec = {.topic = "stagehand.state", .partition = RD_KAFKA_PARTITION_UA, .key = key,
+    struct kafka_record rec = {.topic = f->s.topic_state, .partition = RD_KAFKA_PARTITION_UA, .key = key,
                                .key_len = strlen(key), .value = value, .value_len = strlen(value)};
     char err[256];
     assert_int_equal(kafka_produce(f->state, &rec, err, sizeof err), 0);

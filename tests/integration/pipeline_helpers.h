@@ -135,7 +135,7 @@ static inline json_t *wait_state(struct pipeline *f, const char *key, const char
     int64_t until = time_monotonic_ms() + 15000;
     while (time_monotonic_ms() < until) {
         char err[256];
-        struct kafka_reader_options opt = {.brokers = f->s.brokers, .topic = "stagehand.state"};
+        struct kafka_reader_options opt = {.brokers = f->s.brokers, .topic = f->s.topic_state};
         struct kafka_reader *r = kafka_reader_new(&opt, err, sizeof err);
         assert_non_null(r);
         json_t *last = NULL;

@@ -34,7 +34,7 @@ static void produce_viewer(struct fixture *f, const char *stream, int i)
     if (event_init(&ev, "viewer.connected", stream, "api", who, json_pack("{s:s}", "identity", who), err, sizeof err) < 0)
         fail_msg("%s", err);
     char *value = event_serialize(&ev);
-    struct kafka_record rec = {.topic = "stagehand.events", .partition = RD_KAFKA_PARTITION_UA, .key = stream,
+    struct kafka_record rec = {.topic = f->p.s.topic_events, .partition = RD_KAFKA_PARTITION_UA, .key = stream,
                                .key_len = strlen(stream), .value = value, .value_len = strlen(value)};
     rd_kafka_resp_err_t rc = kafka_produce_waiting(f->producer, &rec, err, sizeof err);
     assert_int_equal(rc, 0);
@@ -87,7 +87,7 @@ static int count_in_state(json_t *list, const char *field, const char *value)
 static long dlq_entries(struct fixture *f)
 {
     char err[256];
-    struct kafka_reader_options ropt = {.brokers = f->p.s.brokers, .topic = "stagehand.dlq"};
+    struct kafka_reader_options ropt = {.brokers = f->p.s.brokers, .topic = f->p.s.topic_dlq};
     struct kafka_reader *r = kafka_reader_new(&ropt, err, sizeof err);
     if (!r)
         fail_msg("%s", err);
@@ -234,12 +234,12 @@ static void test_broker_frozen_under_the_ingress(void **state)
     enum { EACH = 10 };
     char body[128];
     long answered[2 * EACH];
-    assert_int_equal(kill(f->p.s.broker.pid, SIGSTOP), 0);
+    assert_int_equal(stack_broker_freeze(&f->p.s), 0);
     for (int i = 0; i < EACH; i++) {
         snprintf(body, sizeof body, "{\"user_identity\":\"frozen-%d\",\"stream_name\":\"gala\"}", i);
         answered[i] = api(f, "/viewer-connected-to-player", body);
     }
-    assert_int_equal(kill(f->p.s.broker.pid, SIGCONT), 0);
+    assert_int_equal(stack_broker_thaw(&f->p.s), 0);
     for (int i = 0; i < EACH; i++) {
         snprintf(body, sizeof body, "{\"user_identity\":\"thawed-%d\",\"stream_name\":\"gala\"}", i);
         for (int tries = 0; tries < 50; tries++) {
@@ -260,7 +260,7 @@ static void test_broker_frozen_under_the_ingress(void **state)
 
     /* Every request answered 200 has its event on the log. */
     char err[256];
-    struct kafka_reader_options ropt = {.brokers = f->p.s.brokers, .topic = "stagehand.events"};
+    struct kafka_reader_options ropt = {.brokers = f->p.s.brokers, .topic = f->p.s.topic_events};
     struct kafka_reader *r = kafka_reader_new(&ropt, err, sizeof err);
     if (!r)
         fail_msg("%s", err);

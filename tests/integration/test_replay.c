@@ -77,7 +77,7 @@ static int teardown(void **state)
 static void produce_raw(struct fixture *f, const char *stream, const char *value)
 {
     char err[256];
-    struct kafka_record rec = {.topic = "stagehand.events", .partition = RD_KAFKA_PARTITION_UA, .key = stream,
+    struct kafka_record rec = {.topic = f->p.s.topic_events, .partition = RD_KAFKA_PARTITION_UA, .key = stream,
                                .key_len = strlen(stream), .value = value, .value_len = strlen(value)};
     assert_int_equal(kafka_produce(f->producer, &rec, err, sizeof err), 0);
     while (kafka_producer_outstanding(f->producer) > 0)
@@ -208,7 +208,7 @@ static int run_replay(struct fixture *f, const char *const args[])
         argv[n++] = args[i];
     argv[n] = NULL;
     struct process p;
-    if (process_spawn(&p, argv, NULL, f->out_path, f->err_path, err, sizeof err) < 0)
+    if (process_spawn(&p, argv, stack_kafka_env(&f->p.s), f->out_path, f->err_path, err, sizeof err) < 0)
         fail_msg("%s", err);
     if (process_wait(&p, 60000) < 0) {
         process_stop(&p, 1000);
@@ -290,9 +290,11 @@ static void test_reapply_from_beginning_leaves_sync_as_it_was(void **state)
     wait_handled(f, STORY_EVENTS);
     struct snapshot before = take_snapshot(f);
     char *before_view = client_view(f);
+    char group[160];
+    snprintf(group, sizeof group, "%ssync", f->p.s.group_prefix);
 
     /* Refused while a worker of the group runs. */
-    assert_int_not_equal(run_replay(f, (const char *const[]){"offsets", "--group", "stagehand-sync", "--to-beginning",
+    assert_int_not_equal(run_replay(f, (const char *const[]){"offsets", "--group", group, "--to-beginning",
                                                              NULL}),
                          0);
     char *said = replay_output(f, 1);
@@ -301,7 +303,7 @@ static void test_reapply_from_beginning_leaves_sync_as_it_was(void **state)
     free(said);
 
     assert_int_equal(process_stop(&f->worker, 20000), 0);
-    assert_int_equal(run_replay(f, (const char *const[]){"offsets", "--group", "stagehand-sync", "--to-beginning",
+    assert_int_equal(run_replay(f, (const char *const[]){"offsets", "--group", group, "--to-beginning",
                                                          NULL}),
                      0);
     said = replay_output(f, 0);

@@ -49,7 +49,7 @@ static int setup_env(void **state, const char *const worker_env[])
     f->p.emu_client = emulator_client(&f->emu, err, sizeof err);
     assert_non_null(f->p.emu_client);
     start_worker(f, worker_env);
-    struct kafka_reader_options ropt = {.brokers = f->p.s.brokers, .topic = "stagehand.events"};
+    struct kafka_reader_options ropt = {.brokers = f->p.s.brokers, .topic = f->p.s.topic_events};
     f->p.events = kafka_reader_new(&ropt, err, sizeof err);
     struct kafka_producer_options popt = {.brokers = f->p.s.brokers};
     f->producer = kafka_producer_new(&popt, err, sizeof err);
@@ -166,7 +166,7 @@ static void test_room_lifecycle(void **state)
     assert_int_equal(kafka_header_string(msg, "id", id, sizeof id), 0);
     kv_add(&headers, "id", id);
     kv_add(&headers, "type", "speaker.remove_requested");
-    struct kafka_record copy = {.topic = "stagehand.events", .partition = msg->partition, .key = msg->key,
+    struct kafka_record copy = {.topic = f->p.s.topic_events, .partition = msg->partition, .key = msg->key,
                                 .key_len = msg->key_len, .value = msg->payload, .value_len = msg->len,
                                 .headers = &headers};
     assert_int_equal(kafka_produce(f->producer, &copy, err, sizeof err), 0);
@@ -219,7 +219,7 @@ static void test_outage_goes_to_dlq(void **state)
     assert_true(metric(&f->p, "stagehand_worker_retries_total") >= 2);
 
     char err[256], header[256];
-    struct kafka_reader_options opt = {.brokers = f->p.s.brokers, .topic = "stagehand.dlq"};
+    struct kafka_reader_options opt = {.brokers = f->p.s.brokers, .topic = f->p.s.topic_dlq};
     struct kafka_reader *dlq = kafka_reader_new(&opt, err, sizeof err);
     assert_non_null(dlq);
     rd_kafka_message_t *msg = NULL;

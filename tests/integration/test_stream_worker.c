@@ -51,7 +51,7 @@ static int setup_env(void **state, const char *const worker_env[])
     if (stack_start_worker(&f->p.s, "room", f->emu.base_url, NULL, &f->room_worker, err, sizeof err) < 0)
         fail_msg("%s", err);
     start_worker(f, worker_env);
-    struct kafka_reader_options ropt = {.brokers = f->p.s.brokers, .topic = "stagehand.events"};
+    struct kafka_reader_options ropt = {.brokers = f->p.s.brokers, .topic = f->p.s.topic_events};
     f->p.events = kafka_reader_new(&ropt, err, sizeof err);
     struct kafka_producer_options popt = {.brokers = f->p.s.brokers};
     f->producer = kafka_producer_new(&popt, err, sizeof err);

@@ -7,13 +7,78 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "emulator_process.h"
+#include "kafka.h"
 
 #define START_WAIT_MS 30000
+#define TEST_PARTITIONS 3
+
+int stack_real_kafka(void)
+{
+    const char *b = getenv("STAGEHAND_TEST_KAFKA");
+    return b && *b;
+}
+
+/* Names the stack's topics and group prefix (unique in the run: pid,
+ * a serial and the time) and fills kafka_env. */
+static void name_kafka(struct stack *s)
+{
+    static int serial;
+    if (s->real_kafka) {
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "t%ld-%d-%lx", (long)getpid(), ++serial, (unsigned long)time(NULL));
+        snprintf(s->topic_events, sizeof s->topic_events, "%s.events", prefix);
+        snprintf(s->topic_state, sizeof s->topic_state, "%s.state", prefix);
+        snprintf(s->topic_dlq, sizeof s->topic_dlq, "%s.dlq", prefix);
+        snprintf(s->group_prefix, sizeof s->group_prefix, "%s-", prefix);
+    } else {
+        snprintf(s->topic_events, sizeof s->topic_events, "stagehand.events");
+        snprintf(s->topic_state, sizeof s->topic_state, "stagehand.state");
+        snprintf(s->topic_dlq, sizeof s->topic_dlq, "stagehand.dlq");
+        snprintf(s->group_prefix, sizeof s->group_prefix, "stagehand-");
+    }
+    snprintf(s->kafka_env[0], sizeof s->kafka_env[0], "KAFKA_TOPIC_EVENTS=%s", s->topic_events);
+    snprintf(s->kafka_env[1], sizeof s->kafka_env[1], "KAFKA_TOPIC_STATE=%s", s->topic_state);
+    snprintf(s->kafka_env[2], sizeof s->kafka_env[2], "KAFKA_TOPIC_DLQ=%s", s->topic_dlq);
+    snprintf(s->kafka_env[3], sizeof s->kafka_env[3], "KAFKA_GROUP_PREFIX=%s", s->group_prefix);
+    for (int i = 0; i < 4; i++)
+        s->kafka_envp[i] = s->kafka_env[i];
+    s->kafka_envp[4] = NULL;
+}
+
+const char *const *stack_kafka_env(struct stack *s)
+{
+    return s->kafka_envp;
+}
+
+/* This stack's topics on the run's real broker. */
+static int create_real_topics(struct stack *s, const char *const state_configs[], char *err, size_t errlen)
+{
+    snprintf(s->brokers, sizeof s->brokers, "%s", getenv("STAGEHAND_TEST_KAFKA"));
+    const char *log_configs[] = {"cleanup.policy=delete", NULL};
+    const char *state[16] = {"cleanup.policy=compact"};
+    size_t n = 1;
+    for (size_t i = 0; state_configs && state_configs[i] && n < 15; i++)
+        state[n++] = state_configs[i];
+    state[n] = NULL;
+    struct kafka_topic_spec topics[] = {
+        {s->topic_events, TEST_PARTITIONS, 1, log_configs},
+        {s->topic_dlq, TEST_PARTITIONS, 1, log_configs},
+        {s->topic_state, TEST_PARTITIONS, 1, state},
+    };
+    return kafka_create_topics(s->brokers, NULL, topics, 3, 30000, err, errlen);
+}
 
 int stack_start_broker(struct stack *s, char *err, size_t errlen)
+{
+    return stack_start_broker_with(s, NULL, err, errlen);
+}
+
+int stack_start_broker_with(struct stack *s, const char *const state_configs[], char *err,
+                            size_t errlen)
 {
     char bin[1024], out[128], errp[128], file[128];
     memset(s, 0, sizeof *s);
@@ -22,12 +87,17 @@ int stack_start_broker(struct stack *s, char *err, size_t errlen)
         snprintf(err, errlen, "cannot make a scratch directory");
         return -1;
     }
+    s->real_kafka = stack_real_kafka();
+    name_kafka(s);
+    if (s->real_kafka)
+        return create_real_topics(s, state_configs, err, errlen);
     if (process_path_from_env(bin, sizeof bin, "STAGEHAND_BUILD", "stagehand-devbroker", err, errlen) < 0)
         return -1;
     snprintf(out, sizeof out, "%s/broker.out", s->dir);
     snprintf(errp, sizeof errp, "%s/broker.err", s->dir);
     snprintf(file, sizeof file, "%s/bootstrap", s->dir);
     const char *argv[] = {bin, "--partitions", "3", "--bootstrap-file", file, NULL};
+    (void)state_configs; /* the dev broker does not compact */
     if (process_spawn(&s->broker, argv, NULL, out, errp, err, errlen) < 0)
         return -1;
     if (process_wait_file(file, START_WAIT_MS) < 0) {
@@ -81,6 +151,15 @@ static void merge_env(const char **env, size_t max, const char *const defaults[]
     env[n] = NULL;
 }
 
+/* defaults, then middle, then extras (later ones win). */
+static void merge_env3(const char **env, size_t max, const char *const defaults[],
+                       const char *const middle[], const char *const extras[])
+{
+    const char *first[64];
+    merge_env(first, 64, defaults, middle);
+    merge_env(env, max, first, extras);
+}
+
 int stack_start_ingress(struct stack *s, const char *const env_extra[], char *err, size_t errlen)
 {
     char bin[1024], out[128], errp[128], brokers[160];
@@ -97,7 +176,7 @@ int stack_start_ingress(struct stack *s, const char *const env_extra[], char *er
         "PRODUCE_TIMEOUT_MS=3000", "CREATE_WAIT_MS=3000", "RATE_LIMIT_IP_PER_S=0",
         "RATE_LIMIT_IDENTITY_PER_S=0", "LOG_LEVEL=warn", brokers, NULL};
     const char *env[64];
-    merge_env(env, 64, defaults, env_extra);
+    merge_env3(env, 64, defaults, s->kafka_envp, env_extra);
     const char *argv[] = {bin, NULL};
     if (process_spawn(&s->ingress, argv, env, out, errp, err, errlen) < 0)
         return -1;
@@ -141,7 +220,7 @@ int stack_start_worker(struct stack *s, const char *role, const char *twilio_bas
         "TWILIO_RETRY_BASE_MS=20", "TWILIO_RETRY_MAX_MS=200", "STATE_PUBLISH_INTERVAL_MS=50",
         "LOG_LEVEL=warn", brokers, base, NULL};
     const char *env[64];
-    merge_env(env, 64, defaults, env_extra);
+    merge_env3(env, 64, defaults, s->kafka_envp, env_extra);
     const char *argv[] = {bin, NULL};
     if (process_spawn(p, argv, env, out, errp, err, errlen) < 0)
         return -1;
@@ -158,8 +237,42 @@ int stack_stop_ingress(struct stack *s)
     return process_stop(&s->ingress, 20000);
 }
 
+static pid_t real_broker_pid(void)
+{
+    const char *pid = getenv("STAGEHAND_TEST_KAFKA_PID");
+    return pid && *pid ? (pid_t)atol(pid) : 0;
+}
+
+int stack_broker_freeze(struct stack *s)
+{
+    pid_t pid = s->real_kafka ? real_broker_pid() : s->broker.pid;
+    if (pid <= 0 || kill(pid, SIGSTOP) != 0)
+        return -1;
+    if (s->real_kafka)
+        s->frozen = 1;
+    return 0;
+}
+
+int stack_broker_thaw(struct stack *s)
+{
+    pid_t pid = s->real_kafka ? real_broker_pid() : s->broker.pid;
+    if (pid <= 0 || kill(pid, SIGCONT) != 0)
+        return -1;
+    s->frozen = 0;
+    return 0;
+}
+
+int stack_broker_gone(struct stack *s)
+{
+    if (!s->real_kafka)
+        return process_stop(&s->broker, 10000);
+    return stack_broker_freeze(s);
+}
+
 int stack_stop(struct stack *s)
 {
+    if (s->frozen)
+        stack_broker_thaw(s);
     process_stop(&s->ingress, 20000);
     int broker_status = process_stop(&s->broker, 10000);
     if (s->dir[0] && getenv("STAGEHAND_KEEP_LOGS")) {

@@ -1,6 +1,15 @@
 /* Test support: the dev broker and the ingress as real processes on free
  * ports, a small HTTP client (libcurl), and the test credentials. No cmocka
- * here; errors come back as text. */
+ * here; errors come back as text.
+ *
+ * Real Kafka: when STAGEHAND_TEST_KAFKA is set (host:port of a broker that
+ * tests/run-tests.sh started for the whole run with tools/kafka/kafka.sh),
+ * stack_start_broker starts no dev broker: it creates this stack's own
+ * topics on that broker (3 partitions each, the state topic compacted) and
+ * a group prefix of its own, and every process the stack starts gets them
+ * (KAFKA_TOPIC_*, KAFKA_GROUP_PREFIX), so tests never see each other's
+ * events or groups. STAGEHAND_TEST_KAFKA_PID, when set, is the broker's
+ * pid, for the tests that freeze it. */
 #ifndef STAGEHAND_TEST_STACK_H
 #define STAGEHAND_TEST_STACK_H
 
@@ -13,17 +22,48 @@
 
 struct stack {
     char dir[64];           /* scratch directory for outputs */
-    struct process broker;
+    struct process broker;  /* the dev broker (pid 0 on real Kafka) */
     char brokers[128];      /* bootstrap.servers */
+    int real_kafka;         /* 1: STAGEHAND_TEST_KAFKA's broker, shared by the run */
+    int frozen;             /* the real broker is stopped (SIGSTOP) by this stack */
+    char topic_events[96];  /* the topics and group prefix of this stack */
+    char topic_state[96];
+    char topic_dlq[96];
+    char group_prefix[96];
+    char kafka_env[4][128]; /* the same as "NAME=value", for child processes */
+    const char *kafka_envp[5];
     struct process ingress;
     char ingress_url[64];   /* http://127.0.0.1:PORT */
     int ingress_serial;
     int worker_serial;
 };
 
-/* Makes the scratch directory and starts the dev broker (3 partitions).
- * Returns 0, or -1 with err. */
+/* Makes the scratch directory and starts the dev broker (3 partitions), or
+ * on real Kafka creates this stack's topics. Returns 0, or -1 with err. */
 int stack_start_broker(struct stack *s, char *err, size_t errlen);
+
+/* The same, with more configs of the state topic on real Kafka ("name=value",
+ * NULL-terminated; e.g. a small segment.ms to see compaction). */
+int stack_start_broker_with(struct stack *s, const char *const state_configs[], char *err,
+                            size_t errlen);
+
+/* 1 when the tests run on real Kafka (STAGEHAND_TEST_KAFKA is set). */
+int stack_real_kafka(void);
+
+/* KAFKA_TOPIC_EVENTS=..., KAFKA_TOPIC_STATE=..., KAFKA_TOPIC_DLQ=...,
+ * KAFKA_GROUP_PREFIX=... of this stack, NULL-terminated, for a process the
+ * test starts itself (stagehand-replay, ...). */
+const char *const *stack_kafka_env(struct stack *s);
+
+/* Makes the broker unreachable under the clients: stops the dev broker (its
+ * exit status is returned), or freezes the shared real broker with SIGSTOP
+ * (returns 0; stack_broker_thaw or stack_stop resumes it). -1 when there is
+ * no broker to stop (real Kafka without STAGEHAND_TEST_KAFKA_PID). */
+int stack_broker_gone(struct stack *s);
+
+/* Freezes (SIGSTOP) or resumes (SIGCONT) the broker. Returns 0, or -1. */
+int stack_broker_freeze(struct stack *s);
+int stack_broker_thaw(struct stack *s);
 
 /* Starts the ingress on a free port with the test credentials, the
  * broker, PASSCODE, PUBLIC_BASE_URL and short waits, then env_extra
