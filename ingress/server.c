@@ -345,7 +345,7 @@ static enum MHD_Result send_answer(struct request *req)
             free(text);
         return MHD_NO;
     }
-    if (text)
+    if (text && req->status != 304) /* a 304 has no body, so no type (RFC 9110, 15.4.5) */
         MHD_add_response_header(resp, "Content-Type", type);
     MHD_add_response_header(resp, "Cache-Control", req->cache_control ? req->cache_control : "no-store");
     if (req->etag[0])

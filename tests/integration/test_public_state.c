@@ -23,7 +23,10 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "ingress_fixture.h"
 
@@ -213,6 +216,40 @@ static json_t *wait_state(struct fixture *f, const char *path, const char *needl
     return NULL;
 }
 
+/* A 304 and another request on one connection: the 304 must carry no
+ * body bytes, whatever its Content-Length says, or the next answer would
+ * be read from the middle of them. */
+static void expect_304_has_no_body(struct fixture *f, size_t body_len)
+{
+    int port = 0;
+    if (sscanf(f->s.ingress_url, "http://127.0.0.1:%d", &port) != 1)
+        fail_msg("cannot read the port of %s", f->s.ingress_url);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    static const char requests[] = "GET /streams/friday/state HTTP/1.1\r\nHost: t\r\n" PASSCODE_HEADER
+                                   "\r\nIf-None-Match: *\r\n\r\n"
+                                   "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    assert_int_equal(send(fd, requests, sizeof requests - 1, MSG_NOSIGNAL), (ssize_t)(sizeof requests - 1));
+    char answer[4096];
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof answer - 1 && (n = recv(fd, answer + len, sizeof answer - 1 - len, 0)) > 0)
+        len += (size_t)n;
+    close(fd);
+    answer[len] = '\0';
+    const char *end = strstr(answer, "\r\n\r\n");
+    if (strncmp(answer, "HTTP/1.1 304 ", 13) != 0 || !end || strncmp(end + 4, "HTTP/1.1 200 ", 13) != 0)
+        fail_msg("a 304 then a 200 on one connection, got: %s", answer);
+    char length[64];
+    snprintf(length, sizeof length, "Content-Length: %zu\r\n", body_len);
+    const char *stated = strcasestr(answer, "Content-Length:");
+    if (stated && stated < end && strncasecmp(stated, length, strlen(length)) != 0)
+        fail_msg("the 304 states another length than the 200's (%zu): %s", body_len, answer);
+}
+
 /* --- tests: the public state ---------------------------------------------------------------------- */
 
 static void test_public_state(void **state)
@@ -249,7 +286,8 @@ static void test_public_state(void **state)
     size_t body_len = strlen(r.body);
     reply_free(&r);
 
-    /* Revalidation: the tag itself, weak, in a list, or "*": 304, no body. */
+    /* Revalidation: the tag itself, weak, in a list, or "*": 304, no body;
+     * its Content-Length, if any, is the 200's (RFC 9110, 8.6), no type. */
     char weak[160], list[300];
     snprintf(weak, sizeof weak, "W/%s", etag);
     snprintf(list, sizeof list, "\"nope\", W/\"older\" ,%s", etag);
@@ -261,8 +299,11 @@ static void test_public_state(void **state)
         assert_string_equal(r.body, "");
         assert_string_equal(r.etag, etag);
         assert_string_equal(r.cache_control, "public, max-age=1");
+        assert_true(r.content_length == -1 || r.content_length == (long)body_len);
+        assert_string_equal(r.content_type, "");
         reply_free(&r);
     }
+    expect_304_has_no_body(f, body_len);
     /* Another tag, a malformed field: the whole answer. */
     const char *other[] = {"\"nope\"", "W/\"nope\", \"also-not\"", etag + 1, "*, \"x\""};
     for (int i = 0; i < 4; i++) {
