@@ -20,8 +20,13 @@ export CMOCKA_MESSAGE_OUTPUT=TAP
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
-# The integration tests that run on real Kafka too.
-REAL_KAFKA_TESTS="test_ingress test_room_worker test_stream_worker test_replay test_faults test_compaction"
+# The integration tests that run on real Kafka too: the ingress's client API
+# and its 503 when the broker is gone (test_ingress), the room and stream
+# workers (duplicates, DLQ), a stream's whole story through every process
+# (test_secrets), stagehand-replay (export, import, DLQ re-drive, offsets on
+# the real group coordinator), kill -9 mid-burst and the broker frozen
+# (test_faults), and compaction (test_compaction, real Kafka only).
+REAL_KAFKA_TESTS="test_ingress test_room_worker test_stream_worker test_secrets test_replay test_faults test_compaction"
 
 passed=0
 failed=0
