@@ -51,7 +51,19 @@ struct view *view_new(void)
         return NULL;
     v->streams = strmap_new();
     v->by_sid = strmap_new();
-    if (!v->streams || !v->by_sid || pthread_rwlock_init(&v->lock, NULL) != 0) {
+    /* Writers first: under a polling audience's reads (GET .../state), a
+     * reader-preferring lock could keep the view thread from ever applying
+     * the next record. No thread takes the read lock twice. */
+    pthread_rwlockattr_t attr;
+    int attr_ok = pthread_rwlockattr_init(&attr) == 0;
+    if (attr_ok)
+        pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    int lock_ok = attr_ok && pthread_rwlock_init(&v->lock, &attr) == 0;
+    if (attr_ok)
+        pthread_rwlockattr_destroy(&attr);
+    if (!v->streams || !v->by_sid || !lock_ok) {
+        if (lock_ok)
+            pthread_rwlock_destroy(&v->lock);
         strmap_free(v->streams);
         strmap_free(v->by_sid);
         free(v);
