@@ -748,6 +748,48 @@ static void test_kafka_init_creates_the_topics(void **state)
     }
 }
 
+/* compose's Kafka agrees with the one the tests and `make run KAFKA=kafka`
+ * run (tools/kafka): the same release, topics made up front only, and the
+ * events and DLQ topics with kafka.sh's retention. */
+static void test_kafka_agrees_with_the_local_broker(void **state)
+{
+    char err[256];
+    char *pom = read_text_file("tools/kafka/pom.xml", err, sizeof err);
+    char *script = read_text_file("tools/kafka/kafka.sh", err, sizeof err);
+    char *yml = read_text_file("compose/docker-compose.yml", err, sizeof err);
+    if (!pom || !script || !yml)
+        fail_msg("%s", err);
+    char version[32] = "", image[64];
+    const char *v = strstr(pom, "<kafka.version>");
+    assert_non_null(v);
+    v += strlen("<kafka.version>");
+    copy_text(version, sizeof version, v, strcspn(v, "<"));
+    snprintf(image, sizeof image, "image: apache/kafka:%s\n", version);
+    int images = 0;
+    for (const char *at = yml; (at = strstr(at, "image: apache/kafka:")); at++) {
+        if (strncmp(at, image, strlen(image)) != 0)
+            fail_msg("compose runs another Kafka than tools/kafka/pom.xml's %s", version);
+        images++;
+    }
+    assert_int_equal(images, 2); /* kafka and kafka-init */
+    if (!strstr(yml, "KAFKA_AUTO_CREATE_TOPICS_ENABLE: \"false\"") || !strstr(script, "auto.create.topics.enable=false"))
+        fail_msg("compose and kafka.sh must both refuse to create topics on first use");
+    if (!strstr(script, "${KAFKA_PARTITIONS:-12}") || !strstr(script, "${KAFKA_RETENTION_MS:-604800000}"))
+        fail_msg("kafka.sh's partitions or retention differ from compose's");
+    const struct compose *c = compose_of(state);
+    const struct service *init = expect_service(c, "kafka-init");
+    static const char *const logs[] = {"stagehand.events", "stagehand.dlq"};
+    for (size_t i = 0; i < 2; i++) {
+        char line[COMMAND_LEN];
+        if (!find_create_line(init->command, logs[i], line, sizeof line) ||
+            !strstr(line, "--config retention.ms=${KAFKA_RETENTION_MS:-604800000}"))
+            fail_msg("kafka-init creates %s without kafka.sh's retention", logs[i]);
+    }
+    free(pom);
+    free(script);
+    free(yml);
+}
+
 static void test_ingress_and_workers_can_be_scaled(void **state)
 {
     const struct compose *c = compose_of(state);
@@ -771,6 +813,7 @@ int main(void)
         COMPOSE_TEST(test_secrets_come_from_the_environment),
         COMPOSE_TEST(test_log_level_is_valid),
         COMPOSE_TEST(test_kafka_init_creates_the_topics),
+        COMPOSE_TEST(test_kafka_agrees_with_the_local_broker),
         COMPOSE_TEST(test_ingress_and_workers_can_be_scaled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
