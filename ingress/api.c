@@ -630,17 +630,22 @@ static void public_state(struct request *req, const char *method, const char *na
         request_fail(req, &e);
         return;
     }
-    /* A 304 is given the body too: libmicrohttpd sends no body with a 304
-     * (as with HEAD) but takes its Content-Length from it, and RFC 9110
-     * allows only the 200's length there (an empty answer would say 0). */
-    int fresh = not_modified(req, p->etag);
-    char *body = malloc(p->len + 1);
-    if (body) {
-        memcpy(req->etag, p->etag, sizeof req->etag);
-        req->cache_control = "public, max-age=1";
+    memcpy(req->etag, p->etag, sizeof req->etag);
+    req->cache_control = "public, max-age=1";
+    /* A 304 goes out empty. libmicrohttpd (0.9.75) then writes
+     * "Content-Length: 0", where RFC 9110 (8.6) wants no length or the
+     * 200's; but given the 200's, clients built on the old http_parser
+     * (wrk among them) wait for that many body bytes that never come, and
+     * caches ignore a 304's Content-Length (RFC 9111, 3.2). */
+    char *body = NULL;
+    if (not_modified(req, p->etag)) {
+        request_answer(req, 304, NULL);
+    } else if ((body = malloc(p->len + 1))) {
         memcpy(body, p->body, p->len + 1);
-        request_answer_text(req, fresh ? 304 : 200, "application/json", body);
+        request_answer_text(req, 200, "application/json", body);
     } else {
+        req->etag[0] = '\0';
+        req->cache_control = NULL;
         api_fail(&e, 503, "unavailable", "Out of memory; retry in a moment.");
         e.retry_after_s = 1;
         request_fail(req, &e);
