@@ -101,6 +101,8 @@ struct sync_data {
     struct user_list work;        /* users with interactive work (work link) */
     struct user_list queue;       /* eager viewers waiting for access, in join order (work link) */
     int maps_known;               /* hand_shown and speaker_shown are Sync's truth */
+    int restored;                 /* this life began in another process: Sync may hold more than the
+                                   * records said (they lag what that process did) */
     long viewers;
     struct user **hands;          /* raised hands in arrival order */
     long nhands;
@@ -176,18 +178,22 @@ static int doc_differs(const struct user *u)
     return u->doc_unknown || u->doc_invited != u->invited || u->doc_refused != u->refused;
 }
 
+/* Whether u has interactive work: Sync lacks its hand, its stage place or
+ * its document, or it needs access at once (a hand, an invitation, the
+ * stage; an eager viewer who only joined waits in the lane). */
 static int needs_work(const struct user *u)
 {
-    return u->hand != u->hand_shown || u->speaker != u->speaker_shown || (u->wants_access && !u->provisioned) ||
-           (u->provisioned && doc_differs(u));
+    return u->hand != u->hand_shown || u->speaker != u->speaker_shown ||
+           (u->wants_access && !u->provisioned && u->touched) || (u->provisioned && doc_differs(u));
 }
 
 /* Puts u on the interactive work list (off the provisioning queue: what it
- * waits for there is done first now). While rebuilding, what Sync has of it
- * is not known: it is read before it is written. */
-static void mark_work(const struct stream *st, struct sync_data *d, struct user *u)
+ * waits for there is done first now). In a life begun by another process,
+ * what Sync has of a user it touched is not known: it is read before it is
+ * written, once. */
+static void mark_work(struct sync_data *d, struct user *u)
 {
-    if (st->rebuilding && u->touched) {
+    if (d->restored && u->touched && !u->checked) {
         u->verify = 1;
         if (u->provisioned)
             u->doc_unknown = 1;
@@ -563,7 +569,7 @@ static void on_create(struct worker *w, struct stream *st, struct sync_data *d, 
     speakers_set(d, host, 1);
     host->speaker_shown = d->maps_known;
     host->touched = 1;
-    mark_work(st, d, host);
+    mark_work(d, host);
     d->count_written = 0;
     st->phase = PHASE_READY;
     worker_mark_dirty(st, 1);
@@ -593,7 +599,7 @@ static void on_over(struct worker *w, struct stream *st, struct sync_data *d, co
 
 /* --- folding users ---------------------------------------------------------------------------- */
 
-static void on_user_joined(struct stream *st, struct sync_data *d, struct user *u, const struct event *ev)
+static void on_user_joined(struct sync_data *d, struct user *u, const struct event *ev)
 {
     int viewer = strcmp(json_string_value(json_object_get(ev->data, "role")), "viewer") == 0;
     const json_t *access = json_object_get(ev->data, "sync_access");
@@ -615,10 +621,9 @@ static void on_user_joined(struct stream *st, struct sync_data *d, struct user *
         }
     }
     if (u->touched || !u->wants_access || u->provisioned) {
-        mark_work(st, d, u);
+        mark_work(d, u);
     } else if (!u->queued && !u->working) {
         u->queued_ms = ev->ts_ms;
-        u->verify = st->rebuilding;
         user_queue_push(&d->queue, u);
         u->queued = 1;
     }
@@ -710,8 +715,10 @@ static void on_event(struct worker *w, struct stream *st, const struct event *ev
         retry_later(out, 1000, "out_of_memory");
         return;
     }
-    if (apply && st->rebuilding)
+    if (apply && st->rebuilding) {
         d->maps_known = d->shown_known = 0; /* applying again: Sync is read back first */
+        d->restored = 1;
+    }
     if (strcmp(ev->type, "stream.create_requested") == 0) {
         on_create(w, st, d, ev, apply, out);
         return;
@@ -726,7 +733,7 @@ static void on_event(struct worker *w, struct stream *st, const struct event *ev
         return;
     }
     if (strcmp(ev->type, "user.joined") == 0) {
-        on_user_joined(st, d, u, ev);
+        on_user_joined(d, u, ev);
     } else if (strncmp(ev->type, "viewer.", 7) == 0) {
         on_viewer(d, u, ev);
     } else if (strncmp(ev->type, "hand.", 5) == 0) {
@@ -741,7 +748,7 @@ static void on_event(struct worker *w, struct stream *st, const struct event *ev
         on_over(w, st, d, ev, apply, out);
         return;
     }
-    mark_work(st, d, u);
+    mark_work(d, u);
     worker_mark_dirty(st, 0);
     /* A viewer who left without a trace costs no memory afterwards. */
     forget_if_idle(d, u);
@@ -804,28 +811,24 @@ static void saw_listed(struct sync_data *d, struct user *u)
 
 /* For the read-back of raised_hands and speakers: the user is on the work
  * list afterwards when Sync disagrees with memory. */
-static struct stream *reading_stream;
-
 static void saw_hand(struct sync_data *d, struct user *u)
 {
     u->hand_shown = 1;
-    mark_work(reading_stream, d, u);
+    mark_work(d, u);
 }
 
 static void saw_speaker(struct sync_data *d, struct user *u)
 {
     u->speaker_shown = 1;
-    mark_work(reading_stream, d, u);
+    mark_work(d, u);
 }
 
 /* Learns what the raised_hands and speakers maps hold. Returns 0, or -1. */
-static int read_maps(struct worker *w, struct stream *st, struct sync_data *d)
+static int read_maps(struct worker *w, struct sync_data *d)
 {
-    reading_stream = st;
     for (struct user *u = d->work.head; u; u = user_next(u, USER_LINK_WORK))
         u->hand_shown = u->speaker_shown = 0;
     int rc = read_map(w, d, "raised_hands", saw_hand) < 0 || read_map(w, d, "speakers", saw_speaker) < 0 ? -1 : 0;
-    reading_stream = NULL;
     if (rc == 0)
         d->maps_known = 1;
     return rc;
@@ -914,6 +917,7 @@ static int work_user(struct worker *w, struct stream *st, struct sync_data *d, s
         u->doc_unknown = 0;
     }
     u->verify = 0;
+    u->checked = 1;
     return 0;
 }
 
@@ -943,7 +947,7 @@ static void interactive(struct worker *w, struct stream *st, struct sync_data *d
 {
     if (now < d->work_after_ms)
         return;
-    if (!d->maps_known && read_maps(w, st, d) < 0) {
+    if (!d->maps_known && read_maps(w, d) < 0) {
         d->work_after_ms = now + FAILED_WAIT_MS;
         return;
     }
@@ -1078,7 +1082,10 @@ static void lane_one(struct worker *w, struct stream *st, void *ctx)
     struct user *u = d->queue.head;
     struct outcome out = {OUTCOME_DONE, -1, "", ""};
     int absent = 0;
-    int verify = u->verify && !(d->blind_after && (long)u->seq > d->blind_after);
+    /* In a life begun elsewhere, the other process may have provisioned
+     * beyond the cursor it last published: read first, until a user is
+     * missing (the lane goes in join order, so later ones are too). */
+    int verify = d->restored && !(d->blind_after && (long)u->seq > d->blind_after);
     int rc = provision(w, d, u, verify, sc->lane_keep, &absent, &out);
     if (absent && verify)
         d->blind_after = (long)u->seq; /* later ones in join order cannot be there either */
@@ -1207,7 +1214,16 @@ static void restore(struct worker *w, struct stream *st, const json_t *record)
     const json_t *cursor = json_object_get(json_object_get(record, "provisioning"), "cursor");
     d->cursor_restored = json_is_integer(cursor) && json_integer_value(cursor) > 0 ? (long)json_integer_value(cursor) : 0;
     d->maps_known = d->shown_known = 0;
+    d->restored = 1;
     d->deleted = st->phase == PHASE_ENDED;
+    /* The fold of this life begins after its create, which put the host on
+     * the stage (its speakers item): memory starts there too. */
+    struct user *host = st->host[0] && st->phase == PHASE_READY ? users_add(&d->users, st->host) : NULL;
+    if (host) {
+        speakers_set(d, host, 1);
+        host->touched = 1;
+    }
+
 }
 
 static int init(struct worker *w, char *err, size_t errlen)

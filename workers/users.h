@@ -38,7 +38,8 @@ struct user {
     unsigned prov_step : 3;    /* provisioning steps done so far (0..PROVISION_STEPS) */
     unsigned doc_invited : 1, doc_refused : 1; /* the document's content as written */
     unsigned doc_unknown : 1;  /* read the document before writing it */
-    unsigned verify : 1;       /* provisioning reads before each write (after a restart) */
+    unsigned verify : 1;       /* the next work reads before each write (after a restart) */
+    unsigned checked : 1;      /* verified once since the restart */
     /* Which work list it is on: */
     unsigned queued : 1;       /* the provisioning queue */
     unsigned working : 1;      /* the interactive work list */
