@@ -142,7 +142,7 @@ static void produce_unchecked(struct fixture *f, const char *type, const char *i
     assert_int_equal(event_build(&ev, type, STREAM, "api", identity, data, err, sizeof err), 0);
     char *value = event_serialize(&ev);
     assert_non_null(value);
-    struct kafka_record rec = {.topic = "stagehand.events", .partition = RD_KAFKA_PARTITION_UA, .key = STREAM,
+    struct kafka_record rec = {.topic = f->p.s.topic_events, .partition = RD_KAFKA_PARTITION_UA, .key = STREAM,
                                .key_len = strlen(STREAM), .value = value, .value_len = strlen(value)};
     assert_int_equal(kafka_produce_waiting(f->producer, &rec, err, sizeof err), 0);
     free(value);
