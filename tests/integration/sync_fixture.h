@@ -317,7 +317,7 @@ static inline double metric(struct fixture *f, int role, const char *sample)
 static inline int copy_stream_events(struct fixture *f, const char *stream)
 {
     char err[256];
-    struct kafka_reader_options opt = {.brokers = f->s.brokers, .topic = "stagehand.events"};
+    struct kafka_reader_options opt = {.brokers = f->s.brokers, .topic = f->s.topic_events};
     struct kafka_reader *r = kafka_reader_new(&opt, err, sizeof err);
     assert_non_null(r);
     int copied = 0;
@@ -333,7 +333,7 @@ static inline int copy_stream_events(struct fixture *f, const char *stream)
             kv_init(&headers);
             kv_add(&headers, "id", id);
             kv_add(&headers, "type", type);
-            struct kafka_record rec = {.topic = "stagehand.events", .partition = msg->partition, .key = msg->key,
+            struct kafka_record rec = {.topic = f->s.topic_events, .partition = msg->partition, .key = msg->key,
                                        .key_len = msg->key_len, .value = msg->payload, .value_len = msg->len,
                                        .headers = &headers};
             assert_int_equal(kafka_produce(f->producer, &rec, err, sizeof err), 0);
@@ -391,7 +391,7 @@ static inline void produce_event(struct fixture *f, const char *type, const char
                      0);
     char *value = event_serialize(&ev);
     assert_non_null(value);
-    struct kafka_record rec = {.topic = "stagehand.events", .partition = RD_KAFKA_PARTITION_UA, .key = stream,
+    struct kafka_record rec = {.topic = f->s.topic_events, .partition = RD_KAFKA_PARTITION_UA, .key = stream,
                                .key_len = strlen(stream), .value = value, .value_len = strlen(value)};
     rd_kafka_resp_err_t rc = kafka_produce_waiting(f->producer, &rec, err, sizeof err);
     assert_int_equal(rc, 0);

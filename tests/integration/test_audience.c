@@ -48,7 +48,7 @@ static void produce_joins(struct fixture *f, const char *stream, const char *pre
         assert_int_equal(event_init(&ev, "user.joined", stream, "api", identity, data, err, sizeof err), 0);
         char *value = event_serialize(&ev);
         assert_non_null(value);
-        struct kafka_record rec = {.topic = "stagehand.events", .partition = RD_KAFKA_PARTITION_UA, .key = stream,
+        struct kafka_record rec = {.topic = f->s.topic_events, .partition = RD_KAFKA_PARTITION_UA, .key = stream,
                                    .key_len = strlen(stream), .value = value, .value_len = strlen(value)};
         assert_int_equal(kafka_produce_waiting(f->producer, &rec, err, sizeof err), 0);
         free(value);
@@ -75,7 +75,7 @@ static long user_documents(struct fixture *f, const char *stream)
 static int partition_of(struct fixture *f, const char *stream)
 {
     char err[256];
-    struct kafka_reader_options opt = {.brokers = f->s.brokers, .topic = "stagehand.events"};
+    struct kafka_reader_options opt = {.brokers = f->s.brokers, .topic = f->s.topic_events};
     struct kafka_reader *r = kafka_reader_new(&opt, err, sizeof err);
     assert_non_null(r);
     int partition = -1;

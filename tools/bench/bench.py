@@ -22,6 +22,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import audience  # noqa: E402
 import ingress  # noqa: E402
 import workers  # noqa: E402
 
@@ -109,6 +110,8 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="BENCHMARKS.md")
+    ap.add_argument("--kafka", default="kafka", choices=("kafka", "dev"),
+                    help="the broker of the audience section: Apache Kafka (tools/kafka) or the dev broker")
     args = ap.parse_args()
     scale = 10 if args.quick else 1
     rundir = os.path.join("run", "bench")
@@ -120,6 +123,8 @@ def main():
         ("join", lambda: workers.join_burst(args.build, os.path.join(rundir, "join"), 100000 // scale)),
         ("replay", lambda: workers.replay(args.build, os.path.join(rundir, "replay"), 1000000 // scale)),
         ("memory", lambda: workers.memory(args.build, os.path.join(rundir, "memory"), 1000000 // scale)),
+        ("audience", lambda: audience.audience(args.build, os.path.join(rundir, "audience"),
+                                               [n // scale for n in (1000, 10000, 100000)], args.kafka)),
     ]
     only = [s for s in args.only.split(",") if s]
     rows = []

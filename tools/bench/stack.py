@@ -66,10 +66,15 @@ class Process:
         return 0
 
 
-class Stack:
-    """A dev broker and emulator, and whatever else a benchmark starts."""
+KAFKA_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "kafka", "kafka.sh")
 
-    def __init__(self, build, rundir, partitions=12, env=None):
+
+class Stack:
+    """A broker (the dev broker, or Apache Kafka itself when kafka is
+    "kafka", see tools/kafka/kafka.sh) and the emulator, and whatever else
+    a benchmark starts."""
+
+    def __init__(self, build, rundir, partitions=12, env=None, kafka="dev"):
         self.build = build
         self.rundir = rundir
         os.makedirs(rundir, exist_ok=True)
@@ -77,12 +82,21 @@ class Stack:
         self.env.update(DEV_CREDENTIALS)
         self.env.update(env or {})
         self.processes = []
-        bootstrap = os.path.join(rundir, "bootstrap.servers")
-        if os.path.exists(bootstrap):
-            os.remove(bootstrap)
-        broker = self.start("devbroker", [self.program("stagehand-devbroker"), "--partitions", str(partitions),
-                                          "--bootstrap-file", bootstrap])
-        self.brokers = broker.wait_line(r"^(\S+)$").group(1)
+        self.kafka_dir = None
+        if kafka == "kafka":
+            self.kafka_dir = os.path.abspath(os.path.join(rundir, "kafka"))
+            subprocess.run(["rm", "-rf", self.kafka_dir], check=True)
+            e = dict(self.env, KAFKA_PARTITIONS=str(partitions), STAGEHAND_BUILD=os.path.abspath(build))
+            out = subprocess.run(["sh", KAFKA_SCRIPT, "start", self.kafka_dir, "0"], env=e, check=True,
+                                 capture_output=True, text=True)
+            self.brokers = out.stdout.strip().splitlines()[-1]
+        else:
+            bootstrap = os.path.join(rundir, "bootstrap.servers")
+            if os.path.exists(bootstrap):
+                os.remove(bootstrap)
+            broker = self.start("devbroker", [self.program("stagehand-devbroker"), "--partitions",
+                                              str(partitions), "--bootstrap-file", bootstrap])
+            self.brokers = broker.wait_line(r"^(\S+)$").group(1)
         self.env["KAFKA_BROKERS"] = self.brokers
         emulator = self.start("emulator", [self.program("twilio-emulator"), "--port", "0"])
         self.emulator_url = "http://127.0.0.1:%s" % emulator.wait_line(r"^port (\d+)").group(1)
@@ -127,6 +141,9 @@ class Stack:
         for p in reversed(self.processes):
             p.stop()
         self.processes = []
+        if self.kafka_dir:
+            subprocess.run(["sh", KAFKA_SCRIPT, "stop", self.kafka_dir], env=self.env, check=False)
+            self.kafka_dir = None
 
 
 def metrics(port):
