@@ -104,6 +104,26 @@ def revision():
         return "unknown"
 
 
+def earlier_rows(path, rerun):
+    """The table rows of an earlier report whose section is not re-run, and
+    where they came from ("date, revision")."""
+    rows, date, rev = [], "?", "?"
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("- date: "):
+                    date = line[8:].strip()
+                elif line.startswith("- revision: "):
+                    rev = line[12:].strip()
+                elif line.startswith("| ") and not line.startswith("| section") and not line.startswith("|---"):
+                    cells = tuple(line.rstrip("\n")[2:-2].split(" | "))
+                    if len(cells) == 5 and cells[0] not in rerun:
+                        rows.append(cells)
+    except OSError:
+        return [], ""
+    return rows, ("%s, revision %s" % (date, rev)) if rows else ""
+
+
 def main():
     ap = argparse.ArgumentParser(description="stagehand benchmarks")
     ap.add_argument("--build", default="build")
@@ -137,13 +157,22 @@ def main():
             rows.append((name,) + row)
     if args.quick:
         return 0
+    kept, kept_from = [], ""
+    if only:
+        kept, kept_from = earlier_rows(args.out, set(only))
+        rows = [r for r in kept if r[0] not in only] + rows
+        order = [name for name, _ in sections]
+        rows.sort(key=lambda r: order.index(r[0]) if r[0] in order else len(order))
     with open(args.out, "w") as f:
         f.write("# Benchmarks\n\n")
         f.write("Written by `make bench` (`python3 tools/bench/bench.py`); do not edit by hand.\n\n")
         f.write("- date: %s\n" % datetime.date.today().isoformat())
         f.write("- machine: %s\n" % machine())
         f.write("- revision: %s\n" % revision())
-        f.write("- command: `make bench`%s\n\n" % (" (`--only %s`)" % args.only if only else ""))
+        f.write("- command: `make bench`%s\n" % (" (`--only %s`)" % args.only if only else ""))
+        if kept_from:
+            f.write("- the rows of the other sections are kept from the earlier report (%s)\n" % kept_from)
+        f.write("\n")
         f.write("| section | what | measured | target | baseline, notes |\n|---|---|---|---|---|\n")
         for row in rows:
             f.write("| %s |\n" % " | ".join(row))
