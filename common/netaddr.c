@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,4 +176,56 @@ void netaddr_client(const struct netaddr_ranges *trusted, const char *peer, cons
         }
     }
     address_format(&current, out);
+}
+
+/* "digits" as a port, 0 to 65535, or -1. */
+static long port_number(const char *digits)
+{
+    size_t n = strlen(digits);
+    if (n < 1 || n > 5 || strspn(digits, "0123456789") != n)
+        return -1;
+    long port = strtol(digits, NULL, 10);
+    return port <= 65535 ? port : -1;
+}
+
+int netaddr_listen_parse(const char *text, struct sockaddr_storage *out, socklen_t *outlen)
+{
+    char host[INET6_ADDRSTRLEN];
+    const char *port_text;
+    memset(out, 0, sizeof *out);
+    if (!text)
+        return -1;
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (!close || close[1] != ':' || (size_t)(close - text - 1) >= sizeof host)
+            return -1;
+        memcpy(host, text + 1, (size_t)(close - text - 1));
+        host[close - text - 1] = '\0';
+        port_text = close + 2;
+    } else {
+        const char *colon = strchr(text, ':');
+        if (!colon || strchr(colon + 1, ':') || (size_t)(colon - text) >= sizeof host)
+            return -1;
+        memcpy(host, text, (size_t)(colon - text));
+        host[colon - text] = '\0';
+        port_text = colon + 1;
+    }
+    long port = port_number(port_text);
+    if (port < 0)
+        return -1;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)(void *)out;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)(void *)out;
+    if (text[0] != '[' && inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        *outlen = sizeof *v4;
+        return 0;
+    }
+    if (text[0] == '[' && inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        *outlen = sizeof *v6;
+        return 0;
+    }
+    return -1;
 }

@@ -14,6 +14,7 @@
 
 #include <netinet/in.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #ifndef INET6_ADDRSTRLEN
 #define INET6_ADDRSTRLEN 46
@@ -48,5 +49,10 @@ int netaddr_ranges_contain(const struct netaddr_ranges *ranges, const char *addr
  * address read (a trusted proxy's) is used. out gets a normalised address. */
 void netaddr_client(const struct netaddr_ranges *trusted, const char *peer, const char *forwarded_for,
                     char out[INET6_ADDRSTRLEN]);
+
+/* Parses a listen address, "a.b.c.d:port" or "[v6]:port" (literal
+ * addresses only, no names; port 0 to 65535, 0 for a free one), into out
+ * and *outlen. Returns 0, or -1 when text is not of that form. */
+int netaddr_listen_parse(const char *text, struct sockaddr_storage *out, socklen_t *outlen);
 
 #endif

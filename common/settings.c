@@ -28,6 +28,16 @@ static const char *check_trusted_proxies(const char *value)
     return NULL;
 }
 
+/* A literal address and a port: 127.0.0.1:9100, [::1]:9100. */
+static const char *check_listen(const char *value)
+{
+    struct sockaddr_storage addr;
+    socklen_t len;
+    if (netaddr_listen_parse(value, &addr, &len) < 0)
+        return "must be an IPv4 address and a port (127.0.0.1:9100) or [IPv6]:port, port 0 to 65535";
+    return NULL;
+}
+
 /* A comma-separated list of host:port, no empty item, no spaces. */
 static const char *check_brokers(const char *value)
 {
@@ -160,6 +170,10 @@ const struct config_spec settings_ingress[] = {
     {.name = "INGRESS_EVENT_LOOP", .type = CONFIG_ENUM, .default_value = "poll", .choices = "poll|epoll",
      .description = "poll: fewest system calls per request, for up to a few hundred open connections "
                     "(behind a proxy); epoll: for thousands of open connections"},
+    {.name = "METRICS_LISTEN", .type = CONFIG_STRING, .default_value = "127.0.0.1:9100",
+     .check = check_listen,
+     .description = "Address and port of the ingress's /metrics (also /healthz, /readyz); port 0 picks a free "
+                    "one, printed on stdout"},
     {.name = "AUTH_MODE", .type = CONFIG_ENUM, .default_value = "passcode", .choices = "passcode|jwt",
      .description = "passcode: Authorization carries the shared passcode; jwt: an HS256 bearer token"},
     {.name = "PASSCODE", .type = CONFIG_STRING, .default_value = "", .secret = 1,

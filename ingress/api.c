@@ -271,14 +271,31 @@ static const char *ctx_text(const struct request *req, const char *name)
 
 /* --- create-stream ------------------------------------------------------------------ */
 
-/* 202: accepted, not live yet; where to look. */
+/* 202: accepted, not live yet; where to look. The name is percent-encoded
+ * in the URL: it may hold spaces, '?' and any UTF-8, none of which belong
+ * raw in a Location header (64 characters of at most 4 bytes, each byte
+ * at most 3 when encoded: req->location holds the longest). */
 static void answer_creating(struct request *req, const char *stream)
 {
-    char url[320];
-    snprintf(url, sizeof url, "/streams/%s", stream);
-    snprintf(req->location, sizeof req->location, "%s", url);
+    char *encoded = percent_encode(stream, strlen(stream));
+    char *url = NULL;
+    if (encoded) {
+        size_t n = sizeof "/streams/" + strlen(encoded);
+        if ((url = malloc(n)))
+            snprintf(url, n, "/streams/%s", encoded);
+    }
+    free(encoded);
+    if (!url) {
+        struct api_error e;
+        api_fail(&e, 500, "internal error", "Out of memory.");
+        request_fail(req, &e);
+        return;
+    }
+    if (strlen(url) < sizeof req->location)
+        memcpy(req->location, url, strlen(url) + 1);
     request_answer(req, 202, json_pack("{s:s, s:s, s:s}", "stream", stream, "status", "creating",
                                        "status_url", url));
+    free(url);
 }
 
 static int create_step(struct request *req, int expired)

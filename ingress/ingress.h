@@ -72,7 +72,7 @@ struct request {
     char *response_text;        /* or a text body (taken) */
     const char *response_type;  /* its Content-Type */
     long response_retry_after_s;
-    char location[320];         /* Location header, or "" */
+    char location[800];         /* Location header (a path, percent-encoded), or "" */
     char etag[ETAG_SIZE];       /* ETag header, or "" */
     const char *cache_control;  /* Cache-Control header; NULL: no-store */
 };

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "config.h"
 #include "ingress.h"
 #include "log.h"
@@ -216,16 +217,28 @@ int main(int argc, char **argv)
         kafka_producer_close(ing.producer, 1000);
         return 1;
     }
-    char port[16];
+    struct admin *admin = admin_start(&ing, config_str(cfg, "METRICS_LISTEN"), err, sizeof err);
+    if (!admin) {
+        fprintf(stderr, "stagehand-ingress: %s\n", err);
+        server_stop(server, 0);
+        atomic_store(&vr.stop, 1);
+        pthread_join(vr.thread, NULL);
+        kafka_producer_close(ing.producer, 1000);
+        return 1;
+    }
+    char port[16], metrics_port[16];
     snprintf(port, sizeof port, "%u", server_port(server));
-    printf("port %s\n", port);
+    snprintf(metrics_port, sizeof metrics_port, "%u", admin_port(admin));
+    printf("port %s\nmetrics port %s\n", port, metrics_port);
     fflush(stdout);
-    log_info("ingress listening", "port", port, "auth_mode", config_str(cfg, "AUTH_MODE"), NULL);
+    log_info("ingress listening", "port", port, "metrics_port", metrics_port, "auth_mode",
+             config_str(cfg, "AUTH_MODE"), NULL);
 
     int sig;
     sigwait(&stop_signals, &sig);
     log_info("ingress stopping", NULL);
     server_stop(server, ing.produce_timeout_ms + ing.create_wait_ms + 1000);
+    admin_stop(admin);
     /* Anything still undelivered was never acknowledged to a client (each
      * got its 503), so nothing promised is lost; it is only logged. */
     int undelivered = kafka_producer_close(ing.producer, 5000);

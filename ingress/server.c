@@ -374,25 +374,19 @@ static void health(struct request *req, const char *path)
     snprintf(req->route, sizeof req->route, "%s", path);
     if (strcmp(path, "/healthz") == 0) {
         request_answer(req, 200, json_pack("{s:b}", "ok", 1));
-    } else if (strcmp(path, "/readyz") == 0) {
+    } else {
         int view = atomic_load(&ing->view_caught_up);
         int kafka = !atomic_load(&ing->producer_failed);
         request_answer(req, view && kafka ? 200 : 503,
                        json_pack("{s:b, s:b, s:b}", "ready", view && kafka, "view_caught_up", view,
                                  "kafka", kafka));
-    } else {
-        char *text = metrics_render(ing->metrics);
-        if (text)
-            request_answer_text(req, 200, "text/plain; version=0.0.4", text);
-        else
-            unavailable(req, "Out of memory.");
     }
 }
 
 static void route(struct request *req, const char *method, const char *path)
 {
-    if (strcmp(method, "GET") == 0 &&
-        (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 || strcmp(path, "/metrics") == 0)) {
+    /* /metrics is not served here but on METRICS_LISTEN (admin.c). */
+    if (strcmp(method, "GET") == 0 && (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0)) {
         health(req, path);
     } else if (webhook_path(path)) {
         if (strcmp(method, "POST") != 0) {

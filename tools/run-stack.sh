@@ -2,8 +2,8 @@
 # Starts the development stack in the foreground and stops it on Ctrl-C:
 # the dev broker (or, with KAFKA=kafka, Apache Kafka on 127.0.0.1:9092 from
 # tools/kafka/kafka.sh, its data in run/kafka/), the Twilio emulator (8090),
-# the ingress (8080) and one process of each worker role (metrics on
-# 9101-9103). Every variable of the
+# the ingress (8080, its metrics on 127.0.0.1:9100) and one process of each
+# worker role (metrics on 9101-9103). Every variable of the
 # README's configuration table may be set in the environment; what is unset
 # gets a development default here (fake Twilio credentials, which the
 # emulator takes too). Logs go to run/*.log.
@@ -107,7 +107,7 @@ else
     echo "                   rebalances (3 s + the session timeout); make run KAFKA=kafka for the real one"
 fi
 echo "  Twilio emulator  $TWILIO_API_BASE   (GET /_emulator/state shows everything)"
-echo "  ingress          $ingress   (PASSCODE=$PASSCODE)"
+echo "  ingress          $ingress   (PASSCODE=$PASSCODE; /metrics on ${METRICS_LISTEN:-127.0.0.1:9100})"
 echo "  workers          room :9101, stream :9102, sync :9103   (/metrics, /healthz)"
 echo
 echo "Try:"

@@ -153,6 +153,18 @@ static void test_create_stream(void **state)
     assert_string_equal(json_string_value(json_object_get(data, "host")), "alice");
     json_decref(data);
 
+    /* A name with a space and UTF-8 is percent-encoded in Location
+     * and status_url (issue 15 item 9). */
+    r = call(f, "POST", "/create-stream", async_headers,
+             "{\"user_identity\":\"alice\",\"stream_name\":\"caf\u00e9 night\"}");
+    assert_int_equal(r.status, 202);
+    assert_string_equal(r.location, "/streams/caf%C3%A9%20night");
+    answer = json_loads(r.body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(answer, "status_url")), "/streams/caf%C3%A9%20night");
+    json_decref(answer);
+    http_reply_free(&r);
+    json_decref(expect_event(f, "stream.create_requested", "caf\xc3\xa9 night", NULL));
+
     /* Not ready within CREATE_WAIT_MS (3 s here): 202 too. */
     assert_int_equal(post(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"sunday\"}", &answer), 202);
     assert_string_equal(json_string_value(json_object_get(answer, "status")), "creating");
@@ -407,8 +419,15 @@ static void test_identity_rate_limit(void **state)
     http_reply_free(&r);
     assert_int_equal(post(f, "/viewer-connected-to-player", "{\"user_identity\":\"erin\",\"stream_name\":\"nope\"}", NULL), 404);
 
-    /* The metrics saw all of it. */
+    /* The metrics saw all of it. They are served on METRICS_LISTEN only,
+     * not on the public port (issue 15 item 9). */
     r = call(f, "GET", "/metrics", NULL, NULL);
+    assert_int_equal(r.status, 404);
+    assert_null(strstr(r.body, "stagehand_ingress"));
+    http_reply_free(&r);
+    char metrics_url[128];
+    snprintf(metrics_url, sizeof metrics_url, "%s/metrics", f->s.metrics_url);
+    assert_int_equal(http_call("GET", metrics_url, NULL, NULL, 0, &r), 0);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "stagehand_ingress_requests_total{route=\"/viewer-connected-to-player\",status=\"404\"} 3"));
     assert_non_null(strstr(r.body, "stagehand_ingress_requests_total{route=\"/viewer-connected-to-player\",status=\"429\"} 1"));

@@ -174,18 +174,19 @@ int stack_start_ingress(struct stack *s, const char *const env_extra[], char *er
         "TWILIO_API_KEY_SECRET=" TEST_API_KEY_SECRET, "TWILIO_AUTH_TOKEN=" TEST_AUTH_TOKEN,
         "PASSCODE=" TEST_PASSCODE, "PUBLIC_BASE_URL=" TEST_PUBLIC_BASE_URL, "INGRESS_PORT=0",
         "PRODUCE_TIMEOUT_MS=3000", "CREATE_WAIT_MS=3000", "RATE_LIMIT_IP_PER_S=0",
-        "RATE_LIMIT_IDENTITY_PER_S=0", "LOG_LEVEL=warn", brokers, NULL};
+        "RATE_LIMIT_IDENTITY_PER_S=0", "METRICS_LISTEN=127.0.0.1:0", "LOG_LEVEL=warn", brokers, NULL};
     const char *env[64];
     merge_env3(env, 64, defaults, s->kafka_envp, env_extra);
     const char *argv[] = {bin, NULL};
     if (process_spawn(&s->ingress, argv, env, out, errp, err, errlen) < 0)
         return -1;
-    unsigned port;
-    if (read_port(out, "port %u", &port) < 0) {
+    unsigned port, metrics_port;
+    if (read_port(out, "port %u", &port) < 0 || read_port(out, "port %*u metrics port %u", &metrics_port) < 0) {
         snprintf(err, errlen, "the ingress did not start (see %s)", errp);
         return -1;
     }
     snprintf(s->ingress_url, sizeof s->ingress_url, "http://127.0.0.1:%u", port);
+    snprintf(s->metrics_url, sizeof s->metrics_url, "http://127.0.0.1:%u", metrics_port);
     char url[128];
     snprintf(url, sizeof url, "%s/readyz", s->ingress_url);
     for (int i = 0; i < START_WAIT_MS / 100; i++) {

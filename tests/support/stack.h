@@ -34,6 +34,7 @@ struct stack {
     const char *kafka_envp[5];
     struct process ingress;
     char ingress_url[64];   /* http://127.0.0.1:PORT */
+    char metrics_url[64];   /* http://127.0.0.1:PORT of its METRICS_LISTEN */
     int ingress_serial;
     int worker_serial;
 };
@@ -65,7 +66,8 @@ int stack_broker_gone(struct stack *s);
 int stack_broker_freeze(struct stack *s);
 int stack_broker_thaw(struct stack *s);
 
-/* Starts the ingress on a free port with the test credentials, the
+/* Starts the ingress on a free port (and its metrics listener on another,
+ * in metrics_url) with the test credentials, the
  * broker, PASSCODE, PUBLIC_BASE_URL and short waits, then env_extra
  * ("NAME=value", NULL-terminated, may be NULL; later entries win), and
  * waits up to 30 s for /readyz to say ready. Returns 0, or -1 with err. */

@@ -1,6 +1,6 @@
 /* common/netaddr: trusted-proxy lists (addresses and CIDR ranges, IPv4 and
  * IPv6) and the client found behind them in X-Forwarded-For, including
- * forged and malformed headers. */
+ * forged and malformed headers; listen addresses. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -99,12 +99,36 @@ static void test_client_behind_proxies(void **state)
     expect_client(&none, "127.0.0.1", "198.51.100.1", "127.0.0.1");
 }
 
+static void test_listen_addresses(void **state)
+{
+    (void)state;
+    struct sockaddr_storage a;
+    socklen_t len = 0;
+    assert_int_equal(netaddr_listen_parse("127.0.0.1:9100", &a, &len), 0);
+    assert_int_equal(a.ss_family, AF_INET);
+    assert_int_equal(len, sizeof(struct sockaddr_in));
+    assert_int_equal(ntohs(((struct sockaddr_in *)(void *)&a)->sin_port), 9100);
+    assert_int_equal(netaddr_listen_parse("0.0.0.0:0", &a, &len), 0);
+    assert_int_equal(netaddr_listen_parse("[::1]:65535", &a, &len), 0);
+    assert_int_equal(a.ss_family, AF_INET6);
+    assert_int_equal(ntohs(((struct sockaddr_in6 *)(void *)&a)->sin6_port), 65535);
+    static const char *const bad[] = {
+        "", "127.0.0.1", "127.0.0.1:", ":9100", "localhost:9100", "127.0.0.1:65536", "127.0.0.1:-1",
+        "127.0.0.1:9100x", "127.0.0.1:123456", "::1:9100", "[::1]", "[::1]9100", "[127.0.0.1]:9100",
+        "[::1:9100", "1.2.3:80", " 127.0.0.1:9100", NULL};
+    for (int i = 0; bad[i]; i++)
+        if (netaddr_listen_parse(bad[i], &a, &len) == 0)
+            fail_msg("accepted \"%s\"", bad[i]);
+    assert_int_equal(netaddr_listen_parse(NULL, &a, &len), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_lists),
         cmocka_unit_test(test_contain),
         cmocka_unit_test(test_client_behind_proxies),
+        cmocka_unit_test(test_listen_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -173,7 +173,7 @@ def view_only_stack(build, rundir, event_loops=("poll",)):
                                               name="ingress-" + loop)
     stack.loadgen("--state", "--count", 1, "--stream", "bench", "--listed", LISTED_VIEWERS)
     for ing in ingresses.values():
-        wait_until(lambda: view_size(ing.port) >= 1, 30, 0.1)
+        wait_until(lambda: view_size(ing.metrics_port) >= 1, 30, 0.1)
     return stack, ingresses
 
 
@@ -368,7 +368,7 @@ def memory(build, rundir, streams=10000):
         time.sleep(1.0)
         before = ingress.rss_bytes()
         stack.loadgen("--state", "--count", streams, "--stream", "view")
-        wait_until(lambda: view_size(ingress.port) >= streams, 120, 0.2)
+        wait_until(lambda: view_size(ingress.metrics_port) >= streams, 120, 0.2)
         time.sleep(1.0)
         after = ingress.rss_bytes()
     finally:
@@ -378,8 +378,9 @@ def memory(build, rundir, streams=10000):
              "%.1f MiB before; %.0f bytes per stream" % (before / 2**20, (after - before) / streams))]
 
 
-def view_size(port):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def view_size(metrics_port):
+    """Streams in an ingress's view, from its /metrics (on METRICS_LISTEN)."""
+    conn = http.client.HTTPConnection("127.0.0.1", metrics_port, timeout=10)
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
     conn.close()

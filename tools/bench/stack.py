@@ -121,10 +121,12 @@ class Stack:
         return p
 
     def start_ingress(self, env=None, name="ingress"):
-        e = {"INGRESS_PORT": "0"}
+        # /metrics is on METRICS_LISTEN, apart from the public port.
+        e = {"INGRESS_PORT": "0", "METRICS_LISTEN": "127.0.0.1:0"}
         e.update(env or {})
         p = self.start(name, [self.program("stagehand-ingress")], e)
         p.port = int(p.wait_line(r"^port (\d+)").group(1))
+        p.metrics_port = int(p.wait_line(r"^metrics port (\d+)").group(1))
         return p
 
     def loadgen(self, *args):

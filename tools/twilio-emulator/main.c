@@ -585,10 +585,28 @@ int main(int argc, char **argv)
         config_free(cfg);
         return 1;
     }
+    /* libmicrohttpd may fail to say which port it bound (getsockname
+     * failed): then the port we asked for, unless that was 0, in which case
+     * nobody could find us and starting is pointless. */
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
+    unsigned bound = info && info->port ? (unsigned)info->port : (unsigned)port;
+    if (bound == 0) {
+        fprintf(stderr, "twilio-emulator: cannot tell which port it listens on\n");
+        pthread_mutex_lock(&ticker.lock);
+        ticker.stop = 1;
+        pthread_cond_signal(&ticker.wake);
+        pthread_mutex_unlock(&ticker.lock);
+        pthread_join(ticker.thread, NULL);
+        MHD_stop_daemon(daemon);
+        webhook_sender_free(emu.webhooks);
+        reset_state(&emu);
+        json_decref(emu.sync_writes);
+        config_free(cfg);
+        return 1;
+    }
     char port_text[16];
-    snprintf(port_text, sizeof port_text, "%u", (unsigned)info->port);
-    printf("port %u\n", (unsigned)info->port);
+    snprintf(port_text, sizeof port_text, "%u", bound);
+    printf("port %u\n", bound);
     fflush(stdout);
     log_info("twilio emulator listening", "port", port_text, NULL);
 
