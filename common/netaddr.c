@@ -35,6 +35,47 @@ static int address_parse(const char *text, struct address *out)
     return 0;
 }
 
+/* Reads one X-Forwarded-For entry: an address, or one with a port as some
+ * proxies write them, "a.b.c.d:port" and "[v6]:port" (also "[v6]").
+ * Returns 0, or -1 when it is none of these. */
+static int entry_parse(const char *text, struct address *out)
+{
+    char host[INET6_ADDRSTRLEN];
+    const char *port = NULL;
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        size_t n = close ? (size_t)(close - text - 1) : 0;
+        if (!close || n == 0 || n >= sizeof host || !strchr(text + 1, ':'))
+            return -1;
+        if (close[1] == ':')
+            port = close + 2;
+        else if (close[1] != '\0')
+            return -1;
+        memcpy(host, text + 1, n);
+        host[n] = '\0';
+        if (address_parse(host, out) < 0 || (out->family == AF_INET && !strchr(host, ':')))
+            return -1;
+    } else {
+        const char *colon = strchr(text, ':');
+        if (!colon || strchr(colon + 1, ':'))
+            return address_parse(text, out); /* no port, or IPv6 */
+        size_t n = (size_t)(colon - text);
+        if (n >= sizeof host)
+            return -1;
+        memcpy(host, text, n);
+        host[n] = '\0';
+        if (inet_pton(AF_INET, host, out->bytes) != 1)
+            return -1;
+        memset(out->bytes + 4, 0, sizeof out->bytes - 4);
+        out->family = AF_INET;
+        port = colon + 1;
+    }
+    size_t digits = port ? strlen(port) : 0;
+    if (port && (digits < 1 || digits > 5 || strspn(port, "0123456789") != digits || atol(port) > 65535))
+        return -1;
+    return 0;
+}
+
 static void address_format(const struct address *a, char out[INET6_ADDRSTRLEN])
 {
     if (!inet_ntop(a->family, a->bytes, out, INET6_ADDRSTRLEN))
@@ -164,10 +205,10 @@ void netaddr_client(const struct netaddr_ranges *trusted, const char *peer, cons
             size_t start = end;
             while (start > 0 && forwarded_for[start - 1] != ',')
                 start--;
-            char item[INET6_ADDRSTRLEN];
+            char item[INET6_ADDRSTRLEN + 8]; /* [v6]:port */
             struct address next;
             if (trimmed(forwarded_for + start, end - start, item, sizeof item) < 0 ||
-                address_parse(item, &next) < 0)
+                entry_parse(item, &next) < 0)
                 break; /* not an address: keep the proxy that wrote it */
             current = next;
             if (!ranges_contain(trusted, &current) || start == 0)
@@ -176,6 +217,19 @@ void netaddr_client(const struct netaddr_ranges *trusted, const char *peer, cons
         }
     }
     address_format(&current, out);
+}
+
+void netaddr_limit_key(const char *address, char out[INET6_ADDRSTRLEN])
+{
+    struct address a;
+    out[0] = '\0';
+    if (!address || address_parse(address, &a) < 0)
+        return;
+    if (a.family == AF_INET6)
+        memset(a.bytes + 8, 0, 8); /* the /64 a single site or subscriber gets */
+    address_format(&a, out);
+    if (a.family == AF_INET6 && out[0] && strlen(out) + 3 < INET6_ADDRSTRLEN)
+        strcat(out, "/64");
 }
 
 /* "digits" as a port, 0 to 65535, or -1. */

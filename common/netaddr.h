@@ -7,8 +7,13 @@
  * received the request from, so the rightmost entries were written by our
  * own proxies and the first entry from the right that is not a trusted
  * proxy is the client. Entries further left were written by the client
- * and are never believed. IPv4-mapped IPv6 addresses (::ffff:a.b.c.d)
- * count as their IPv4 address. */
+ * and are never believed. An entry may carry a port, as some proxies
+ * write it ("a.b.c.d:port", "[v6]:port"); the port is dropped. IPv4-mapped
+ * IPv6 addresses (::ffff:a.b.c.d) count as their IPv4 address.
+ *
+ * Per-IP limits count an IPv4 client by its address and an IPv6 client by
+ * its /64 (netaddr_limit_key): one subscriber or site usually holds a
+ * whole /64 and could otherwise take a new address for every request. */
 #ifndef STAGEHAND_NETADDR_H
 #define STAGEHAND_NETADDR_H
 
@@ -49,6 +54,11 @@ int netaddr_ranges_contain(const struct netaddr_ranges *ranges, const char *addr
  * address read (a trusted proxy's) is used. out gets a normalised address. */
 void netaddr_client(const struct netaddr_ranges *trusted, const char *peer, const char *forwarded_for,
                     char out[INET6_ADDRSTRLEN]);
+
+/* The key per-IP limits count address under (a normalised address, as
+ * netaddr_client gives): the IPv4 address itself, or the IPv6 address's
+ * /64 written "2001:db8:1:2::/64". "" when address is not an address. */
+void netaddr_limit_key(const char *address, char out[INET6_ADDRSTRLEN]);
 
 /* Parses a listen address, "a.b.c.d:port" or "[v6]:port" (literal
  * addresses only, no names; port 0 to 65535, 0 for a free one), into out

@@ -1,5 +1,8 @@
 /* Striped per-key token buckets (see ratelimit.h). Each stripe is a small
- * chained hash table plus a least-recently-used list of its entries. */
+ * chained hash table plus a least-recently-used list of its entries. Keys
+ * are hashed with SipHash-2-4 under a random key of the table's own: the
+ * top bits of a hash pick the stripe and the low bits the slot, so every
+ * slot of every stripe can be used, and a client cannot aim its keys. */
 #include "ratelimit.h"
 
 #include <math.h>
@@ -7,7 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "random.h"
+#include "siphash.h"
+
 #define STRIPES 16
+#define STRIPE_SHIFT 60 /* the hash's top 4 bits: 16 stripes */
 
 struct bucket {
     char *key;
@@ -27,20 +34,16 @@ struct stripe {
 };
 
 struct ratelimit {
+    unsigned char hash_key[SIPHASH_KEY_BYTES];
     double rate_per_s;
     double burst;
     size_t per_stripe;                /* most keys in one stripe */
     struct stripe stripes[STRIPES];
 };
 
-static uint64_t hash_of(const char *key)
+static uint64_t hash_of(const struct ratelimit *rl, const char *key)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return siphash24(rl->hash_key, key, strlen(key));
 }
 
 struct ratelimit *ratelimit_new(double rate_per_s, double burst, size_t max_keys)
@@ -50,6 +53,10 @@ struct ratelimit *ratelimit_new(double rate_per_s, double burst, size_t max_keys
     struct ratelimit *rl = calloc(1, sizeof *rl);
     if (!rl)
         return NULL;
+    if (random_bytes(rl->hash_key, sizeof rl->hash_key) < 0) {
+        free(rl);
+        return NULL;
+    }
     rl->rate_per_s = rate_per_s;
     rl->burst = burst;
     rl->per_stripe = max_keys / STRIPES + (max_keys % STRIPES != 0);
@@ -127,8 +134,8 @@ long ratelimit_take_keeping(struct ratelimit *rl, const char *key, int64_t now_m
 {
     if (rl->rate_per_s <= 0)
         return 0;
-    uint64_t hash = hash_of(key);
-    struct stripe *s = &rl->stripes[hash % STRIPES];
+    uint64_t hash = hash_of(rl, key);
+    struct stripe *s = &rl->stripes[hash >> STRIPE_SHIFT];
     long wait_ms = 0;
     pthread_mutex_lock(&s->lock);
     struct bucket *b = s->table[hash & (s->nslots - 1)];
@@ -185,6 +192,27 @@ size_t ratelimit_size(struct ratelimit *rl)
         pthread_mutex_unlock(&rl->stripes[i].lock);
     }
     return n;
+}
+
+void ratelimit_stats(struct ratelimit *rl, struct ratelimit_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < STRIPES; i++) {
+        struct stripe *s = &rl->stripes[i];
+        pthread_mutex_lock(&s->lock);
+        out->keys += s->count;
+        out->slots += s->nslots;
+        for (size_t j = 0; j < s->nslots; j++) {
+            size_t chain = 0;
+            for (struct bucket *b = s->table[j]; b; b = b->chain)
+                chain++;
+            if (chain > 0)
+                out->slots_used++;
+            if (chain > out->longest_chain)
+                out->longest_chain = chain;
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
 }
 
 void ratelimit_free(struct ratelimit *rl)

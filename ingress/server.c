@@ -301,19 +301,21 @@ static size_t headers_size(struct request *req)
     return size;
 }
 
-/* The address per-IP limits count: the peer, or behind a trusted proxy
- * the client it forwarded (see netaddr.h). */
+/* The key per-IP limits count: the peer, or behind a trusted proxy the
+ * client it forwarded (see netaddr.h); an IPv6 client by its /64. "" when
+ * there is no address to count. */
 static void client_ip(struct ingress *ing, struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN])
 {
+    char peer[INET6_ADDRSTRLEN], client[INET6_ADDRSTRLEN];
+    peer_ip(conn, peer);
     if (ing->trusted_proxies.count == 0) {
-        peer_ip(conn, out);
+        netaddr_limit_key(peer, out);
         return;
     }
-    char peer[INET6_ADDRSTRLEN];
-    peer_ip(conn, peer);
     const char *forwarded_for = NULL;
     MHD_get_connection_values(conn, MHD_HEADER_KIND, last_forwarded_for, &forwarded_for);
-    netaddr_client(&ing->trusted_proxies, peer, forwarded_for, out);
+    netaddr_client(&ing->trusted_proxies, peer, forwarded_for, client);
+    netaddr_limit_key(client, out);
 }
 
 static enum MHD_Result send_answer(struct request *req)

@@ -369,8 +369,8 @@ static int setup_behind_proxy(void **state)
 }
 
 /* Behind a trusted proxy (the test itself, 127.0.0.1) each forwarded
- * client has its own budget; an address the client wrote further left
- * does not buy it a new one. */
+ * client has its own budget (an IPv6 client's /64 has one); an address
+ * the client wrote further left does not buy it a new one. */
 static void test_trusted_proxy(void **state)
 {
     struct fixture *f = *state;
@@ -380,6 +380,22 @@ static void test_trusted_proxy(void **state)
     assert_true(limited >= 2);
     assert_int_equal(verify_forwarded_for(f, "198.51.100.2"), 200);
     assert_int_equal(verify_forwarded_for(f, "198.51.100.9, 198.51.100.1"), 429);
+    /* Written with a port, the client is still itself, not the proxy's
+     * bucket (issue 15 item 7): 198.51.100.1 stays limited, and a new
+     * client with a port has a budget of its own. */
+    assert_int_equal(verify_forwarded_for(f, "198.51.100.1:40000"), 429);
+    assert_int_equal(verify_forwarded_for(f, "198.51.100.3:40000"), 200);
+    /* IPv6 clients count per /64: another address of the same /64 shares
+     * the budget, another /64 does not. */
+    limited = 0;
+    for (int i = 0; i < 5; i++) {
+        char client[64];
+        snprintf(client, sizeof client, "[2001:db8:1:2::%x]:443", i + 1);
+        limited += verify_forwarded_for(f, client) == 429;
+    }
+    assert_true(limited >= 2);
+    assert_int_equal(verify_forwarded_for(f, "2001:db8:1:2:ffff::1"), 429);
+    assert_int_equal(verify_forwarded_for(f, "2001:db8:1:3::1"), 200);
 }
 
 static int setup_no_trusted_proxy(void **state)

@@ -1,6 +1,7 @@
 /* common/netaddr: trusted-proxy lists (addresses and CIDR ranges, IPv4 and
  * IPv6) and the client found behind them in X-Forwarded-For, including
- * forged and malformed headers; listen addresses. */
+ * forged and malformed headers, entries with ports; the keys of per-IP
+ * limits (IPv6 by /64); listen addresses. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -90,6 +91,22 @@ static void test_client_behind_proxies(void **state)
     expect_client(&r, "127.0.0.1", "2001:db8::1", "2001:db8::1");
     expect_client(&r, "127.0.0.1", "2001:DB8:0::1", "2001:db8::1"); /* normalised */
     expect_client(&r, "127.0.0.1", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "127.0.0.1");
+    /* Entries with a port, as some proxies write them (issue 15 item 7):
+     * the address, not the proxy's. */
+    expect_client(&r, "127.0.0.1", "198.51.100.1:51234", "198.51.100.1");
+    expect_client(&r, "127.0.0.1", "[2001:db8::7]:443", "2001:db8::7");
+    expect_client(&r, "127.0.0.1", "[2001:db8::7]", "2001:db8::7");
+    expect_client(&r, "127.0.0.1", "[::ffff:198.51.100.1]:80", "198.51.100.1");
+    expect_client(&r, "127.0.0.1", "198.51.100.1:80, 10.0.0.5:3128", "198.51.100.1");
+    expect_client(&r, "127.0.0.1", "1.1.1.1, 198.51.100.1:80", "198.51.100.1");
+    /* Malformed ports and brackets are not addresses. */
+    expect_client(&r, "127.0.0.1", "198.51.100.1:", "127.0.0.1");
+    expect_client(&r, "127.0.0.1", "198.51.100.1:65536", "127.0.0.1");
+    expect_client(&r, "127.0.0.1", "198.51.100.1:8x", "127.0.0.1");
+    expect_client(&r, "127.0.0.1", "[2001:db8::7]443", "127.0.0.1");
+    expect_client(&r, "127.0.0.1", "[2001:db8::7", "127.0.0.1");
+    expect_client(&r, "127.0.0.1", "[198.51.100.1]:80", "127.0.0.1");
+    expect_client(&r, "127.0.0.1", "[]:80", "127.0.0.1");
     /* An unparseable peer gives nothing (no bucket is shared by accident). */
     expect_client(&r, "", "198.51.100.1", "");
 
@@ -97,6 +114,31 @@ static void test_client_behind_proxies(void **state)
     struct netaddr_ranges none;
     assert_int_equal(netaddr_ranges_parse("", &none, err, sizeof err), 0);
     expect_client(&none, "127.0.0.1", "198.51.100.1", "127.0.0.1");
+}
+
+static void expect_key(const char *address, const char *want)
+{
+    char out[INET6_ADDRSTRLEN];
+    netaddr_limit_key(address, out);
+    assert_string_equal(out, want);
+}
+
+/* IPv4 clients by address, IPv6 clients by their /64 (issue 15 item 7). */
+static void test_limit_keys(void **state)
+{
+    (void)state;
+    expect_key("198.51.100.7", "198.51.100.7");
+    expect_key("::ffff:198.51.100.7", "198.51.100.7");
+    expect_key("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64");
+    expect_key("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64");
+    expect_key("2001:DB8:1:3::1", "2001:db8:1:3::/64");
+    expect_key("::1", "::/64");
+    expect_key("fe80::1", "fe80::/64");
+    expect_key("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "ffff:ffff:ffff:ffff::/64");
+    expect_key("", "");
+    expect_key(NULL, "");
+    expect_key("not an address", "");
+    expect_key("2001:db8::/64", ""); /* a key is not an address */
 }
 
 static void test_listen_addresses(void **state)
@@ -128,6 +170,7 @@ int main(void)
         cmocka_unit_test(test_parse_lists),
         cmocka_unit_test(test_contain),
         cmocka_unit_test(test_client_behind_proxies),
+        cmocka_unit_test(test_limit_keys),
         cmocka_unit_test(test_listen_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

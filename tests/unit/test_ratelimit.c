@@ -1,5 +1,6 @@
 /* common/ratelimit: bursts, refills, waits, independent keys, bounded
- * memory under many keys, and exact counts under concurrent use. */
+ * memory under many keys, the whole table used, and exact counts under
+ * concurrent use. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -87,6 +88,29 @@ static void test_bounded_keys(void **state)
     ratelimit_free(rl);
 }
 
+/* Keys spread over every slot of every stripe (issue 15 item 7: the stripe
+ * and the slot came from the same low bits, so 1 slot in 16 was used), and
+ * no chain grows long, for keys as alike as consecutive addresses. */
+static void test_whole_table_used(void **state)
+{
+    (void)state;
+    struct ratelimit *rl = ratelimit_new(1, 1, 16384);
+    assert_non_null(rl);
+    char key[48];
+    for (int i = 0; i < 8192; i++) {
+        snprintf(key, sizeof key, "2001:db8:%x:%x::/64", i / 256, i % 256);
+        assert_int_equal(ratelimit_take(rl, key, 0), 0);
+    }
+    struct ratelimit_stats st;
+    ratelimit_stats(rl, &st);
+    assert_int_equal(st.keys, 8192);
+    assert_int_equal(st.slots, 16384);
+    /* Uniform hashing fills 1 - e^-0.5 of the slots, about 6,450. */
+    assert_true(st.slots_used > 5800);
+    assert_true(st.longest_chain <= 10);
+    ratelimit_free(rl);
+}
+
 struct hammer {
     struct ratelimit *rl;
     long allowed;
@@ -131,6 +155,7 @@ int main(void)
         cmocka_unit_test(test_burst_refill_and_wait),
         cmocka_unit_test(test_keeping_headroom),
         cmocka_unit_test(test_bounded_keys),
+        cmocka_unit_test(test_whole_table_used),
         cmocka_unit_test(test_concurrent_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
