@@ -174,14 +174,18 @@ const struct config_spec settings_ingress[] = {
      .check = check_listen,
      .description = "Address and port of the ingress's /metrics (also /healthz, /readyz); port 0 picks a free "
                     "one, printed on stdout"},
-    {.name = "AUTH_MODE", .type = CONFIG_ENUM, .default_value = "passcode", .choices = "passcode|jwt",
-     .description = "passcode: Authorization carries the shared passcode; jwt: an HS256 bearer token"},
     {.name = "PASSCODE", .type = CONFIG_STRING, .default_value = "", .secret = 1,
      .description = "The shared passcode (required with AUTH_MODE=passcode)"},
     {.name = "AUTH_JWT_SECRET", .type = CONFIG_STRING, .default_value = "", .secret = 1,
      .description = "HS256 secret of client bearer tokens (required with AUTH_MODE=jwt)"},
+    {.name = "AUTH_JWT_ISSUER", .type = CONFIG_STRING, .default_value = "",
+     .description = "When set, the iss every bearer token must carry (AUTH_MODE=jwt)"},
+    {.name = "AUTH_JWT_AUDIENCE", .type = CONFIG_STRING, .default_value = "",
+     .description = "When set, the aud every bearer token must name (AUTH_MODE=jwt)"},
     {.name = "TOKEN_TTL_S", .type = CONFIG_INT, .default_value = "14400", .min = 60, .max = 86400,
      .description = "Lifetime of the access tokens the ingress mints, seconds"},
+    {.name = "SPEAKER_TOKEN_TTL_S", .type = CONFIG_INT, .default_value = "300", .min = 60, .max = 86400,
+     .description = "AUTH_MODE=jwt: lifetime of a speaker's access token (not the host's), seconds"},
     {.name = "PRODUCE_TIMEOUT_MS", .type = CONFIG_INT, .default_value = "5000", .min = 100,
      .max = 60000, .description = "How long a request waits for Kafka's acknowledgement before 503"},
     {.name = "CREATE_WAIT_MS", .type = CONFIG_INT, .default_value = "10000", .min = 0, .max = 120000,
@@ -202,10 +206,15 @@ const struct config_spec settings_ingress[] = {
      .max = 1000000, .description = "Requests per second per user identity (0: no limit)"},
     {.name = "RATE_LIMIT_IDENTITY_BURST", .type = CONFIG_INT, .default_value = "20", .min = 1,
      .max = 10000000, .description = "Requests an identity may burst above its rate"},
+    {.name = "WEBHOOK_REPLAY_WINDOW_S", .type = CONFIG_INT, .default_value = "900", .min = 10, .max = 86400,
+     .description = "A webhook whose timestamp is further than this from the ingress's clock is refused"},
 };
 const size_t settings_ingress_count = COUNT(settings_ingress);
 
 const struct config_spec settings_streams[] = {
+    {.name = "AUTH_MODE", .type = CONFIG_ENUM, .default_value = "passcode", .choices = "passcode|jwt",
+     .description = "passcode: Authorization carries the shared passcode; jwt: an HS256 bearer token, "
+                    "and the room worker keeps the stage to the host and invited speakers"},
     {.name = "RAISED_HANDS_CAP", .type = CONFIG_INT, .default_value = "100", .min = 1,
      .max = 100000, .description = "Most raised hands kept per stream; more are refused"},
     {.name = "SYNC_EAGER_VIEWERS", .type = CONFIG_INT, .default_value = "1000", .min = 0,

@@ -6,7 +6,7 @@
  *   settings_twilio   TWILIO_* credentials, product base URLs, timeouts, retries
  *   settings_public   PUBLIC_BASE_URL
  *   settings_ingress  the ingress's port, auth, limits and waits
- *   settings_streams  per-stream rules shared by ingress and workers (caps)
+ *   settings_streams  per-stream rules shared by ingress and workers (auth mode, caps)
  *   settings_workers  the worker runtime: metrics port, attempts, state publishing
  *   settings_rooms    the room worker's room parameters
  *   settings_media    the stream worker's Live parameters

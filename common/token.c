@@ -11,6 +11,7 @@
 #include "secure.h"
 
 #define SHA256_LEN 32
+#define TWILIO_CONTENT_TYPE "twilio-fpa" /* cty of Twilio access tokens, before ";v=1" */
 
 /* base64url of a JSON value, compact, keys in insertion order; malloc'd. */
 static char *encode_json(const json_t *value)
@@ -35,7 +36,7 @@ static void hmac_sha256(const void *key, size_t key_len, const char *data, size_
 
 static json_t *build_header(const struct token_key *key)
 {
-    json_t *h = json_pack("{s:s, s:s, s:s}", "alg", "HS256", "typ", "JWT", "cty", "twilio-fpa;v=1");
+    json_t *h = json_pack("{s:s, s:s, s:s}", "alg", "HS256", "typ", "JWT", "cty", TWILIO_CONTENT_TYPE ";v=1");
     if (h && key->region && key->region[0])
         json_object_set_new(h, "twr", json_string(key->region));
     return h;
@@ -133,11 +134,13 @@ static json_t *decode_json_segment(const char *s, size_t len)
     return obj;
 }
 
-int token_verify_hs256(const char *jwt, const void *secret, size_t secret_len, int64_t now_s,
-                       long leeway_s, json_t **claims_out, char *err, size_t errlen)
+/* Checks everything token_verify_hs256 promises; on success hands back
+ * the header and the claims (caller decrefs both). */
+static int verify_signed(const char *jwt, const void *secret, size_t secret_len, int64_t now_s, long leeway_s,
+                         json_t **header_out, json_t **claims_out, char *err, size_t errlen)
 {
-    if (claims_out)
-        *claims_out = NULL;
+    *header_out = NULL;
+    *claims_out = NULL;
     if (!jwt || !jwt[0]) {
         snprintf(err, errlen, "missing token");
         return -1;
@@ -160,15 +163,14 @@ int token_verify_hs256(const char *jwt, const void *secret, size_t secret_len, i
         return -1;
     }
     const char *alg = json_string_value(json_object_get(header, "alg"));
-    int alg_ok = alg && strcmp(alg, "HS256") == 0;
-    int has_crit = json_object_get(header, "crit") != NULL;
-    json_decref(header);
-    if (!alg_ok) {
+    if (!alg || strcmp(alg, "HS256") != 0) {
         snprintf(err, errlen, "unsupported token algorithm (HS256 required)");
+        json_decref(header);
         return -1;
     }
-    if (has_crit) {
+    if (json_object_get(header, "crit")) {
         snprintf(err, errlen, "unsupported critical token header");
+        json_decref(header);
         return -1;
     }
 
@@ -178,18 +180,21 @@ int token_verify_hs256(const char *jwt, const void *secret, size_t secret_len, i
     if (sig64_len != base64_encoded_len(SHA256_LEN, 0) ||
         base64url_decode(sig64, sig64_len, sig) != SHA256_LEN) {
         snprintf(err, errlen, "malformed token: bad signature encoding");
+        json_decref(header);
         return -1;
     }
     unsigned char expected[SHA256_LEN];
     hmac_sha256(secret, secret_len, jwt, (size_t)(dot2 - jwt), expected);
     if (!secure_equal(expected, SHA256_LEN, sig, SHA256_LEN)) {
         snprintf(err, errlen, "bad signature");
+        json_decref(header);
         return -1;
     }
 
     json_t *claims = decode_json_segment(dot1 + 1, (size_t)(dot2 - dot1 - 1));
     if (!claims) {
         snprintf(err, errlen, "malformed token: bad payload");
+        json_decref(header);
         return -1;
     }
     json_t *exp = json_object_get(claims, "exp");
@@ -203,6 +208,80 @@ int token_verify_hs256(const char *jwt, const void *secret, size_t secret_len, i
         problem = "token nbf is not numeric";
     else if (nbf && json_number_value(nbf) - (double)leeway_s > (double)now_s)
         problem = "token not valid yet";
+    if (problem) {
+        snprintf(err, errlen, "%s", problem);
+        json_decref(header);
+        json_decref(claims);
+        return -1;
+    }
+    *header_out = header;
+    *claims_out = claims;
+    return 0;
+}
+
+int token_verify_hs256(const char *jwt, const void *secret, size_t secret_len, int64_t now_s,
+                       long leeway_s, json_t **claims_out, char *err, size_t errlen)
+{
+    json_t *header, *claims;
+    if (claims_out)
+        *claims_out = NULL;
+    if (verify_signed(jwt, secret, secret_len, now_s, leeway_s, &header, &claims, err, errlen) < 0)
+        return -1;
+    json_decref(header);
+    if (claims_out)
+        *claims_out = claims;
+    else
+        json_decref(claims);
+    return 0;
+}
+
+/* 1 when the header's cty names Twilio's access-token content type. */
+static int twilio_content_type(const json_t *header)
+{
+    const json_t *cty = json_object_get(header, "cty");
+    if (!cty)
+        return 0;
+    const char *text = json_string_value(cty);
+    /* Any other type than a string is not a login token's either. */
+    return !text || strcasestr(text, TWILIO_CONTENT_TYPE) != NULL;
+}
+
+/* 1 when aud (a string, or an array of strings) names audience. */
+static int names_audience(const json_t *aud, const char *audience)
+{
+    if (json_is_string(aud))
+        return strcmp(json_string_value(aud), audience) == 0;
+    if (!json_is_array(aud))
+        return 0;
+    size_t i;
+    const json_t *one;
+    json_array_foreach(aud, i, one)
+        if (json_is_string(one) && strcmp(json_string_value(one), audience) == 0)
+            return 1;
+    return 0;
+}
+
+int token_verify_login(const char *jwt, const void *secret, size_t secret_len, int64_t now_s, long leeway_s,
+                       const struct token_login_rules *rules, json_t **claims_out, char *err, size_t errlen)
+{
+    json_t *header, *claims;
+    if (claims_out)
+        *claims_out = NULL;
+    if (verify_signed(jwt, secret, secret_len, now_s, leeway_s, &header, &claims, err, errlen) < 0)
+        return -1;
+    const char *problem = NULL;
+    const char *issuer = rules && rules->issuer && rules->issuer[0] ? rules->issuer : NULL;
+    const char *audience = rules && rules->audience && rules->audience[0] ? rules->audience : NULL;
+    const char *iss = json_string_value(json_object_get(claims, "iss"));
+    if (twilio_content_type(header))
+        problem = "token is a Twilio access token (cty), not a login token";
+    else if (json_object_get(claims, "grants"))
+        problem = "token carries grants: an access token, not a login token";
+    else if (issuer && (!iss || strcmp(iss, issuer) != 0))
+        problem = "token issuer (iss) is not the expected one";
+    else if (audience && !names_audience(json_object_get(claims, "aud"), audience))
+        problem = "token audience (aud) does not name this service";
+    json_decref(header);
     if (problem) {
         snprintf(err, errlen, "%s", problem);
         json_decref(claims);

@@ -1,5 +1,6 @@
 /* Twilio access tokens (JWT, HS256, "cty": "twilio-fpa;v=1") and a verifier
- * for HS256 bearer tokens (the ingress's AUTH_MODE=jwt).
+ * for HS256 bearer tokens (the ingress's AUTH_MODE=jwt), with the rules a
+ * login token must follow on top (token_verify_login).
  *
  * A minted token has the header {"alg","typ","cty"} (plus "twr" when a
  * region is given) and the claims jti ("<API key SID>-<iat>", as Twilio's
@@ -47,5 +48,20 @@ char *token_mint(const struct token_key *key, const struct token_grants *grants,
  * or the secret. */
 int token_verify_hs256(const char *jwt, const void *secret, size_t secret_len, int64_t now_s,
                        long leeway_s, json_t **claims_out, char *err, size_t errlen);
+
+/* What a login token must be beyond a valid HS256 JWT. NULL or "" leaves a
+ * claim unchecked. */
+struct token_login_rules {
+    const char *issuer;   /* iss must be exactly this string */
+    const char *audience; /* aud, a string or an array of strings, must name it */
+};
+
+/* token_verify_hs256, and then the token must not be an access token: a
+ * header "cty" naming twilio-fpa (in any case, or a cty that is not a
+ * string) or a "grants" claim refuses it, whatever signed it. Then iss and
+ * aud as rules ask (rules may be NULL). Same results and err as
+ * token_verify_hs256; err never quotes a claim's value. */
+int token_verify_login(const char *jwt, const void *secret, size_t secret_len, int64_t now_s, long leeway_s,
+                       const struct token_login_rules *rules, json_t **claims_out, char *err, size_t errlen);
 
 #endif

@@ -17,6 +17,11 @@
  *   GET  /streams/{name}               what the view knows (operators)
  *   GET  /streams/{name}/state         the public state (everyone; HEAD too)
  *
+ * In jwt mode the stage is the host's: join-stream-as-speaker admits only
+ * the host and the users the room worker lists as invited (view_may_speak),
+ * and a speaker's token other than the host's lives SPEAKER_TOKEN_TTL_S.
+ * In passcode mode the per-identity budget is kept per client too.
+ *
  * Choices where the reference is silent or wrong: send-speaker-invite and
  * remove-speaker take stream_name, or the reference's room_sid / room_name;
  * create-stream answers 202 with a status URL when the stream is not ready
@@ -81,10 +86,22 @@ static int begin(struct request *req, struct call *c, struct api_error *e)
     return 0;
 }
 
-/* Takes one request from identity's budget. */
+/* Takes one request from identity's budget. In jwt mode the budget is the
+ * identity's own. In passcode mode anyone may name any identity, so the
+ * budget is the identity's as seen from one client ("<key> <identity>",
+ * the key being the per-IP limit's, which has no space): a caller who
+ * names a victim spends only its own share, never the victim's. */
 static int identity_allowed(struct request *req, const char *identity, struct api_error *e)
 {
-    long wait_ms = ratelimit_take(req->ing->by_identity, identity, time_monotonic_ms());
+    char key[INET6_ADDRSTRLEN + IDENTITY_MAX_CHARS * 4 + 2];
+    const char *budget = identity;
+    if (req->ing->auth.mode == AUTH_PASSCODE) {
+        int n = snprintf(key, sizeof key, "%s %s", req->client_ip, identity);
+        if (n < 0 || (size_t)n >= sizeof key)
+            return api_fail(e, 400, "invalid user_identity", "The identity is too long.");
+        budget = key;
+    }
+    long wait_ms = ratelimit_take(req->ing->by_identity, budget, time_monotonic_ms());
     if (wait_ms == 0)
         return 0;
     api_fail(e, 429, "too many requests", "Too many requests for this identity; retry later.");
@@ -155,6 +172,18 @@ static int host_only(struct call *c, struct api_error *e)
     return 0;
 }
 
+/* Speakers in jwt mode: the stage is the host's. Only the host, or a user
+ * the host invited (and has not removed since, nor seen rejoin as a
+ * viewer), may join as a speaker; the room worker publishes who that is.
+ * In passcode mode anyone may, as in the reference. */
+static int stage_allowed(struct request *req, struct call *c, struct api_error *e)
+{
+    if (!c->caller || view_may_speak(req->ing->view, c->stream, c->identity))
+        return 0;
+    return api_fail(e, 403, "not invited",
+                    "Only the stream's host, or a user the host invited, may join as a speaker.");
+}
+
 /* Builds the event (data taken) and produces it; the answer comes later. */
 static void emit(struct request *req, struct call *c, const char *type, const char *actor, json_t *data,
                  int64_t deadline_ms, request_step *on_ack, int ack_status, json_t *ack_body)
@@ -221,6 +250,18 @@ static char *public_state_url(const struct ingress *ing, const char *stream)
     return url;
 }
 
+/* How long identity's token lives: TOKEN_TTL_S, but in jwt mode a
+ * speaker's other than the host's at most SPEAKER_TOKEN_TTL_S, so that a
+ * removed speaker's token soon cannot connect again. */
+static long token_ttl(const struct ingress *ing, const char *identity, const struct stream_info *info, int viewer)
+{
+    long ttl = ing->token_ttl_s;
+    if (!viewer && ing->auth.mode == AUTH_JWT && strcmp(info->host, identity) != 0 &&
+        ing->speaker_token_ttl_s < ttl)
+        ttl = ing->speaker_token_ttl_s;
+    return ttl;
+}
+
 /* Answers with an access token for identity: video grant for the room
  * (speakers) or the player grant (viewers), and the Sync grant. A join
  * (sync_access 0 or 1; create-stream passes -1) adds "sync_access" and
@@ -234,7 +275,8 @@ static void answer_with_token(struct request *req, const char *identity, const s
         grant = json_loads(info->playback_grant, 0, NULL);
     struct token_grants grants = {identity, viewer ? NULL : stream, info->service_sid, grant};
     char err[128];
-    char *jwt = token_mint(&ing->token_key, &grants, ing->token_ttl_s, time_now_ms() / 1000, err, sizeof err);
+    char *jwt = token_mint(&ing->token_key, &grants, token_ttl(ing, identity, info, viewer), time_now_ms() / 1000,
+                           err, sizeof err);
     json_decref(grant);
     if (!jwt) {
         struct api_error e;
@@ -410,6 +452,8 @@ static int join_stream(struct request *req, struct call *c, const char *role, st
     if (identity_allowed(req, c->identity, e) < 0 || stream_alive(req, c, e) < 0)
         return -1;
     int viewer = strcmp(role, "viewer") == 0;
+    if (!viewer && stage_allowed(req, c, e) < 0)
+        return -1;
     c->sync_access = !viewer || view_admit_eager(req->ing->view, c->stream, req->ing->sync_eager_viewers);
     emit(req, c, "user.joined", c->identity,
          json_pack("{s:s, s:s, s:b}", "identity", c->identity, "role", role, "sync_access", c->sync_access),

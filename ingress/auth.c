@@ -39,8 +39,9 @@ int auth_check(const struct auth *a, const char *header, char **identity, struct
     const char *jwt = header + 7;
     json_t *claims = NULL;
     char err[128];
-    if (token_verify_hs256(jwt, a->jwt_secret, strlen(a->jwt_secret), time_now_ms() / 1000,
-                           JWT_LEEWAY_S, &claims, err, sizeof err) < 0)
+    struct token_login_rules rules = {a->jwt_issuer, a->jwt_audience};
+    if (token_verify_login(jwt, a->jwt_secret, strlen(a->jwt_secret), time_now_ms() / 1000, JWT_LEEWAY_S,
+                           &rules, &claims, err, sizeof err) < 0)
         return token_failed(e);
     const json_t *sub = json_object_get(claims, "sub");
     const char *text = json_string_value(sub);

@@ -8,9 +8,11 @@
  *
  * AUTH_MODE=jwt: "Authorization: Bearer <JWT>", HS256 under AUTH_JWT_SECRET
  * (issued by the operator's identity service), with exp; the identity is
- * the token's "sub" claim and must follow the identity rules. The body's
- * user_identity, when it names the caller, must match it, and host-only
- * actions are refused (403) to anyone but the stream's host. */
+ * the token's "sub" claim and must follow the identity rules. A Twilio
+ * access token (cty twilio-fpa, or a grants claim) is never a login token,
+ * and iss / aud must be AUTH_JWT_ISSUER / AUTH_JWT_AUDIENCE when those are
+ * set. The body's user_identity, when it names the caller, must match it,
+ * and host-only actions are refused (403) to anyone but the stream's host. */
 #ifndef STAGEHAND_INGRESS_AUTH_H
 #define STAGEHAND_INGRESS_AUTH_H
 
@@ -22,6 +24,8 @@ struct auth {
     enum auth_mode mode;
     const char *passcode;   /* passcode mode */
     const char *jwt_secret; /* jwt mode */
+    const char *jwt_issuer;   /* jwt mode: the iss required, or "" */
+    const char *jwt_audience; /* jwt mode: the aud required, or "" */
 };
 
 /* Checks the Authorization header (NULL when absent). Returns 0 with

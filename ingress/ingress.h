@@ -51,6 +51,7 @@ struct request {
     size_t body_len;
     int too_big;
     int answered_early;         /* answered (429, 431) before the body was read */
+    char client_ip[INET6_ADDRSTRLEN]; /* the per-IP limit's key (an IPv6 client's /64), or "" */
     long retry_after_ms;
 
     /* Waiting (guarded by ing->pending_lock). */
@@ -83,11 +84,13 @@ struct ingress {
     const char *auth_token;
     struct token_key token_key;
     long token_ttl_s;
+    long speaker_token_ttl_s;    /* jwt mode, speakers but the host */
     int produce_timeout_ms;
     int create_wait_ms;
     long body_max_bytes;
     long raised_hands_cap;
     long sync_eager_viewers;     /* SYNC_EAGER_VIEWERS */
+    long webhook_replay_window_s; /* WEBHOOK_REPLAY_WINDOW_S */
     struct auth auth;
 
     struct kafka_producer *producer;

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "ingress.h"
 #include "log.h"
+#include "secure.h"
 #include "server.h"
 #include "settings.h"
 #include "timeutil.h"
@@ -102,6 +103,14 @@ static int load_config(struct config *cfg, char *err, size_t errlen)
                  MIN_JWT_SECRET_BYTES);
         return -1;
     }
+    /* The same secret would make every access token the ingress mints a
+     * valid login token for its Twilio identity. */
+    const char *jwt_secret = config_str(cfg, "AUTH_JWT_SECRET");
+    const char *api_secret = config_str(cfg, "TWILIO_API_KEY_SECRET");
+    if (jwt_secret[0] && secure_equal(jwt_secret, strlen(jwt_secret), api_secret, strlen(api_secret))) {
+        snprintf(err, errlen, "AUTH_JWT_SECRET: must not be the same as TWILIO_API_KEY_SECRET");
+        return -1;
+    }
     return 0;
 }
 
@@ -143,13 +152,16 @@ int main(int argc, char **argv)
         .token_key = {config_str(cfg, "TWILIO_ACCOUNT_SID"), config_str(cfg, "TWILIO_API_KEY_SID"),
                       config_str(cfg, "TWILIO_API_KEY_SECRET"), NULL},
         .token_ttl_s = (long)config_int(cfg, "TOKEN_TTL_S"),
+        .speaker_token_ttl_s = (long)config_int(cfg, "SPEAKER_TOKEN_TTL_S"),
         .produce_timeout_ms = (int)config_int(cfg, "PRODUCE_TIMEOUT_MS"),
         .create_wait_ms = (int)config_int(cfg, "CREATE_WAIT_MS"),
         .body_max_bytes = (long)config_int(cfg, "BODY_MAX_BYTES"),
         .raised_hands_cap = (long)config_int(cfg, "RAISED_HANDS_CAP"),
         .sync_eager_viewers = (long)config_int(cfg, "SYNC_EAGER_VIEWERS"),
+        .webhook_replay_window_s = (long)config_int(cfg, "WEBHOOK_REPLAY_WINDOW_S"),
         .auth = {strcmp(config_str(cfg, "AUTH_MODE"), "jwt") == 0 ? AUTH_JWT : AUTH_PASSCODE,
-                 config_str(cfg, "PASSCODE"), config_str(cfg, "AUTH_JWT_SECRET")},
+                 config_str(cfg, "PASSCODE"), config_str(cfg, "AUTH_JWT_SECRET"),
+                 config_str(cfg, "AUTH_JWT_ISSUER"), config_str(cfg, "AUTH_JWT_AUDIENCE")},
     };
     pthread_mutex_init(&ing.pending_lock, NULL);
     ing.view = view_new();

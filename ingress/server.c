@@ -418,6 +418,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->conn = conn;
         char ip[INET6_ADDRSTRLEN];
         client_ip(s->ing, conn, ip);
+        snprintf(req->client_ip, sizeof req->client_ip, "%s", ip);
         long wait_ms = ip[0] ? ratelimit_take(s->ing->by_ip, ip, time_monotonic_ms()) : 0;
         if (wait_ms > 0) {
             struct api_error e;

@@ -27,6 +27,8 @@ struct role_record {
     long viewer_count, raised_hands, raised_hands_cap; /* sync; -1 unknown */
     char *speakers;                      /* sync: [{"identity", "host"}] as compact JSON; NULL unknown */
     char *viewers;                       /* sync: [identity, ...] as compact JSON; NULL unknown */
+    char **invited;                      /* room: who may join the stage besides the host */
+    size_t invited_count;
     struct view_provisioning provisioning; /* sync */
 };
 
@@ -80,6 +82,9 @@ static void clear_provisioning(struct view_provisioning *p)
 
 static void clear_record(struct role_record *r)
 {
+    for (size_t i = 0; i < r->invited_count; i++)
+        free(r->invited[i]);
+    free(r->invited);
     free(r->host);
     free(r->grant);
     free(r->speakers);
@@ -223,6 +228,34 @@ static char *list_text(json_t *list)
     return text;
 }
 
+/* The room record's "invited": its first VIEW_INVITED_MAX identities into
+ * r. -1 when malformed (then r holds none). */
+static int parse_invited(const json_t *value, struct role_record *r)
+{
+    if (!json_is_array(value))
+        return -1;
+    size_t n = json_array_size(value);
+    if (n > VIEW_INVITED_MAX)
+        n = VIEW_INVITED_MAX;
+    if (n == 0)
+        return 0;
+    if (!(r->invited = calloc(n, sizeof *r->invited)))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *entry = json_array_get(value, i);
+        if (!is_identity(entry) || !(r->invited[i] = strdup(json_string_value(entry)))) {
+            for (size_t k = 0; k < i; k++)
+                free(r->invited[k]);
+            free(r->invited);
+            r->invited = NULL;
+            r->invited_count = 0;
+            return -1;
+        }
+        r->invited_count = i + 1;
+    }
+    return 0;
+}
+
 /* The sync record's optional fields; a malformed one is dropped and
  * logged. Returns how many were dropped. */
 static int parse_sync_extras(const char *stream, const json_t *record, struct role_record *r)
@@ -271,6 +304,12 @@ static int parse_record(enum role role, const char *stream, const json_t *record
         return -1;
     if (role == ROLE_ROOM && copy_sid(record, "room_sid", "RM", r->sid_a) < 0)
         return -1;
+    const json_t *invited = json_object_get(record, "invited");
+    if (role == ROLE_ROOM && invited && parse_invited(invited, r) < 0) {
+        /* Dropped alone: nobody but the host may speak until the next record. */
+        log_warn("malformed field of a state record dropped", "stream", stream, "field", "invited", NULL);
+        dropped = 1;
+    }
     if (role == ROLE_SYNC) {
         if (copy_sid(record, "service_sid", "IS", r->sid_a) < 0)
             return -1;
@@ -675,4 +714,23 @@ int view_admit_eager(struct view *v, const char *stream, long limit)
     }
     pthread_rwlock_unlock(&v->lock);
     return admitted;
+}
+
+/* --- the stage ------------------------------------------------------------------- */
+
+int view_may_speak(struct view *v, const char *stream, const char *identity)
+{
+    pthread_rwlock_rdlock(&v->lock);
+    const struct view_stream *s = strmap_get(v->streams, stream);
+    int allowed = 0;
+    if (s) {
+        struct stream_info info;
+        merge(s, &info);
+        allowed = info.host[0] && strcmp(info.host, identity) == 0;
+        const struct role_record *room = current_record(s, ROLE_ROOM);
+        for (size_t i = 0; !allowed && room && i < room->invited_count; i++)
+            allowed = strcmp(room->invited[i], identity) == 0;
+    }
+    pthread_rwlock_unlock(&v->lock);
+    return allowed;
 }

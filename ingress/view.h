@@ -6,7 +6,9 @@
  *   common   "stream", "role", "status" (creating | ready | ended),
  *            "since" (ms timestamp of the stream.create_requested that began
  *            this life of the stream), "host" (identity), "ts"
- *   room     "room_sid"
+ *   room     "room_sid", and optionally "invited" ([identity], who may
+ *            join the stage besides the host: invited by the host and not
+ *            removed since; see workers/stage.h)
  *   stream   "player_streamer_sid", "media_processor_sid", "playback_grant"
  *            (the PlaybackGrant API's grant object), "playback_grant_expires_ms"
  *   sync     "service_sid", "viewer_count", "raised_hands", "raised_hands_cap",
@@ -18,8 +20,9 @@
  * Anything else in a record (applied offsets, ...) is ignored here. A null
  * value (tombstone) removes the role's record. A record whose common
  * fields, SIDs or grant are malformed is ignored as a whole (view_apply
- * returns -1). The three optional sync fields are checked too (identities
- * by the identity rules, counts non-negative integers), but one that is
+ * returns -1). The three optional sync fields and the room's "invited" are
+ * checked too (identities by the identity rules, counts non-negative
+ * integers), but one that is
  * malformed is dropped alone and the rest of the record kept, since the
  * record also carries what joins need: a dropped field reads as absent
  * (unknown counts, empty lists), is logged, and view_apply returns 1.
@@ -42,6 +45,7 @@
 #define VIEW_SID_LEN 34
 #define VIEW_SPEAKERS_MAX 50    /* a Video Room holds at most 50 participants */
 #define VIEW_VIEWERS_MAX 1000   /* listed viewers kept (VIEWERS_MAP_CAP defaults to 100) */
+#define VIEW_INVITED_MAX 50     /* invitations kept (the room worker keeps as many) */
 
 enum stream_status { STREAM_UNKNOWN = 0, STREAM_CREATING, STREAM_LIVE, STREAM_ENDED };
 
@@ -119,6 +123,11 @@ const char *view_status_name(enum stream_status status);
  * the stream is unknown or memory ran out (*oom set to 1 then). */
 struct view_public *view_public_get(struct view *v, const char *stream, int *oom);
 void view_public_release(struct view_public *p);
+
+/* Whether identity may join stream's stage: it is the host of the
+ * stream's newest life, or in the invited list of that life's room record.
+ * 0 for an unknown stream. */
+int view_may_speak(struct view *v, const char *stream, const char *identity);
 
 /* Decides whether a viewer joining stream now is admitted to the eager
  * tier (Sync access in join order, up to limit per stream): the stream's

@@ -12,6 +12,10 @@
 
 /* The log level every process of the stack gets (a test may raise it). */
 static const char *full_stack_log_level = "LOG_LEVEL=warn";
+/* More settings a test may give before setup ("NAME=value" or NULL): one
+ * for every process (e.g. AUTH_MODE=jwt), one more for the ingress. */
+static const char *full_stack_env = NULL;
+static const char *full_stack_ingress_env = NULL;
 static const char *const roles[ROLES] = {"room", "stream", "sync"};
 
 struct fixture {
@@ -26,7 +30,8 @@ struct fixture {
 static inline void start_worker(struct fixture *f, int i)
 {
     char err[256];
-    const char *env[] = {f->public_env, "VIEWERS_MAP_CAP=20", "COUNT_INTERVAL_MS=200", full_stack_log_level, NULL};
+    const char *env[] = {f->public_env, "VIEWERS_MAP_CAP=20", "COUNT_INTERVAL_MS=200", full_stack_log_level,
+                         full_stack_env, NULL};
     f->metrics_ports[i] = stack_start_worker(&f->p.s, roles[i], f->emu.base_url, env, &f->workers[i], err, sizeof err);
     if (f->metrics_ports[i] < 0)
         fail_msg("%s", err);
@@ -42,7 +47,9 @@ static inline int setup(void **state)
     snprintf(f->public_env, sizeof f->public_env, "PUBLIC_BASE_URL=http://127.0.0.1:%d", port);
     snprintf(f->port_env, sizeof f->port_env, "INGRESS_PORT=%d", port);
     const char *ingress_env[] = {f->public_env, f->port_env, "CREATE_WAIT_MS=20000", "PRODUCE_TIMEOUT_MS=1000",
-                                 "RATE_LIMIT_IP_PER_S=0", "RATE_LIMIT_IDENTITY_PER_S=0", full_stack_log_level, NULL};
+                                 "RATE_LIMIT_IP_PER_S=0", "RATE_LIMIT_IDENTITY_PER_S=0", full_stack_log_level,
+                                 full_stack_env ? full_stack_env : full_stack_ingress_env,
+                                 full_stack_env ? full_stack_ingress_env : NULL, NULL};
     if (stack_start_broker(&f->p.s, err, sizeof err) < 0 ||
         stack_start_ingress(&f->p.s, ingress_env, err, sizeof err) < 0 ||
         emulator_start(&f->emu, NULL, err, sizeof err) < 0)

@@ -104,6 +104,8 @@ enum credential {
     BAD_SUBJECT,        /* sub is not a valid identity */
     UNSIGNED_TOKEN,     /* alg "none", no signature */
     DOT_SUBJECT,        /* a valid signature, but sub is ".." */
+    ACCESS_TOKEN,       /* signed with the JWT secret, but carries an access token's grants */
+    TWILIO_CTY,         /* signed with the JWT secret, but typed as a Twilio access token */
     CREDENTIALS
 };
 
@@ -188,7 +190,6 @@ struct bad_row {
     OVERSIZE(ep),                                                                                           \
     WRONG_TYPES(ep, "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"" json_more "}"),                 \
     BAD_PASSCODES(ep, "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"" json_more "}"),               \
-    NA(ep, NOT_HOST, SELF_SERVICE_NOT_HOST),                                                                \
     PJ(ep, UNKNOWN_STREAM, "{\"user_identity\":\"bob\",\"stream_name\":\"nope\"" json_more "}", 404,        \
        "stream not found"),                                                                                 \
     PJ(ep, UNKNOWN_STREAM, "{\"user_identity\":\"bob\",\"stream_name\":\"gone\"" json_more "}", 404,        \
@@ -224,6 +225,9 @@ static const struct bad_row bad_rows[] = {
     FORGED_TOKEN(VERIFY, "{}"),
     NA(VERIFY, DOT_SEGMENT, "names no user and no stream"),
     JJ(VERIFY, BAD_AUTH, NO_AUTH, "{}", 401, "invalid token"),
+    /* Issue 15: an access token is never a login token, whatever signed it. */
+    JJ(VERIFY, BAD_AUTH, ACCESS_TOKEN, "{}", 401, "invalid token"),
+    JJ(VERIFY, BAD_AUTH, TWILIO_CTY, "{}", 401, "invalid token"),
 
     PJ(CREATE, MISSING_FIELD, "{\"stream_name\":\"saturday\"}", 400, "missing user_identity"),
     PJ(CREATE, MISSING_FIELD, "{\"user_identity\":\"alice\"}", 400, "missing stream_name"),
@@ -294,9 +298,14 @@ static const struct bad_row bad_rows[] = {
      .status = 405, .message = "method not allowed", .method = "GET"},
 
     SELF_SERVICE_ROWS(JOIN_SPEAKER, "", ""),
+    /* Issue 15: in jwt mode the stage is the host's; bob was never invited. */
+    JJ(JOIN_SPEAKER, NOT_HOST, BOB, "{\"stream_name\":\"friday\"}", 403, "not invited"),
     SELF_SERVICE_ROWS(JOIN_VIEWER, "", ""),
+    NA(JOIN_VIEWER, NOT_HOST, SELF_SERVICE_NOT_HOST),
     SELF_SERVICE_ROWS(VIEWER_CONNECTED, "", ""),
+    NA(VIEWER_CONNECTED, NOT_HOST, SELF_SERVICE_NOT_HOST),
     SELF_SERVICE_ROWS(RAISE_HAND, ",\"hand_raised\":false", "&hand_raised=false"),
+    NA(RAISE_HAND, NOT_HOST, SELF_SERVICE_NOT_HOST),
     PJ(RAISE_HAND, MISSING_FIELD, "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"}", 400,
        "missing hand_raised"),
     PJ(RAISE_HAND, WRONG_TYPE, "{\"user_identity\":\"bob\",\"stream_name\":\"friday\",\"hand_raised\":\"false\"}",
@@ -406,8 +415,8 @@ static const struct bad_row bad_rows[] = {
 
 #define BAD_ROWS (sizeof bad_rows / sizeof bad_rows[0])
 /* What the table holds; a row removed or added must change these too. */
-#define APPLICABLE_ROWS 268
-#define NOT_APPLICABLE_ROWS 15
+#define APPLICABLE_ROWS 271
+#define NOT_APPLICABLE_ROWS 14
 
 /* The valid request that ends each endpoint's group: it must be answered
  * status and produce event (for /verify-passcode, which produces none,
@@ -584,6 +593,33 @@ struct credentials {
     char *header[CREDENTIALS];
 };
 
+/* A login token for identity signed with the JWT secret, but with the
+ * header of a Twilio access token. */
+static char *twilio_typed_token(const char *identity)
+{
+    const char *h = "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"cty\":\"twilio-fpa;v=1\"}";
+    json_t *claims = json_pack("{s:s, s:I}", "sub", identity, "exp", (json_int_t)(time(NULL) + 600));
+    char *c = json_dumps(claims, JSON_COMPACT);
+    json_decref(claims);
+    assert_non_null(c);
+    char h64[128], c64[256], input[400], sig64[64];
+    assert_true(strlen(h) < 90 && strlen(c) < 180);
+    base64url_encode((const unsigned char *)h, strlen(h), h64);
+    base64url_encode((const unsigned char *)c, strlen(c), c64);
+    snprintf(input, sizeof input, "%s.%s", h64, c64);
+    free(c);
+    unsigned char mac[32];
+    unsigned int mac_len = 0;
+    assert_non_null(HMAC(EVP_sha256(), JWT_SECRET, (int)strlen(JWT_SECRET), (const unsigned char *)input,
+                         strlen(input), mac, &mac_len));
+    base64url_encode(mac, mac_len, sig64);
+    size_t n = strlen(input) + strlen(sig64) + 32;
+    char *out = malloc(n);
+    assert_non_null(out);
+    snprintf(out, n, "Authorization: Bearer %s.%s", input, sig64);
+    return out;
+}
+
 /* A token with alg "none" and no signature. */
 static char *unsigned_token(const char *identity)
 {
@@ -624,6 +660,11 @@ static void credentials_make(struct credentials *c)
     c->header[BAD_SUBJECT] = bearer_for("video-composer-1", JWT_SECRET);
     c->header[UNSIGNED_TOKEN] = unsigned_token("alice");
     c->header[DOT_SUBJECT] = bearer_for("..", JWT_SECRET);
+    c->header[ACCESS_TOKEN] = bearer_with_claims(json_pack("{s:s, s:I, s:{s:s, s:{s:s}}}", "sub", "alice", "exp",
+                                                           (json_int_t)(time(NULL) + 600), "grants", "identity",
+                                                           "alice", "video", "room", "friday"),
+                                                 JWT_SECRET);
+    c->header[TWILIO_CTY] = twilio_typed_token("alice");
     for (int i = 0; i < CREDENTIALS; i++)
         assert_true(i == CALLER || i == NO_AUTH || c->header[i]);
 }
@@ -1220,6 +1261,8 @@ static const struct state_row state_rows[] = {
     SJ(MALFORMED, 401, "invalid token"),
     SJ(BAD_SUBJECT, 401, "invalid token"),
     SJ(UNSIGNED_TOKEN, 401, "invalid token"),
+    SJ(ACCESS_TOKEN, 401, "invalid token"),
+    SJ(TWILIO_CTY, 401, "invalid token"),
     {JWT, NULL, "/streams/nope/state", CALLER, 0, 404, "stream not found"},
     {JWT, NULL, "/streams/%2E%2E/state", CALLER, 0, 400, "invalid stream name"},
 };

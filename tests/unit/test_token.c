@@ -267,6 +267,86 @@ static void test_verifier_refuses_bad_tokens(void **state)
     free(huge);
 }
 
+static int login(const char *jwt, const char *issuer, const char *audience, char *err, size_t errlen)
+{
+    struct token_login_rules rules = {issuer, audience};
+    err[0] = '\0';
+    int rc = token_verify_login(jwt, SECRET, strlen(SECRET), NOW, 0, &rules, NULL, err, errlen);
+    assert_null(strstr(err, SECRET));
+    return rc;
+}
+
+#define TWILIO_HEADER "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"cty\":\"twilio-fpa;v=1\"}"
+
+/* Issue 15, item 6: a login token is never an access token, and iss / aud
+ * are checked when the ingress is told what they must be. */
+static void test_login_rules(void **state)
+{
+    (void)state;
+    char err[128];
+    assert_int_equal(login(forge(HS256, GOOD, SECRET), NULL, NULL, err, sizeof err), 0);
+    assert_int_equal(login(forge(HS256, GOOD, SECRET), "", "", err, sizeof err), 0);
+
+    /* An access token minted with the same secret: refused for its cty... */
+    struct token_grants g = {"alice", "friday", NULL, NULL};
+    char *minted = token_mint(&KEY, &g, 600, NOW, err, sizeof err);
+    assert_non_null(minted);
+    assert_int_equal(token_verify_hs256(minted, SECRET, strlen(SECRET), NOW, 0, NULL, err, sizeof err), 0);
+    assert_int_equal(login(minted, NULL, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "cty"));
+    free(minted);
+    assert_int_equal(login(forge(TWILIO_HEADER, GOOD, SECRET), NULL, NULL, err, sizeof err), -1);
+    assert_int_equal(login(forge("{\"alg\":\"HS256\",\"cty\":\"application/TWILIO-FPA\"}", GOOD, SECRET), NULL,
+                           NULL, err, sizeof err), -1);
+    assert_int_equal(login(forge("{\"alg\":\"HS256\",\"cty\":7}", GOOD, SECRET), NULL, NULL, err, sizeof err),
+                     -1);
+    assert_int_equal(login(forge("{\"alg\":\"HS256\",\"cty\":\"JWT\"}", GOOD, SECRET), NULL, NULL, err, sizeof err),
+                     0);
+    /* ... and for its grants, whatever the header says. */
+    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"grants\":{}}", SECRET), NULL, NULL,
+                           err, sizeof err), -1);
+    assert_non_null(strstr(err, "grants"));
+    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"grants\":null}", SECRET), NULL,
+                           NULL, err, sizeof err), -1);
+
+    /* iss, when set: exactly. */
+    const char *with_iss = "{\"sub\":\"bob\",\"exp\":1795478341,\"iss\":\"https://id.example\"}";
+    assert_int_equal(login(forge(HS256, with_iss, SECRET), "https://id.example", NULL, err, sizeof err), 0);
+    assert_int_equal(login(forge(HS256, with_iss, SECRET), "https://id.example/", NULL, err, sizeof err), -1);
+    assert_string_equal(err, "token issuer (iss) is not the expected one");
+    assert_int_equal(login(forge(HS256, GOOD, SECRET), "https://id.example", NULL, err, sizeof err), -1);
+    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"iss\":7}", SECRET),
+                           "https://id.example", NULL, err, sizeof err), -1);
+
+    /* aud, when set: a string, or an array naming it. */
+    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"aud\":\"stagehand\"}", SECRET),
+                           NULL, "stagehand", err, sizeof err), 0);
+    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"aud\":[\"a\",\"stagehand\"]}",
+                                 SECRET), NULL, "stagehand", err, sizeof err), 0);
+    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"aud\":\"stagehand-2\"}", SECRET),
+                           NULL, "stagehand", err, sizeof err), -1);
+    assert_string_equal(err, "token audience (aud) does not name this service");
+    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"aud\":[\"a\",7]}", SECRET), NULL,
+                           "stagehand", err, sizeof err), -1);
+    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"aud\":[]}", SECRET), NULL,
+                           "stagehand", err, sizeof err), -1);
+    assert_int_equal(login(forge(HS256, GOOD, SECRET), NULL, "stagehand", err, sizeof err), -1);
+    /* Both, and the claims come back. */
+    json_t *claims = NULL;
+    struct token_login_rules rules = {"https://id.example", "stagehand"};
+    assert_int_equal(token_verify_login(forge(HS256,
+                                              "{\"sub\":\"bob\",\"exp\":1795478341,\"iss\":\"https://id.example\","
+                                              "\"aud\":[\"stagehand\"]}",
+                                              SECRET),
+                                        SECRET, strlen(SECRET), NOW, 0, &rules, &claims, err, sizeof err),
+                     0);
+    assert_string_equal(json_string_value(json_object_get(claims, "sub")), "bob");
+    json_decref(claims);
+    /* The signature still comes first. */
+    assert_int_equal(login(forge(HS256, GOOD, "another-secret"), NULL, NULL, err, sizeof err), -1);
+    assert_string_equal(err, "bad signature");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_pyjwt_verifies_our_token),
         cmocka_unit_test(test_we_verify_pyjwt_token),
         cmocka_unit_test(test_verifier_refuses_bad_tokens),
+        cmocka_unit_test(test_login_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

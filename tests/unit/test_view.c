@@ -344,6 +344,66 @@ static void test_eager_admission(void **state)
     view_free(v);
 }
 
+/* A ready room record of life since with the stage list invited (taken). */
+static int apply_room_invited(struct view *v, const char *stream, int64_t since, json_t *invited)
+{
+    return apply(v, stream, "room",
+                 json_pack("{s:s, s:I, s:s, s:s, s:o}", "status", "ready", "since", (json_int_t)since, "host",
+                           "alice", "room_sid", ROOM_SID, "invited", invited));
+}
+
+/* Issue 15, item 2: who may join the stage is the host of the newest life,
+ * or someone on that life's room record's "invited" list. */
+static void test_stage(void **state)
+{
+    (void)state;
+    struct view *v = view_new();
+    assert_false(view_may_speak(v, "friday", "alice")); /* unknown stream */
+    apply_room(v, "friday", 1000);
+    assert_int_equal(apply_sync(v, "friday", 1000, NULL), 0);
+    assert_true(view_may_speak(v, "friday", "alice"));
+    assert_false(view_may_speak(v, "friday", "bob"));
+
+    assert_int_equal(apply_room_invited(v, "friday", 1000, json_pack("[s, s]", "bob", "carol")), 0);
+    assert_true(view_may_speak(v, "friday", "bob"));
+    assert_true(view_may_speak(v, "friday", "carol"));
+    assert_false(view_may_speak(v, "friday", "dave"));
+    assert_false(view_may_speak(v, "friday", "Bob"));
+
+    /* The next record without bob (removed): refused again. */
+    assert_int_equal(apply_room_invited(v, "friday", 1000, json_pack("[s]", "carol")), 0);
+    assert_false(view_may_speak(v, "friday", "bob"));
+    apply_room(v, "friday", 1000); /* no field: nobody invited */
+    assert_false(view_may_speak(v, "friday", "carol"));
+
+    /* A malformed list is dropped alone: the record stands, nobody invited. */
+    assert_int_equal(apply_room_invited(v, "friday", 1000, json_pack("[s, i]", "bob", 7)), 1);
+    assert_false(view_may_speak(v, "friday", "bob"));
+    assert_true(view_may_speak(v, "friday", "alice"));
+    assert_int_equal(apply_room_invited(v, "friday", 1000, json_string("bob")), 1);
+    assert_false(view_may_speak(v, "friday", "bob"));
+
+    /* An older life's invitations do not count in a newer life. */
+    assert_int_equal(apply_room_invited(v, "friday", 1000, json_pack("[s]", "bob")), 0);
+    assert_int_equal(apply_sync(v, "friday", 2000, NULL), 0);
+    assert_false(view_may_speak(v, "friday", "bob"));
+    assert_true(view_may_speak(v, "friday", "alice"));
+
+    /* Bounded: the first VIEW_INVITED_MAX are kept. */
+    json_t *many = json_array();
+    char name[16];
+    for (int i = 0; i < VIEW_INVITED_MAX + 5; i++) {
+        snprintf(name, sizeof name, "u%d", i);
+        json_array_append_new(many, json_string(name));
+    }
+    assert_int_equal(apply_room_invited(v, "friday", 2000, many), 0);
+    snprintf(name, sizeof name, "u%d", VIEW_INVITED_MAX - 1);
+    assert_true(view_may_speak(v, "friday", name));
+    snprintf(name, sizeof name, "u%d", VIEW_INVITED_MAX);
+    assert_false(view_may_speak(v, "friday", name));
+    view_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -354,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_rendered_once_per_change),
         cmocka_unit_test(test_nothing_private),
         cmocka_unit_test(test_eager_admission),
+        cmocka_unit_test(test_stage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
