@@ -391,9 +391,18 @@ static inline long webhook(struct fixture *f, const char *path_and_query, const 
     return status;
 }
 
-/* A Rooms status callback's fields for the room of "friday". */
+/* Now as a webhook's timestamp: the ingress refuses deliveries outside
+ * WEBHOOK_REPLAY_WINDOW_S of its clock. */
+static inline const char *webhook_now(char out[RFC3339_MS_LEN + 1])
+{
+    time_format_rfc3339_ms(time_now_ms(), out);
+    return out;
+}
+
+/* A Rooms status callback's fields for the room of "friday", timed now. */
 static inline void room_params(struct kv_list *p, const char *event, const char *identity)
 {
+    char now[RFC3339_MS_LEN + 1];
     kv_init(p);
     kv_add(p, "AccountSid", TEST_ACCOUNT_SID);
     kv_add(p, "RoomName", "friday");
@@ -401,7 +410,7 @@ static inline void room_params(struct kv_list *p, const char *event, const char 
     kv_add(p, "RoomStatus", "in-progress");
     kv_add(p, "RoomType", "group");
     kv_add(p, "StatusCallbackEvent", event);
-    kv_add(p, "Timestamp", "2026-11-24T01:02:03.456Z");
+    kv_add(p, "Timestamp", webhook_now(now));
     kv_add(p, "SequenceNumber", "3");
     if (identity) {
         kv_add(p, "ParticipantIdentity", identity);

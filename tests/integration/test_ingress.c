@@ -259,7 +259,8 @@ static void test_webhooks(void **state)
     kv_add(&p, "EventType", "endpoint_disconnected");
     kv_add(&p, "Identity", "carol");
     kv_add(&p, "EndpointId", "EP1");
-    kv_add(&p, "DateCreated", "2026-11-24T01:02:04Z");
+    char now[RFC3339_MS_LEN + 1];
+    kv_add(&p, "DateCreated", webhook_now(now));
     assert_int_equal(webhook(f, "/sync-webhook?stream=friday", TEST_PUBLIC_BASE_URL "/sync-webhook?stream=friday", &p), 200);
     data = expect_event(f, "viewer.disconnected", "friday", NULL);
     assert_string_equal(json_string_value(json_object_get(data, "identity")), "carol");
@@ -273,7 +274,7 @@ static void test_webhooks(void **state)
     kv_add(&p, "AccountSid", TEST_ACCOUNT_SID);
     kv_add(&p, "MediaProcessorSid", PROCESSOR_SID);
     kv_add(&p, "StatusCallbackEvent", "media-processor-started");
-    kv_add(&p, "Timestamp", "2026-11-24T01:02:05.000Z");
+    kv_add(&p, "Timestamp", webhook_now(now));
     assert_int_equal(webhook(f, "/media-webhook", TEST_PUBLIC_BASE_URL "/media-webhook", &p), 200);
     expect_no_event(f);
     kv_free(&p);
@@ -282,7 +283,7 @@ static void test_webhooks(void **state)
     kv_add(&p, "MediaProcessorSid", PROCESSOR_SID);
     kv_add(&p, "StatusCallbackEvent", "media-processor-ended");
     kv_add(&p, "EndedReason", "max-duration-exceeded");
-    kv_add(&p, "Timestamp", "2026-11-24T01:02:06.000Z");
+    kv_add(&p, "Timestamp", webhook_now(now));
     assert_int_equal(webhook(f, "/media-webhook", TEST_PUBLIC_BASE_URL "/media-webhook", &p), 200);
     kv_free(&p);
     data = expect_event(f, "media.ended", "friday", NULL);

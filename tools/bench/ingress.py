@@ -397,7 +397,9 @@ def signed_leave(port, public_url, service_sid, identity, auth_token, conn):
     import urllib.parse
     path = "/sync-webhook?stream=bench"
     params = {"EventType": "endpoint_disconnected", "ServiceSid": service_sid, "Identity": identity,
-              "EndpointId": "endpoint-" + identity, "DateCreated": "2026-12-02T00:00:00Z"}
+              "EndpointId": "endpoint-" + identity,
+              # now: the ingress refuses deliveries outside WEBHOOK_REPLAY_WINDOW_S
+              "DateCreated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     data = public_url + path + "".join(k + params[k] for k in sorted(params))
     signature = base64.b64encode(hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()).decode()
     conn.request("POST", path, urllib.parse.urlencode(params),
