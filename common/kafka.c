@@ -17,6 +17,9 @@
 #define PURGE_REPORT_WAIT_MS 5000
 /* How long kafka_consumer_close waits for a rebalance to let it commit. */
 #define CLOSE_COMMIT_WAIT_MS 15000
+/* How long kafka_consumer_close waits for a member's first assignment (see
+ * there why). */
+#define FIRST_ASSIGNMENT_WAIT_MS 15000
 /* Poll interval of the producer's poller thread (also its stop latency). */
 #define POLLER_INTERVAL_MS 100
 
@@ -611,6 +614,8 @@ struct kafka_consumer {
     /* Next offsets stored by kafka_consumer_done(), per assigned partition:
      * what must be committed before a partition is given away. */
     rd_kafka_topic_partition_list_t *stored;
+    int assigned_once;  /* the group gave this member an assignment (maybe empty) */
+    int closing;        /* in kafka_consumer_close: assignments no longer reach on_assign */
 };
 
 static int is_cooperative(rd_kafka_t *rk)
@@ -717,7 +722,8 @@ static void consumer_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 ok = 0;
             }
         }
-        if (ok && c->on_assign)
+        c->assigned_once = 1;
+        if (ok && c->on_assign && !c->closing)
             c->on_assign(c->ctx, partitions);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         log_info("kafka partitions revoked", "kafka_client", rd_kafka_name(rk),
@@ -1010,8 +1016,30 @@ static int commit_before_close(struct kafka_consumer *c)
     }
 }
 
+/* librdkafka 2.0.2 aborts in rd_kafka_destroy() when a cooperative-sticky
+ * member is destroyed after its JoinGroup and before its first assignment
+ * (the assignor's state is still NULL; librdkafka issue 4312, fixed in
+ * 2.3.0). A member stopped that early, which a restart in the middle of a
+ * rebalance makes likely, first waits for that assignment; if it never
+ * comes, the handle is left to the end of the process rather than
+ * destroyed. */
+static rd_kafka_t *abandoned_handle;
+
+static void wait_first_assignment(struct kafka_consumer *c)
+{
+    int64_t until = time_monotonic_ms() + FIRST_ASSIGNMENT_WAIT_MS;
+    c->closing = 1;
+    while (!c->assigned_once && time_monotonic_ms() < until) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 100);
+        if (m)
+            rd_kafka_message_destroy(m); /* unstored: the partition's next owner gets it */
+    }
+}
+
 int kafka_consumer_close(struct kafka_consumer *c)
 {
+    if (!c->assigned_once && is_cooperative(c->rk))
+        wait_first_assignment(c);
     int rc = commit_before_close(c);
     rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk);
     if (e) {
@@ -1019,7 +1047,14 @@ int kafka_consumer_close(struct kafka_consumer *c)
                  "error", rd_kafka_err2name(e), NULL);
         rc = -1;
     }
-    rd_kafka_destroy(c->rk);
+    /* The group is left: no JoinGroup can set the assignor now. */
+    if (!c->assigned_once && is_cooperative(c->rk)) {
+        log_warn("kafka consumer left undestroyed: it never had an assignment (librdkafka 2.0.2 would abort)",
+                 "kafka_client", rd_kafka_name(c->rk), NULL);
+        abandoned_handle = c->rk;
+    } else {
+        rd_kafka_destroy(c->rk);
+    }
     rd_kafka_topic_partition_list_destroy(c->stored);
     free(c);
     return rc;
