@@ -176,6 +176,7 @@ def one_size(build, rundir, n, kafka):
         ingress = stack.start_ingress({"INGRESS_PORT": str(port)})
         workers = {role: stack.start_worker(role) for role in ("room", "stream", "sync")}
         client = Client(stack, ingress.port)
+        story(client, "side-warm")  # first producers, groups and connections: not what is measured
         alone = story(client, "side-alone")
         client.post("/create-stream", {"user_identity": "host", "stream_name": "aud"})
         sid = client.service_sid("aud")
