@@ -31,12 +31,39 @@ import time
 import urllib.error
 import urllib.request
 
+import ingress as ingress_bench
 from stack import DEV_CREDENTIALS, Stack, metrics, wait_until
 
 PASSCODE = DEV_CREDENTIALS["PASSCODE"]
 SENDER_PROCS = 4
 SENDER_THREADS = 8
 HEADERS = {"Content-Type": "application/json", "Authorization": PASSCODE}
+
+# The heavier half of the flow alone, at the ingress's own pace: each
+# request a new viewer joining (a token minted, an event acknowledged).
+WRK_JOIN_SCRIPT = """
+local threads = {}
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  n = 0
+end
+function request()
+  n = n + 1
+  local body = '{"user_identity":"j' .. tid .. '-' .. n .. '","stream_name":"aud-wrk"}'
+  return wrk.format("POST", "/join-stream-as-viewer",
+                    {["Content-Type"] = "application/json", ["Authorization"] = "%s"}, body)
+end
+""" % PASSCODE
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port():
@@ -179,6 +206,7 @@ def one_size(build, rundir, n, kafka):
         story(client, "side-warm")  # first producers, groups and connections: not what is measured
         alone = story(client, "side-alone")
         client.post("/create-stream", {"user_identity": "host", "stream_name": "aud"})
+        client.post("/create-stream", {"user_identity": "host", "stream_name": "aud-wrk"})
         sid = client.service_sid("aud")
         names = ["v%d" % i for i in range(n)]
         chunks = [(ingress.port, "aud", names[i::SENDER_PROCS]) for i in range(SENDER_PROCS)]
@@ -186,6 +214,7 @@ def one_size(build, rundir, n, kafka):
         during = {}
         side = threading.Thread(target=lambda: during.update(story(client, "side-burst")))
         started = time.time()
+        ingress_cpu0 = cpu_seconds(ingress.pid)
         with multiprocessing.get_context("fork").Pool(SENDER_PROCS) as pool:
             pending = pool.map_async(_viewers, chunks)
             time.sleep(min(2.0, n / 5000.0))
@@ -194,6 +223,7 @@ def one_size(build, rundir, n, kafka):
         refused = sum(r[0] for r in results)
         last_answer = max(r[1] for r in results)
         burst_s = last_answer - started
+        ingress_share = (cpu_seconds(ingress.pid) - ingress_cpu0) / burst_s
 
         # Right after the last answer: a hand, an invitation.
         hand_who, invite_who = names[-1], names[-2]
@@ -222,12 +252,19 @@ def one_size(build, rundir, n, kafka):
         provisioned_s = time.time() - last_answer
         stats = stack.emulator("/_emulator/stats")
         writes = object_writes(stack, "aud")
+        join_rate, _, join_p99, join_bad = ingress_bench.run_wrk(ingress.port, rundir, "join-wrk", seconds=5,
+                                                                 script_text=WRK_JOIN_SCRIPT)
         where = "Apache Kafka" if kafka == "kafka" else "dev broker"
         label = "{:,} viewers, whole flow ({})".format(n, where)
         rows = [
             (label + ": joins answered per second", "%.0f/s" % (n / burst_s), "(measured)",
-             "%d requests in %.1f s, %d not 200; %d x %d Python senders" % (
-                 2 * n, burst_s, refused, SENDER_PROCS, SENDER_THREADS)),
+             "%d requests in %.1f s, %d not 200; %d x %d Python senders, the limit: the ingress used %.0f%% "
+             "of a core meanwhile" % (2 * n, burst_s, refused, SENDER_PROCS, SENDER_THREADS,
+                                       100 * ingress_share)),
+            ("  the ingress's own pace for /join-stream-as-viewer (wrk, %d connections, 5 s)" %
+             ingress_bench.CONNECTIONS, "%.0f req/s" % join_rate, "(measured)",
+             "p99 %.1f ms; non-2xx %d; each a new viewer (token minted, event acknowledged)" % (
+                 join_p99 or 0, join_bad)),
             ("  viewer_count exact, after the last answer", "%.2f s" % got["count"], "<= 5 s",
              "COUNT_INTERVAL_MS 1000"),
             ("  a hand raised after the burst, in raised_hands", "%.2f s" % got["hand"], "<= 2 s",
