@@ -79,6 +79,20 @@ NOTES = """
   JSON parsing and writing and the schema check (about 15% together), librdkafka's produce path
   and zstd per batch (about 8%) and malloc (about 10%). The ratio moves by +-0.05 between runs on
   this shared machine, so the five alternations and their spread are reported.
+- **Audience (the whole viewer flow).** Before, every `user.joined` created the viewer's Sync
+  document and wrote five permissions in the event path; Sync allows about 20 creations per second
+  per service and 20 writes per second per object, and a permission on a map is a write to that
+  map. While the sync worker waited for that budget it paused the partition, so a hand raised
+  after 2,000 joins showed 101 s later, and at 100,000 nobody could raise a hand, be invited or see
+  the count for about 90 minutes. Now the sync worker folds every event and writes Sync in rounds
+  by priority (interactive work, the viewers round, then a provisioning lane that draws on a
+  budget only above `SYNC_LANE_RESERVE_S` of headroom), and only the first `SYNC_EAGER_VIEWERS`
+  viewers are provisioned eagerly; later ones when they raise a hand or are invited. Provisioning
+  stays bound by Twilio's per-object limit (each viewer costs one write on each of `speakers`,
+  `viewers`, `raised_hands` and `stream`), about 18 viewers a second per stream, which is why it
+  is tiered; everything an audience of any size reads is in the public state endpoint. The join
+  rate in that section is the Python senders' (the ingress's CPU share during the burst says so);
+  the wrk row beside it is the ingress's own pace for `/join-stream-as-viewer`.
 - Single runs for replay and memory (each takes minutes); the ingress, its epoll variant and
   nginx alternate five times after a warm-up and the medians are reported.
 """
