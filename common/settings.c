@@ -196,6 +196,14 @@ const struct config_spec settings_ingress[] = {
      .max = 1000000, .description = "Most client connections open at once"},
     {.name = "CONNECTION_TIMEOUT_S", .type = CONFIG_INT, .default_value = "30", .min = 1,
      .max = 3600, .description = "An idle or too slow client connection is closed after this long"},
+    {.name = "MAX_CONNECTIONS_PER_IP", .type = CONFIG_INT, .default_value = "100", .min = 0, .max = 1000000,
+     .description = "Most open connections from one client address (an IPv6 client: its /64; trusted proxies "
+                    "exempt); more are refused at accept. 0: no limit"},
+    {.name = "HEADER_TIMEOUT_MS", .type = CONFIG_INT, .default_value = "10000", .min = 100, .max = 600000,
+     .description = "The request line and headers must arrive within this of the connection opening (or the "
+                    "previous answer); else the connection is closed"},
+    {.name = "BODY_TIMEOUT_MS", .type = CONFIG_INT, .default_value = "10000", .min = 100, .max = 600000,
+     .description = "The body must arrive within this of the headers; else the connection is closed"},
     {.name = "RATE_LIMIT_IP_PER_S", .type = CONFIG_INT, .default_value = "100", .min = 0,
      .max = 1000000, .description = "Requests per second per client IP (0: no limit)"},
     {.name = "RATE_LIMIT_IP_BURST", .type = CONFIG_INT, .default_value = "200", .min = 1,
@@ -206,6 +214,15 @@ const struct config_spec settings_ingress[] = {
      .max = 1000000, .description = "Requests per second per user identity (0: no limit)"},
     {.name = "RATE_LIMIT_IDENTITY_BURST", .type = CONFIG_INT, .default_value = "20", .min = 1,
      .max = 10000000, .description = "Requests an identity may burst above its rate"},
+    {.name = "MAX_STREAMS_PER_HOST", .type = CONFIG_INT, .default_value = "3", .min = 0, .max = 1000000,
+     .description = "Most live or starting streams one host identity may have (0: no limit)"},
+    {.name = "MAX_STREAMS_PER_CLIENT", .type = CONFIG_INT, .default_value = "10", .min = 0, .max = 1000000,
+     .description = "AUTH_MODE=passcode: most live streams one client address may start through this ingress "
+                    "(0: no limit)"},
+    {.name = "MAX_STREAMS", .type = CONFIG_INT, .default_value = "1000", .min = 0, .max = 10000000,
+     .description = "Most live or starting streams in all (0: no limit)"},
+    {.name = "STREAM_RETENTION_S", .type = CONFIG_INT, .default_value = "3600", .min = 1, .max = 2592000,
+     .description = "How long the ingress's view keeps an ended stream before forgetting it"},
     {.name = "WEBHOOK_REPLAY_WINDOW_S", .type = CONFIG_INT, .default_value = "900", .min = 10, .max = 86400,
      .description = "A webhook whose timestamp is further than this from the ingress's clock is refused"},
 };

@@ -376,6 +376,27 @@ static int create_ack(struct request *req, int expired)
     return create_step(req, 0);
 }
 
+/* The limits on live streams (see quota.h): per host, in all, and in
+ * passcode mode, where the host is only what the body says, per client
+ * address. 409 when one is reached. */
+static int stream_quota(struct request *req, struct call *c, struct api_error *e)
+{
+    const char *client = c->caller ? NULL : req->client_ip;
+    switch (quota_claim(req->ing->quota, req->ing->view, c->stream, c->identity, client, time_monotonic_ms())) {
+    case QUOTA_HOST:
+        return api_fail(e, 409, "too many streams",
+                        "This host already has as many live streams as one host may; end one first.");
+    case QUOTA_TOTAL:
+        return api_fail(e, 409, "too many streams",
+                        "The service runs as many live streams as it may; try again when one has ended.");
+    case QUOTA_CLIENT:
+        return api_fail(e, 409, "too many streams",
+                        "This address has started as many live streams as one address may; end one first.");
+    default:
+        return 0;
+    }
+}
+
 static int create_stream(struct request *req, struct call *c, struct api_error *e)
 {
     if (self_identity(c, e) < 0 || named_stream(req, c, NULL, e) < 0)
@@ -387,6 +408,8 @@ static int create_stream(struct request *req, struct call *c, struct api_error *
         return api_fail(e, 409, "stream exists", "A stream with that name is already live.");
     if (c->info.status == STREAM_CREATING && c->info.host[0] && strcmp(c->info.host, c->identity) != 0)
         return api_fail(e, 409, "stream exists", "Another host is creating a stream with that name.");
+    if (stream_quota(req, c, e) < 0)
+        return -1;
     const char *prefer = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Prefer");
     int async = prefer && strcasestr(prefer, "respond-async") != NULL;
     emit(req, c, "stream.create_requested", c->identity, json_pack("{s:s}", "host", c->identity),

@@ -25,6 +25,7 @@
 #include "metrics.h"
 #include "netaddr.h"
 #include "params.h"
+#include "quota.h"
 #include "ratelimit.h"
 #include "settings.h"
 #include "token.h"
@@ -91,6 +92,7 @@ struct ingress {
     long raised_hands_cap;
     long sync_eager_viewers;     /* SYNC_EAGER_VIEWERS */
     long webhook_replay_window_s; /* WEBHOOK_REPLAY_WINDOW_S */
+    int64_t stream_retention_ms; /* STREAM_RETENTION_S: ended streams leave the view after it */
     struct auth auth;
 
     struct kafka_producer *producer;
@@ -100,6 +102,7 @@ struct ingress {
     struct ratelimit *by_ip;
     struct netaddr_ranges trusted_proxies; /* their X-Forwarded-For names the client */
     struct ratelimit *by_identity;
+    struct quota *quota;         /* live streams per host, per client, in all */
 
     pthread_mutex_t pending_lock;
     struct request *pending;     /* waiting requests */

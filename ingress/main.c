@@ -159,6 +159,7 @@ int main(int argc, char **argv)
         .raised_hands_cap = (long)config_int(cfg, "RAISED_HANDS_CAP"),
         .sync_eager_viewers = (long)config_int(cfg, "SYNC_EAGER_VIEWERS"),
         .webhook_replay_window_s = (long)config_int(cfg, "WEBHOOK_REPLAY_WINDOW_S"),
+        .stream_retention_ms = (int64_t)config_int(cfg, "STREAM_RETENTION_S") * 1000,
         .auth = {strcmp(config_str(cfg, "AUTH_MODE"), "jwt") == 0 ? AUTH_JWT : AUTH_PASSCODE,
                  config_str(cfg, "PASSCODE"), config_str(cfg, "AUTH_JWT_SECRET"),
                  config_str(cfg, "AUTH_JWT_ISSUER"), config_str(cfg, "AUTH_JWT_AUDIENCE")},
@@ -173,7 +174,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "stagehand-ingress: TRUSTED_PROXIES: %s\n", err); /* checked at load: not reached */
         return 1;
     }
-    if (!ing.view || !ing.by_ip || !ing.by_identity) {
+    /* A claim waits for the view as long as a create can take, and more. */
+    struct quota_limits limits = {
+        .per_host = (long)config_int(cfg, "MAX_STREAMS_PER_HOST"),
+        .total = (long)config_int(cfg, "MAX_STREAMS"),
+        .per_client = (long)config_int(cfg, "MAX_STREAMS_PER_CLIENT"),
+        .claim_ttl_ms = (int64_t)ing.produce_timeout_ms + ing.create_wait_ms + 30000,
+    };
+    ing.quota = quota_new(&limits);
+    if (!ing.view || !ing.by_ip || !ing.by_identity || !ing.quota) {
         fprintf(stderr, "stagehand-ingress: out of memory\n");
         return 1;
     }
@@ -220,6 +229,9 @@ int main(int argc, char **argv)
         .use_epoll = strcmp(config_str(cfg, "INGRESS_EVENT_LOOP"), "epoll") == 0,
         .max_connections = (int)config_int(cfg, "MAX_CONNECTIONS"),
         .connection_timeout_s = (int)config_int(cfg, "CONNECTION_TIMEOUT_S"),
+        .max_connections_per_ip = (long)config_int(cfg, "MAX_CONNECTIONS_PER_IP"),
+        .header_timeout_ms = (int)config_int(cfg, "HEADER_TIMEOUT_MS"),
+        .body_timeout_ms = (int)config_int(cfg, "BODY_TIMEOUT_MS"),
     };
     struct server *server = server_start(&ing, &sopt, err, sizeof err);
     if (!server) {
@@ -259,6 +271,7 @@ int main(int argc, char **argv)
     metrics_free(ing.metrics);
     ratelimit_free(ing.by_ip);
     ratelimit_free(ing.by_identity);
+    quota_free(ing.quota);
     view_free(ing.view);
     pthread_mutex_destroy(&ing.pending_lock);
     config_free(cfg);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conns.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -22,6 +23,11 @@
  * had already turned into an event without answering it. */
 #define HEADERS_MAX_BYTES (16 * 1024)
 #define RESUME_BATCH 64
+#define EXPIRE_EVERY_SWEEPS 20 /* slow connections are looked for every 100 ms */
+#define FORGET_EVERY_SWEEPS 200 /* ended streams past their retention, every second */
+/* A body announced larger than this has the credentials checked on the
+ * headers, before any of it is read (see on_request). */
+#define EARLY_AUTH_BYTES 1024
 
 struct server {
     struct ingress *ing;
@@ -29,6 +35,9 @@ struct server {
     pthread_t sweeper;
     atomic_int stop_sweeper;
     int sweeper_started;
+    struct conn_guard *guard;  /* per-IP connections, header and body deadlines */
+    struct metric *m_slow;     /* connections cut for slowness, by part */
+    struct metric *m_refused;  /* connections refused: their address held too many */
 };
 
 /* --- answers ---------------------------------------------------------------------- */
@@ -228,10 +237,20 @@ static void sweep(struct ingress *ing)
 static void *sweeper_main(void *arg)
 {
     struct server *s = arg;
+    unsigned rounds = 0;
     while (!atomic_load(&s->stop_sweeper)) {
         time_sleep_ms(SWEEP_INTERVAL_MS);
         sweep(s->ing);
         metrics_set(s->ing->m_view_streams, NULL, (double)view_size(s->ing->view));
+        if (rounds % FORGET_EVERY_SWEEPS == 0)
+            view_forget_ended(s->ing->view, time_monotonic_ms(), s->ing->stream_retention_ms);
+        if (++rounds % EXPIRE_EVERY_SWEEPS == 0) {
+            struct conn_guard_cut cut = {0, 0};
+            if (conn_guard_expire(s->guard, time_monotonic_ms(), &cut) > 0) {
+                metrics_add(s->m_slow, (const char *const[]){"headers"}, (double)cut.headers);
+                metrics_add(s->m_slow, (const char *const[]){"body"}, (double)cut.body);
+            }
+        }
     }
     return NULL;
 }
@@ -404,6 +423,49 @@ static void route(struct request *req, const char *method, const char *path)
     }
 }
 
+/* The connection guard's entry of conn (NULL when it has none). */
+static struct conn_entry *guard_entry(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
+}
+
+/* The body's announced length: Content-Length as a number, -1 when the
+ * header is absent (a chunked body, or none) or not a plain number. */
+static long long announced_length(struct MHD_Connection *conn)
+{
+    const char *text = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    size_t n = text ? strlen(text) : 0;
+    if (n == 0 || n > 18 || strspn(text, "0123456789") != n)
+        return -1;
+    return strtoll(text, NULL, 10);
+}
+
+/* Checks, on the headers alone, what can be refused before a body is
+ * read: a body announced larger than BODY_MAX_BYTES (413), and for a
+ * request that takes credentials and brings a body of more than
+ * EARLY_AUTH_BYTES (or of unannounced length), the credentials (401), so
+ * that nobody unauthenticated can make the ingress read and buffer a large
+ * body. Returns 0, or -1 with e filled. */
+static int refuse_before_body(struct server *s, struct MHD_Connection *conn, const char *url,
+                              const char *method, struct api_error *e)
+{
+    long long length = announced_length(conn);
+    if (length > s->ing->body_max_bytes)
+        return api_fail(e, 413, "body too large", "The request body is larger than %ld bytes.",
+                        s->ing->body_max_bytes);
+    int has_body = length > EARLY_AUTH_BYTES ||
+                   (length < 0 && MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding"));
+    int health = strcmp(method, "GET") == 0 && (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0);
+    if (!has_body || health || webhook_path(url))
+        return 0; /* webhooks are checked by their signature, over the body */
+    char *caller = NULL;
+    const char *header = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    int rc = auth_check(&s->ing->auth, header, &caller, e);
+    free(caller);
+    return rc < 0 ? -1 : 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
@@ -416,6 +478,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!req->conn) {
         /* First call: headers only. Refuse a flooding client before reading. */
         req->conn = conn;
+        conn_guard_body_started(s->guard, guard_entry(conn), time_monotonic_ms());
         char ip[INET6_ADDRSTRLEN];
         client_ip(s->ing, conn, ip);
         snprintf(req->client_ip, sizeof req->client_ip, "%s", ip);
@@ -432,6 +495,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             struct api_error e;
             api_fail(&e, 431, "headers too large", "The request line and headers exceed %d bytes.",
                      HEADERS_MAX_BYTES);
+            request_fail(req, &e);
+            req->answered_early = 1;
+            return send_answer(req);
+        }
+        struct api_error e;
+        if (refuse_before_body(s, conn, url, method, &e) < 0) {
             request_fail(req, &e);
             req->answered_early = 1;
             return send_answer(req);
@@ -458,6 +527,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     /* The whole request is here, or we were resumed with the answer ready. */
+    conn_guard_request_read(guard_entry(conn));
     pthread_mutex_lock(&s->ing->pending_lock);
     int ready = req->ready, waiting = req->waiting;
     pthread_mutex_unlock(&s->ing->pending_lock);
@@ -482,17 +552,48 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     (void)toe;
     struct server *s = cls;
     struct request *req = *con_cls;
     *con_cls = NULL;
+    /* On a kept-alive connection the next request's headers are due. */
+    conn_guard_request_done(s->guard, guard_entry(conn), time_monotonic_ms());
     if (!req)
         return;
     metrics_gauge_add(s->ing->m_in_flight, NULL, -1);
     pthread_mutex_lock(&s->ing->pending_lock);
     request_unref(req);
     pthread_mutex_unlock(&s->ing->pending_lock);
+}
+
+/* A connection opens or closes: the guard counts it and watches its
+ * deadlines (socket_context holds its entry). */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *addr = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        *socket_context = fd ? conn_guard_opened(s->guard, fd->connect_fd, addr ? addr->client_addr : NULL,
+                                                 time_monotonic_ms())
+                             : NULL;
+    } else {
+        conn_guard_closed(s->guard, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
+/* Accept policy: refuses a connection whose address already holds
+ * MAX_CONNECTIONS_PER_IP. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addrlen;
+    struct server *s = cls;
+    if (conn_guard_admit(s->guard, addr))
+        return MHD_YES;
+    metrics_add(s->m_refused, NULL, 1);
+    return MHD_NO;
 }
 
 /* --- start and stop ----------------------------------------------------------------- */
@@ -538,8 +639,31 @@ struct server *server_start(struct ingress *ing, const struct server_options *op
         return NULL;
     }
     s->ing = ing;
+    static const char *const part_only[] = {"part"};
+    s->m_slow = metrics_counter(ing->metrics, "stagehand_ingress_slow_clients_total",
+                                "Connections shut down for not sending their request line and headers "
+                                "(headers) or body (body) in time.",
+                                1, part_only);
+    s->m_refused = metrics_counter(ing->metrics, "stagehand_ingress_connections_refused_total",
+                                   "Connections refused at accept: the address held MAX_CONNECTIONS_PER_IP.", 0,
+                                   NULL);
+    struct conn_guard_options gopt = {
+        .per_ip_limit = opt->max_connections_per_ip,
+        .header_timeout_ms = opt->header_timeout_ms,
+        .body_timeout_ms = opt->body_timeout_ms,
+        .max_connections = (size_t)opt->max_connections,
+        .exempt = &ing->trusted_proxies,
+    };
+    s->guard = conn_guard_new(&gopt);
+    if (!s->m_slow || !s->m_refused || !s->guard) {
+        snprintf(err, errlen, "out of memory");
+        conn_guard_free(s->guard);
+        free(s);
+        return NULL;
+    }
     if (pthread_create(&s->sweeper, NULL, sweeper_main, s) != 0) {
         snprintf(err, errlen, "cannot start the sweeper thread");
+        conn_guard_free(s->guard);
         free(s);
         return NULL;
     }
@@ -552,18 +676,20 @@ struct server *server_start(struct ingress *ing, const struct server_options *op
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | (opt->use_epoll ? MHD_USE_EPOLL : MHD_USE_POLL) |
                      MHD_ALLOW_SUSPEND_RESUME;
     s->daemon = MHD_start_daemon(
-        flags, (uint16_t)opt->port, NULL, NULL, on_request, s,
+        flags, (uint16_t)opt->port, on_accept, s, on_request, s,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opt->threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)opt->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opt->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY_LIMIT,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errlen, "cannot listen on port %d", opt->port);
         atomic_store(&s->stop_sweeper, 1);
         pthread_join(s->sweeper, NULL);
+        conn_guard_free(s->guard);
         free(s);
         return NULL;
     }
@@ -604,5 +730,6 @@ void server_stop(struct server *s, int grace_ms)
     MHD_stop_daemon(s->daemon);
     atomic_store(&s->stop_sweeper, 1);
     pthread_join(s->sweeper, NULL);
+    conn_guard_free(s->guard); /* every connection has closed */
     free(s);
 }

@@ -16,6 +16,9 @@ struct server_options {
     int use_epoll;             /* 0: poll() */
     int max_connections;
     int connection_timeout_s;
+    long max_connections_per_ip; /* 0: no limit; trusted proxies are exempt */
+    int header_timeout_ms;     /* request line and headers, from the connection or the last answer */
+    int body_timeout_ms;       /* the body, from the end of the headers */
 };
 
 struct server;

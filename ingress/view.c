@@ -37,6 +37,7 @@ struct view_stream {
     struct view_public *public;  /* rendered on demand; NULL after a change */
     int64_t eager_since;         /* the life eager_local counts for */
     long eager_local;            /* eager admissions as this process counts them */
+    int64_t ended_seen_ms;       /* when view_forget_ended first saw it ended; 0: not yet */
     char name[];                 /* the stream name */
 };
 
@@ -733,4 +734,171 @@ int view_may_speak(struct view *v, const char *stream, const char *identity)
     }
     pthread_rwlock_unlock(&v->lock);
     return allowed;
+}
+
+/* --- live streams and forgetting the ended ---------------------------------------------- */
+
+/* 1 when one of the newest life's records says ended. */
+static int has_ended(const struct view_stream *s)
+{
+    for (int i = 0; i < ROLES; i++) {
+        const struct role_record *r = current_record(s, (enum role)i);
+        if (r && r->status == RECORD_ENDED)
+            return 1;
+    }
+    return 0;
+}
+
+/* The newest life's host, or NULL. */
+static const char *host_of(const struct view_stream *s)
+{
+    for (int i = 0; i < ROLES; i++) {
+        const struct role_record *r = current_record(s, (enum role)i);
+        if (r && r->host)
+            return r->host;
+    }
+    return NULL;
+}
+
+struct active_count {
+    const char *host;
+    long by_host, total;
+};
+
+static int count_active(void *ctx, const char *key, void *value)
+{
+    (void)key;
+    struct active_count *c = ctx;
+    const struct view_stream *s = value;
+    if (newest_life(s) < 0 || has_ended(s))
+        return 0;
+    c->total++;
+    const char *host = host_of(s);
+    if (c->host && host && strcmp(host, c->host) == 0)
+        c->by_host++;
+    return 0;
+}
+
+void view_count_active(struct view *v, const char *host, long *by_host, long *total)
+{
+    struct active_count c = {host, 0, 0};
+    pthread_rwlock_rdlock(&v->lock);
+    strmap_each(v->streams, count_active, &c);
+    pthread_rwlock_unlock(&v->lock);
+    *by_host = c.by_host;
+    *total = c.total;
+}
+
+int view_is_active(struct view *v, const char *stream, char *host, size_t hostlen, int64_t *since)
+{
+    pthread_rwlock_rdlock(&v->lock);
+    const struct view_stream *s = strmap_get(v->streams, stream);
+    int known = s && newest_life(s) >= 0;
+    if (since)
+        *since = known ? newest_life(s) : -1;
+    int active = known && !has_ended(s);
+    const char *h = active ? host_of(s) : NULL;
+    if (host && hostlen)
+        snprintf(host, hostlen, "%s", h ? h : "");
+    pthread_rwlock_unlock(&v->lock);
+    return active ? 1 : known ? 0 : -1;
+}
+
+/* Streams to forget, gathered while iterating (the map cannot change then). */
+struct forget {
+    int64_t now_ms, retention_ms;
+    struct view_stream **gone;
+    size_t count, cap;
+    int oom;
+};
+
+static int mark_forgotten(void *ctx, const char *key, void *value)
+{
+    (void)key;
+    struct forget *f = ctx;
+    struct view_stream *s = value;
+    int ended = has_ended(s) || newest_life(s) < 0; /* no record at all: nothing to keep either */
+    if (!ended) {
+        s->ended_seen_ms = 0; /* alive again (a new life) */
+        return 0;
+    }
+    if (s->ended_seen_ms == 0)
+        s->ended_seen_ms = f->now_ms;
+    if (f->now_ms - s->ended_seen_ms < f->retention_ms)
+        return 0;
+    if (f->count == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 64;
+        struct view_stream **grown = realloc(f->gone, cap * sizeof *grown);
+        if (!grown) {
+            f->oom = 1;
+            return 1; /* stop; the rest waits for the next round */
+        }
+        f->gone = grown;
+        f->cap = cap;
+    }
+    f->gone[f->count++] = s;
+    return 0;
+}
+
+/* SID index entries that point at a stream being forgotten. */
+struct stale_sids {
+    struct view_stream *const *gone;
+    size_t gone_count;
+    char **keys;
+    size_t count, cap;
+    int oom;
+};
+
+static int mark_stale_sid(void *ctx, const char *key, void *value)
+{
+    struct stale_sids *st = ctx;
+    for (size_t i = 0; i < st->gone_count; i++) {
+        if (st->gone[i] != value)
+            continue;
+        if (st->count == st->cap) {
+            size_t cap = st->cap ? st->cap * 2 : 64;
+            char **grown = realloc(st->keys, cap * sizeof *grown);
+            if (!grown) {
+                st->oom = 1;
+                return 1;
+            }
+            st->keys = grown;
+            st->cap = cap;
+        }
+        if (!(st->keys[st->count] = strdup(key))) {
+            st->oom = 1;
+            return 1;
+        }
+        st->count++;
+        break;
+    }
+    return 0;
+}
+
+size_t view_forget_ended(struct view *v, int64_t now_ms, int64_t retention_ms)
+{
+    struct forget f = {now_ms, retention_ms, NULL, 0, 0, 0};
+    struct stale_sids st = {NULL, 0, NULL, 0, 0, 0};
+    pthread_rwlock_wrlock(&v->lock);
+    strmap_each(v->streams, mark_forgotten, &f);
+    st.gone = f.gone;
+    st.gone_count = f.count;
+    if (f.count > 0)
+        strmap_each(v->by_sid, mark_stale_sid, &st);
+    if (st.oom) {
+        f.count = 0; /* a SID left behind would point at a freed stream: try again next round */
+    } else {
+        for (size_t i = 0; i < st.count; i++)
+            strmap_remove(v->by_sid, st.keys[i]);
+        for (size_t i = 0; i < f.count; i++) {
+            strmap_remove(v->streams, f.gone[i]->name);
+            free_stream(NULL, f.gone[i]->name, f.gone[i]);
+        }
+    }
+    pthread_rwlock_unlock(&v->lock);
+    for (size_t i = 0; i < st.count; i++)
+        free(st.keys[i]);
+    free(st.keys);
+    free(f.gone);
+    return f.count;
 }

@@ -138,4 +138,19 @@ int view_may_speak(struct view *v, const char *stream, const char *identity);
  * burst). Returns 1 and counts the admission, or 0. */
 int view_admit_eager(struct view *v, const char *stream, long limit);
 
+/* Streams whose newest life has not ended (creating or live): in total,
+ * and those whose host is host (may be NULL). */
+void view_count_active(struct view *v, const char *host, long *by_host, long *total);
+
+/* Whether stream is active (1; its host copied into host, "" when not
+ * known), known but ended or without records (0), or unknown (-1); since
+ * (may be NULL) gets its newest life's since, -1 when unknown. */
+int view_is_active(struct view *v, const char *stream, char *host, size_t hostlen, int64_t *since);
+
+/* Forgets the streams that have been ended (or left without records) for
+ * retention_ms, counted from the first call that saw them so (times are
+ * the caller's, monotonic). A stream that lives again is kept. Returns how
+ * many were forgotten. */
+size_t view_forget_ended(struct view *v, int64_t now_ms, int64_t retention_ms);
+
 #endif

@@ -174,7 +174,8 @@ int stack_start_ingress(struct stack *s, const char *const env_extra[], char *er
         "TWILIO_API_KEY_SECRET=" TEST_API_KEY_SECRET, "TWILIO_AUTH_TOKEN=" TEST_AUTH_TOKEN,
         "PASSCODE=" TEST_PASSCODE, "PUBLIC_BASE_URL=" TEST_PUBLIC_BASE_URL, "INGRESS_PORT=0",
         "PRODUCE_TIMEOUT_MS=3000", "CREATE_WAIT_MS=3000", "RATE_LIMIT_IP_PER_S=0",
-        "RATE_LIMIT_IDENTITY_PER_S=0", "METRICS_LISTEN=127.0.0.1:0", "LOG_LEVEL=warn", brokers, NULL};
+        "RATE_LIMIT_IDENTITY_PER_S=0", "METRICS_LISTEN=127.0.0.1:0",
+        "MAX_STREAMS_PER_HOST=0", "MAX_STREAMS_PER_CLIENT=0", "MAX_STREAMS=0", "LOG_LEVEL=warn", brokers, NULL};
     const char *env[64];
     merge_env3(env, 64, defaults, s->kafka_envp, env_extra);
     const char *argv[] = {bin, NULL};

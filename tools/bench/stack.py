@@ -121,8 +121,14 @@ class Stack:
         return p
 
     def start_ingress(self, env=None, name="ingress"):
-        # /metrics is on METRICS_LISTEN, apart from the public port.
-        e = {"INGRESS_PORT": "0", "METRICS_LISTEN": "127.0.0.1:0"}
+        # /metrics is on METRICS_LISTEN, apart from the public port. The
+        # bench's clients all come from 127.0.0.1 and hold idle connections
+        # on purpose (the idle-connections row): no per-IP connection limit,
+        # and a header deadline longer than any run; one host starts every
+        # stream, so no stream limits either.
+        e = {"INGRESS_PORT": "0", "METRICS_LISTEN": "127.0.0.1:0", "MAX_CONNECTIONS_PER_IP": "0",
+             "HEADER_TIMEOUT_MS": "600000", "MAX_STREAMS_PER_HOST": "0", "MAX_STREAMS_PER_CLIENT": "0",
+             "MAX_STREAMS": "0"}
         e.update(env or {})
         p = self.start(name, [self.program("stagehand-ingress")], e)
         p.port = int(p.wait_line(r"^port (\d+)").group(1))
