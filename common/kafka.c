@@ -135,6 +135,147 @@ static rd_kafka_t *client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, char 
     return rk;
 }
 
+/* --- fault injection (tests only, see kafka.h) ------------------------------------- */
+
+enum fault_op { FAULT_PAUSE, FAULT_RESUME, FAULT_REWIND, FAULT_PRODUCE, FAULT_DELIVER };
+
+struct fault {
+    enum fault_op op;
+    char topic[256];    /* produce, deliver: the topic it concerns */
+    long skip;          /* calls still let through */
+    long count;         /* calls still to fail (-1: all) */
+};
+
+#define MAX_FAULTS 8
+
+static pthread_mutex_t faults_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct fault faults[MAX_FAULTS];
+static size_t nfaults;
+static atomic_int faults_armed;     /* fast path: nothing to look at */
+static int faults_env_read;         /* under faults_lock */
+
+static int fault_parse(const char *item, size_t len, struct fault *f, char *err, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        enum fault_op op;
+        int topic;
+    } ops[] = {{"pause", FAULT_PAUSE, 0}, {"resume", FAULT_RESUME, 0}, {"rewind", FAULT_REWIND, 0},
+               {"produce@", FAULT_PRODUCE, 1}, {"deliver@", FAULT_DELIVER, 1}};
+    char buf[320];
+    if (len == 0 || len >= sizeof buf)
+        goto bad;
+    memcpy(buf, item, len);
+    buf[len] = '\0';
+    char *colon = strchr(buf, ':');
+    if (!colon)
+        goto bad;
+    *colon = '\0';
+    memset(f, 0, sizeof *f);
+    size_t i;
+    for (i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        size_t n = strlen(ops[i].name);
+        if (ops[i].topic ? strncmp(buf, ops[i].name, n) == 0 && buf[n] : strcmp(buf, ops[i].name) == 0) {
+            f->op = ops[i].op;
+            if (ops[i].topic)
+                snprintf(f->topic, sizeof f->topic, "%s", buf + n);
+            break;
+        }
+    }
+    if (i == sizeof ops / sizeof ops[0])
+        goto bad;
+    char *end;
+    f->count = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || f->count < -1)
+        goto bad;
+    if (*end == ':') {
+        char *skip = end + 1;
+        f->skip = strtol(skip, &end, 10);
+        if (end == skip || f->skip < 0)
+            goto bad;
+    }
+    if (*end == '\0')
+        return 0;
+bad:
+    snprintf(err, errlen, "bad kafka fault \"%.*s\" (OP:COUNT[:SKIP], OP pause, resume, rewind, "
+             "produce@TOPIC or deliver@TOPIC)", (int)(len < 64 ? len : 64), item);
+    return -1;
+}
+
+static int faults_set_locked(const char *spec, char *err, size_t errlen)
+{
+    struct fault parsed[MAX_FAULTS];
+    size_t n = 0;
+    for (const char *p = spec; p && *p;) {
+        size_t len = strcspn(p, ",");
+        if (n == MAX_FAULTS) {
+            snprintf(err, errlen, "more than %d kafka faults", MAX_FAULTS);
+            return -1;
+        }
+        if (fault_parse(p, len, &parsed[n++], err, errlen) < 0)
+            return -1;
+        p += len + (p[len] == ',');
+    }
+    memcpy(faults, parsed, n * sizeof *parsed);
+    nfaults = n;
+    atomic_store(&faults_armed, n > 0);
+    if (n > 0)
+        log_warn("kafka faults armed (a test setting)", "faults", spec, NULL);
+    return 0;
+}
+
+int kafka_faults_set(const char *spec, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&faults_lock);
+    faults_env_read = 1; /* the caller's spec wins over the environment */
+    int rc = faults_set_locked(spec, err, errlen);
+    pthread_mutex_unlock(&faults_lock);
+    return rc;
+}
+
+/* Arms the faults of KAFKA_FAULTS_ENV the first time a client is made. */
+static int faults_from_env(char *err, size_t errlen)
+{
+    int rc = 0;
+    pthread_mutex_lock(&faults_lock);
+    if (!faults_env_read) {
+        faults_env_read = 1;
+        const char *spec = getenv(KAFKA_FAULTS_ENV);
+        if (spec && *spec && faults_set_locked(spec, err, errlen) < 0)
+            rc = -1;
+    }
+    pthread_mutex_unlock(&faults_lock);
+    if (rc < 0) {
+        char why[512];
+        snprintf(why, sizeof why, "%s: %s", KAFKA_FAULTS_ENV, err);
+        snprintf(err, errlen, "%s", why);
+    }
+    return rc;
+}
+
+/* 1 when this call of op (on topic, for produce and deliver) must fail. */
+static int fault_hit(enum fault_op op, const char *topic)
+{
+    if (!atomic_load(&faults_armed))
+        return 0;
+    int hit = 0;
+    pthread_mutex_lock(&faults_lock);
+    for (size_t i = 0; i < nfaults && !hit; i++) {
+        struct fault *f = &faults[i];
+        if (f->op != op || f->count == 0 || (f->topic[0] && (!topic || strcmp(f->topic, topic) != 0)))
+            continue;
+        if (f->skip > 0) {
+            f->skip--;
+            break;
+        }
+        if (f->count > 0)
+            f->count--;
+        hit = 1;
+    }
+    pthread_mutex_unlock(&faults_lock);
+    return hit;
+}
+
 /* --- shared helpers ---------------------------------------------------------------- */
 
 int kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
@@ -389,16 +530,19 @@ static void producer_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void 
 {
     (void)rk;
     struct kafka_producer *p = opaque;
+    rd_kafka_resp_err_t e = m->err;
+    if (!e && fault_hit(FAULT_DELIVER, rd_kafka_topic_name(m->rkt)))
+        e = RD_KAFKA_RESP_ERR__MSG_TIMED_OUT;
     struct kafka_delivery d = {
-        .err = m->err,
-        .errstr = rd_kafka_err2str(m->err),
+        .err = e,
+        .errstr = rd_kafka_err2str(e),
         .topic = rd_kafka_topic_name(m->rkt),
         .partition = m->partition,
-        .offset = m->err ? RD_KAFKA_OFFSET_INVALID : m->offset,
+        .offset = e ? RD_KAFKA_OFFSET_INVALID : m->offset,
     };
-    if (m->err && atomic_load(&p->closing)) {
+    if (e && atomic_load(&p->closing)) {
         p->close_failures++;
-        p->close_last_err = m->err;
+        p->close_last_err = e;
     }
     if (p->on_delivery)
         p->on_delivery(m->_private, &d);
@@ -429,6 +573,8 @@ struct kafka_producer *kafka_producer_new(const struct kafka_producer_options *o
         snprintf(err, errlen, "no kafka brokers given (KAFKA_BROKERS is host:port,...)");
         return NULL;
     }
+    if (faults_from_env(err, errlen) < 0)
+        return NULL;
     struct kafka_producer *p = calloc(1, sizeof *p);
     if (!p) {
         snprintf(err, errlen, "out of memory");
@@ -500,6 +646,10 @@ rd_kafka_resp_err_t kafka_produce(struct kafka_producer *p, const struct kafka_r
     if (!rec->topic || !rec->topic[0]) {
         snprintf(err, errlen, "no kafka topic given");
         return RD_KAFKA_RESP_ERR__INVALID_ARG;
+    }
+    if (fault_hit(FAULT_PRODUCE, rec->topic)) {
+        snprintf(err, errlen, "cannot produce to %s: injected fault", rec->topic);
+        return RD_KAFKA_RESP_ERR__TRANSPORT;
     }
     rd_kafka_headers_t *hdrs = NULL;
     if (rec->headers && rec->headers->len > 0) {
@@ -770,6 +920,8 @@ struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *o
         snprintf(err, errlen, "no kafka consumer group given");
         return NULL;
     }
+    if (faults_from_env(err, errlen) < 0)
+        return NULL;
     if (!opt->topics || opt->topic_count == 0) {
         snprintf(err, errlen, "no kafka topics to consume given");
         return NULL;
@@ -861,30 +1013,35 @@ rd_kafka_message_t *kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms
     }
 }
 
-int kafka_consumer_done(struct kafka_consumer *c, const rd_kafka_message_t *msg,
-                        char *err, size_t errlen)
+int kafka_consumer_store(struct kafka_consumer *c, const char *topic, int32_t partition,
+                         int64_t next_offset, char *err, size_t errlen)
 {
-    const char *topic = rd_kafka_topic_name(msg->rkt);
     /* The list form: the legacy single-partition rd_kafka_offset_store()
      * left librdkafka 2.0.2 unable to close the consumer (a reference
      * leak, seen as rd_kafka_destroy() hanging in the tests). */
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, topic, msg->partition)->offset = msg->offset + 1;
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = next_offset;
     rd_kafka_resp_err_t e = rd_kafka_offsets_store(c->rk, l);
     if (!e)
         e = l->elems[0].err;
     rd_kafka_topic_partition_list_destroy(l);
     if (e) {
         snprintf(err, errlen, "cannot store offset %lld of %s [%d]: %s",
-                 (long long)msg->offset, topic, (int)msg->partition, rd_kafka_err2str(e));
+                 (long long)next_offset, topic, (int)partition, rd_kafka_err2str(e));
         return -1;
     }
-    rd_kafka_topic_partition_t *s =
-        rd_kafka_topic_partition_list_find(c->stored, topic, msg->partition);
+    rd_kafka_topic_partition_t *s = rd_kafka_topic_partition_list_find(c->stored, topic, partition);
     if (!s)
-        s = rd_kafka_topic_partition_list_add(c->stored, topic, msg->partition);
-    s->offset = msg->offset + 1;
+        s = rd_kafka_topic_partition_list_add(c->stored, topic, partition);
+    s->offset = next_offset;
     return 0;
+}
+
+int kafka_consumer_done(struct kafka_consumer *c, const rd_kafka_message_t *msg,
+                        char *err, size_t errlen)
+{
+    return kafka_consumer_store(c, rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset + 1,
+                                err, errlen);
 }
 
 /* 1 when topic [partition] is in the current assignment, else 0 with err. */
@@ -910,6 +1067,11 @@ static int pause_or_resume(struct kafka_consumer *c, const char *topic, int32_t 
 {
     if (!check_assigned(c, topic, partition, err, errlen))
         return -1;
+    if (fault_hit(pause ? FAULT_PAUSE : FAULT_RESUME, NULL)) {
+        snprintf(err, errlen, "cannot %s %s [%d]: injected fault", pause ? "pause" : "resume", topic,
+                 (int)partition);
+        return -1;
+    }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, topic, partition);
     rd_kafka_resp_err_t e = pause ? rd_kafka_pause_partitions(c->rk, l)
@@ -947,6 +1109,11 @@ int kafka_consumer_rewind(struct kafka_consumer *c, const char *topic, int32_t p
     }
     if (!check_assigned(c, topic, partition, err, errlen))
         return -1;
+    if (fault_hit(FAULT_REWIND, NULL)) {
+        snprintf(err, errlen, "cannot rewind %s [%d] to offset %lld: injected fault", topic,
+                 (int)partition, (long long)offset);
+        return -1;
+    }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
     rd_kafka_error_t *error = rd_kafka_seek_partitions(c->rk, l, 0);

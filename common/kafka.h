@@ -228,6 +228,12 @@ rd_kafka_message_t *kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms
 int kafka_consumer_done(struct kafka_consumer *c, const rd_kafka_message_t *msg,
                         char *err, size_t errlen);
 
+/* Stores next_offset (the offset of the next message to consume) for topic
+ * [partition], to be committed: kafka_consumer_done() for a message no longer
+ * in hand. Returns 0, or -1 with err (e.g. the partition was revoked). */
+int kafka_consumer_store(struct kafka_consumer *c, const char *topic, int32_t partition,
+                         int64_t next_offset, char *err, size_t errlen);
+
 /* Pauses or resumes fetching one assigned partition. Returns 0, or -1 with
  * err (e.g. the partition is not assigned to this consumer).
  * Pausing drops the messages already fetched for it; on resume librdkafka
@@ -299,5 +305,21 @@ int kafka_reader_partition_count(const struct kafka_reader *r);
 
 /* Closes and frees it (NULL is fine). */
 void kafka_reader_close(struct kafka_reader *r);
+
+/* --- fault injection, for the tests -------------------------------------------------- */
+
+/* The environment variable kafka_producer_new and kafka_consumer_new read
+ * (once per process) to arm faults; never set it in production. */
+#define KAFKA_FAULTS_ENV "STAGEHAND_KAFKA_FAULTS"
+
+/* Arms faults from spec, replacing those armed (NULL or "": none). spec is
+ * a comma-separated list of OP:COUNT[:SKIP]: after SKIP calls of OP that
+ * succeed normally, COUNT calls (-1: all) fail as if Kafka had refused them.
+ * OP is pause, resume or rewind (the kafka_consumer_ calls, which then
+ * return -1), produce@TOPIC (kafka_produce returns __TRANSPORT and produces
+ * nothing) or deliver@TOPIC (the message is produced but its delivery
+ * report says __MSG_TIMED_OUT, as when an acknowledgement is lost).
+ * Returns 0, or -1 with err for a bad spec. Thread-safe; logged at warn. */
+int kafka_faults_set(const char *spec, char *err, size_t errlen);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decide.h"
 #include "log.h"
 #include "settings.h"
 #include "strmap.h"
@@ -23,15 +24,65 @@
  * every event: a replay of many small events is not slowed by it. */
 #define HOUSEKEEPING_MS 5
 #define STATE_CATCH_UP_MS 30000
+/* worker_emit's wait for an acknowledgement. */
 #define EMIT_WAIT_MS 10000
+/* The producer's message.timeout.ms: every delivery report, success or
+ * failure, comes within it, well inside librdkafka's max.poll.interval.ms
+ * (300 s, left as it is), so a DLQ record never holds a partition longer. */
+#define PRODUCE_TIMEOUT_MS "30000"
+/* How long a revoke or a stop waits for the reports of pending DLQ records
+ * (so that their offsets are committed before the partition goes). */
+#define REVOKE_DLQ_WAIT_MS 3000
+#define STOP_DLQ_WAIT_MS 10000
+/* A pause, rewind or resume that failed is tried again this much later. */
+#define REHOLD_MS 1000
 
-/* A partition waiting out a retry, or counting attempts at its head event. */
+/* The delivery report of one produced record that someone waits for. The
+ * producer's callback fills it; once the waiter gave up (abandoned), the
+ * callback frees it. Records nobody waits for (state) carry NULL. */
+struct report {
+    int done;
+    rd_kafka_resp_err_t err;
+    int abandoned;
+    const char *what;        /* for the log of a late report */
+};
+
+/* An event's DLQ record awaiting its report: the event's offset is stored,
+ * and its stream learns it handled it, only once Kafka acknowledged it. One
+ * allocation (the callback frees it as a struct report). */
+struct dlq_pending {
+    struct report report;    /* first */
+    int32_t partition;
+    int64_t offset;
+    int apply;               /* the stream's applied offset moves to offset */
+    struct outcome out;
+    int attempts;
+    char stream[STREAM_NAME_MAX_CHARS * 4 + 1]; /* "" for an unreadable event */
+    char id[EVENT_ID_LEN + 1];
+    char type[64];
+};
+
+/* What the runtime knows of one partition of stagehand.events.
+ *
+ * The hold: while hold >= 0 the event at that offset must be the next one
+ * handled; an event fetched past it (a pause or a rewind failed, a DLQ
+ * record is unacknowledged, the backoff is not over) is neither handled nor
+ * stored, and the partition is paused and rewound again. So no offset past a
+ * held event is ever stored, whatever librdkafka's calls answered. */
 struct partition_state {
     int32_t partition;
-    int64_t offset;         /* the event the attempts are for */
+    int64_t offset;          /* the event the attempts are for (-1: none) */
     int attempts;
-    int paused;
-    int64_t resume_at_ms;
+    int paused;              /* paused in librdkafka (a pause that failed does not count) */
+    int64_t hold;            /* -1, or the next event to handle */
+    int rewind_due;          /* the rewind to hold failed: to be done before resuming */
+    int64_t resume_at_ms;    /* monotonic: the hold's backoff ends */
+    int64_t committed;       /* the group's committed offset at assignment (-1: none) */
+    struct dlq_pending *dlq; /* a DLQ record awaiting its report, or NULL */
+    int dlq_failures;        /* DLQ records of this partition refused in a row */
+    int64_t redo_offset;     /* an event whose DLQ record was refused (-1: none) ... */
+    struct outcome redo;     /* ... goes to the DLQ again when it comes back, with this */
+    int redo_attempts;
 };
 
 struct worker {
@@ -58,6 +109,8 @@ struct worker {
     struct metric *m_twilio;         /* status */
     struct metric *m_retries;
     struct metric *m_dlq;
+    struct metric *m_dlq_failures;
+    struct metric *m_held;           /* events fetched past a hold, kept out */
     struct metric *m_state_records;
     struct metric *m_streams;
     struct metric *m_partitions;
@@ -196,13 +249,6 @@ static int in_window(const char window[WORKER_RECENT_IDS][EVENT_ID_LEN + 1], con
     return 0;
 }
 
-/* An exact duplicate: the id was handled lately. Past the applied offset,
- * the window as last published counts too (it is being rebuilt). */
-static int duplicate(const struct stream *st, const char *id, int64_t offset)
-{
-    return in_window(st->recent, id) || (offset > st->applied_offset && in_window(st->restored, id));
-}
-
 static void remember_handled(struct stream *st, const char *id)
 {
     memcpy(st->recent[st->recent_next % WORKER_RECENT_IDS], id, EVENT_ID_LEN + 1);
@@ -225,28 +271,34 @@ static const char *phase_name(enum stream_phase phase)
 
 /* --- Kafka: producing ---------------------------------------------------------------------- */
 
-struct emit_wait {
-    int done;
-    rd_kafka_resp_err_t err;
-};
-
+/* Runs inside kafka_producer_poll, on the poll loop's thread: it only
+ * records the report; the runtime acts on it in its own time. */
 static void on_delivery(void *opaque, const struct kafka_delivery *d)
 {
-    struct emit_wait *wait = opaque;
-    if (wait) {
-        wait->done = 1;
-        wait->err = d->err;
-    } else if (d->err) {
-        log_warn("a state or DLQ record was not delivered", "error", d->errstr, NULL);
+    struct report *r = opaque;
+    if (!r) {
+        if (d->err)
+            log_warn("a state record was not delivered", "error", d->errstr, NULL);
+        return;
     }
+    if (r->abandoned) {
+        if (d->err)
+            log_warn("a late delivery report: not delivered", "record", r->what, "error", d->errstr, NULL);
+        else
+            log_info("a late delivery report: delivered after all", "record", r->what, NULL);
+        free(r);
+        return;
+    }
+    r->done = 1;
+    r->err = d->err;
 }
 
 static int produce(struct worker *w, const char *topic, const char *key, const char *value,
-                   const struct kv_list *headers, struct emit_wait *wait)
+                   const struct kv_list *headers, struct report *report)
 {
     struct kafka_record rec = {.topic = topic, .partition = RD_KAFKA_PARTITION_UA, .key = key,
                                .key_len = strlen(key), .value = value, .value_len = value ? strlen(value) : 0,
-                               .headers = headers, .opaque = wait};
+                               .headers = headers, .opaque = report};
     char err[256];
     if (kafka_produce(w->producer, &rec, err, sizeof err) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         log_warn("cannot produce", "topic", topic, "error", err, NULL);
@@ -267,27 +319,42 @@ int worker_emit(struct worker *w, const char *stream, const char *type, json_t *
         event_free(&ev);
         return -1;
     }
+    struct report *r = calloc(1, sizeof *r);
+    if (!r) {
+        log_warn("out of memory emitting an event", "type", type, NULL);
+        free(value);
+        event_free(&ev);
+        return -1;
+    }
+    r->what = "an event of ours";
     struct kv_list headers;
     kv_init(&headers);
     kv_add(&headers, "id", ev.id);
     kv_add(&headers, "type", ev.type);
     if (event_traceparent(traceparent) == 0)
         kv_add(&headers, "traceparent", traceparent);
-    struct emit_wait wait = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
-    int rc = produce(w, EVENTS_TOPIC, stream, value, &headers, &wait);
+    int rc = produce(w, EVENTS_TOPIC, stream, value, &headers, r);
     kv_free(&headers);
     free(value);
     event_free(&ev);
-    int64_t until = time_monotonic_ms() + EMIT_WAIT_MS;
-    while (rc == 0 && !wait.done && time_monotonic_ms() < until)
-        kafka_producer_poll(w->producer, 10);
-    if (rc == 0 && (!wait.done || wait.err)) {
-        log_warn("an event of ours was not acknowledged", "type", type, NULL);
-        rc = -1;
-        /* When it arrives after all, its delivery report must not touch `wait`. */
-        while (!wait.done)
-            kafka_producer_poll(w->producer, 100);
+    if (rc < 0) {
+        free(r);
+        return -1;
     }
+    /* Bounded: the poll loop goes on after EMIT_WAIT_MS, or at once when
+     * asked to stop; the report, when it comes, is the runtime's. */
+    int64_t until = time_monotonic_ms() + EMIT_WAIT_MS;
+    while (!r->done && time_monotonic_ms() < until && !atomic_load(&w->stop))
+        kafka_producer_poll(w->producer, 10);
+    if (!r->done) {
+        r->abandoned = 1; /* on_delivery frees it */
+        log_warn("an event of ours was not acknowledged in time", "type", type, NULL);
+        return -1;
+    }
+    rc = r->err ? -1 : 0;
+    if (rc < 0)
+        log_warn("an event of ours was not delivered", "type", type, "error", rd_kafka_err2str(r->err), NULL);
+    free(r);
     return rc;
 }
 
@@ -354,16 +421,196 @@ static void publish_all(struct worker *w, int32_t partition)
     worker_each_stream(w, publish_if_due, &p);
 }
 
-/* The DLQ record: the event as it came, with why in the headers. */
-static void to_dlq(struct worker *w, const rd_kafka_message_t *msg, const struct outcome *out, int attempts)
+/* --- partitions ------------------------------------------------------------------------------- */
+
+static struct partition_state *find_partition(struct worker *w, int32_t partition)
 {
+    for (size_t i = 0; i < w->nparts; i++)
+        if (w->parts[i].partition == partition)
+            return &w->parts[i];
+    return NULL;
+}
+
+/* Forgets what the partition was doing (it was assigned or revoked). A DLQ
+ * record still waiting is left to its report, which then frees it. */
+static void reset_partition(struct partition_state *ps)
+{
+    if (ps->dlq) {
+        if (ps->dlq->report.done)
+            free(ps->dlq);
+        else
+            ps->dlq->report.abandoned = 1;
+    }
+    int32_t partition = ps->partition;
+    memset(ps, 0, sizeof *ps);
+    ps->partition = partition;
+    ps->offset = -1;
+    ps->hold = -1;
+    ps->committed = -1;
+    ps->redo_offset = -1;
+}
+
+/* The partition's state, made on first use (on assignment). NULL when out
+ * of memory. */
+static struct partition_state *partition_state(struct worker *w, int32_t partition)
+{
+    struct partition_state *p = find_partition(w, partition);
+    if (p)
+        return p;
+    struct partition_state *grown = realloc(w->parts, (w->nparts + 1) * sizeof *grown);
+    if (!grown)
+        return NULL;
+    w->parts = grown;
+    p = &w->parts[w->nparts++];
+    memset(p, 0, sizeof *p);
+    p->partition = partition;
+    reset_partition(p);
+    return p;
+}
+
+/* Holds the partition at offset for delay_ms: pauses it (unless it is) and
+ * rewinds it to offset. Either call may fail; the hold stands anyway (see
+ * struct partition_state) and resume_due or the next event fetched past it
+ * tries again. */
+static void hold_partition(struct worker *w, struct partition_state *ps, int64_t offset, long delay_ms)
+{
+    char err[256], at[24];
+    snprintf(at, sizeof at, "%lld", (long long)offset);
+    ps->hold = offset;
+    ps->resume_at_ms = time_monotonic_ms() + delay_ms;
+    if (!ps->paused) {
+        if (kafka_consumer_pause(w->consumer, EVENTS_TOPIC, ps->partition, err, sizeof err) == 0)
+            ps->paused = 1;
+        else
+            log_warn("cannot pause a partition; events past the held one are kept out", "offset", at, "error",
+                     err, NULL);
+    }
+    ps->rewind_due = kafka_consumer_rewind(w->consumer, EVENTS_TOPIC, ps->partition, offset, err, sizeof err) < 0;
+    if (ps->rewind_due)
+        log_warn("cannot rewind a partition; trying again before it resumes", "offset", at, "error", err, NULL);
+}
+
+/* Ends the holds whose time has come: the rewind that failed first, then
+ * the resume; what fails is tried again REHOLD_MS later. A partition whose
+ * DLQ record waits for its report stays held. */
+static void resume_due(struct worker *w, int64_t now_ms)
+{
+    char err[256];
+    for (size_t i = 0; i < w->nparts; i++) {
+        struct partition_state *p = &w->parts[i];
+        if (p->dlq || now_ms < p->resume_at_ms || (!p->paused && !p->rewind_due))
+            continue;
+        if (p->rewind_due) {
+            if (kafka_consumer_rewind(w->consumer, EVENTS_TOPIC, p->partition, p->hold, err, sizeof err) < 0) {
+                log_warn("cannot rewind a partition; trying again", "error", err, NULL);
+                p->resume_at_ms = now_ms + REHOLD_MS;
+                continue;
+            }
+            p->rewind_due = 0;
+        }
+        if (p->paused) {
+            if (kafka_consumer_resume(w->consumer, EVENTS_TOPIC, p->partition, err, sizeof err) < 0) {
+                log_warn("cannot resume a partition; trying again", "error", err, NULL);
+                p->resume_at_ms = now_ms + REHOLD_MS;
+                continue;
+            }
+            p->paused = 0;
+        }
+    }
+}
+
+/* 1 when msg may be handled now. Past a hold, only the first event
+ * fetched after the last rewind, once the partition is neither paused nor
+ * waiting: the held one, or the next one when the log has none there. */
+static int admitted(struct worker *w, struct partition_state *ps, const rd_kafka_message_t *msg, int64_t now_ms)
+{
+    if (!ps->dlq && (ps->hold < 0 || msg->offset < ps->hold))
+        return 1;
+    if (!ps->dlq && !ps->paused && !ps->rewind_due && now_ms >= ps->resume_at_ms) {
+        ps->hold = -1;
+        return 1;
+    }
+    metrics_add(w->m_held, NULL, 1);
+    hold_partition(w, ps, ps->hold, ps->resume_at_ms > now_ms ? (long)(ps->resume_at_ms - now_ms) : 0);
+    return 0;
+}
+
+static void store(struct worker *w, struct partition_state *ps, int64_t next_offset)
+{
+    char err[256];
+    if (kafka_consumer_store(w->consumer, EVENTS_TOPIC, ps->partition, next_offset, err, sizeof err) < 0)
+        log_warn("cannot store an offset", "error", err, NULL);
+    if (ps->redo_offset >= 0 && ps->redo_offset < next_offset)
+        ps->redo_offset = -1;
+}
+
+static double random01(void)
+{
+    uint32_t r = 0;
+    if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
+        return 0.5;
+    return (double)r / 4294967296.0;
+}
+
+/* --- the DLQ ------------------------------------------------------------------------------------ */
+
+static void count_event(struct worker *w, const char *type, const char *outcome)
+{
+    metrics_add(w->m_events, (const char *const[]){type, outcome}, 1);
+}
+
+/* The event's DLQ record was refused (at once or in its report): the
+ * partition is held at the event, which goes to the DLQ again when it
+ * comes back (the role is not asked again), after a growing backoff. */
+static void dlq_refused(struct worker *w, struct partition_state *ps, int64_t offset, const struct outcome *out,
+                        int attempts)
+{
+    ps->dlq_failures++;
+    ps->redo_offset = offset;
+    ps->redo = *out;
+    ps->redo_attempts = attempts;
+    metrics_add(w->m_dlq_failures, NULL, 1);
+    long delay = twilio_backoff_ms(ps->dlq_failures < 16 ? ps->dlq_failures - 1 : 15, w->retry_base_ms,
+                                   w->retry_max_ms, -1, random01());
+    char at[24];
+    snprintf(at, sizeof at, "%lld", (long long)offset);
+    log_warn("the DLQ did not take an event; it will be sent again, and its offset is not stored", "offset", at,
+             NULL);
+    hold_partition(w, ps, offset, delay);
+}
+
+/* Sends the event to the DLQ as it came, with why in the headers, and
+ * holds its partition until Kafka answers (settle_dlq). st and ev are NULL
+ * for an unreadable event. */
+static void send_to_dlq(struct worker *w, struct partition_state *ps, const rd_kafka_message_t *msg,
+                        const struct stream *st, const struct event *ev, int apply, const struct outcome *out,
+                        int attempts)
+{
+    struct dlq_pending *d = calloc(1, sizeof *d);
+    if (!d) {
+        log_warn("out of memory sending an event to the DLQ", NULL);
+        dlq_refused(w, ps, msg->offset, out, attempts);
+        return;
+    }
+    d->report.what = "a DLQ record";
+    d->partition = msg->partition;
+    d->offset = msg->offset;
+    d->apply = apply;
+    d->out = *out;
+    d->attempts = attempts;
+    if (st)
+        snprintf(d->stream, sizeof d->stream, "%s", st->name);
+    if (kafka_header_string(msg, "id", d->id, sizeof d->id) < 0 && ev)
+        snprintf(d->id, sizeof d->id, "%s", ev->id);
+    if (kafka_header_string(msg, "type", d->type, sizeof d->type) < 0)
+        snprintf(d->type, sizeof d->type, "%s", ev ? ev->type : "");
     struct kv_list headers;
-    char number[32], tries[16], id[EVENT_ID_LEN + 1] = "", type[64] = "";
+    char number[32], tries[16];
     kv_init(&headers);
-    if (kafka_header_string(msg, "id", id, sizeof id) == 0)
-        kv_add(&headers, "id", id);
-    if (kafka_header_string(msg, "type", type, sizeof type) == 0)
-        kv_add(&headers, "type", type);
+    if (d->id[0])
+        kv_add(&headers, "id", d->id);
+    if (d->type[0])
+        kv_add(&headers, "type", d->type);
     kv_add(&headers, "error_code", out->error_code);
     kv_add(&headers, "error", out->error);
     snprintf(tries, sizeof tries, "%d", attempts);
@@ -376,53 +623,84 @@ static void to_dlq(struct worker *w, const rd_kafka_message_t *msg, const struct
     kv_add(&headers, "original_offset", number);
     char *value = strndup(msg->payload ? (const char *)msg->payload : "", msg->len);
     char *key = strndup(msg->key ? (const char *)msg->key : "", msg->key_len);
-    if (value && key)
-        produce(w, DLQ_TOPIC, key, value, &headers, NULL);
+    int rc = value && key ? produce(w, DLQ_TOPIC, key, value, &headers, &d->report) : -1;
     free(value);
     free(key);
     kv_free(&headers);
-    metrics_add(w->m_dlq, NULL, 1);
-    log_warn("event sent to the DLQ", "id", id, "type", type, "error_code", out->error_code, "error",
-             out->error, "attempts", tries, NULL);
+    if (rc < 0) {
+        free(d);
+        dlq_refused(w, ps, msg->offset, out, attempts);
+        return;
+    }
+    ps->dlq = d;
+    hold_partition(w, ps, msg->offset + 1, 0);
 }
 
-/* --- partitions ------------------------------------------------------------------------------- */
-
-static struct partition_state *partition_state(struct worker *w, int32_t partition)
+/* Acts on the DLQ reports that came: an acknowledged record lets its
+ * event's offset be stored and its partition go on; a refused one sends
+ * the event round again. */
+static void settle_dlq(struct worker *w)
 {
-    for (size_t i = 0; i < w->nparts; i++)
-        if (w->parts[i].partition == partition)
-            return &w->parts[i];
-    struct partition_state *grown = realloc(w->parts, (w->nparts + 1) * sizeof *grown);
-    if (!grown)
-        return NULL;
-    w->parts = grown;
-    struct partition_state *p = &w->parts[w->nparts++];
-    memset(p, 0, sizeof *p);
-    p->partition = partition;
-    p->offset = -1;
-    return p;
-}
-
-static void resume_due(struct worker *w, int64_t now_ms)
-{
-    char err[256];
     for (size_t i = 0; i < w->nparts; i++) {
-        struct partition_state *p = &w->parts[i];
-        if (p->paused && now_ms >= p->resume_at_ms) {
-            if (kafka_consumer_resume(w->consumer, EVENTS_TOPIC, p->partition, err, sizeof err) < 0)
-                log_warn("cannot resume a partition", "error", err, NULL);
-            p->paused = 0;
+        struct partition_state *ps = &w->parts[i];
+        struct dlq_pending *d = ps->dlq;
+        if (!d || !d->report.done)
+            continue;
+        ps->dlq = NULL;
+        if (d->report.err) {
+            log_warn("a DLQ record was not delivered", "error", rd_kafka_err2str(d->report.err), NULL);
+            dlq_refused(w, ps, d->offset, &d->out, d->attempts);
+            free(d);
+            continue;
         }
+        store(w, ps, d->offset + 1);
+        ps->dlq_failures = 0;
+        ps->attempts = 0;
+        ps->offset = -1;
+        ps->resume_at_ms = time_monotonic_ms(); /* the hold at offset + 1 ends now */
+        struct stream *st = d->stream[0] ? worker_find_stream(w, d->stream) : NULL;
+        if (st && st->partition == d->partition) {
+            remember_handled(st, d->id);
+            if (d->apply && d->offset > st->applied_offset) {
+                st->applied_offset = d->offset;
+                worker_mark_dirty(st, 0);
+            }
+        }
+        char tries[16];
+        snprintf(tries, sizeof tries, "%d", d->attempts);
+        metrics_add(w->m_dlq, NULL, 1);
+        count_event(w, d->stream[0] ? d->type : "invalid", "dlq");
+        log_warn("event sent to the DLQ", "id", d->id, "type", d->type, "error_code", d->out.error_code, "error",
+                 d->out.error, "attempts", tries, NULL);
+        free(d);
     }
 }
 
-static double random01(void)
+static int dlq_waiting(struct worker *w, const rd_kafka_topic_partition_list_t *partitions)
 {
-    uint32_t r = 0;
-    if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
-        return 0.5;
-    return (double)r / 4294967296.0;
+    for (size_t i = 0; i < w->nparts; i++) {
+        const struct partition_state *ps = &w->parts[i];
+        if (!ps->dlq || ps->dlq->report.done)
+            continue;
+        if (!partitions)
+            return 1;
+        for (int k = 0; k < partitions->cnt; k++)
+            if (partitions->elems[k].partition == ps->partition)
+                return 1;
+    }
+    return 0;
+}
+
+/* Before partitions go (revoke, stop): serves the reports of their DLQ
+ * records for up to wait_ms, so that the offsets they allow are stored in
+ * time to be committed. NULL: every partition. */
+static void settle_dlq_before_leaving(struct worker *w, const rd_kafka_topic_partition_list_t *partitions,
+                                      int wait_ms)
+{
+    int64_t until = time_monotonic_ms() + wait_ms;
+    while (dlq_waiting(w, partitions) && time_monotonic_ms() < until)
+        kafka_producer_poll(w->producer, 10);
+    settle_dlq(w);
 }
 
 /* --- processing one event -------------------------------------------------------------------- */
@@ -435,110 +713,118 @@ static int handles(const struct worker_role *role, const char *type)
     return 0;
 }
 
-static void mark_done(struct worker *w, const rd_kafka_message_t *msg)
+/* Gives an admitted event to the role and does what decide_outcome says. */
+static void handle(struct worker *w, struct partition_state *ps, const rd_kafka_message_t *msg,
+                   struct stream *st, const struct event *ev, const struct admit *a)
 {
-    char err[256];
-    if (kafka_consumer_done(w->consumer, msg, err, sizeof err) < 0)
-        log_warn("cannot store an offset", "error", err, NULL);
-}
-
-static void count_event(struct worker *w, const char *type, const char *outcome)
-{
-    metrics_add(w->m_events, (const char *const[]){type, outcome}, 1);
+    struct outcome out = {OUTCOME_DONE, -1, "", ""};
+    int attempts = ps->offset == msg->offset ? ps->attempts : 0;
+    if (ps->redo_offset == msg->offset) {
+        /* Its DLQ record was refused: to the DLQ again, with the same
+         * reason and count; the role is not asked twice. */
+        out = ps->redo;
+        out.kind = OUTCOME_FAIL;
+        attempts = ps->redo_attempts - 1;
+    } else {
+        st->rebuilding = a->rebuilding;
+        memcpy(w->current_id, ev->id, sizeof w->current_id);
+        w->role->on_event(w, st, ev, a->apply, &out);
+        w->current_id[0] = '\0';
+    }
+    struct outcome_facts f = {.kind = out.kind, .retry_after_ms = out.retry_after_ms, .attempts = attempts,
+                              .max_attempts = w->max_attempts, .base_ms = w->retry_base_ms,
+                              .max_ms = w->retry_max_ms, .jitter = random01(), .apply = a->apply,
+                              .offset = msg->offset, .applied_offset = st->applied_offset};
+    struct verdict v;
+    decide_outcome(&f, &v);
+    switch (v.kind) {
+    case VERDICT_RETRY:
+    case VERDICT_WAIT:
+        ps->offset = msg->offset;
+        ps->attempts = v.attempts;
+        if (v.kind == VERDICT_RETRY) {
+            metrics_add(w->m_retries, NULL, 1);
+            log_info("event will be retried", "id", ev->id, "type", ev->type, "error_code", out.error_code, "error",
+                     out.error, NULL);
+        } else {
+            log_debug("event waits", "id", ev->id, "type", ev->type, "error_code", out.error_code, NULL);
+        }
+        count_event(w, ev->type, v.label);
+        hold_partition(w, ps, msg->offset, v.delay_ms);
+        return;
+    case VERDICT_DONE:
+        count_event(w, ev->type, v.label);
+        if (v.remember)
+            remember_handled(st, ev->id);
+        if (v.applied_offset != st->applied_offset) {
+            st->applied_offset = v.applied_offset;
+            worker_mark_dirty(st, 0);
+        }
+        ps->attempts = 0;
+        ps->offset = -1;
+        store(w, ps, v.store);
+        return;
+    case VERDICT_DLQ:
+        /* Counted, remembered and stored once the record is acknowledged. */
+        send_to_dlq(w, ps, msg, st, ev, a->apply, &out, v.attempts);
+        return;
+    }
 }
 
 static void process(struct worker *w, const rd_kafka_message_t *msg)
 {
+    struct partition_state *ps = find_partition(w, msg->partition);
+    if (!ps) {
+        /* on_assign could not make its state: nothing of it is stored. */
+        log_error("an event of a partition without state; left unstored", NULL);
+        return;
+    }
+    if (!admitted(w, ps, msg, time_monotonic_ms()))
+        return;
     struct event ev;
     char err[256];
-    struct partition_state *ps = partition_state(w, msg->partition);
-    if (event_parse(msg->payload, msg->len, &ev, err, sizeof err) < 0) {
+    int parsed = event_parse(msg->payload, msg->len, &ev, err, sizeof err) == 0;
+    struct admit_facts f = {.parsed = parsed, .below_committed = ps->committed >= 0 && msg->offset < ps->committed,
+                            .offset = msg->offset, .applied_offset = -1, .reapply_until = -1};
+    struct stream *st = NULL;
+    if (parsed) {
+        f.ours = handles(w->role, ev.type);
+        st = f.ours ? stream_get(w, ev.stream, msg->partition) : NULL;
+        f.have_stream = st != NULL;
+    }
+    if (st) {
+        f.ts_ms = ev.ts_ms;
+        f.since = st->since;
+        f.in_recent = in_window(st->recent, ev.id);
+        f.in_restored = in_window(st->restored, ev.id);
+        f.applied_offset = st->applied_offset;
+        f.reapply_until = st->reapply_until;
+    }
+    struct admit a;
+    decide_admit(&f, &a);
+    if (a.label)
+        count_event(w, parsed ? ev.type : "invalid", a.label);
+    switch (a.kind) {
+    case ADMIT_DLQ: {
         struct outcome out = {OUTCOME_FAIL, -1, "invalid_event", ""};
         snprintf(out.error, sizeof out.error, "%s", err);
-        to_dlq(w, msg, &out, 1);
-        count_event(w, "invalid", "dlq");
-        mark_done(w, msg);
-        return;
+        send_to_dlq(w, ps, msg, NULL, NULL, 0, &out, 1);
+        break;
     }
-    if (!handles(w->role, ev.type)) {
+    case ADMIT_SKIP:
+    case ADMIT_FOLDED:
+    case ADMIT_DUPLICATE:
+        store(w, ps, msg->offset + 1);
+        break;
+    case ADMIT_LATER:
+        hold_partition(w, ps, msg->offset, DECIDE_LATER_MS);
+        break;
+    case ADMIT_HANDLE:
+        handle(w, ps, msg, st, &ev, &a);
+        break;
+    }
+    if (parsed)
         event_free(&ev);
-        mark_done(w, msg);
-        return;
-    }
-    struct stream *st = stream_get(w, ev.stream, msg->partition);
-    if (!st) {
-        /* Out of memory: try the event again a little later. */
-        event_free(&ev);
-        kafka_consumer_pause(w->consumer, EVENTS_TOPIC, msg->partition, err, sizeof err);
-        kafka_consumer_rewind(w->consumer, EVENTS_TOPIC, msg->partition, msg->offset, err, sizeof err);
-        if (ps) {
-            ps->paused = 1;
-            ps->resume_at_ms = time_monotonic_ms() + 1000;
-        }
-        return;
-    }
-    if (ev.ts_ms < st->since) {
-        /* An event of an earlier life of the stream (met again when
-         * rebuilding): that life is over and folded into the records. */
-        count_event(w, ev.type, "folded");
-        event_free(&ev);
-        mark_done(w, msg);
-        return;
-    }
-    if (duplicate(st, ev.id, msg->offset)) {
-        count_event(w, ev.type, "duplicate");
-        event_free(&ev);
-        mark_done(w, msg);
-        return;
-    }
-    int apply = msg->offset > st->applied_offset;
-    /* Periodic work waits until the stream is past what an earlier process
-     * had reached, including when it applies events again (reapply: then
-     * apply is set while rebuilding, and memory is not yet what Twilio has). */
-    st->rebuilding = msg->offset < st->applied_offset || msg->offset < st->reapply_until;
-    struct outcome out = {OUTCOME_DONE, -1, "", ""};
-    memcpy(w->current_id, ev.id, sizeof w->current_id);
-    w->role->on_event(w, st, &ev, apply, &out);
-    w->current_id[0] = '\0';
-    int attempts = 1;
-    if (ps) {
-        if (ps->offset != msg->offset)
-            ps->attempts = 0;
-        ps->offset = msg->offset;
-        attempts = ++ps->attempts;
-    }
-    if (out.kind == OUTCOME_RETRY && attempts < w->max_attempts && ps) {
-        long delay = twilio_backoff_ms(attempts - 1, w->retry_base_ms, w->retry_max_ms, out.retry_after_ms,
-                                       random01());
-        if (kafka_consumer_pause(w->consumer, EVENTS_TOPIC, msg->partition, err, sizeof err) == 0 &&
-            kafka_consumer_rewind(w->consumer, EVENTS_TOPIC, msg->partition, msg->offset, err, sizeof err) == 0) {
-            ps->paused = 1;
-            ps->resume_at_ms = time_monotonic_ms() + delay;
-        } else {
-            log_warn("cannot pause a partition for a retry", "error", err, NULL);
-        }
-        metrics_add(w->m_retries, NULL, 1);
-        count_event(w, ev.type, "retry");
-        log_info("event will be retried", "id", ev.id, "type", ev.type, "error_code", out.error_code,
-                 "error", out.error, NULL);
-        event_free(&ev);
-        return;
-    }
-    if (out.kind != OUTCOME_DONE) {
-        to_dlq(w, msg, &out, attempts);
-        count_event(w, ev.type, "dlq");
-    } else {
-        count_event(w, ev.type, apply ? "applied" : "folded");
-    }
-    remember_handled(st, ev.id);
-    if (apply) {
-        st->applied_offset = msg->offset;
-        worker_mark_dirty(st, 0);
-    }
-    if (ps)
-        ps->attempts = 0;
-    event_free(&ev);
-    mark_done(w, msg);
 }
 
 /* --- assignment: rebuild before acting -------------------------------------------------------- */
@@ -655,9 +941,10 @@ static void reapply_stream(struct worker *w, struct stream *st, void *arg)
     memset(st->restored, 0, sizeof st->restored); /* those ids are to be applied again */
 }
 
-/* Honours `stagehand-replay offsets`: a committed offset marked with
- * KAFKA_REAPPLY_MARK makes everything from it count as not yet applied (the
- * worker's own commits carry no mark, so this happens once). */
+/* Notes the committed offsets (below them, an unreadable event went to the
+ * DLQ before) and honours `stagehand-replay offsets`: a committed offset
+ * marked with KAFKA_REAPPLY_MARK makes everything from it count as not yet
+ * applied (the worker's own commits carry no mark, so this happens once). */
 static void reapply_marked(struct worker *w, const rd_kafka_topic_partition_list_t *assigned)
 {
     rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(assigned);
@@ -667,6 +954,9 @@ static void reapply_marked(struct worker *w, const rd_kafka_topic_partition_list
     } else {
         for (int i = 0; i < committed->cnt; i++) {
             const rd_kafka_topic_partition_t *tp = &committed->elems[i];
+            struct partition_state *ps = find_partition(w, tp->partition);
+            if (ps && !tp->err)
+                ps->committed = tp->offset;
             if (tp->err || tp->offset < 0 || tp->metadata_size != strlen(KAFKA_REAPPLY_MARK) ||
                 memcmp(tp->metadata, KAFKA_REAPPLY_MARK, tp->metadata_size) != 0)
                 continue;
@@ -685,8 +975,18 @@ static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *partitio
 {
     struct worker *w = ctx;
     char err[256];
-    for (int i = 0; i < partitions->cnt; i++)
-        drop_partition(w, partitions->elems[i].partition);
+    for (int i = 0; i < partitions->cnt; i++) {
+        int32_t p = partitions->elems[i].partition;
+        drop_partition(w, p);
+        struct partition_state *ps = partition_state(w, p);
+        if (!ps) {
+            /* Its events would be handled without a hold: stop instead. */
+            log_error("out of memory for a partition's state; stopping", NULL);
+            atomic_store(&w->stop, 1);
+            continue;
+        }
+        reset_partition(ps);
+    }
     read_state(w, partitions);
     reapply_marked(w, partitions);
     for (int i = 0; i < partitions->cnt; i++) {
@@ -694,12 +994,6 @@ static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *partitio
         /* Offset 0: when retention removed it, auto.offset.reset=earliest applies. */
         if (kafka_consumer_rewind(w->consumer, EVENTS_TOPIC, p, 0, err, sizeof err) < 0)
             log_warn("cannot re-read a partition from its beginning", "error", err, NULL);
-        struct partition_state *ps = partition_state(w, p);
-        if (ps) {
-            ps->paused = 0;
-            ps->attempts = 0;
-            ps->offset = -1;
-        }
     }
     w->assigned += partitions->cnt;
     metrics_set(w->m_partitions, NULL, w->assigned);
@@ -708,13 +1002,14 @@ static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *partitio
 static void on_revoke(void *ctx, const rd_kafka_topic_partition_list_t *partitions)
 {
     struct worker *w = ctx;
+    settle_dlq_before_leaving(w, partitions, REVOKE_DLQ_WAIT_MS);
     for (int i = 0; i < partitions->cnt; i++) {
         int32_t p = partitions->elems[i].partition;
         publish_all(w, p);
         drop_partition(w, p);
-        struct partition_state *ps = partition_state(w, p);
+        struct partition_state *ps = find_partition(w, p);
         if (ps)
-            ps->paused = 0;
+            reset_partition(ps);
     }
     kafka_producer_poll(w->producer, 0);
     w->assigned -= partitions->cnt;
@@ -797,13 +1092,18 @@ static int create_metrics(struct worker *w)
     if (!w->metrics)
         return -1;
     w->m_events = metrics_counter(w->metrics, "stagehand_worker_events_total",
-                                  "Events handled, by type and outcome (applied, folded, duplicate, retry, dlq).", 2,
+                                  "Events handled, by type and outcome (applied, folded, duplicate, retry, wait, dlq, skipped).", 2,
                                   type_outcome);
     w->m_twilio = metrics_counter(w->metrics, "stagehand_worker_twilio_calls_total",
                                   "Twilio REST calls, by HTTP status (0: no answer).", 1, status);
     w->m_retries = metrics_counter(w->metrics, "stagehand_worker_retries_total",
                                    "Events scheduled for another attempt.", 0, NULL);
-    w->m_dlq = metrics_counter(w->metrics, "stagehand_worker_dlq_total", "Events sent to the DLQ.", 0, NULL);
+    w->m_dlq = metrics_counter(w->metrics, "stagehand_worker_dlq_total",
+                               "Events sent to the DLQ (their record acknowledged by Kafka).", 0, NULL);
+    w->m_dlq_failures = metrics_counter(w->metrics, "stagehand_worker_dlq_failures_total",
+                                        "DLQ records Kafka did not take (the event is sent again).", 0, NULL);
+    w->m_held = metrics_counter(w->metrics, "stagehand_worker_held_back_total",
+                                "Events fetched past a held one and kept out (not handled, not stored).", 0, NULL);
     w->m_state_records = metrics_counter(w->metrics, "stagehand_worker_state_records_total",
                                          "Records published to stagehand.state.", 0, NULL);
     w->m_streams = metrics_gauge(w->metrics, "stagehand_worker_streams", "Streams held in memory.", 0, NULL);
@@ -813,7 +1113,8 @@ static int create_metrics(struct worker *w)
     w->m_lag = metrics_gauge(w->metrics, "stagehand_worker_consumer_lag",
                              "Events of an assigned partition not yet consumed (high watermark - position).",
                              1, partition);
-    return w->m_events && w->m_twilio && w->m_retries && w->m_dlq && w->m_state_records && w->m_streams &&
+    return w->m_events && w->m_twilio && w->m_retries && w->m_dlq && w->m_dlq_failures && w->m_held &&
+                   w->m_state_records && w->m_streams &&
                    w->m_partitions && w->m_lag
                ? 0
                : -1;
@@ -856,8 +1157,14 @@ static int start_clients(struct worker *w, char *err, size_t errlen)
     };
     if (!(w->twilio = twilio_client_new(&topt, err, errlen)))
         return -1;
-    struct kafka_producer_options popt = {.brokers = config_str(c, "KAFKA_BROKERS"), .on_delivery = on_delivery};
-    if (!(w->producer = kafka_producer_new(&popt, err, errlen)))
+    struct kv_list pprops;
+    kv_init(&pprops);
+    kv_add(&pprops, "message.timeout.ms", PRODUCE_TIMEOUT_MS);
+    struct kafka_producer_options popt = {.brokers = config_str(c, "KAFKA_BROKERS"), .properties = &pprops,
+                                          .on_delivery = on_delivery};
+    w->producer = kafka_producer_new(&popt, err, errlen);
+    kv_free(&pprops);
+    if (!w->producer)
         return -1;
     char session[24], heartbeat[24];
     long session_ms = (long)config_int(c, "KAFKA_SESSION_TIMEOUT_MS");
@@ -963,17 +1270,21 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
         if (now < next_housekeeping_ms)
             continue;
         next_housekeeping_ms = now + HOUSEKEEPING_MS;
+        kafka_producer_poll(w.producer, 0);
+        settle_dlq(&w);
         resume_due(&w, now);
         measure_lag(&w, now);
         if (role->tick)
             role->tick(&w, now);
         publish_due(&w, now);
-        kafka_producer_poll(w.producer, 0);
     }
 
     log_info("worker stopping", NULL);
+    settle_dlq_before_leaving(&w, NULL, STOP_DLQ_WAIT_MS);
     publish_all(&w, -1);
     int rc = kafka_consumer_close(w.consumer) < 0 ? 1 : 0;
+    for (size_t i = 0; i < w.nparts; i++)
+        reset_partition(&w.parts[i]); /* a DLQ record still out is its report's to free */
     int lost = kafka_producer_close(w.producer, 10000);
     pthread_join(stop_thread, NULL);
     MHD_stop_daemon(w.http);

@@ -3,10 +3,15 @@
  * One process is one member of its role's consumer group
  * ("stagehand-<role>") on stagehand.events. Its poll loop never blocks on
  * Twilio's retries: an event that must wait pauses its partition, which is
- * rewound to the event and resumed when the backoff is over. An offset is
- * stored only after the event's side effects succeeded, or after the event
- * went to stagehand.dlq (after MAX_ATTEMPTS, at once for a permanent
- * error), with headers saying why.
+ * rewound to the event and resumed when the backoff is over; until the
+ * event is done, no later event of the partition is handled or stored, even
+ * when the pause or the rewind failed. An offset is stored only after the
+ * event's side effects succeeded, or after Kafka acknowledged the event's
+ * record on stagehand.dlq (after MAX_ATTEMPTS, at once for a permanent
+ * error; headers say why): the partition waits for that acknowledgement,
+ * and a DLQ record that is refused sends the event round again. What the
+ * runtime decides about an event is in decide.h. No wait in the poll loop
+ * is longer than worker_emit's 10 s.
  *
  * Per stream the worker keeps a fold of the events (struct stream, plus
  * what the role adds) and the offset of the last event whose side effects
@@ -64,13 +69,17 @@ struct stream {
     void *role;                   /* the role's own data, or NULL */
 };
 
-/* How handling one event went. */
-enum outcome_kind { OUTCOME_DONE, OUTCOME_RETRY, OUTCOME_FAIL };
+/* How handling one event went. RETRY is a failed attempt: after
+ * MAX_ATTEMPTS of them the event goes to the DLQ. WAIT is not a failure (a
+ * budget is empty, say): the event comes again after retry_after_ms and no
+ * attempt is counted, however often it waits. */
+enum outcome_kind { OUTCOME_DONE, OUTCOME_RETRY, OUTCOME_FAIL, OUTCOME_WAIT };
 
 struct outcome {
     enum outcome_kind kind;
-    long retry_after_ms;          /* RETRY: at least this long (-1: backoff decides) */
-    char error_code[32];          /* FAIL, RETRY: Twilio's code or our reason */
+    long retry_after_ms;          /* RETRY: at least this long (-1: backoff decides);
+                                   * WAIT: this long (10 ms to 60 s; <= 0: TWILIO_RETRY_BASE_MS) */
+    char error_code[32];          /* FAIL, RETRY, WAIT: Twilio's code or our reason */
     char error[256];
 };
 
@@ -131,8 +140,10 @@ void worker_outcome_from_twilio(const struct twilio_result *res, struct outcome 
 int worker_refuse_path(struct outcome *out, const char *path_format);
 
 /* Produces an event the worker itself emits (room.created, sync.ready, ...)
- * to stagehand.events; data is taken. Returns 0, or -1 (logged; the event
- * is retried by the caller's outcome). */
+ * to stagehand.events and waits for Kafka's acknowledgement, at most 10 s
+ * (less when the worker is stopping); data is taken. Returns 0, or -1
+ * (logged; the event is retried by the caller's outcome; a report that comes
+ * after the wait is logged by the runtime, so the event may exist twice). */
 int worker_emit(struct worker *w, const char *stream, const char *type, json_t *data);
 
 /* Marks st's state record for publishing (urgent: at once). */
