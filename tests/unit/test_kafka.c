@@ -1,7 +1,7 @@
 /* Unit tests for common/kafka that need no broker: option and property
- * validation, and the delivery-report guarantees of a producer whose broker
+ * validation, the delivery-report guarantees of a producer whose broker
  * cannot be reached (every message gets exactly one report, on close or from
- * the poller thread). Broker-backed behaviour is in
+ * the poller thread), and the test-only fault hook. Broker-backed behaviour is in
  * tests/integration/test_devbroker.c. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -243,6 +243,40 @@ static void test_poller_thread_serves_reports_and_errors(void **state)
         assert_int_equal(atomic_load(&reports.calls[i]), 1);
 }
 
+/* The test-only fault hook: specs are checked, and an armed produce fault
+ * refuses its topic's messages (only those, only as often as asked). */
+static void test_faults(void **state)
+{
+    (void)state;
+    char err[256], broker[64];
+    static const char *const bad[] = {"pause", "pause:", "pause:x", "pause:-2", "pause:1:", "pause:1:-1",
+                                      "jump:1", "produce@:1", "produce:1", "pause:1,,rewind:1",
+                                      "pause:1,pause:1,pause:1,pause:1,pause:1,pause:1,pause:1,pause:1,pause:1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(kafka_faults_set(bad[i], err, sizeof err), -1);
+        assert_non_null(strstr(err, "kafka fault"));
+    }
+    assert_int_equal(kafka_faults_set("pause:-1,rewind:2:3,resume:1,deliver@a.b-c_d:1", err, sizeof err), 0);
+
+    dead_broker(broker, sizeof broker);
+    struct kafka_producer_options opt = {.brokers = broker};
+    struct kafka_producer *p = kafka_producer_new(&opt, err, sizeof err);
+    assert_non_null(p);
+    assert_int_equal(kafka_faults_set("produce@refused:2:1", err, sizeof err), 0);
+    struct kafka_record rec = {.topic = "refused", .partition = RD_KAFKA_PARTITION_UA, .value = "v", .value_len = 1};
+    struct kafka_record other = rec;
+    other.topic = "other";
+    assert_int_equal(kafka_produce(p, &rec, err, sizeof err), 0); /* skipped */
+    assert_int_equal(kafka_produce(p, &other, err, sizeof err), 0);
+    assert_int_equal(kafka_produce(p, &rec, err, sizeof err), RD_KAFKA_RESP_ERR__TRANSPORT);
+    assert_non_null(strstr(err, "injected fault"));
+    assert_int_equal(kafka_produce(p, &rec, err, sizeof err), RD_KAFKA_RESP_ERR__TRANSPORT);
+    assert_int_equal(kafka_produce(p, &rec, err, sizeof err), 0); /* spent */
+    assert_int_equal(kafka_faults_set(NULL, err, sizeof err), 0);
+    assert_int_equal(kafka_producer_close(p, 100), 3); /* the three accepted, never delivered */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_consumer_rejects_bad_options),
         cmocka_unit_test(test_close_reports_every_undelivered_message),
         cmocka_unit_test(test_poller_thread_serves_reports_and_errors),
+        cmocka_unit_test(test_faults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
