@@ -1,6 +1,7 @@
 /* Kafka producer and consumer on librdkafka (see kafka.h): configuration,
- * delivery reports, rebalance handling with explicit offset storage, and
- * librdkafka's logs and errors routed to common/log. */
+ * delivery reports, rebalance handling with explicit offset storage,
+ * librdkafka's logs and errors routed to common/log, and the tests' fault
+ * hook (STAGEHAND_KAFKA_FAULTS). */
 #include "kafka.h"
 
 #include <pthread.h>
