@@ -4,6 +4,7 @@
  * hook (STAGEHAND_KAFKA_FAULTS). */
 #include "kafka.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -76,6 +77,137 @@ static int conf_apply_extra(rd_kafka_conf_t *conf, const struct kv_list *props,
             return -1;
     }
     return 0;
+}
+
+/* --- site properties (KAFKA_PROPERTIES, KAFKA_PROPERTIES_FILE) ------------------ */
+
+#define SITE_FILE_MAX (64 * 1024)
+
+static int property_name_ok(const char *s, size_t n)
+{
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789._", s[i]))
+            return 0;
+    return 1;
+}
+
+static int is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r';
+}
+
+/* Error texts name the item by its number only: an item is possibly a
+ * secret typed in the wrong place. */
+int kafka_properties_parse(const char *text, char sep, struct kv_list *out, char *err,
+                           size_t errlen)
+{
+    const char *p = text ? text : "";
+    for (int item = 1; *p; item++) {
+        const char seps[2] = {sep, '\0'};
+        size_t n = strcspn(p, seps);
+        const char *end = p + n;
+        const char *a = p;
+        while (a < end && is_blank(*a))
+            a++;
+        const char *b = end;
+        while (b > a && is_blank(b[-1]))
+            b--;
+        if (b > a && !(sep == '\n' && *a == '#')) {
+            const char *eq = memchr(a, '=', (size_t)(b - a));
+            if (!eq) {
+                snprintf(err, errlen, "item %d is not name=value", item);
+                return -1;
+            }
+            const char *ne = eq;
+            while (ne > a && is_blank(ne[-1]))
+                ne--;
+            const char *v = eq + 1;
+            while (v < b && is_blank(*v))
+                v++;
+            if (!property_name_ok(a, (size_t)(ne - a))) {
+                snprintf(err, errlen, "item %d: the name must be a librdkafka property (a-z, 0-9, '.', '_')",
+                         item);
+                return -1;
+            }
+            if (kv_addn(out, a, (size_t)(ne - a), v, (size_t)(b - v)) < 0) {
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+        }
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+/* Reads path whole (at most SITE_FILE_MAX bytes) into a NUL-terminated
+ * string, or NULL with err. */
+static char *read_small_file(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "KAFKA_PROPERTIES_FILE %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(SITE_FILE_MAX + 1);
+    size_t n = buf ? fread(buf, 1, SITE_FILE_MAX + 1, f) : 0;
+    int bad = !buf || ferror(f) || n > SITE_FILE_MAX;
+    if (!buf)
+        snprintf(err, errlen, "out of memory");
+    else if (ferror(f))
+        snprintf(err, errlen, "KAFKA_PROPERTIES_FILE %s: read error", path);
+    else if (n > SITE_FILE_MAX)
+        snprintf(err, errlen, "KAFKA_PROPERTIES_FILE %s: larger than %d bytes", path, SITE_FILE_MAX);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (strlen(buf) != n) {
+        snprintf(err, errlen, "KAFKA_PROPERTIES_FILE %s: contains a NUL byte", path);
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+int kafka_site_properties(struct kv_list *out, char *err, size_t errlen)
+{
+    char why[256];
+    const char *path = getenv("KAFKA_PROPERTIES_FILE");
+    if (path && *path) {
+        char *text = read_small_file(path, err, errlen);
+        if (!text)
+            return -1;
+        int rc = kafka_properties_parse(text, '\n', out, why, sizeof why);
+        free(text);
+        if (rc < 0) {
+            snprintf(err, errlen, "KAFKA_PROPERTIES_FILE %s: %s", path, why);
+            return -1;
+        }
+    }
+    const char *list = getenv("KAFKA_PROPERTIES");
+    if (list && *list && kafka_properties_parse(list, ',', out, why, sizeof why) < 0) {
+        snprintf(err, errlen, "KAFKA_PROPERTIES: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
+/* Applies the operator's properties (TLS, SASL, ...) to conf, refusing the
+ * ones named in fixed like the caller's extras. */
+static int conf_apply_site(rd_kafka_conf_t *conf, const char *const *fixed, char *err,
+                           size_t errlen)
+{
+    struct kv_list site;
+    kv_init(&site);
+    int rc = kafka_site_properties(&site, err, errlen);
+    if (rc == 0)
+        rc = conf_apply_extra(conf, &site, fixed, err, errlen);
+    kv_free(&site);
+    return rc;
 }
 
 /* librdkafka log lines (syslog levels) into the JSON log. */
@@ -348,6 +480,7 @@ static rd_kafka_t *admin_client(const char *brokers, const struct kv_list *props
         conf_set(conf, "client.id", "stagehand-admin", err, errlen) != 0 ||
         /* Waiting for a broker that is starting: its refusals are expected. */
         (quiet && conf_set(conf, "log_level", "0", err, errlen) != 0) ||
+        conf_apply_site(conf, fixed, err, errlen) != 0 ||
         conf_apply_extra(conf, props, fixed, err, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
@@ -591,6 +724,7 @@ struct kafka_producer *kafka_producer_new(const struct kafka_producer_options *o
         conf_set(conf, "acks", "all", err, errlen) != 0 ||
         conf_set(conf, "linger.ms", "5", err, errlen) != 0 ||
         conf_set(conf, "compression.type", "zstd", err, errlen) != 0 ||
+        conf_apply_site(conf, fixed, err, errlen) != 0 ||
         conf_apply_extra(conf, opt->properties, fixed, err, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
         free(p);
@@ -954,6 +1088,7 @@ struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *o
         conf_set(conf, "enable.auto.offset.store", "false", err, errlen) != 0 ||
         conf_set(conf, "enable.auto.commit", "true", err, errlen) != 0 ||
         conf_set(conf, "auto.offset.reset", reset, err, errlen) != 0 ||
+        conf_apply_site(conf, fixed, err, errlen) != 0 ||
         conf_apply_extra(conf, opt->properties, fixed, err, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
         rd_kafka_topic_partition_list_destroy(c->stored);
@@ -1267,6 +1402,7 @@ struct kafka_reader *kafka_reader_new(const struct kafka_reader_options *opt, ch
         conf_set(conf, "group.id", "stagehand-reader-unused", err, errlen) != 0 ||
         conf_set(conf, "enable.auto.commit", "false", err, errlen) != 0 ||
         conf_set(conf, "enable.partition.eof", "true", err, errlen) != 0 ||
+        conf_apply_site(conf, fixed, err, errlen) != 0 ||
         conf_apply_extra(conf, opt->properties, fixed, err, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
         free(r);

@@ -31,6 +31,11 @@
  * an optional kv_list of extra librdkafka properties applied after the
  * defaults; an unknown property or bad value is an error naming the property
  * (values of sasl.*, ssl.* and secret-like names are never repeated in it).
+ * Every client (producer, consumer, reader, admin) also takes the operator's
+ * properties from the environment, after the defaults and before the
+ * caller's: KAFKA_PROPERTIES_FILE (a file of name=value lines, # comments)
+ * and then KAFKA_PROPERTIES ("name=value,name=value"); that is how TLS and
+ * SASL reach librdkafka. Their values are never logged.
  * Timeouts stay librdkafka's defaults
  * (session.timeout.ms 45000, heartbeat.interval.ms 3000); tests and the dev
  * stack pass shorter ones as extra properties because the dev broker's
@@ -78,6 +83,19 @@ int kafka_header_get(const rd_kafka_message_t *msg, const char *name,
  * NUL byte, or it does not fit in buflen bytes. */
 int kafka_header_string(const rd_kafka_message_t *msg, const char *name,
                         char *buf, size_t buflen);
+
+/* Parses "name=value" items separated by sep (',' for KAFKA_PROPERTIES,
+ * '\n' for a properties file, where lines starting with # are comments) into
+ * out, in order; blanks around names, values and items are dropped, empty
+ * items skipped, a value may contain '='. Returns 0, or -1 with err naming
+ * the item by number only (never its text, which may hold a secret). */
+int kafka_properties_parse(const char *text, char sep, struct kv_list *out, char *err,
+                           size_t errlen);
+
+/* Appends the operator's properties to out: KAFKA_PROPERTIES_FILE's, then
+ * KAFKA_PROPERTIES's (both read from the environment now; empty means
+ * unset). Returns 0, or -1 with err. */
+int kafka_site_properties(struct kv_list *out, char *err, size_t errlen);
 
 /* --- administration --------------------------------------------------------------- */
 

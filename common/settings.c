@@ -2,9 +2,12 @@
 #include "settings.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kafka.h"
+#include "kv.h"
 #include "log.h"
 #include "netaddr.h"
 
@@ -97,6 +100,31 @@ static const char *check_topic(const char *value)
     return check_topic_chars(value);
 }
 
+/* KAFKA_PROPERTIES: name=value items, comma-separated (the value is secret,
+ * so the reason never quotes it). */
+static const char *check_kafka_properties(const char *value)
+{
+    struct kv_list props;
+    char err[256];
+    kv_init(&props);
+    int rc = kafka_properties_parse(value, ',', &props, err, sizeof err);
+    kv_free(&props);
+    return rc < 0 ? "must be name=value items separated by commas, names of librdkafka properties" : NULL;
+}
+
+/* KAFKA_PROPERTIES_FILE: a readable file (its lines are checked when the
+ * first Kafka client is made, which the programs do at start). */
+static const char *check_kafka_properties_file(const char *value)
+{
+    if (!*value)
+        return NULL;
+    FILE *f = fopen(value, "r");
+    if (!f)
+        return "must be a readable file";
+    fclose(f);
+    return NULL;
+}
+
 const struct config_spec settings_kafka[] = {
     {.name = "KAFKA_BROKERS", .type = CONFIG_STRING, .default_value = "127.0.0.1:9092",
      .check = check_brokers,
@@ -110,6 +138,12 @@ const struct config_spec settings_kafka[] = {
     {.name = "KAFKA_GROUP_PREFIX", .type = CONFIG_STRING, .default_value = "stagehand-",
      .check = check_topic_chars,
      .description = "Prefix of the workers' consumer group ids (the role follows it)"},
+    {.name = "KAFKA_PROPERTIES", .type = CONFIG_STRING, .default_value = "", .secret = 1,
+     .check = check_kafka_properties,
+     .description = "Extra librdkafka properties for every client, name=value,name=value (TLS, SASL)"},
+    {.name = "KAFKA_PROPERTIES_FILE", .type = CONFIG_STRING, .default_value = "",
+     .check = check_kafka_properties_file,
+     .description = "A file of librdkafka properties, name=value per line, applied before KAFKA_PROPERTIES"},
 };
 const size_t settings_kafka_count = COUNT(settings_kafka);
 

@@ -1,7 +1,9 @@
 /* Unit tests for common/kafka that need no broker: option and property
  * validation, the delivery-report guarantees of a producer whose broker
  * cannot be reached (every message gets exactly one report, on close or from
- * the poller thread), and the test-only fault hook. Broker-backed behaviour is in
+ * the poller thread), the operator's properties (KAFKA_PROPERTIES and
+ * KAFKA_PROPERTIES_FILE reach every kind of client, secrets never reach the
+ * log), and the test-only fault hook. Broker-backed behaviour is in
  * tests/integration/test_devbroker.c. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,10 +12,13 @@
 #include <cmocka.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kafka.h"
 #include "kv.h"
+#include "log.h"
 #include "../support/process.h"
 #include "timeutil.h"
 
@@ -277,6 +282,141 @@ static void test_faults(void **state)
     assert_int_equal(kafka_producer_close(p, 100), 3); /* the three accepted, never delivered */
 }
 
+
+static void test_properties_parse(void **state)
+{
+    (void)state;
+    char err[256];
+    struct kv_list kv;
+    kv_init(&kv);
+    assert_int_equal(kafka_properties_parse(" security.protocol = SASL_SSL,,sasl.jaas_x=a=b ,", ',', &kv,
+                                            err, sizeof err), 0);
+    assert_int_equal(kv.len, 2);
+    assert_string_equal(kv.items[0].name, "security.protocol");
+    assert_string_equal(kv.items[0].value, "SASL_SSL");
+    assert_string_equal(kv.items[1].name, "sasl.jaas_x");
+    assert_string_equal(kv.items[1].value, "a=b");
+    kv_free(&kv);
+
+    kv_init(&kv);
+    assert_int_equal(kafka_properties_parse("# TLS\r\nssl.ca.location=/etc/ca.pem\r\n\n  # x=y\nsasl.password=p,w\n",
+                                            '\n', &kv, err, sizeof err), 0);
+    assert_int_equal(kv.len, 2);
+    assert_string_equal(kv_get(&kv, "ssl.ca.location"), "/etc/ca.pem");
+    assert_string_equal(kv_get(&kv, "sasl.password"), "p,w");
+    kv_free(&kv);
+
+    /* A malformed item is named by its number, never quoted. */
+    const char *bad[] = {"linger.ms=5,hunter2", "linger.ms=5,Hunter2.Name=1", "=hunter2"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        kv_init(&kv);
+        assert_int_equal(kafka_properties_parse(bad[i], ',', &kv, err, sizeof err), -1);
+        assert_non_null(strstr(err, "item "));
+        assert_null(strcasestr(err, "hunter2"));
+        kv_free(&kv);
+    }
+}
+
+static char captured[65536];
+
+/* Makes a producer (logging at debug level into captured) from the
+ * environment's properties; returns it or NULL with err. */
+static struct kafka_producer *producer_logged(char *err, size_t errlen)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    log_init("test", LOG_LEVEL_DEBUG);
+    log_set_fd(fds[1]);
+    struct kafka_producer_options opt = {.brokers = "127.0.0.1:9"};
+    struct kafka_producer *p = kafka_producer_new(&opt, err, errlen);
+    if (p)
+        kafka_producer_poll(p, 200); /* librdkafka's first log lines */
+    log_set_fd(2);
+    log_init("test", LOG_LEVEL_INFO);
+    close(fds[1]);
+    size_t used = 0;
+    ssize_t n;
+    while (used < sizeof captured - 1 && (n = read(fds[0], captured + used, sizeof captured - 1 - used)) > 0)
+        used += (size_t)n;
+    captured[used] = '\0';
+    close(fds[0]);
+    return p;
+}
+
+static void test_site_properties_reach_every_client(void **state)
+{
+    (void)state;
+    char err[512], path[] = "/tmp/stagehand-kafka-props-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char file[] = "# from a file\nsasl.username = alice\nclient.id=from-file\nsasl.password=s3cr3t-file\n";
+    assert_int_equal(write(fd, file, sizeof file - 1), (ssize_t)(sizeof file - 1));
+    close(fd);
+    assert_int_equal(setenv("KAFKA_PROPERTIES_FILE", path, 1), 0);
+    /* debug=conf makes librdkafka log its whole configuration. */
+    assert_int_equal(setenv("KAFKA_PROPERTIES",
+                            "security.protocol=sasl_plaintext,sasl.mechanism=PLAIN,"
+                            "sasl.password=hunter2,client.id=from-env,debug=conf", 1), 0);
+
+    struct kafka_producer *p = producer_logged(err, sizeof err);
+    if (!p)
+        fail_msg("%s", err);
+    const rd_kafka_conf_t *conf = rd_kafka_conf(kafka_producer_handle(p));
+    char value[256];
+    size_t len = sizeof value;
+    assert_int_equal(rd_kafka_conf_get(conf, "security.protocol", value, &len), RD_KAFKA_CONF_OK);
+    assert_string_equal(value, "sasl_plaintext");
+    len = sizeof value;
+    assert_int_equal(rd_kafka_conf_get(conf, "sasl.username", value, &len), RD_KAFKA_CONF_OK);
+    assert_string_equal(value, "alice");
+    len = sizeof value; /* KAFKA_PROPERTIES comes after the file */
+    assert_int_equal(rd_kafka_conf_get(conf, "client.id", value, &len), RD_KAFKA_CONF_OK);
+    assert_string_equal(value, "from-env");
+    /* stagehand's own settings stay. */
+    len = sizeof value;
+    assert_int_equal(rd_kafka_conf_get(conf, "enable.idempotence", value, &len), RD_KAFKA_CONF_OK);
+    assert_string_equal(value, "true");
+    kafka_producer_close(p, 0);
+    /* The configuration was logged, the passwords were not. */
+    assert_non_null(strstr(captured, "sasl.username"));
+    assert_null(strstr(captured, "hunter2"));
+    assert_null(strstr(captured, "s3cr3t-file"));
+
+    /* A bad value of a secret-looking property is refused without its value. */
+    assert_int_equal(setenv("KAFKA_PROPERTIES", "sasl.kerberos.min.time.before.relogin=hunter2", 1), 0);
+    assert_null(producer_logged(err, sizeof err));
+    assert_non_null(strstr(err, "sasl.kerberos.min.time.before.relogin"));
+    assert_null(strstr(err, "hunter2"));
+    assert_null(strstr(captured, "hunter2"));
+    assert_int_equal(setenv("KAFKA_PROPERTIES", "sasl.password=hunter2,hunter2", 1), 0);
+    assert_null(producer_logged(err, sizeof err));
+    assert_non_null(strstr(err, "KAFKA_PROPERTIES: item 2"));
+    assert_null(strstr(err, "hunter2"));
+
+    /* Consumers, readers and admin clients take them too: each refuses
+     * a property stagehand sets itself before it connects anywhere. */
+    const char *topics[] = {"t"};
+    struct kafka_consumer_options copt = {.brokers = "127.0.0.1:9", .group_id = "g", .topics = topics,
+                                          .topic_count = 1};
+    assert_int_equal(setenv("KAFKA_PROPERTIES", "enable.auto.offset.store=true", 1), 0);
+    assert_null(kafka_consumer_new(&copt, err, sizeof err));
+    assert_non_null(strstr(err, "\"enable.auto.offset.store\" is set by stagehand"));
+    struct kafka_reader_options ropt = {.brokers = "127.0.0.1:9", .topic = "t"};
+    assert_int_equal(setenv("KAFKA_PROPERTIES", "enable.partition.eof=false", 1), 0);
+    assert_null(kafka_reader_new(&ropt, err, sizeof err));
+    assert_non_null(strstr(err, "\"enable.partition.eof\" is set by stagehand"));
+    assert_int_equal(setenv("KAFKA_PROPERTIES", "bootstrap.servers=elsewhere:9092", 1), 0);
+    assert_int_equal(kafka_wait_ready("127.0.0.1:9", NULL, 100, err, sizeof err), -1);
+    assert_non_null(strstr(err, "\"bootstrap.servers\" is set by stagehand"));
+
+    /* An unreadable file stops every client. */
+    unsetenv("KAFKA_PROPERTIES");
+    assert_int_equal(unlink(path), 0);
+    assert_null(producer_logged(err, sizeof err));
+    assert_non_null(strstr(err, "KAFKA_PROPERTIES_FILE"));
+    unsetenv("KAFKA_PROPERTIES_FILE");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -285,6 +425,8 @@ int main(void)
         cmocka_unit_test(test_close_reports_every_undelivered_message),
         cmocka_unit_test(test_poller_thread_serves_reports_and_errors),
         cmocka_unit_test(test_faults),
+        cmocka_unit_test(test_properties_parse),
+        cmocka_unit_test(test_site_properties_reach_every_client),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
