@@ -68,7 +68,7 @@ ALL_OBJ := $(COMMON_OBJ) $(DEVBROKER_OBJ) $(EMULATOR_OBJ) $(LOADGEN_OBJ) $(REPLA
            $(TEST_SUPPORT_OBJ) \
            $(call obj,$(wildcard tests/unit/*.c tests/integration/*.c tests/helpers/*.c))
 
-.PHONY: all deps test check tests run demo bench fuzz fuzz-build clean
+.PHONY: all deps test test-cluster check tests run demo bench fuzz fuzz-build clean
 # Keep the object files of tests (make would delete them as intermediates).
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -83,6 +83,12 @@ test: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) fuzz-build
 	@sh tests/fuzz/run.sh $(FUZZ_DIR) 3
 	@STAGEHAND_REAL_KAFKA=1 sh tests/run-tests.sh build/san
+
+# A broker killed under a join burst, on three Apache Kafka nodes
+# (tests/integration/test_cluster.c); not part of `make test`.
+test-cluster: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/san SANITIZE=1 all tests
+	@STAGEHAND_CLUSTER_TEST=1 STAGEHAND_REAL_KAFKA=0 sh tests/run-tests.sh build/san test_cluster
 
 run: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all

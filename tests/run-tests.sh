@@ -105,6 +105,8 @@ for kind in unit integration; do
         case "$name" in *"$filter"*) ;; *) continue ;; esac
         # test_compaction needs real Kafka (the dev broker does not compact).
         [ "$name" = test_compaction ] && continue
+        # test_cluster starts three brokers of its own: make test-cluster.
+        [ "$name" = test_cluster ] && [ "${STAGEHAND_CLUSTER_TEST:-0}" != 1 ] && continue
         [ "${STAGEHAND_REAL_KAFKA:-}" = only ] && continue
         run_program "$kind" "$prog" ""
     done

@@ -58,16 +58,22 @@ const char *const *stack_kafka_env(struct stack *s)
 static int create_real_topics(struct stack *s, const char *const state_configs[], char *err, size_t errlen)
 {
     snprintf(s->brokers, sizeof s->brokers, "%s", getenv("STAGEHAND_TEST_KAFKA"));
-    const char *log_configs[] = {"cleanup.policy=delete", NULL};
-    const char *state[16] = {"cleanup.policy=compact"};
-    size_t n = 1;
+    /* A cluster (test_cluster): STAGEHAND_TEST_KAFKA_REPLICATION replicas,
+     * one fewer of them in sync for a write to be acknowledged. */
+    const char *rf_env = getenv("STAGEHAND_TEST_KAFKA_REPLICATION");
+    int rf = rf_env && atoi(rf_env) > 1 ? atoi(rf_env) : 1;
+    char min_isr[48];
+    snprintf(min_isr, sizeof min_isr, "min.insync.replicas=%d", rf > 1 ? rf - 1 : 1);
+    const char *log_configs[] = {"cleanup.policy=delete", min_isr, NULL};
+    const char *state[16] = {"cleanup.policy=compact", min_isr};
+    size_t n = 2;
     for (size_t i = 0; state_configs && state_configs[i] && n < 15; i++)
         state[n++] = state_configs[i];
     state[n] = NULL;
     struct kafka_topic_spec topics[] = {
-        {s->topic_events, TEST_PARTITIONS, 1, log_configs},
-        {s->topic_dlq, TEST_PARTITIONS, 1, log_configs},
-        {s->topic_state, TEST_PARTITIONS, 1, state},
+        {s->topic_events, TEST_PARTITIONS, rf, log_configs},
+        {s->topic_dlq, TEST_PARTITIONS, rf, log_configs},
+        {s->topic_state, TEST_PARTITIONS, rf, state},
     };
     return kafka_create_topics(s->brokers, NULL, topics, 3, 30000, err, errlen);
 }

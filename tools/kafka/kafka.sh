@@ -9,6 +9,15 @@
 #                               stagehand's topics; prints the bootstrap servers
 #   kafka.sh stop DIR           stop the broker started in DIR (SIGTERM, then
 #                               SIGKILL after KAFKA_STOP_WAIT_S)
+#   kafka.sh start-cluster DIR BASEPORT
+#                               three nodes, each broker and controller, in
+#                               DIR/node1..3 on 127.0.0.1:BASEPORT, +2, +4
+#                               (controllers on +1, +3, +5); replication
+#                               factor 3, min.insync.replicas 2, heaps of
+#                               KAFKA_CLUSTER_HEAP; waits until every node
+#                               answers, creates the topics (KAFKA_NO_TOPICS
+#                               as for start); prints the bootstrap servers
+#   kafka.sh stop-cluster DIR   stop the three nodes of DIR
 #   kafka.sh version            print the pinned Kafka version
 #   kafka.sh cache              print the cache directory
 #
@@ -20,6 +29,7 @@
 #   KAFKA_CACHE_DIR     where the jars go (default
 #                       ${XDG_CACHE_HOME:-$HOME/.cache}/stagehand/kafka-VERSION)
 #   KAFKA_HEAP          the JVM's heap (default 512m)
+#   KAFKA_CLUSTER_HEAP  each cluster node's heap (default 256m)
 #   KAFKA_PARTITIONS    partitions of the events, DLQ and state topics (12)
 #   KAFKA_RETENTION_MS  retention of the events and DLQ topics (7 days)
 #   KAFKA_NO_TOPICS=1   start without creating the topics
@@ -89,13 +99,16 @@ java_run() {
         -Dkafka.logs.dir="$dir/logs" -cp "$cache/*" "$@"
 }
 
+# write_config DIR PORT CPORT [NODE VOTERS REPLICAS MIN_ISR]: one node that
+# is broker and controller; alone by default, else node NODE of the quorum
+# VOTERS (id@host:port,...) with topics of REPLICAS replicas.
 write_config() {
-    dir=$1 port=$2 cport=$3
+    dir=$1 port=$2 cport=$3 node=${4:-1} voters=${5:-1@127.0.0.1:$3} rf=${6:-1} isr=${7:-1}
     cat >"$dir/server.properties" <<EOF
-# Written by tools/kafka/kafka.sh: one node that is broker and controller.
+# Written by tools/kafka/kafka.sh: node $node, broker and controller.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$cport
+node.id=$node
+controller.quorum.voters=$voters
 listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
 advertised.listeners=PLAINTEXT://127.0.0.1:$port
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
@@ -104,12 +117,14 @@ inter.broker.listener.name=PLAINTEXT
 log.dirs=$dir/data
 # As compose: topics are created up front, never on first use.
 auto.create.topics.enable=false
-# One node: internal topics with one replica.
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+# Replicas of every topic, internal ones too (1 for a lone node).
+default.replication.factor=$rf
+min.insync.replicas=$isr
+offsets.topic.replication.factor=$rf
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$isr
 # Small and quick, for a laptop or CI (2 cores): the first group does not
 # wait 3 s, the offsets topic has 10 partitions rather than 50, the
 # cleaner's dedupe buffer fits a small heap and it looks for work every
@@ -223,12 +238,114 @@ stop() {
     rm -f "$dir/kafka.pid" "$dir/bootstrap"
 }
 
+# The cluster: three nodes of one quorum, each in its own DIR/nodeN, with
+# the same cluster id. Ready when each answers a metadata request.
+start_cluster() {
+    top=${1:?usage: kafka.sh start-cluster DIR BASEPORT}
+    base=${2:?usage: kafka.sh start-cluster DIR BASEPORT}
+    topics=${STAGEHAND_BUILD:-$root/build}/stagehand-topics
+    [ -x "$topics" ] || die "$topics is missing: run make first"
+    fetch
+    cache=$(cache_dir)
+    mkdir -p "$top"
+    top=$(cd "$top" && pwd)
+    ports="" voters="" bootstrap=""
+    for n in 1 2 3; do
+        if pid=$(running_pid "$top/node$n"); then
+            die "node $n already runs in $top/node$n (pid $pid); kafka.sh stop-cluster $top"
+        fi
+        if [ "$base" = 0 ]; then
+            p=$(free_port) c=$(free_port)
+        else
+            p=$((base + 2 * (n - 1))) c=$((base + 2 * (n - 1) + 1))
+        fi
+        ports="$ports $p:$c"
+        voters="$voters${voters:+,}$n@127.0.0.1:$c"
+        bootstrap="$bootstrap${bootstrap:+,}127.0.0.1:$p"
+    done
+    t0=$(date +%s.%N)
+    id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)
+    n=0
+    for pc in $ports; do
+        n=$((n + 1))
+        dir=$top/node$n
+        mkdir -p "$dir/logs" "$dir/data"
+        write_config "$dir" "${pc%:*}" "${pc#*:}" "$n" "$voters" 3 2
+        # A node that dies is fenced after 3 s without a heartbeat (9 s by
+        # default), so its partitions get a new leader sooner.
+        printf '%s\n' broker.session.timeout.ms=3000 broker.heartbeat.interval.ms=500 \
+            >>"$dir/server.properties"
+        if [ -f "$dir/data/meta.properties" ]; then
+            id=$(sed -n 's/^cluster.id=//p' "$dir/data/meta.properties")
+        else
+            java_run kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" \
+                >"$dir/logs/format.log" 2>&1 || die "formatting $dir/data failed; see $dir/logs/format.log"
+        fi
+    done
+    for n in 1 2 3; do
+        dir=$top/node$n
+        setsid sh -c 'echo $$ >"$1/kafka.pid"; shift; exec "$@"' sh "$dir" \
+            java -Xms"${KAFKA_CLUSTER_HEAP:-256m}" -Xmx"${KAFKA_CLUSTER_HEAP:-256m}" -XX:+UseG1GC \
+            -XX:MaxGCPauseMillis=20 -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+            -Dlog4j2.configurationFile="$dir/log4j2.properties" -Dkafka.logs.dir="$dir/logs" \
+            -cp "$cache/*" kafka.Kafka "$dir/server.properties" >"$dir/logs/kafka.out" 2>&1 </dev/null &
+    done
+    deadline=$(($(date +%s) + ${KAFKA_START_WAIT_S:-180}))
+    n=0
+    for pc in $ports; do
+        n=$((n + 1))
+        until "$topics" --brokers "127.0.0.1:${pc%:*}" --wait-only --wait-ms 1000 >"$top/topics.log" 2>&1; do
+            if ! running_pid "$top/node$n" >/dev/null || [ "$(date +%s)" -ge "$deadline" ]; then
+                cat "$top/topics.log" >&2
+                stop_cluster "$top"
+                die "node $n in $top did not come up; see $top/node$n/logs/server.log"
+            fi
+            sleep 0.2
+        done
+    done
+    if [ "${KAFKA_NO_TOPICS:-0}" != 1 ] &&
+        ! "$topics" --brokers "$bootstrap" --partitions "${KAFKA_PARTITIONS:-12}" --replication 3 \
+            --retention-ms "${KAFKA_RETENTION_MS:-604800000}" >"$top/topics.log" 2>&1; then
+        cat "$top/topics.log" >&2
+        stop_cluster "$top"
+        die "the topics could not be created"
+    fi
+    echo "$bootstrap" >"$top/bootstrap"
+    say "Apache Kafka $(version), three nodes on $bootstrap ($top) ready in $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $t0 }") s"
+    echo "$bootstrap"
+}
+
+# SIGTERM to every node at once (one by one, the last would wait for a
+# quorum that is gone), SIGKILL to those left after KAFKA_STOP_WAIT_S (10).
+stop_cluster() {
+    top=${1:?usage: kafka.sh stop-cluster DIR}
+    pids=""
+    for n in 1 2 3; do
+        if pid=$(running_pid "$top/node$n"); then
+            kill -TERM "$pid" 2>/dev/null || true
+            pids="$pids $pid"
+        fi
+        rm -f "$top/node$n/kafka.pid"
+    done
+    i=0
+    for pid in $pids; do
+        while kill -0 "$pid" 2>/dev/null && [ $i -lt $((${KAFKA_STOP_WAIT_S:-10} * 10)) ]; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    rm -f "$top/bootstrap"
+}
+
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
 fetch) fetch ;;
 start) start "$@" ;;
 stop) stop "$@" ;;
+start-cluster) start_cluster "$@" ;;
+stop-cluster) stop_cluster "$@" ;;
 version) version ;;
 cache) cache_dir ;;
 *)
