@@ -140,16 +140,16 @@ def post(port, path, body, headers=None):
     return r.status, data
 
 
-def live_stack(build, rundir, emulator_faults=None):
-    """Dev broker, emulator, ingress (no rate limits) and the three
-    workers, with stream "bench" live."""
+def live_stack(build, rundir, kafka, emulator_faults=None):
+    """A broker (kafka: "kafka" or "dev"), emulator, ingress (no rate
+    limits) and the three workers, with stream "bench" live."""
     env = {"RATE_LIMIT_IP_PER_S": "0", "RATE_LIMIT_IDENTITY_PER_S": "0"}
     if emulator_faults:
         env["TWILIO_EMULATOR_FAULTS"] = emulator_faults
     port = free_port()
     env["INGRESS_PORT"] = str(port)
     env["PUBLIC_BASE_URL"] = "http://127.0.0.1:%d" % port  # where the emulator's webhooks go, and are signed for
-    stack = Stack(build, rundir, env=env)
+    stack = Stack(build, rundir, env=env, kafka=kafka)
     ingress = stack.start_ingress({"INGRESS_PORT": str(port)})
     workers = {role: stack.start_worker(role) for role in ("room", "stream", "sync")}
     status, body = post(ingress.port, "/create-stream", {"user_identity": "host", "stream_name": "bench"})
@@ -158,15 +158,15 @@ def live_stack(build, rundir, emulator_faults=None):
     return stack, ingress, workers
 
 
-def view_only_stack(build, rundir, event_loops=("poll",)):
-    """Dev broker and one ingress per event loop (INGRESS_EVENT_LOOP), with
+def view_only_stack(build, rundir, kafka, event_loops=("poll",)):
+    """A broker and one ingress per event loop (INGRESS_EVENT_LOOP), with
     stream "bench-0" live in their views from state records as the workers
     would publish them: the ingress's own cost, without workers competing
     for the two cores. Returns the stack and {event loop: ingress}."""
     port = free_port()
     env = {"RATE_LIMIT_IP_PER_S": "0", "RATE_LIMIT_IDENTITY_PER_S": "0", "INGRESS_PORT": str(port),
            "PUBLIC_BASE_URL": "http://127.0.0.1:%d" % port}
-    stack = Stack(build, rundir, env=env)
+    stack = Stack(build, rundir, env=env, kafka=kafka)
     ingresses = {}
     for i, loop in enumerate(event_loops):
         ingresses[loop] = stack.start_ingress({"INGRESS_EVENT_LOOP": loop, "INGRESS_PORT": "0" if i else str(port)},
@@ -207,14 +207,14 @@ def public_state(port):
     return r.status, r.getheader("ETag"), len(body)
 
 
-def throughput(build, rundir, runs=5, idle=4000):
+def throughput(build, rundir, kafka, runs=5, idle=4000):
     """nginx and the ingress under the same wrk, alternately, `runs` times
     after a warm-up (medians): the ingress's POST with each event loop and
     its GET of the public state (default loop); then the state revalidated
     (304s); then the default loop's POST at half its rate; then both loops
     with `idle` idle connections open beside wrk's."""
     os.makedirs(rundir, exist_ok=True)
-    stack, ingresses = view_only_stack(build, rundir, ("poll", "epoll"))
+    stack, ingresses = view_only_stack(build, rundir, kafka, ("poll", "epoll"))
     nginx, nginx_port = start_nginx(rundir)
     wait_until(lambda: public_state(ingresses["poll"].port)[0] == 200, 30, 0.1)
     _, etag, state_bytes = public_state(ingresses["poll"].port)
@@ -314,11 +314,11 @@ def reference_chain(port, stream, identity, service_sid, streamer_sid):
     conn.close()
 
 
-def ceiling(build, rundir, latency_ms=100, n=20):
+def ceiling(build, rundir, kafka, latency_ms=100, n=20):
     """One viewer's join: the reference's nine Twilio calls at the
     emulator's latency, against stagehand's /join-stream-as-viewer on the
     same stack (which makes no Twilio call in the request)."""
-    stack, ingress, workers = live_stack(build, rundir)
+    stack, ingress, workers = live_stack(build, rundir, kafka)
     try:
         state = stack.emulator("/_emulator/state")
         service_sid = state["sync_services"][0]["sid"]
@@ -358,11 +358,11 @@ def post_form(port, path, form):
         raise RuntimeError("%s answered %d" % (path, r.status))
 
 
-def memory(build, rundir, streams=10000):
+def memory(build, rundir, kafka, streams=10000):
     """The ingress's resident memory per stream in its view: RSS with the
     state records of `streams` live streams (as the workers publish them)
     less RSS before."""
-    stack = Stack(build, rundir)
+    stack = Stack(build, rundir, kafka=kafka)
     try:
         ingress = stack.start_ingress()
         time.sleep(1.0)
@@ -409,12 +409,12 @@ def signed_leave(port, public_url, service_sid, identity, auth_token, conn):
     return r.status
 
 
-def join_burst(build, rundir, n):
+def join_burst(build, rundir, kafka, n):
     """n viewers connect through the ingress, then the same n leave as
     Sync's signed webhooks would say (SENDERS keep-alive Python clients):
     the time until the sync worker applied each wave, Sync writes, 429s."""
     import concurrent.futures
-    stack, ingress, workers = live_stack(build, rundir)
+    stack, ingress, workers = live_stack(build, rundir, kafka)
     sync = workers["sync"]
     try:
         state = stack.emulator("/_emulator/state")

@@ -8,8 +8,8 @@ import time
 from stack import Stack, events, wait_until
 
 
-def sync_stack(build, rundir, partitions=12):
-    stack = Stack(build, rundir, partitions)
+def sync_stack(build, rundir, kafka, partitions=12):
+    stack = Stack(build, rundir, partitions, kafka=kafka)
     worker = stack.start_worker("sync")
     return stack, worker
 
@@ -43,9 +43,9 @@ def burst(stack, worker, event_type, n, prefix="viewer-"):
     return produced - started, max(0.0, applied - produced)
 
 
-def join_burst(build, rundir, n):
+def join_burst(build, rundir, kafka, n):
     """n viewer.connected then n viewer.disconnected for one stream."""
-    stack, worker = sync_stack(build, rundir)
+    stack, worker = sync_stack(build, rundir, kafka)
     try:
         create_stream(stack, worker, "burst")
         viewers_sid = object_sid(stack, "maps", "viewers")
@@ -60,7 +60,7 @@ def join_burst(build, rundir, n):
             map_writes = writes.get(viewers_sid, 0) - writes_before.get(viewers_sid, 0)
             count_writes = writes.get(stream_sid, 0) - writes_before.get(stream_sid, 0)
             seconds = produce_s + lag_s
-            rows.append(("{:,} {} (Kafka, one stream): applied after the last was produced".format(n, verb),
+            rows.append(("{:,} {} (straight onto Kafka, one stream): applied after the last was produced".format(n, verb),
                          "%.2f s" % lag_s, "<= 5 s",
                          "produced in %.2f s; %d/s end to end" % (produce_s, n / seconds)))
             target = "<= 100 / <= 1 per s / 0" if verb == "joins" else "few / <= 1 per s / 0"
@@ -72,11 +72,11 @@ def join_burst(build, rundir, n):
         stack.stop()
 
 
-def replay(build, rundir, n, streams=48):
+def replay(build, rundir, kafka, n, streams=48):
     """n viewer.connected over many streams, applied; then a new sync worker
     rebuilds from offset 0 (every event's effect already applied). The
     baseline is a plain Kafka reader of the same events in the same run."""
-    stack, worker = sync_stack(build, rundir)
+    stack, worker = sync_stack(build, rundir, kafka)
     try:
         names = ["replay-%02d" % i for i in range(streams)]
         for name in names:
@@ -108,11 +108,11 @@ def replay(build, rundir, n, streams=48):
         stack.stop()
 
 
-def memory(build, rundir, n, rate=40000):
+def memory(build, rundir, kafka, n, rate=40000):
     """The sync worker's resident memory per tracked viewer: RSS with n
     viewers of one stream less RSS with the stream and none. Joins are
     paced (the dev broker keeps about 170,000 events per partition)."""
-    stack, worker = sync_stack(build, rundir)
+    stack, worker = sync_stack(build, rundir, kafka)
     try:
         create_stream(stack, worker, "crowd")
         time.sleep(1.0)
