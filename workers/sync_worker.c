@@ -438,9 +438,11 @@ static int create_document(struct worker *w, struct sync_data *d, const char *na
 }
 
 /* Writes the whole document (desired state) as mode says. keep: the
- * headroom left in the budgets. data is taken. Returns 0, or -1 with out. */
+ * headroom left in the budgets. With DOC_VERIFY, *absent (when not NULL) is
+ * set when Sync had no such document. data is taken. Returns 0, or -1 with
+ * out. */
 static int write_document(struct worker *w, struct sync_data *d, const char *name, json_t *data, enum doc_mode mode,
-                          double keep, struct outcome *out)
+                          double keep, int *absent, struct outcome *out)
 {
     char path[1024];
     int rc = -1;
@@ -452,6 +454,8 @@ static int write_document(struct worker *w, struct sync_data *d, const char *nam
     if (mode == DOC_VERIFY) {
         json_t *body = NULL;
         exists = sync_read(w, path, &body, out);
+        if (exists == 0 && absent)
+            *absent = 1;
         int same = exists == 1 && json_equal(json_object_get(body, "data"), data);
         json_decref(body);
         if (exists < 0 || same) {
@@ -849,18 +853,7 @@ static int provision(struct worker *w, struct sync_data *d, struct user *u, int 
     while (u->prov_step < PROVISION_STEPS) {
         int rc;
         if (u->prov_step == 0) {
-            if (verify && absent) {
-                char path[1024];
-                if (twilio_path(path, sizeof path, document_format, d->service_sid, doc) < 0)
-                    return worker_refuse_path(out, document_format);
-                int has = sync_read(w, path, NULL, out);
-                if (has < 0)
-                    return -1;
-                if (!has)
-                    *absent = 1;
-            }
-            enum doc_mode mode = absent && *absent ? DOC_CREATE : verify ? DOC_VERIFY : DOC_CREATE;
-            rc = write_document(w, d, doc, user_document(u), mode, keep, out);
+            rc = write_document(w, d, doc, user_document(u), verify ? DOC_VERIFY : DOC_CREATE, keep, absent, out);
             if (rc == 0) {
                 u->doc_invited = u->invited;
                 u->doc_refused = u->refused;
@@ -910,7 +903,7 @@ static int work_user(struct worker *w, struct stream *st, struct sync_data *d, s
     if (u->provisioned && doc_differs(u)) {
         char doc[DOC_NAME_MAX];
         user_document_name(u->name, doc, sizeof doc);
-        if (write_document(w, d, doc, user_document(u), u->doc_unknown ? DOC_VERIFY : DOC_UPDATE, 0, out) < 0)
+        if (write_document(w, d, doc, user_document(u), u->doc_unknown ? DOC_VERIFY : DOC_UPDATE, 0, NULL, out) < 0)
             return -1;
         u->doc_invited = u->invited;
         u->doc_refused = u->refused;
@@ -1030,7 +1023,7 @@ static void viewers(struct worker *w, struct stream *st, struct sync_data *d, in
         struct outcome out;
         busy = 1;
         if (write_document(w, d, "stream", json_pack("{s:i, s:s}", "viewer_count", (int)d->viewers, "host", st->host),
-                           DOC_UPDATE, 0, &out) == 0) {
+                           DOC_UPDATE, 0, NULL, &out) == 0) {
             d->count_written = d->viewers;
             worker_mark_dirty(st, 0);
         }
