@@ -94,6 +94,10 @@ NOTES = """
   is tiered; everything an audience of any size reads is in the public state endpoint. The join
   rate in that section is the Python senders' (the ingress's CPU share during the burst says so);
   the wrk row beside it is the ingress's own pace for `/join-stream-as-viewer`.
+  The audience rows are one run per size (each takes minutes); their baseline is the second
+  stream's story played alone in the same run, not a median with a spread. The Sync latencies
+  there are tens of milliseconds against targets of 2 and 5 s, so the targets hold with a wide
+  margin on a slower machine; the join rate is the senders', not a figure to compare.
 - **Apache Kafka instead of the dev broker** (every section by default since issue 16; `--kafka dev`
   for the old figures; the join section runs on both). Seen in `--quick` runs on this 2-core
   machine, with other work running beside them, so as directions only: the ingress's POST, which
