@@ -1,12 +1,13 @@
 #!/bin/sh
 # Installs the Debian packages stagehand needs to build and test (Java and
 # Maven too, for the local Apache Kafka), and only those that are missing,
-# plus any named as arguments (`make bench` adds wrk and nginx-light). Runs
+# plus any named as arguments (`make bench` adds wrk and nginx-light);
+# clang-format is for tools/format-check. Runs
 # `apt-get update` only when something must be installed.
 set -eu
 
 packages="build-essential pkg-config librdkafka-dev libmicrohttpd-dev libjansson-dev
-libcurl4-openssl-dev libssl-dev libcmocka-dev python3 python3-jwt python3-twilio clang libclang-rt-14-dev $*"
+libcurl4-openssl-dev libssl-dev libcmocka-dev python3 python3-jwt python3-twilio clang libclang-rt-14-dev clang-format $*"
 
 # Java 17 or newer and Maven run the local Apache Kafka (tools/kafka/kafka.sh):
 # Debian's packages unless a java and an mvn are on the PATH already.
