@@ -1,9 +1,10 @@
-/* Random bytes in per-thread blocks (see random.h). */
+/* Random bytes in per-thread blocks, and random fractions (see random.h). */
 #include "random.h"
 
 #include <openssl/rand.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 #define RANDOM_BLOCK 4096
@@ -50,4 +51,12 @@ int random_bytes(void *out, size_t n)
         n -= take;
     }
     return 0;
+}
+
+double random_unit(void)
+{
+    uint64_t r = 0;
+    if (random_bytes(&r, sizeof r) != 0)
+        return 1.0;
+    return (double)(r >> 11) / 9007199254740992.0; /* 2^53 */
 }

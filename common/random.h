@@ -1,5 +1,5 @@
 /* Random bytes for event ids and trace ids, drawn from OpenSSL's generator
- * in blocks.
+ * in blocks, and random fractions for retry jitter.
  *
  * RAND_bytes takes a lock, checks for a fork (getpid) and runs its cipher
  * on every call; the ingress draws an id and a trace id for every request,
@@ -15,5 +15,10 @@
 /* Fills out with n random bytes. 0, or -1 when the generator failed (out is
  * then unspecified). */
 int random_bytes(void *out, size_t n);
+
+/* A uniform random number in [0, 1) with 53 random bits, for backoff
+ * jitter (the Twilio client's and the workers' retries). When the generator
+ * fails: 1.0, so a retry waits its whole step rather than none. */
+double random_unit(void);
 
 #endif

@@ -2,7 +2,6 @@
 #include "twilio.h"
 
 #include <curl/curl.h>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +12,7 @@
 
 #include "form.h"
 #include "log.h"
+#include "random.h"
 #include "text.h"
 #include "timeutil.h"
 
@@ -47,14 +47,6 @@ static void curl_init(void)
 static void real_sleep(long ms)
 {
     time_sleep_ms(ms);
-}
-
-static double real_random01(void)
-{
-    uint64_t r = 0;
-    if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
-        return 1.0; /* no randomness: wait the full step rather than none */
-    return (double)(r >> 11) / 9007199254740992.0; /* 2^53 */
 }
 
 static char *dup_trimmed_base(const char *s)
@@ -132,7 +124,7 @@ struct twilio_client *twilio_client_new(const struct twilio_options *opt, char *
     c->retry_base_ms = opt->retry_base_ms;
     c->retry_max_ms = opt->retry_max_ms;
     c->sleep_ms = opt->sleep_ms ? opt->sleep_ms : real_sleep;
-    c->random01 = opt->random01 ? opt->random01 : real_random01;
+    c->random01 = opt->random01 ? opt->random01 : random_unit;
     return c;
 }
 

@@ -61,7 +61,7 @@ struct twilio_options {
     long retry_max_ms;
     const char *user_agent; /* NULL: "stagehand" */
     void (*sleep_ms)(long ms); /* NULL: really sleep (tests record instead) */
-    double (*random01)(void);  /* NULL: OpenSSL randomness in [0, 1) */
+    double (*random01)(void);  /* NULL: random_unit() of common/random, in [0, 1) */
 };
 
 struct twilio_result {

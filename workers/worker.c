@@ -2,7 +2,7 @@
 #include "worker.h"
 
 #include <microhttpd.h>
-#include <openssl/rand.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -11,6 +11,7 @@
 
 #include "decide.h"
 #include "log.h"
+#include "random.h"
 #include "settings.h"
 #include "strmap.h"
 #include "timeutil.h"
@@ -544,14 +545,6 @@ static void store(struct worker *w, struct partition_state *ps, int64_t next_off
         ps->redo_offset = -1;
 }
 
-static double random01(void)
-{
-    uint32_t r = 0;
-    if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
-        return 0.5;
-    return (double)r / 4294967296.0;
-}
-
 /* --- the DLQ ------------------------------------------------------------------------------------ */
 
 static void count_event(struct worker *w, const char *type, const char *outcome)
@@ -571,7 +564,7 @@ static void dlq_refused(struct worker *w, struct partition_state *ps, int64_t of
     ps->redo_attempts = attempts;
     metrics_add(w->m_dlq_failures, NULL, 1);
     long delay = twilio_backoff_ms(ps->dlq_failures < 16 ? ps->dlq_failures - 1 : 15, w->retry_base_ms,
-                                   w->retry_max_ms, -1, random01());
+                                   w->retry_max_ms, -1, random_unit());
     char at[24];
     snprintf(at, sizeof at, "%lld", (long long)offset);
     log_warn("the DLQ did not take an event; it will be sent again, and its offset is not stored", "offset", at,
@@ -733,7 +726,7 @@ static void handle(struct worker *w, struct partition_state *ps, const rd_kafka_
     }
     struct outcome_facts f = {.kind = out.kind, .retry_after_ms = out.retry_after_ms, .attempts = attempts,
                               .max_attempts = w->max_attempts, .base_ms = w->retry_base_ms,
-                              .max_ms = w->retry_max_ms, .jitter = random01(), .apply = a->apply,
+                              .max_ms = w->retry_max_ms, .jitter = random_unit(), .apply = a->apply,
                               .offset = msg->offset, .applied_offset = st->applied_offset};
     struct verdict v;
     decide_outcome(&f, &v);

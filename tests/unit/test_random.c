@@ -1,6 +1,6 @@
 /* common/random: bytes drawn in per-thread blocks are never handed out
  * twice (within a block, across refills, across threads, and between a
- * parent and a forked child), and large draws work. */
+ * parent and a forked child), and large draws work; random_unit gives fractions in [0, 1). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -109,6 +109,23 @@ static void test_forked_child_does_not_repeat_the_parent(void **state)
     assert_memory_not_equal(from_child, parent, sizeof parent);
 }
 
+/* random_unit: in [0, 1), spread over the interval, not repeating. */
+static void test_unit_fractions(void **state)
+{
+    (void)state;
+    int low = 0, high = 0;
+    double previous = -1;
+    for (int i = 0; i < 10000; i++) {
+        double r = random_unit();
+        assert_true(r >= 0.0 && r < 1.0);
+        assert_true(r != previous);
+        previous = r;
+        low += r < 0.5;
+        high += r >= 0.5;
+    }
+    assert_true(low > 4000 && high > 4000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -116,6 +133,7 @@ int main(void)
         cmocka_unit_test(test_odd_sizes_and_large_draws),
         cmocka_unit_test(test_threads_draw_different_bytes),
         cmocka_unit_test(test_forked_child_does_not_repeat_the_parent),
+        cmocka_unit_test(test_unit_fractions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
