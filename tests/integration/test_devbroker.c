@@ -26,6 +26,7 @@
 #include "../support/process.h"
 #include "kafka.h"
 #include "kv.h"
+#include "settings.h"
 #include "timeutil.h"
 
 #define WAIT_MS 60000 /* generous deadline for anything to happen */
@@ -264,7 +265,7 @@ static void start_consumer_probe(struct fixture *f, int i, const char *out)
     snprintf(name, sizeof name, "consumer%d.err", i);
     path_in(f, name, errp, sizeof errp);
     const char *argv[] = {prog, "consume", "--brokers", f->brokers, "--topic",
-                          "stagehand.events", "--group", "pair", "--out", out,
+                          TOPIC_EVENTS, "--group", "pair", "--out", out,
                           "--max-seconds", "120", NULL};
     if (process_spawn(&f->probes[i], argv, NULL, NULL, errp, err, sizeof err) != 0)
         fail_msg("%s", err);
@@ -304,7 +305,7 @@ static void test_two_consumers_split_partitions_and_keys(void **state)
     path_in(f, "producer.out", pout, sizeof pout);
     path_in(f, "producer.err", perr, sizeof perr);
     const char *argv[] = {prog, "produce", "--brokers", f->brokers, "--topic",
-                          "stagehand.events", "--count", "300", NULL};
+                          TOPIC_EVENTS, "--count", "300", NULL};
     if (process_spawn(&f->probes[2], argv, NULL, pout, perr, err, sizeof err) != 0)
         fail_msg("%s", err);
     assert_int_equal(process_wait(&f->probes[2], WAIT_MS), 0);
@@ -379,7 +380,7 @@ static struct kafka_consumer *new_consumer_with(struct fixture *f, const char *g
     quick_group_props(&props);
     if (strategy)
         assert_int_equal(kv_add(&props, "partition.assignment.strategy", strategy), 0);
-    const char *topics[] = {"stagehand.events"};
+    const char *topics[] = {TOPIC_EVENTS};
     struct kafka_consumer_options opt = {.brokers = f->brokers,
                                          .group_id = group,
                                          .topics = topics,
@@ -422,7 +423,7 @@ static void produce_to_partition0(struct fixture *f, int count)
     for (int i = 0; i < count; i++) {
         char key[16];
         snprintf(key, sizeof key, "k%d", i);
-        struct kafka_record rec = {.topic = "stagehand.events",
+        struct kafka_record rec = {.topic = TOPIC_EVENTS,
                                    .partition = 0,
                                    .key = key,
                                    .key_len = strlen(key),
@@ -448,7 +449,7 @@ static void record_delivery(void *opaque, const struct kafka_delivery *d)
     slot->err = d->err;
     slot->partition = d->partition;
     slot->offset = d->offset;
-    assert_string_equal(d->topic, "stagehand.events");
+    assert_string_equal(d->topic, TOPIC_EVENTS);
     atomic_fetch_add(&slot->calls, 1);
 }
 
@@ -477,7 +478,7 @@ static void test_kafka_headers_and_delivery_opaque(void **state)
         assert_int_equal(kv_add(&headers, "type", "viewer.joined"), 0);
         assert_int_equal(kv_addn(&headers, "bin", 3, "a\0b", 3), 0);
         assert_int_equal(kv_add(&headers, "type", "hand.raised"), 0); /* last one wins */
-        struct kafka_record rec = {.topic = "stagehand.events",
+        struct kafka_record rec = {.topic = TOPIC_EVENTS,
                                    .partition = 0,
                                    .key = key,
                                    .key_len = strlen(key),
@@ -505,9 +506,9 @@ static void test_kafka_headers_and_delivery_opaque(void **state)
 
     f->consumers[0] = new_consumer(f, "headers");
     rd_kafka_t *rk = kafka_consumer_handle(f->consumers[0]);
-    assert_int_equal(kafka_partition_count(rk, "stagehand.events", 10000, err, sizeof err), 2);
-    assert_int_equal(kafka_partition_count(rk, "stagehand.dlq", 10000, err, sizeof err), 2);
-    assert_int_equal(kafka_partition_count(rk, "stagehand.state", 10000, err, sizeof err), 1);
+    assert_int_equal(kafka_partition_count(rk, TOPIC_EVENTS, 10000, err, sizeof err), 2);
+    assert_int_equal(kafka_partition_count(rk, TOPIC_DLQ, 10000, err, sizeof err), 2);
+    assert_int_equal(kafka_partition_count(rk, TOPIC_STATE, 10000, err, sizeof err), 1);
     assert_int_equal(kafka_partition_count(rk, "no.such.topic", 10000, err, sizeof err), -1);
     assert_string_equal(err, "kafka topic \"no.such.topic\" does not exist");
 
@@ -595,11 +596,11 @@ static void test_kafka_pause_rewind_resume_redelivers(void **state)
     m = next_message(c);
     assert_int_equal(m->offset, 2);
     rd_kafka_message_destroy(m);
-    assert_int_equal(kafka_consumer_pause(c, "stagehand.events", 0, err, sizeof err), 0);
-    assert_int_equal(kafka_consumer_rewind(c, "stagehand.events", 0, 2, err, sizeof err), 0);
+    assert_int_equal(kafka_consumer_pause(c, TOPIC_EVENTS, 0, err, sizeof err), 0);
+    assert_int_equal(kafka_consumer_rewind(c, TOPIC_EVENTS, 0, 2, err, sizeof err), 0);
     /* Paused: nothing comes (partition 1 is empty). */
     assert_null(kafka_consumer_poll(c, 500));
-    assert_int_equal(kafka_consumer_resume(c, "stagehand.events", 0, err, sizeof err), 0);
+    assert_int_equal(kafka_consumer_resume(c, TOPIC_EVENTS, 0, err, sizeof err), 0);
     m = next_message(c);
     assert_int_equal(m->partition, 0);
     assert_int_equal(m->offset, 2);
@@ -613,18 +614,21 @@ static void test_kafka_pause_rewind_resume_redelivers(void **state)
     m = next_message(c);
     assert_int_equal(m->offset, 3);
     rd_kafka_message_destroy(m);
-    assert_int_equal(kafka_consumer_pause(c, "stagehand.events", 0, err, sizeof err), 0);
-    assert_int_equal(kafka_consumer_resume(c, "stagehand.events", 0, err, sizeof err), 0);
+    assert_int_equal(kafka_consumer_pause(c, TOPIC_EVENTS, 0, err, sizeof err), 0);
+    assert_int_equal(kafka_consumer_resume(c, TOPIC_EVENTS, 0, err, sizeof err), 0);
     m = next_message(c);
     assert_int_equal(m->offset, 4);
     rd_kafka_message_destroy(m);
 
     /* Partitions this consumer does not own are refused with a reason. */
-    assert_int_equal(kafka_consumer_pause(c, "stagehand.events", 7, err, sizeof err), -1);
-    assert_string_equal(err, "stagehand.events [7] is not assigned to this consumer");
-    assert_int_equal(kafka_consumer_rewind(c, "stagehand.dlq", 0, 0, err, sizeof err), -1);
-    assert_string_equal(err, "stagehand.dlq [0] is not assigned to this consumer");
-    assert_int_equal(kafka_consumer_rewind(c, "stagehand.events", 0, -1, err, sizeof err), -1);
+    char expected[256];
+    assert_int_equal(kafka_consumer_pause(c, TOPIC_EVENTS, 7, err, sizeof err), -1);
+    snprintf(expected, sizeof expected, "%s [7] is not assigned to this consumer", TOPIC_EVENTS);
+    assert_string_equal(err, expected);
+    assert_int_equal(kafka_consumer_rewind(c, TOPIC_DLQ, 0, 0, err, sizeof err), -1);
+    snprintf(expected, sizeof expected, "%s [0] is not assigned to this consumer", TOPIC_DLQ);
+    assert_string_equal(err, expected);
+    assert_int_equal(kafka_consumer_rewind(c, TOPIC_EVENTS, 0, -1, err, sizeof err), -1);
     assert_non_null(strstr(err, "negative offset"));
 }
 
@@ -655,7 +659,7 @@ static void test_kafka_eager_assignor_is_handled(void **state)
     struct kv_list props;
     quick_group_props(&props);
     assert_int_equal(kv_add(&props, "partition.assignment.strategy", "roundrobin"), 0);
-    const char *topics[] = {"stagehand.events"};
+    const char *topics[] = {TOPIC_EVENTS};
     struct kafka_consumer_options opt = {.brokers = f->brokers,
                                          .group_id = "eager",
                                          .topics = topics,
@@ -686,7 +690,7 @@ static void test_kafka_eager_assignor_is_handled(void **state)
     /* The group's committed offset is the one after the last done message. */
     f->consumers[1] = new_consumer_with(f, "eager", "roundrobin");
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, "stagehand.events", 0);
+    rd_kafka_topic_partition_list_add(l, TOPIC_EVENTS, 0);
     assert_int_equal(rd_kafka_committed(kafka_consumer_handle(f->consumers[1]), l, 10000), 0);
     assert_int_equal(l->elems[0].offset, 2);
     rd_kafka_topic_partition_list_destroy(l);

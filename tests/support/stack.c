@@ -12,6 +12,7 @@
 
 #include "emulator_process.h"
 #include "kafka.h"
+#include "settings.h"
 
 #define START_WAIT_MS 30000
 #define TEST_PARTITIONS 3
@@ -35,10 +36,11 @@ static void name_kafka(struct stack *s)
         snprintf(s->topic_dlq, sizeof s->topic_dlq, "%s.dlq", prefix);
         snprintf(s->group_prefix, sizeof s->group_prefix, "%s-", prefix);
     } else {
-        snprintf(s->topic_events, sizeof s->topic_events, "stagehand.events");
-        snprintf(s->topic_state, sizeof s->topic_state, "stagehand.state");
-        snprintf(s->topic_dlq, sizeof s->topic_dlq, "stagehand.dlq");
-        snprintf(s->group_prefix, sizeof s->group_prefix, "stagehand-");
+        /* the dev broker's own topics: what its settings name */
+        snprintf(s->topic_events, sizeof s->topic_events, "%s", TOPIC_EVENTS);
+        snprintf(s->topic_state, sizeof s->topic_state, "%s", TOPIC_STATE);
+        snprintf(s->topic_dlq, sizeof s->topic_dlq, "%s", TOPIC_DLQ);
+        snprintf(s->group_prefix, sizeof s->group_prefix, "%s", GROUP_PREFIX);
     }
     snprintf(s->kafka_env[0], sizeof s->kafka_env[0], "KAFKA_TOPIC_EVENTS=%s", s->topic_events);
     snprintf(s->kafka_env[1], sizeof s->kafka_env[1], "KAFKA_TOPIC_STATE=%s", s->topic_state);

@@ -725,12 +725,25 @@ static int find_create_line(const char *command, const char *topic, char *out, s
     return 0;
 }
 
+/* The default of a variable of settings_kafka (the topic names compose
+ * must create are the programs' defaults). */
+static const char *kafka_default(const char *name)
+{
+    for (size_t i = 0; i < settings_kafka_count; i++)
+        if (strcmp(settings_kafka[i].name, name) == 0)
+            return settings_kafka[i].default_value;
+    fail_msg("settings_kafka has no %s", name);
+    return NULL;
+}
+
 static void test_kafka_init_creates_the_topics(void **state)
 {
-    static const struct {
+    const struct {
         const char *name;
         int compacted;
-    } topics[] = {{"stagehand.events", 0}, {"stagehand.dlq", 0}, {"stagehand.state", 1}};
+    } topics[] = {{kafka_default("KAFKA_TOPIC_EVENTS"), 0},
+                  {kafka_default("KAFKA_TOPIC_DLQ"), 0},
+                  {kafka_default("KAFKA_TOPIC_STATE"), 1}};
     const struct compose *c = compose_of(state);
     const struct service *init = expect_service(c, "kafka-init");
     for (size_t i = 0; i < sizeof topics / sizeof topics[0]; i++) {
@@ -778,7 +791,7 @@ static void test_kafka_agrees_with_the_local_broker(void **state)
         fail_msg("kafka.sh's partitions or retention differ from compose's");
     const struct compose *c = compose_of(state);
     const struct service *init = expect_service(c, "kafka-init");
-    static const char *const logs[] = {"stagehand.events", "stagehand.dlq"};
+    const char *const logs[] = {kafka_default("KAFKA_TOPIC_EVENTS"), kafka_default("KAFKA_TOPIC_DLQ")};
     for (size_t i = 0; i < 2; i++) {
         char line[COMMAND_LEN];
         if (!find_create_line(init->command, logs[i], line, sizeof line) ||

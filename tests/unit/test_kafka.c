@@ -19,6 +19,7 @@
 #include "kafka.h"
 #include "kv.h"
 #include "log.h"
+#include "settings.h"
 #include "../support/process.h"
 #include "timeutil.h"
 
@@ -85,7 +86,7 @@ static void test_consumer_rejects_bad_options(void **state)
 {
     (void)state;
     char err[512];
-    const char *topics[] = {"stagehand.events"};
+    const char *topics[] = {TOPIC_EVENTS};
     const char *empty_topic[] = {""};
     struct kafka_consumer_options opt = {.brokers = "127.0.0.1:9",
                                          .group_id = "g",
@@ -148,7 +149,7 @@ static void record_delivery(void *opaque, const struct kafka_delivery *d)
     atomic_int *slot = opaque;
     int i = (int)(slot - reports.calls);
     assert_true(i >= 0 && i < N_MESSAGES);
-    assert_string_equal(d->topic, "stagehand.events");
+    assert_string_equal(d->topic, TOPIC_EVENTS);
     assert_non_null(d->errstr);
     atomic_store(&reports.last_err[i], (int)d->err);
     atomic_fetch_add(slot, 1);
@@ -172,7 +173,7 @@ static void produce_n(struct kafka_producer *p)
     for (int i = 0; i < N_MESSAGES; i++) {
         char key[16];
         snprintf(key, sizeof key, "k%d", i);
-        struct kafka_record rec = {.topic = "stagehand.events",
+        struct kafka_record rec = {.topic = TOPIC_EVENTS,
                                    .partition = RD_KAFKA_PARTITION_UA,
                                    .key = key,
                                    .key_len = strlen(key),
