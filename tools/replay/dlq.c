@@ -148,7 +148,7 @@ int replay_dlq(int argc, char **argv, const char *brokers)
     struct kafka_producer *p = NULL;
     if (redrive && !(p = replay_producer(brokers)))
         return 1;
-    struct kafka_reader_options ropt = {.brokers = brokers, .topic = DLQ_TOPIC};
+    struct kafka_reader_options ropt = {.brokers = brokers, .topic = TOPIC_DLQ};
     struct kafka_reader *r = kafka_reader_new(&ropt, err, sizeof err);
     if (!r) {
         fprintf(stderr, "stagehand-replay: %s\n", err);

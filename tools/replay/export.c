@@ -105,7 +105,7 @@ int replay_export(int argc, char **argv, const char *brokers)
         return 2;
     }
     char err[512];
-    struct kafka_reader_options ropt = {.brokers = brokers, .topic = EVENTS_TOPIC};
+    struct kafka_reader_options ropt = {.brokers = brokers, .topic = TOPIC_EVENTS};
     struct kafka_reader *r = kafka_reader_new(&ropt, err, sizeof err);
     if (!r) {
         fprintf(stderr, "stagehand-replay: %s\n", err);

@@ -90,7 +90,7 @@ static rd_kafka_t *client_for(const char *brokers, const char *group)
 static int join_group(rd_kafka_t *rk)
 {
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, EVENTS_TOPIC, RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(topics, TOPIC_EVENTS, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (e) {
@@ -111,12 +111,12 @@ static int join_group(rd_kafka_t *rk)
 static rd_kafka_topic_partition_list_t *all_partitions(rd_kafka_t *rk)
 {
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, EVENTS_TOPIC, NULL);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, TOPIC_EVENTS, NULL);
     rd_kafka_resp_err_t e = rkt ? rd_kafka_metadata(rk, 0, rkt, &md, TIMEOUT_MS) : RD_KAFKA_RESP_ERR__FAIL;
     if (rkt)
         rd_kafka_topic_destroy(rkt);
     if (e || md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt == 0) {
-        fprintf(stderr, "stagehand-replay: cannot read the partitions of %s: %s\n", EVENTS_TOPIC,
+        fprintf(stderr, "stagehand-replay: cannot read the partitions of %s: %s\n", TOPIC_EVENTS,
                 rd_kafka_err2str(e ? e : md->topics[0].err));
         if (md)
             rd_kafka_metadata_destroy(md);
@@ -124,7 +124,7 @@ static rd_kafka_topic_partition_list_t *all_partitions(rd_kafka_t *rk)
     }
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
     for (int i = 0; i < md->topics[0].partition_cnt; i++)
-        rd_kafka_topic_partition_list_add(list, EVENTS_TOPIC, md->topics[0].partitions[i].id);
+        rd_kafka_topic_partition_list_add(list, TOPIC_EVENTS, md->topics[0].partitions[i].id);
     rd_kafka_metadata_destroy(md);
     return list;
 }

@@ -10,9 +10,6 @@
 
 #include "settings.h"
 
-#define EVENTS_TOPIC TOPIC_EVENTS
-#define DLQ_TOPIC TOPIC_DLQ
-
 /* Each command takes the arguments after its name (argv[0] is the command)
  * and the brokers; returns the exit status: 0 done, 1 failed, 2 bad usage
  * or input. Results go to stdout, diagnostics to stderr. */
