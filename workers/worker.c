@@ -15,6 +15,7 @@
 #include "settings.h"
 #include "strmap.h"
 #include "timeutil.h"
+#include "unapplied.h"
 
 #define EVENTS_TOPIC TOPIC_EVENTS
 #define STATE_TOPIC TOPIC_STATE
@@ -116,6 +117,8 @@ struct worker {
     struct metric *m_streams;
     struct metric *m_partitions;
     struct metric *m_lag;            /* partition */
+    struct metric *m_unapplied;      /* partition: the oldest unapplied event's age */
+    struct unapplied *unapplied;
     int64_t next_lag_ms;
     struct MHD_Daemon *http;
 };
@@ -1009,8 +1012,23 @@ static void on_revoke(void *ctx, const rd_kafka_topic_partition_list_t *partitio
     metrics_set(w->m_partitions, NULL, w->assigned);
 }
 
-/* Consumer lag per assigned partition, from librdkafka's cached
- * watermarks (no broker round trip), every few seconds. */
+/* Notes the event just processed for the oldest unapplied event's age: it
+ * is pending while its partition holds (a retry) or waits for a DLQ
+ * record. */
+static void note_unapplied(struct worker *w, const rd_kafka_message_t *msg)
+{
+    const struct partition_state *ps = find_partition(w, msg->partition);
+    if (!ps)
+        return;
+    int64_t ts = rd_kafka_message_timestamp(msg, NULL);
+    if (unapplied_seen(w->unapplied, msg->partition, ts, ps->dlq != NULL || ps->hold >= 0) < 0)
+        log_warn("out of memory for the unapplied age; the partition reads 0", NULL);
+}
+
+/* Consumer lag and the oldest unapplied event's age per assigned
+ * partition, from librdkafka's cached watermarks (no broker round trip),
+ * every few seconds. A partition this member no longer holds reads 0 on
+ * both, so that a sum or max over the members counts each partition once. */
 static void measure_lag(struct worker *w, int64_t now_ms)
 {
     if (now_ms < w->next_lag_ms)
@@ -1020,6 +1038,16 @@ static void measure_lag(struct worker *w, int64_t now_ms)
     if (!assigned)
         return;
     rd_kafka_t *rk = kafka_consumer_handle(w->consumer);
+    int64_t wall_ms = time_now_ms();
+    char label[16];
+    for (size_t i = 0; i < w->nparts; i++) {
+        if (rd_kafka_topic_partition_list_find(assigned, EVENTS_TOPIC, w->parts[i].partition))
+            continue;
+        unapplied_forget(w->unapplied, w->parts[i].partition, wall_ms);
+        snprintf(label, sizeof label, "%d", (int)w->parts[i].partition);
+        metrics_set(w->m_lag, (const char *const[]){label}, 0);
+        metrics_set(w->m_unapplied, (const char *const[]){label}, 0);
+    }
     if (rd_kafka_position(rk, assigned) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         for (int i = 0; i < assigned->cnt; i++) {
             int64_t low = 0, high = 0;
@@ -1027,9 +1055,10 @@ static void measure_lag(struct worker *w, int64_t now_ms)
             if (rd_kafka_get_watermark_offsets(rk, tp->topic, tp->partition, &low, &high) != 0 || high < 0)
                 continue;
             int64_t position = tp->offset >= 0 ? tp->offset : low;
-            char label[16];
             snprintf(label, sizeof label, "%d", (int)tp->partition);
             metrics_set(w->m_lag, (const char *const[]){label}, (double)(high > position ? high - position : 0));
+            metrics_set(w->m_unapplied, (const char *const[]){label},
+                        unapplied_age(w->unapplied, tp->partition, high > position, wall_ms));
         }
     }
     rd_kafka_topic_partition_list_destroy(assigned);
@@ -1106,7 +1135,13 @@ static int create_metrics(struct worker *w)
     w->m_lag = metrics_gauge(w->metrics, "stagehand_worker_consumer_lag",
                              "Events of an assigned partition not yet consumed (high watermark - position).",
                              1, partition);
-    return w->m_events && w->m_twilio && w->m_retries && w->m_dlq && w->m_dlq_failures && w->m_held &&
+    w->m_unapplied = metrics_gauge(w->metrics, "stagehand_worker_oldest_unapplied_seconds",
+                                   "Age of an assigned partition's oldest event not yet applied, from the events' "
+                                   "timestamps (exact for an event held or awaiting its DLQ record, else an upper "
+                                   "bound; 0 when caught up).",
+                                   1, partition);
+    w->unapplied = unapplied_new();
+    return w->m_unapplied && w->unapplied && w->m_events && w->m_twilio && w->m_retries && w->m_dlq && w->m_dlq_failures && w->m_held &&
                    w->m_state_records && w->m_streams &&
                    w->m_partitions && w->m_lag
                ? 0
@@ -1257,6 +1292,7 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
         rd_kafka_message_t *msg = kafka_consumer_poll(w.consumer, POLL_MS);
         if (msg) {
             process(&w, msg);
+            note_unapplied(&w, msg);
             rd_kafka_message_destroy(msg);
         }
         int64_t now = time_monotonic_ms();
@@ -1286,6 +1322,7 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
     strmap_free(w.streams);
     free(w.parts);
     metrics_free(w.metrics);
+    unapplied_free(w.unapplied);
     config_free(w.cfg);
     log_info("worker stopped", NULL);
     return rc || lost ? 1 : 0;
