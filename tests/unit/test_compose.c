@@ -2,7 +2,9 @@
  * each stagehand service runs its own binary and sets only variables that
  * binary reads (per common/settings.h) and README.md documents; secrets come
  * from the operator's environment; the ingress and the workers can be scaled;
- * kafka-init creates the three topics, stagehand.state compacted.
+ * kafka-init creates the three topics, stagehand.state compacted; the
+ * metrics profile's Prometheus scrapes every worker role on its METRICS_PORT
+ * and its rules use the scaling signals the workers publish.
  *
  * The file is read line by line, without a YAML library, relying on the style
  * the compose file keeps (and states at its top):
@@ -815,6 +817,55 @@ static void test_ingress_and_workers_can_be_scaled(void **state)
     }
 }
 
+/* The scaling signals (README "Operations"): Prometheus (--profile metrics)
+ * mounts prometheus.yml and scaling.rules.yml, scrapes each worker service
+ * by name on the METRICS_PORT the service sets, and the rules use metric
+ * names that workers/worker.c publishes. */
+static void test_scaling_signals_are_scraped(void **state)
+{
+    static const char *const workers[] = {"room-worker", "stream-worker", "sync-worker"};
+    static const char *const signals[] = {"stagehand_worker_consumer_lag", "stagehand_worker_oldest_unapplied_seconds",
+                                          "stagehand_worker_partitions"};
+    char err[256];
+    const struct compose *c = compose_of(state);
+    expect_service(c, "prometheus");
+    char *yml = read_text_file("compose/docker-compose.yml", err, sizeof err);
+    char *scrape = yml ? read_text_file("compose/prometheus.yml", err, sizeof err) : NULL;
+    char *rules = scrape ? read_text_file("compose/scaling.rules.yml", err, sizeof err) : NULL;
+    char *runtime = rules ? read_text_file("workers/worker.c", err, sizeof err) : NULL;
+    if (!runtime)
+        fail_msg("%s", err);
+    if (!strstr(yml, "- ./prometheus.yml:/etc/prometheus/prometheus.yml:ro") ||
+        !strstr(yml, "- ./scaling.rules.yml:/etc/prometheus/scaling.rules.yml:ro"))
+        fail_msg("the prometheus service does not mount prometheus.yml and scaling.rules.yml");
+    if (!strstr(scrape, "- /etc/prometheus/scaling.rules.yml"))
+        fail_msg("prometheus.yml does not load scaling.rules.yml");
+    for (size_t i = 0; i < sizeof workers / sizeof workers[0]; i++) {
+        struct env env;
+        service_env(c, expect_service(c, workers[i]), &env);
+        const struct var *port = env_find(&env, "METRICS_PORT");
+        if (!port)
+            fail_msg("service %s sets no METRICS_PORT", workers[i]);
+        char job[1024];
+        snprintf(job, sizeof job, "- job_name: %s\n    dns_sd_configs:\n      - names: [%s]\n        type: A\n"
+                 "        port: %s\n", workers[i], workers[i], port->value);
+        if (!strstr(scrape, job))
+            fail_msg("prometheus.yml does not scrape %s on port %s (as `%s`)", workers[i], port->value, job);
+    }
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+        char quoted[128];
+        snprintf(quoted, sizeof quoted, "\"%s\"", signals[i]);
+        if (!strstr(rules, signals[i]))
+            fail_msg("scaling.rules.yml does not use %s", signals[i]);
+        if (!strstr(runtime, quoted))
+            fail_msg("workers/worker.c publishes no %s", signals[i]);
+    }
+    free(yml);
+    free(scrape);
+    free(rules);
+    free(runtime);
+}
+
 int main(void)
 {
 #define COMPOSE_TEST(f) cmocka_unit_test_setup_teardown(f, load_fixture, free_fixture)
@@ -828,6 +879,7 @@ int main(void)
         COMPOSE_TEST(test_kafka_init_creates_the_topics),
         COMPOSE_TEST(test_kafka_agrees_with_the_local_broker),
         COMPOSE_TEST(test_ingress_and_workers_can_be_scaled),
+        COMPOSE_TEST(test_scaling_signals_are_scraped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
