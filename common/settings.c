@@ -200,10 +200,8 @@ const struct config_spec settings_ingress[] = {
     {.name = "INGRESS_PORT", .type = CONFIG_INT, .default_value = "8080", .min = 0, .max = 65535,
      .description = "TCP port of the ingress (0 picks a free one, printed on stdout)"},
     {.name = "INGRESS_THREADS", .type = CONFIG_INT, .default_value = "2", .min = 1, .max = 64,
-     .description = "HTTP worker threads of the ingress (libmicrohttpd thread pool)"},
-    {.name = "INGRESS_EVENT_LOOP", .type = CONFIG_ENUM, .default_value = "poll", .choices = "poll|epoll",
-     .description = "poll: fewest system calls per request, for up to a few hundred open connections "
-                    "(behind a proxy); epoll: for thousands of open connections"},
+     .description = "event loops of the ingress, one thread each with its own libmicrohttpd daemon (epoll) "
+                    "and Kafka producer"},
     {.name = "METRICS_LISTEN", .type = CONFIG_STRING, .default_value = "127.0.0.1:9100",
      .check = check_listen,
      .description = "Address and port of the ingress's /metrics (also /healthz, /readyz); port 0 picks a free "

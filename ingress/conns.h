@@ -10,8 +10,8 @@
  *   within HEADER_TIMEOUT_MS of the connection opening (or, on a kept-alive
  *   connection, of the previous answer), and the body within
  *   BODY_TIMEOUT_MS of the headers. A connection past its deadline is shut
- *   down (shutdown(2) on its socket, from the sweeper thread), and
- *   libmicrohttpd closes it in its own thread, unanswered. While a request
+ *   down (shutdown(2) on its socket, from the server's chores thread), and
+ *   libmicrohttpd closes it in its event loop, unanswered. While a request
  *   is being handled (waiting for Kafka, answering) no deadline runs.
  *
  * libmicrohttpd tells us when a connection opens and closes (its notify

@@ -5,10 +5,12 @@
  * it produced (the connection is suspended, and resumed from the delivery
  * callback), then possibly for the state view to show what the answer needs
  * (create-stream, joins), each wait bounded by a deadline of our own, since
- * libmicrohttpd never times out a suspended connection. A sweeper thread
- * checks the waiting requests every few milliseconds. One mutex
- * (pending_lock) guards every waiting request; a request is freed when both
- * its connection and its outstanding delivery report (if any) are done. */
+ * libmicrohttpd never times out a suspended connection. Everything about
+ * a request happens on the thread of the event loop that owns its
+ * connection (loop.h): its callbacks, its delivery report, and the loop's
+ * tick that checks the waiting requests every few milliseconds, so no lock
+ * guards it; a request is freed when both its connection and its
+ * outstanding delivery report (if any) are done. */
 #ifndef STAGEHAND_INGRESS_H
 #define STAGEHAND_INGRESS_H
 
@@ -36,14 +38,17 @@
 
 struct request;
 
-/* Called with pending_lock held after Kafka acknowledged the request's
+/* Called on the request's loop thread after Kafka acknowledged the request's
  * event; returns 1 when the response is ready, 0 to keep waiting (then
  * on_tick is called every sweep until it returns 1 or the deadline passes,
  * when it is called with expired = 1 and must answer). */
 typedef int request_step(struct request *req, int expired);
 
+struct loop;
+
 struct request {
     struct ingress *ing;
+    struct loop *loop;          /* the event loop that owns its connection */
     struct MHD_Connection *conn;
     char *raw_uri;              /* as received, query included (for signatures) */
     char route[32];             /* for metrics: "/create-stream", "other", ... */
@@ -55,7 +60,7 @@ struct request {
     char client_ip[INET6_ADDRSTRLEN]; /* the per-IP limit's key (an IPv6 client's /64), or "" */
     long retry_after_ms;
 
-    /* Waiting (guarded by ing->pending_lock). */
+    /* Waiting (touched by its loop's thread only). */
     int refs;                   /* connection + outstanding delivery report */
     int waiting;                /* in the pending list, connection suspended */
     int64_t deadline_ms;
@@ -95,7 +100,6 @@ struct ingress {
     int64_t stream_retention_ms; /* STREAM_RETENTION_S: ended streams leave the view after it */
     struct auth auth;
 
-    struct kafka_producer *producer;
     atomic_int producer_failed;  /* a fatal producer error: not ready */
     struct view *view;
     atomic_int view_caught_up;
@@ -103,10 +107,6 @@ struct ingress {
     struct netaddr_ranges trusted_proxies; /* their X-Forwarded-For names the client */
     struct ratelimit *by_identity;
     struct quota *quota;         /* live streams per host, per client, in all */
-
-    pthread_mutex_t pending_lock;
-    struct request *pending;     /* waiting requests */
-    long pending_count;
 
     struct metrics *metrics;
     struct metric *m_requests;   /* route, status */

@@ -3,6 +3,8 @@
 #include "server.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,27 +16,30 @@
 
 #include "conns.h"
 #include "log.h"
+#include "loop.h"
 #include "timeutil.h"
 
-#define SWEEP_INTERVAL_MS 5
+#define CHORES_INTERVAL_MS 100 /* slow connections, the view's gauge */
 #define CONNECTION_MEMORY_LIMIT (32 * 1024) /* headers and buffers of one connection */
 /* Request line and headers we accept: the rest of the connection's memory
  * must stay free for the answer, or libmicrohttpd would drop a request we
  * had already turned into an event without answering it. */
 #define HEADERS_MAX_BYTES (16 * 1024)
-#define RESUME_BATCH 64
-#define EXPIRE_EVERY_SWEEPS 20 /* slow connections are looked for every 100 ms */
-#define FORGET_EVERY_SWEEPS 200 /* ended streams past their retention, every second */
+#define FORGET_EVERY_CHORES 10 /* ended streams past their retention, every second */
 /* A body announced larger than this has the credentials checked on the
  * headers, before any of it is read (see on_request). */
 #define EARLY_AUTH_BYTES 1024
 
 struct server {
     struct ingress *ing;
-    struct MHD_Daemon *daemon;
-    pthread_t sweeper;
-    atomic_int stop_sweeper;
-    int sweeper_started;
+    struct loop *loops;
+    int loop_count;
+    int listen_fd;
+    unsigned port;
+    atomic_uint turn;          /* which loop takes the next connection */
+    pthread_t chores;          /* slow connections, ended streams, the view's gauge */
+    atomic_int stop_chores;
+    int chores_started;
     struct conn_guard *guard;  /* per-IP connections, header and body deadlines */
     struct metric *m_slow;     /* connections cut for slowness, by part */
     struct metric *m_refused;  /* connections refused: their address held too many */
@@ -73,29 +78,29 @@ static void unavailable(struct request *req, const char *explanation)
     request_fail(req, &e);
 }
 
-/* --- waiting requests (all under ing->pending_lock) -------------------------------- */
+/* --- waiting requests (each on its loop's thread only, see loop.h) ---------------- */
 
-static void pending_link(struct ingress *ing, struct request *req)
+static void pending_link(struct loop *l, struct request *req)
 {
     req->prev = NULL;
-    req->next = ing->pending;
-    if (ing->pending)
-        ing->pending->prev = req;
-    ing->pending = req;
-    ing->pending_count++;
+    req->next = l->pending;
+    if (l->pending)
+        l->pending->prev = req;
+    l->pending = req;
+    atomic_fetch_add(&l->pending_count, 1);
     req->waiting = 1;
 }
 
-static void pending_unlink(struct ingress *ing, struct request *req)
+static void pending_unlink(struct loop *l, struct request *req)
 {
     if (req->prev)
         req->prev->next = req->next;
     else
-        ing->pending = req->next;
+        l->pending = req->next;
     if (req->next)
         req->next->prev = req->prev;
     req->prev = req->next = NULL;
-    ing->pending_count--;
+    atomic_fetch_sub(&l->pending_count, 1);
     req->waiting = 0;
 }
 
@@ -121,6 +126,7 @@ int request_emit(struct request *req, struct event *ev, char *value, int64_t dea
                  request_step *on_ack, request_step *on_tick, int ack_status, json_t *ack_body)
 {
     struct ingress *ing = req->ing;
+    struct loop *l = req->loop;
     char traceparent[EVENT_TRACEPARENT_LEN + 1] = "";
     struct kv_list headers;
     kv_init(&headers);
@@ -130,18 +136,16 @@ int request_emit(struct request *req, struct event *ev, char *value, int64_t dea
         kv_add(&headers, "traceparent", traceparent);
     metrics_add(ing->m_events, (const char *const[]){ev->type}, 1);
 
-    /* Suspended before any other thread can see the request: nothing can
-     * resume it earlier, and the lock is not held across the epoll_ctl. */
+    /* Suspended before its delivery report can be served (on this same
+     * thread, after this callback returns). */
     MHD_suspend_connection(req->conn);
-    pthread_mutex_lock(&ing->pending_lock);
     req->on_ack = on_ack;
     req->on_tick = on_tick;
     req->ack_status = ack_status;
     req->ack_body = ack_body;
     req->deadline_ms = deadline_ms;
     req->refs++; /* for the delivery report */
-    pending_link(ing, req);
-    pthread_mutex_unlock(&ing->pending_lock);
+    pending_link(l, req);
 
     struct kafka_record rec = {
         .topic = EVENTS_TOPIC,
@@ -154,7 +158,7 @@ int request_emit(struct request *req, struct event *ev, char *value, int64_t dea
         .opaque = req,
     };
     char err[256];
-    rd_kafka_resp_err_t rc = kafka_produce(ing->producer, &rec, err, sizeof err);
+    rd_kafka_resp_err_t rc = kafka_produce(l->producer, &rec, err, sizeof err);
     kv_free(&headers);
     free(value);
     event_free(ev);
@@ -164,11 +168,9 @@ int request_emit(struct request *req, struct event *ev, char *value, int64_t dea
     /* No delivery report will come: answer now. */
     log_warn("event not queued for Kafka", "error", err, NULL);
     metrics_add(ing->m_produce_errors, NULL, 1);
-    pthread_mutex_lock(&ing->pending_lock);
     req->refs--;
-    pending_unlink(ing, req);
+    pending_unlink(l, req);
     unavailable(req, "The event log is not accepting events; retry in a moment.");
-    pthread_mutex_unlock(&ing->pending_lock);
     MHD_resume_connection(req->conn);
     return -1;
 }
@@ -178,7 +180,6 @@ void server_on_delivery(void *opaque, const struct kafka_delivery *d)
     struct request *req = opaque;
     struct ingress *ing = req->ing;
     struct MHD_Connection *resume = NULL;
-    pthread_mutex_lock(&ing->pending_lock);
     if (d->err)
         metrics_add(ing->m_produce_errors, NULL, 1);
     if (req->waiting && !req->ready) {
@@ -195,61 +196,52 @@ void server_on_delivery(void *opaque, const struct kafka_delivery *d)
             }
         }
         if (req->ready) {
-            pending_unlink(ing, req);
+            pending_unlink(req->loop, req);
             resume = req->conn;
         }
     }
     request_unref(req);
-    pthread_mutex_unlock(&ing->pending_lock);
     if (resume)
         MHD_resume_connection(resume);
 }
 
-/* Answers the waiting requests that are done or past their deadline. */
-static void sweep(struct ingress *ing)
+/* The loop's tick: answers its waiting requests that are done or past
+ * their deadline (all of them when the server is stopping and its grace
+ * is over). */
+static void sweep(struct loop *l, int64_t now)
 {
-    struct MHD_Connection *resume[RESUME_BATCH];
-    size_t n;
-    do {
-        n = 0;
-        int64_t now = time_monotonic_ms();
-        pthread_mutex_lock(&ing->pending_lock);
-        struct request *req = ing->pending;
-        while (req && n < RESUME_BATCH) {
-            struct request *next = req->next;
-            int expired = now >= req->deadline_ms;
-            if (req->acked && req->on_tick)
-                req->on_tick(req, expired);
-            else if (expired)
-                unavailable(req, "The event log did not acknowledge the event in time; retry in a moment.");
-            if (req->ready) {
-                pending_unlink(ing, req);
-                resume[n++] = req->conn;
-            }
-            req = next;
+    int expire_all = atomic_load(&l->expire);
+    struct request *req = l->pending;
+    while (req) {
+        struct request *next = req->next;
+        if (expire_all)
+            req->deadline_ms = 0;
+        int expired = now >= req->deadline_ms;
+        if (req->acked && req->on_tick)
+            req->on_tick(req, expired);
+        else if (expired)
+            unavailable(req, "The event log did not acknowledge the event in time; retry in a moment.");
+        if (req->ready) {
+            pending_unlink(l, req);
+            MHD_resume_connection(req->conn);
         }
-        pthread_mutex_unlock(&ing->pending_lock);
-        for (size_t i = 0; i < n; i++)
-            MHD_resume_connection(resume[i]);
-    } while (n == RESUME_BATCH);
+        req = next;
+    }
 }
 
-static void *sweeper_main(void *arg)
+static void *chores_main(void *arg)
 {
     struct server *s = arg;
     unsigned rounds = 0;
-    while (!atomic_load(&s->stop_sweeper)) {
-        time_sleep_ms(SWEEP_INTERVAL_MS);
-        sweep(s->ing);
+    while (!atomic_load(&s->stop_chores)) {
+        time_sleep_ms(CHORES_INTERVAL_MS);
         metrics_set(s->ing->m_view_streams, NULL, (double)view_size(s->ing->view));
-        if (rounds % FORGET_EVERY_SWEEPS == 0)
+        if (rounds++ % FORGET_EVERY_CHORES == 0)
             view_forget_ended(s->ing->view, time_monotonic_ms(), s->ing->stream_retention_ms);
-        if (++rounds % EXPIRE_EVERY_SWEEPS == 0) {
-            struct conn_guard_cut cut = {0, 0};
-            if (conn_guard_expire(s->guard, time_monotonic_ms(), &cut) > 0) {
-                metrics_add(s->m_slow, (const char *const[]){"headers"}, (double)cut.headers);
-                metrics_add(s->m_slow, (const char *const[]){"body"}, (double)cut.body);
-            }
+        struct conn_guard_cut cut = {0, 0};
+        if (conn_guard_expire(s->guard, time_monotonic_ms(), &cut) > 0) {
+            metrics_add(s->m_slow, (const char *const[]){"headers"}, (double)cut.headers);
+            metrics_add(s->m_slow, (const char *const[]){"body"}, (double)cut.body);
         }
     }
     return NULL;
@@ -261,11 +253,13 @@ static void *sweeper_main(void *arg)
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     (void)conn;
-    struct server *s = cls;
+    struct loop *l = cls;
+    struct server *s = l->server;
     struct request *req = calloc(1, sizeof *req);
     if (!req)
         return NULL;
     req->ing = s->ing;
+    req->loop = l;
     req->raw_uri = strdup(uri ? uri : "/");
     req->refs = 1; /* the connection's */
     req->started_ms = time_monotonic_ms();
@@ -471,7 +465,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   size_t *upload_size, void **con_cls)
 {
     (void)version;
-    struct server *s = cls;
+    struct server *s = ((struct loop *)cls)->server;
     struct request *req = *con_cls;
     if (!req)
         return MHD_NO; /* out of memory in on_uri */
@@ -528,12 +522,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     /* The whole request is here, or we were resumed with the answer ready. */
     conn_guard_request_read(guard_entry(conn));
-    pthread_mutex_lock(&s->ing->pending_lock);
-    int ready = req->ready, waiting = req->waiting;
-    pthread_mutex_unlock(&s->ing->pending_lock);
-    if (ready)
+    if (req->ready)
         return send_answer(req);
-    if (waiting)
+    if (req->waiting)
         return MHD_YES;
     if (req->too_big) {
         struct api_error e;
@@ -543,17 +534,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     } else {
         route(req, method, url);
     }
-    pthread_mutex_lock(&s->ing->pending_lock);
-    ready = req->ready && !req->waiting;
-    pthread_mutex_unlock(&s->ing->pending_lock);
-    return ready ? send_answer(req) : MHD_YES;
+    return req->ready && !req->waiting ? send_answer(req) : MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)toe;
-    struct server *s = cls;
+    struct server *s = ((struct loop *)cls)->server;
     struct request *req = *con_cls;
     *con_cls = NULL;
     /* On a kept-alive connection the next request's headers are due. */
@@ -561,9 +549,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!req)
         return;
     metrics_gauge_add(s->ing->m_in_flight, NULL, -1);
-    pthread_mutex_lock(&s->ing->pending_lock);
     request_unref(req);
-    pthread_mutex_unlock(&s->ing->pending_lock);
 }
 
 /* A connection opens or closes: the guard counts it and watches its
@@ -571,7 +557,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    struct server *s = cls;
+    struct server *s = ((struct loop *)cls)->server;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         const union MHD_ConnectionInfo *addr = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -589,7 +575,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
     (void)addrlen;
-    struct server *s = cls;
+    struct server *s = ((struct loop *)cls)->server;
     if (conn_guard_admit(s->guard, addr))
         return MHD_YES;
     metrics_add(s->m_refused, NULL, 1);
@@ -629,6 +615,106 @@ static int create_metrics(struct ingress *ing)
                : -1;
 }
 
+/* The listening socket every loop's daemon accepts from: port 0 takes a
+ * free one (*bound says which). Nonblocking, so that a loop that loses
+ * the race for a new connection does not wait in accept. Returns the
+ * socket, or -1 with err. */
+static int listen_on(int port, unsigned *bound, char *err, size_t errlen)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot make a socket: %s", strerror(errno));
+        return -1;
+    }
+    int on = 1;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                               .sin_addr.s_addr = htonl(INADDR_ANY)};
+    socklen_t len = sizeof addr;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
+        bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, SOMAXCONN) < 0 ||
+        getsockname(fd, (struct sockaddr *)&addr, &len) < 0) {
+        snprintf(err, errlen, "cannot listen on port %d: %s", port, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    *bound = ntohs(addr.sin_port);
+    return fd;
+}
+
+/* Stops and frees whatever of s was started (loops, daemons, socket,
+ * chores thread). */
+static void server_free(struct server *s)
+{
+    for (int i = 0; i < s->loop_count; i++)
+        loop_join(&s->loops[i]);
+    for (int i = 0; i < s->loop_count; i++) {
+        if (s->loops[i].daemon)
+            MHD_stop_daemon(s->loops[i].daemon);
+        loop_close(&s->loops[i]);
+    }
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    if (s->chores_started) {
+        atomic_store(&s->stop_chores, 1);
+        pthread_join(s->chores, NULL);
+    }
+    conn_guard_free(s->guard); /* every connection has closed */
+    free(s->loops);
+    free(s);
+}
+
+/* One loop per thread asked for (at most one per allowed connection),
+ * each with its producer, its daemon and its share of MAX_CONNECTIONS. */
+static int start_loops(struct server *s, const struct server_options *opt, char *err, size_t errlen)
+{
+    s->listen_fd = listen_on(opt->port, &s->port, err, errlen);
+    if (s->listen_fd < 0)
+        return -1;
+    int n = opt->threads < opt->max_connections ? opt->threads : opt->max_connections;
+    s->loops = calloc((size_t)n, sizeof *s->loops);
+    if (!s->loops) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        struct loop *l = &s->loops[i];
+        l->server = s;
+        l->index = i;
+        l->all = s->loops;
+        l->all_count = n;
+        l->turn = &s->turn;
+        l->listen_fd = s->listen_fd;
+        l->producer = opt->producers[i];
+        l->tick = sweep;
+        l->epoll_fd = l->wake_fd = l->kafka_fd = -1;
+        s->loop_count = i + 1;
+        if (loop_open(l, err, errlen) < 0)
+            return -1;
+        unsigned share = (unsigned)(opt->max_connections / n + (i < opt->max_connections % n ? 1 : 0));
+        /* External epoll: the loop waits, libmicrohttpd runs in MHD_run;
+         * the loop accepts (loop.h) and adds the connections. */
+        l->daemon = MHD_start_daemon(
+            MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET, 0, on_accept, l,
+            on_request, l,
+            MHD_OPTION_CONNECTION_LIMIT, share,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opt->connection_timeout_s,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY_LIMIT,
+            MHD_OPTION_URI_LOG_CALLBACK, on_uri, l,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
+            MHD_OPTION_END);
+        if (!l->daemon) {
+            snprintf(err, errlen, "cannot start the HTTP daemon on port %u", s->port);
+            return -1;
+        }
+    }
+    /* Started once all are ready: any of them may hand a connection to another. */
+    for (int i = 0; i < n; i++)
+        if (loop_start(&s->loops[i], err, errlen) < 0)
+            return -1;
+    return 0;
+}
+
 struct server *server_start(struct ingress *ing, const struct server_options *opt, char *err,
                             size_t errlen)
 {
@@ -661,36 +747,16 @@ struct server *server_start(struct ingress *ing, const struct server_options *op
         free(s);
         return NULL;
     }
-    if (pthread_create(&s->sweeper, NULL, sweeper_main, s) != 0) {
-        snprintf(err, errlen, "cannot start the sweeper thread");
+    s->listen_fd = -1;
+    if (pthread_create(&s->chores, NULL, chores_main, s) != 0) {
+        snprintf(err, errlen, "cannot start the chores thread");
         conn_guard_free(s->guard);
         free(s);
         return NULL;
     }
-    s->sweeper_started = 1;
-    /* poll() or epoll: libmicrohttpd's epoll mode takes a connection out of
-     * its epoll set when it is suspended and puts it back when resumed, two
-     * epoll_ctl calls for every request that waits for Kafka; its poll mode
-     * needs none, but each poll() call costs in proportion to the
-     * connections held (see INGRESS_EVENT_LOOP in the README). */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | (opt->use_epoll ? MHD_USE_EPOLL : MHD_USE_POLL) |
-                     MHD_ALLOW_SUSPEND_RESUME;
-    s->daemon = MHD_start_daemon(
-        flags, (uint16_t)opt->port, on_accept, s, on_request, s,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opt->threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)opt->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opt->connection_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY_LIMIT,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-        MHD_OPTION_END);
-    if (!s->daemon) {
-        snprintf(err, errlen, "cannot listen on port %d", opt->port);
-        atomic_store(&s->stop_sweeper, 1);
-        pthread_join(s->sweeper, NULL);
-        conn_guard_free(s->guard);
-        free(s);
+    s->chores_started = 1;
+    if (start_loops(s, opt, err, errlen) < 0) {
+        server_free(s);
         return NULL;
     }
     return s;
@@ -698,38 +764,41 @@ struct server *server_start(struct ingress *ing, const struct server_options *op
 
 unsigned server_port(const struct server *s)
 {
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    return info ? info->port : 0;
+    return s->port;
 }
 
 void server_stop(struct server *s, int grace_ms)
 {
     if (!s)
         return;
-    struct ingress *ing = s->ing;
-    MHD_socket listener = MHD_quiesce_daemon(s->daemon);
-    if (listener != MHD_INVALID_SOCKET)
-        close(listener);
-    int64_t until = time_monotonic_ms() + grace_ms;
+    for (int i = 0; i < s->loop_count; i++) {
+        atomic_store(&s->loops[i].quiesce, 1);
+        loop_wake(&s->loops[i]);
+    }
+    int64_t until = time_monotonic_ms() + 1000;
+    for (int i = 0; i < s->loop_count; i++)
+        while (!atomic_load(&s->loops[i].quiesced) && time_monotonic_ms() < until)
+            time_sleep_ms(1);
+    if (s->listen_fd >= 0) {
+        close(s->listen_fd); /* no loop polls it any more: new clients are refused */
+        s->listen_fd = -1;
+    }
+    until = time_monotonic_ms() + grace_ms;
     for (;;) {
-        pthread_mutex_lock(&ing->pending_lock);
-        long waiting = ing->pending_count;
-        pthread_mutex_unlock(&ing->pending_lock);
+        long waiting = 0;
+        for (int i = 0; i < s->loop_count; i++)
+            waiting += atomic_load(&s->loops[i].pending_count);
         if (waiting == 0)
             break;
         if (time_monotonic_ms() >= until) {
-            /* Answer what is left: the daemon must not stop with suspended connections. */
-            pthread_mutex_lock(&ing->pending_lock);
-            for (struct request *req = ing->pending; req; req = req->next)
-                req->deadline_ms = 0;
-            pthread_mutex_unlock(&ing->pending_lock);
+            /* Answer what is left: the daemons must not stop with suspended connections. */
+            for (int i = 0; i < s->loop_count; i++) {
+                atomic_store(&s->loops[i].expire, 1);
+                loop_wake(&s->loops[i]);
+            }
         }
         time_sleep_ms(10);
     }
     time_sleep_ms(50); /* let the resumed answers go out */
-    MHD_stop_daemon(s->daemon);
-    atomic_store(&s->stop_sweeper, 1);
-    pthread_join(s->sweeper, NULL);
-    conn_guard_free(s->guard); /* every connection has closed */
-    free(s);
+    server_free(s);
 }
