@@ -279,6 +279,8 @@ const struct config_spec settings_workers[] = {
      .description = "Attempts at an event's side effects before it goes to the DLQ"},
     {.name = "STATE_PUBLISH_INTERVAL_MS", .type = CONFIG_INT, .default_value = "200", .min = 10,
      .max = 60000, .description = "How often a worker publishes the state records that changed"},
+    {.name = "STATE_TOMBSTONE_AFTER_S", .type = CONFIG_INT, .default_value = "3600", .min = 1,
+     .max = 30 * 86400, .description = "How long after a stream ended the workers remove its state records"},
     {.name = "KAFKA_SESSION_TIMEOUT_MS", .type = CONFIG_INT, .default_value = "45000", .min = 1000,
      .max = 300000, .description = "Consumer group session timeout of the workers"},
 };

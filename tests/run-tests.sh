@@ -25,8 +25,9 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 # workers (duplicates, DLQ), a stream's whole story through every process
 # (test_secrets), stagehand-replay (export, import, DLQ re-drive, offsets on
 # the real group coordinator), kill -9 mid-burst and the broker frozen
-# (test_faults), and compaction (test_compaction, real Kafka only).
-REAL_KAFKA_TESTS="test_ingress test_room_worker test_stream_worker test_secrets test_replay test_faults test_compaction"
+# (test_faults), compaction (test_compaction, real Kafka only) and ended
+# streams' tombstones with workers rebuilt after compaction (test_tombstones).
+REAL_KAFKA_TESTS="test_ingress test_room_worker test_stream_worker test_secrets test_replay test_faults test_compaction test_tombstones"
 
 passed=0
 failed=0

@@ -36,10 +36,30 @@ void decide_admit(const struct admit_facts *f, struct admit *out)
         return;
     }
     out->kind = ADMIT_HANDLE;
-    out->apply = f->offset > f->applied_offset;
+    /* A stream with no record (never published, or removed once it ended)
+     * has no applied offset: below the committed offset, its events were
+     * done by an earlier member. A stream with a record goes by its applied
+     * offset, as a role may commit an event before its effect is written
+     * (the sync worker folds, commits, and writes in rounds). */
+    int floor = f->below_committed && f->applied_offset < 0;
+    out->apply = f->offset > f->applied_offset && !floor;
     /* With reapply, apply is set while the stream is still below what an
      * earlier process reached: memory may lag what Twilio has. */
-    out->rebuilding = f->offset < f->applied_offset || f->offset < f->reapply_until;
+    out->rebuilding = f->offset < f->applied_offset || f->offset < f->reapply_until || floor;
+}
+
+int decide_expired(const struct tombstone_facts *f)
+{
+    return f->ended && f->ended_ms > 0 && f->now_ms - f->ended_ms >= f->after_ms;
+}
+
+int decide_tombstone(const struct tombstone_facts *f)
+{
+    if (!decide_expired(f) || f->committed < 0)
+        return 0;
+    if (f->last_offset >= f->committed)
+        return 0; /* a crash now would apply its last events again */
+    return f->floor < 0 || f->read_to >= f->floor;
 }
 
 static void finished(const struct outcome_facts *f, struct verdict *out, enum verdict_kind kind)

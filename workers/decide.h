@@ -6,7 +6,16 @@
  * Two questions per event. Before the role sees it (decide_admit): is it
  * readable, the role's, of the stream's current life, new? After the role
  * handled it (decide_outcome): done, try again later (an attempt), wait (not
- * an attempt), or the DLQ; and which offset may be stored, and when. */
+ * an attempt), or the DLQ; and which offset may be stored, and when. And
+ * once a stream ended (decide_tombstone): may its state record be removed?
+ *
+ * The group's committed offset of a partition, read at assignment, is a
+ * floor for the streams with no state record (a stream whose record was
+ * removed once it ended has no applied offset): their events below it were
+ * done by an earlier member, so they are folded only, never applied. A
+ * stream with a record goes by the record's applied offset. `stagehand-replay
+ * offsets` lowers the committed offset itself, so re-applying from its mark
+ * still works. */
 #ifndef STAGEHAND_WORKER_DECIDE_H
 #define STAGEHAND_WORKER_DECIDE_H
 
@@ -82,5 +91,28 @@ struct verdict {
 };
 
 void decide_outcome(const struct outcome_facts *f, struct verdict *out);
+
+struct tombstone_facts {
+    int ended;                /* the stream's phase is PHASE_ENDED */
+    int64_t ended_ms;         /* when it ended (the event's time; 0: unknown) */
+    int64_t now_ms;           /* wall clock */
+    int64_t after_ms;         /* STATE_TOMBSTONE_AFTER_S */
+    int64_t last_offset;      /* its newest event read (-1: none) */
+    int64_t committed;        /* the group's committed offset of its partition now (-1: unknown) */
+    int64_t read_to;          /* the partition has been read up to here (next offset; -1: nothing) */
+    int64_t floor;            /* the committed offset at assignment (-1: none) */
+};
+
+/* 1 when the stream's state record may be replaced by a tombstone and the
+ * stream forgotten: ended at least after_ms ago, every event of it read is
+ * below the group's committed offset (so a later member folds them without
+ * applying), and the partition was read past its floor (no older event of
+ * the stream is still to come in a rebuild). With the committed offset
+ * unknown (-1), never. */
+int decide_tombstone(const struct tombstone_facts *f);
+
+/* Not even worth publishing: ended at least after_ms ago (its record is due
+ * to be removed; publishing would bring it back). */
+int decide_expired(const struct tombstone_facts *f);
 
 #endif

@@ -367,7 +367,9 @@ static struct strmap *read_state_records(struct worker *w)
         char *key = msg->key ? strndup(msg->key, msg->key_len) : NULL;
         json_t *record = msg->payload ? json_loadb(msg->payload, msg->len, 0, NULL) : NULL;
         void *old = NULL;
-        if (!key || !record || strmap_put(latest, key, record, &old) < 0)
+        if (key && !msg->payload)
+            old = strmap_remove(latest, key); /* a tombstone: the key is gone */
+        else if (!key || !record || strmap_put(latest, key, record, &old) < 0)
             json_decref(record);
         json_decref(old);
         free(key);

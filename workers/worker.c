@@ -25,6 +25,10 @@
  * state) walks every stream, so it runs at most this often, not after
  * every event: a replay of many small events is not slowed by it. */
 #define HOUSEKEEPING_MS 5
+/* How often ended streams are looked at, and how long the committed
+ * offsets may take then. */
+#define EXPIRE_SWEEP_MS 1000
+#define COMMITTED_WAIT_MS 5000
 #define STATE_CATCH_UP_MS 30000
 /* worker_emit's wait for an acknowledgement. */
 #define EMIT_WAIT_MS 10000
@@ -80,6 +84,7 @@ struct partition_state {
     int rewind_due;          /* the rewind to hold failed: to be done before resuming */
     int64_t resume_at_ms;    /* monotonic: the hold's backoff ends */
     int64_t committed;       /* the group's committed offset at assignment (-1: none) */
+    int64_t read_to;         /* offset after the newest event read since (-1: none) */
     struct dlq_pending *dlq; /* a DLQ record awaiting its report, or NULL */
     int dlq_failures;        /* DLQ records of this partition refused in a row */
     int64_t redo_offset;     /* an event whose DLQ record was refused (-1: none) ... */
@@ -100,6 +105,8 @@ struct worker {
     int max_attempts;
     long retry_base_ms, retry_max_ms;
     long publish_interval_ms;
+    int64_t tombstone_after_ms;      /* STATE_TOMBSTONE_AFTER_S */
+    int64_t next_sweep_ms;           /* monotonic: the next look for expired streams */
     int64_t last_publish_ms;         /* of the last periodic round */
     char group[64];
     int assigned;                    /* partitions held */
@@ -114,6 +121,7 @@ struct worker {
     struct metric *m_dlq_failures;
     struct metric *m_held;           /* events fetched past a hold, kept out */
     struct metric *m_state_records;
+    struct metric *m_tombstones;
     struct metric *m_streams;
     struct metric *m_partitions;
     struct metric *m_lag;            /* partition */
@@ -232,6 +240,7 @@ static struct stream *stream_get(struct worker *w, const char *name, int32_t par
     }
     st->partition = partition;
     st->applied_offset = -1;
+    st->last_offset = -1;
     st->reapply_until = -1;
     metrics_set(w->m_streams, NULL, (double)strmap_size(w->streams));
     return st;
@@ -362,11 +371,22 @@ int worker_emit(struct worker *w, const char *stream, const char *type, json_t *
     return rc;
 }
 
+static struct partition_state *find_partition(struct worker *w, int32_t partition);
+
+static int expired(const struct worker *w, const struct stream *st)
+{
+    struct tombstone_facts f = {.ended = st->phase == PHASE_ENDED, .ended_ms = st->ended_ms,
+                                .now_ms = time_now_ms(), .after_ms = w->tombstone_after_ms};
+    return decide_expired(&f);
+}
+
 static void publish_state(struct worker *w, struct stream *st)
 {
     const char *status = phase_name(st->phase);
     if (!status)
         return; /* nothing worth saying yet */
+    if (expired(w, st))
+        return; /* its record is to be removed (expire_ended), not brought back */
     char ts[RFC3339_MS_LEN + 1], key[STREAM_NAME_MAX_CHARS * 4 + 16];
     time_format_rfc3339_ms(time_now_ms(), ts);
     json_t *record = json_pack("{s:s, s:s, s:i, s:s, s:I, s:I, s:s}", "stream", st->name, "role",
@@ -375,6 +395,8 @@ static void publish_state(struct worker *w, struct stream *st)
                                "ts", ts);
     if (st->host[0])
         json_object_set_new(record, "host", json_string(st->host));
+    if (st->ended_ms > 0)
+        json_object_set_new(record, "ended_ms", json_integer((json_int_t)st->ended_ms));
     json_t *recent = json_array();
     for (unsigned i = 0; i < WORKER_RECENT_IDS; i++) {
         const char *id = st->recent[(st->recent_next + i) % WORKER_RECENT_IDS]; /* oldest first */
@@ -389,6 +411,7 @@ static void publish_state(struct worker *w, struct stream *st)
     snprintf(key, sizeof key, "%s/%s", st->name, w->role->name);
     if (value && produce(w, STATE_TOPIC, key, value, NULL, NULL) == 0) {
         st->dirty = st->urgent = 0;
+        st->has_record = 1;
         metrics_add(w->m_state_records, NULL, 1);
     }
     free(value);
@@ -405,6 +428,11 @@ static void publish_if_due(struct worker *w, struct stream *st, void *arg)
 {
     struct publish_ctx *p = arg;
     if (!st->dirty || (p->partition >= 0 && st->partition != p->partition))
+        return;
+    /* Below the committed offset an earlier member published all this
+     * already (or removed it): the fold's passing states are not news. */
+    const struct partition_state *ps = find_partition(w, st->partition);
+    if (ps && ps->committed >= 0 && ps->read_to < ps->committed)
         return;
     if (st->urgent || p->everything || p->periodic)
         publish_state(w, st);
@@ -451,6 +479,7 @@ static void reset_partition(struct partition_state *ps)
     ps->offset = -1;
     ps->hold = -1;
     ps->committed = -1;
+    ps->read_to = -1;
     ps->redo_offset = -1;
 }
 
@@ -750,6 +779,10 @@ static void handle(struct worker *w, struct partition_state *ps, const rd_kafka_
         return;
     case VERDICT_DONE:
         count_event(w, ev->type, v.label);
+        if (st->phase != PHASE_ENDED)
+            st->ended_ms = 0;
+        else if (st->ended_ms == 0)
+            st->ended_ms = ev->ts_ms > 0 ? ev->ts_ms : time_now_ms();
         if (v.remember)
             remember_handled(st, ev->id);
         if (v.applied_offset != st->applied_offset) {
@@ -777,6 +810,8 @@ static void process(struct worker *w, const rd_kafka_message_t *msg)
     }
     if (!admitted(w, ps, msg, time_monotonic_ms()))
         return;
+    if (msg->offset >= ps->read_to)
+        ps->read_to = msg->offset + 1;
     struct event ev;
     char err[256];
     int parsed = event_parse(msg->payload, msg->len, &ev, err, sizeof err) == 0;
@@ -789,6 +824,8 @@ static void process(struct worker *w, const rd_kafka_message_t *msg)
         f.have_stream = st != NULL;
     }
     if (st) {
+        if (msg->offset > st->last_offset)
+            st->last_offset = msg->offset;
         f.ts_ms = ev.ts_ms;
         f.since = st->since;
         f.in_recent = in_window(st->recent, ev.id);
@@ -866,6 +903,31 @@ static int partition_in(const rd_kafka_topic_partition_list_t *list, int32_t par
     return 0;
 }
 
+/* A tombstone read back: when it is our record's ("<stream>/<role>") and
+ * the stream was restored from an older record, the stream is forgotten.
+ * Returns 1 when one was. */
+static size_t forget_removed(struct worker *w, const rd_kafka_message_t *msg,
+                             const rd_kafka_topic_partition_list_t *assigned)
+{
+    char key[STREAM_NAME_MAX_CHARS * 4 + 16];
+    size_t role_len = strlen(w->role->name);
+    if (!msg->key || msg->key_len >= sizeof key || msg->key_len < role_len + 2)
+        return 0;
+    memcpy(key, msg->key, msg->key_len);
+    key[msg->key_len] = '\0';
+    char *slash = key + msg->key_len - role_len - 1;
+    if (*slash != '/' || strcmp(slash + 1, w->role->name) != 0)
+        return 0;
+    *slash = '\0';
+    struct stream *st = strmap_get(w->streams, key);
+    if (!st || !partition_in(assigned, st->partition))
+        return 0;
+    strmap_remove(w->streams, key);
+    stream_free(w, st);
+    metrics_set(w->m_streams, NULL, (double)strmap_size(w->streams));
+    return 1;
+}
+
 /* Restores the streams of the assigned partitions from our records. */
 static void read_state(struct worker *w, const rd_kafka_topic_partition_list_t *assigned)
 {
@@ -882,7 +944,12 @@ static void read_state(struct worker *w, const rd_kafka_topic_partition_list_t *
         rd_kafka_message_t *msg = kafka_reader_poll(r, 100);
         if (!msg)
             continue;
-        json_t *record = msg->payload ? json_loadb(msg->payload, msg->len, 0, NULL) : NULL;
+        if (!msg->payload) {
+            restored -= forget_removed(w, msg, assigned);
+            rd_kafka_message_destroy(msg);
+            continue;
+        }
+        json_t *record = json_loadb(msg->payload, msg->len, 0, NULL);
         const char *role = json_string_value(json_object_get(record, "role"));
         const char *name = json_string_value(json_object_get(record, "stream"));
         json_t *partition = json_object_get(record, "partition");
@@ -900,6 +967,13 @@ static void read_state(struct worker *w, const rd_kafka_topic_partition_list_t *
                             : strcmp(status, "ended") == 0 ? PHASE_ENDED
                                                            : PHASE_CREATING;
                 snprintf(st->host, sizeof st->host, "%s", host ? host : "");
+                st->has_record = 1;
+                /* A record from before ended_ms was kept: its retention starts now. */
+                json_t *ended = json_object_get(record, "ended_ms");
+                st->ended_ms = st->phase != PHASE_ENDED ? 0
+                               : json_is_integer(ended) && json_integer_value(ended) > 0
+                                   ? (int64_t)json_integer_value(ended)
+                                   : time_now_ms();
                 size_t k;
                 json_t *id;
                 memset(st->restored, 0, sizeof st->restored);
@@ -1010,6 +1084,74 @@ static void on_revoke(void *ctx, const rd_kafka_topic_partition_list_t *partitio
     kafka_producer_poll(w->producer, 0);
     w->assigned -= partitions->cnt;
     metrics_set(w->m_partitions, NULL, w->assigned);
+}
+
+/* --- tombstones: ended streams leave stagehand.state ------------------------------------------- */
+
+struct expire_ctx {
+    struct stream **due;
+    size_t n, cap;
+};
+
+static void collect_expired(struct worker *w, struct stream *st, void *arg)
+{
+    struct expire_ctx *e = arg;
+    if (e->n < e->cap && expired(w, st))
+        e->due[e->n++] = st;
+}
+
+/* Publishes a null record for st's key, unless it has none (a stream
+ * rebuilt from events whose record was removed before), and forgets st. */
+static void remove_stream(struct worker *w, struct stream *st)
+{
+    char key[STREAM_NAME_MAX_CHARS * 4 + 16];
+    snprintf(key, sizeof key, "%s/%s", st->name, w->role->name);
+    if (st->has_record) {
+        if (produce(w, STATE_TOPIC, key, NULL, NULL, NULL) < 0)
+            return; /* tried again at the next sweep */
+        metrics_add(w->m_tombstones, NULL, 1);
+        log_info("ended stream's state record removed", "stream", st->name, NULL);
+    }
+    strmap_remove(w->streams, st->name);
+    stream_free(w, st);
+    metrics_set(w->m_streams, NULL, (double)strmap_size(w->streams));
+}
+
+/* About once a second: the streams ended STATE_TOMBSTONE_AFTER_S ago whose
+ * events are all below the group's committed offset (asked of the group
+ * coordinator only when there are such streams) lose their record. */
+static void expire_ended(struct worker *w, int64_t now_ms)
+{
+    if (now_ms < w->next_sweep_ms)
+        return;
+    w->next_sweep_ms = now_ms + EXPIRE_SWEEP_MS;
+    struct expire_ctx e = {NULL, 0, strmap_size(w->streams)};
+    if (e.cap == 0 || !(e.due = calloc(e.cap, sizeof *e.due)))
+        return;
+    worker_each_stream(w, collect_expired, &e);
+    rd_kafka_topic_partition_list_t *committed = NULL;
+    rd_kafka_t *rk = kafka_consumer_handle(w->consumer);
+    rd_kafka_resp_err_t err = e.n ? rd_kafka_assignment(rk, &committed) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (!err && committed)
+        err = rd_kafka_committed(rk, committed, COMMITTED_WAIT_MS);
+    if (err)
+        log_warn("cannot read the committed offsets; ended streams kept", "error", rd_kafka_err2str(err), NULL);
+    for (size_t i = 0; !err && committed && i < e.n; i++) {
+        struct stream *st = e.due[i];
+        const struct partition_state *ps = find_partition(w, st->partition);
+        const rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(committed, EVENTS_TOPIC, st->partition);
+        struct tombstone_facts f = {.ended = st->phase == PHASE_ENDED, .ended_ms = st->ended_ms,
+                                    .now_ms = time_now_ms(), .after_ms = w->tombstone_after_ms,
+                                    .last_offset = st->last_offset,
+                                    .committed = tp && !tp->err ? tp->offset : -1,
+                                    .read_to = ps ? ps->read_to : -1, .floor = ps ? ps->committed : 0};
+        if (ps && decide_tombstone(&f))
+            remove_stream(w, st);
+    }
+    if (committed)
+        rd_kafka_topic_partition_list_destroy(committed);
+    free(e.due);
 }
 
 /* Notes the event just processed for the oldest unapplied event's age: it
@@ -1128,6 +1270,8 @@ static int create_metrics(struct worker *w)
                                 "Events fetched past a held one and kept out (not handled, not stored).", 0, NULL);
     w->m_state_records = metrics_counter(w->metrics, "stagehand_worker_state_records_total",
                                          "Records published to stagehand.state.", 0, NULL);
+    w->m_tombstones = metrics_counter(w->metrics, "stagehand_worker_state_tombstones_total",
+                                      "Ended streams whose state record was removed (a null record).", 0, NULL);
     w->m_streams = metrics_gauge(w->metrics, "stagehand_worker_streams", "Streams held in memory.", 0, NULL);
     w->m_partitions = metrics_gauge(w->metrics, "stagehand_worker_partitions",
                                     "Partitions of stagehand.events assigned.", 0, NULL);
@@ -1142,7 +1286,7 @@ static int create_metrics(struct worker *w)
                                    1, partition);
     w->unapplied = unapplied_new();
     return w->m_unapplied && w->unapplied && w->m_events && w->m_twilio && w->m_retries && w->m_dlq && w->m_dlq_failures && w->m_held &&
-                   w->m_state_records && w->m_streams &&
+                   w->m_state_records && w->m_tombstones && w->m_streams &&
                    w->m_partitions && w->m_lag
                ? 0
                : -1;
@@ -1263,6 +1407,7 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
     w.retry_base_ms = (long)config_int(w.cfg, "TWILIO_RETRY_BASE_MS");
     w.retry_max_ms = (long)config_int(w.cfg, "TWILIO_RETRY_MAX_MS");
     w.publish_interval_ms = (long)config_int(w.cfg, "STATE_PUBLISH_INTERVAL_MS");
+    w.tombstone_after_ms = config_int(w.cfg, "STATE_TOMBSTONE_AFTER_S") * 1000;
 
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
@@ -1306,6 +1451,7 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
         if (role->tick)
             role->tick(&w, now);
         publish_due(&w, now);
+        expire_ended(&w, now);
     }
 
     log_info("worker stopping", NULL);

@@ -28,7 +28,13 @@
  * STATE_PUBLISH_INTERVAL_MS. When partitions are assigned, the worker
  * reads its records from stagehand.state, then re-reads the partitions
  * from their beginning, folding without side effects up to each stream's
- * applied offset, before it acts again.
+ * applied offset, before it acts again. A stream with no record is not
+ * applied again below the group's committed offset (decide.h).
+ *
+ * STATE_TOMBSTONE_AFTER_S after a stream ended, once its last event is
+ * below the committed offset, the role's record is replaced by a null
+ * record (a tombstone, which compaction removes with the records before
+ * it) and the stream is forgotten.
  *
  * SIGTERM or SIGINT: the event in hand is finished, offsets are committed,
  * the group is left, pending state records are flushed. /metrics and
@@ -58,6 +64,8 @@ struct stream {
     int64_t since;                /* ms timestamp of the create that began this life */
     char host[IDENTITY_MAX_CHARS * 4 + 1];
     int64_t applied_offset;       /* -1: nothing applied yet */
+    int64_t last_offset;          /* its newest event read (-1: none) */
+    int64_t ended_ms;             /* time of the event that ended this life (0: not ended) */
     char recent[WORKER_RECENT_IDS][EVENT_ID_LEN + 1];   /* ids of the last events handled, a ring */
     unsigned recent_next;
     char restored[WORKER_RECENT_IDS][EVENT_ID_LEN + 1]; /* the ring as last published, for live events */
@@ -65,6 +73,7 @@ struct stream {
     int rebuilding;               /* events up to applied_offset (or reapply_until) are still being
                                    * re-read; with apply set, memory may lag what Twilio has */
     int dirty;                    /* its state record must be published */
+    int has_record;               /* stagehand.state holds a record of it (published or restored) */
     int urgent;                   /* ... now, not at the next interval */
     void *role;                   /* the role's own data, or NULL */
 };

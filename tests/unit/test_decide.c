@@ -229,6 +229,72 @@ static void test_outcome_wait_is_no_attempt(void **state)
     assert_int_equal(v.delay_ms, DECIDE_WAIT_MAX_MS);
 }
 
+/* Below the group's committed offset, the event of a stream with no
+ * applied offset (its record was removed by a tombstone) is folded only. */
+static void test_admit_floor_is_the_committed_offset(void **state)
+{
+    (void)state;
+    struct admit_facts f = fresh();
+    f.applied_offset = -1;
+    f.below_committed = 1;
+    struct admit a;
+    decide_admit(&f, &a);
+    assert_int_equal(a.kind, ADMIT_HANDLE);
+    assert_false(a.apply);
+    assert_true(a.rebuilding);
+    /* At the committed offset and past it: applied. */
+    f.below_committed = 0;
+    decide_admit(&f, &a);
+    assert_true(a.apply);
+    assert_false(a.rebuilding);
+    /* A stream with a record goes by its applied offset, below the
+     * committed offset too (the sync worker commits before it writes). */
+    f.applied_offset = f.offset - 1;
+    f.reapply_until = -1;
+    f.below_committed = 1;
+    decide_admit(&f, &a);
+    assert_true(a.apply);
+    assert_false(a.rebuilding);
+    f.below_committed = 0;
+    /* stagehand-replay's mark lowers the committed offset itself: from it,
+     * events below the old applied offset are applied again. */
+    f.applied_offset = f.offset - 1; /* reapply_stream: mark - 1 */
+    f.reapply_until = f.offset + 5;
+    decide_admit(&f, &a);
+    assert_true(a.apply);
+    assert_true(a.rebuilding);
+}
+
+static void test_tombstone(void **state)
+{
+    (void)state;
+    const struct tombstone_facts base = {.ended = 1, .ended_ms = 1000, .now_ms = 5000, .after_ms = 4000,
+                                         .last_offset = 41, .committed = 42, .read_to = 42, .floor = 30};
+    struct tombstone_facts f = base;
+    assert_true(decide_expired(&f));
+    assert_true(decide_tombstone(&f));
+    f.now_ms = 4999; /* not long enough */
+    assert_false(decide_expired(&f));
+    assert_false(decide_tombstone(&f));
+    f = base;
+    f.ended = 0; /* a new life began */
+    assert_false(decide_tombstone(&f));
+    f = base;
+    f.ended_ms = 0;
+    assert_false(decide_tombstone(&f));
+    f = base;
+    f.committed = 41; /* its last event is not committed yet */
+    assert_false(decide_tombstone(&f));
+    assert_true(decide_expired(&f)); /* ... but its record is not published again */
+    f.committed = -1; /* unknown */
+    assert_false(decide_tombstone(&f));
+    f = base;
+    f.read_to = 29; /* a rebuild has not reached the floor: older events may follow */
+    assert_false(decide_tombstone(&f));
+    f.floor = -1;   /* a new group: no floor */
+    assert_true(decide_tombstone(&f));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +308,8 @@ int main(void)
         cmocka_unit_test(test_outcome_retry_then_dlq),
         cmocka_unit_test(test_outcome_fail),
         cmocka_unit_test(test_outcome_wait_is_no_attempt),
+        cmocka_unit_test(test_admit_floor_is_the_committed_offset),
+        cmocka_unit_test(test_tombstone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
