@@ -29,7 +29,8 @@ struct event {
     int v;
 };
 
-/* The event types of the catalogue (DESIGN.md §2). */
+/* The event types of the catalogue: one schemas/<type>.json each (README,
+ * "Events"; ARCHITECTURE.md, "Adding an event type"). */
 extern const char *const event_catalogue[];
 extern const size_t event_catalogue_count;
 

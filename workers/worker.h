@@ -1,4 +1,5 @@
-/* The runtime the three worker roles share (DESIGN.md §3).
+/* The runtime the three worker roles share (ARCHITECTURE.md follows one
+ * event through it).
  *
  * One process is one member of its role's consumer group
  * ("stagehand-<role>") on stagehand.events. Its poll loop never blocks on

@@ -1,6 +1,7 @@
 /* Media v1 (Twilio Live) in the emulator: PlayerStreamers, their
- * PlaybackGrants, and MediaProcessors running the video composer (see
- * twilio-api.md §3). The real product is gone; this keeps its contract.
+ * PlaybackGrants, and MediaProcessors running the video composer, with
+ * the paths, fields and status changes the Live API had. The real product
+ * is gone; this keeps its contract.
  *
  * A PlayerStreamer goes from "created" to "started" when a MediaProcessor
  * starts with it as an output. A video-composer MediaProcessor joins its room

@@ -1,5 +1,5 @@
 /* Sync v1 in the emulator: Services, Maps and their Items, Documents, and
- * Permissions on maps and documents (see twilio-api.md §4). Maps and
+ * Permissions on maps and documents, as Twilio's Sync API has them. Maps and
  * documents can be addressed by SID or unique name; writes bump revisions,
  * which If-Match checks and the ETag header reports. Twilio's limits hold:
  * writes per object (a map's item writes and permission writes, and a

@@ -1,5 +1,5 @@
 /* Programmable Video v1 in the emulator: Rooms and their Participants, with
- * the status codes and error codes of the real API (see twilio-api.md §2).
+ * the status codes and error codes of the real API.
  * A room's unique name can stand for its SID while it is in progress. */
 #include <stdio.h>
 #include <stdlib.h>
