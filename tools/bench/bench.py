@@ -55,31 +55,53 @@ NOTES = """
 - **The dev broker's retention.** librdkafka's mock keeps 5 MB of batches per partition; zstd
   (about 30 bytes an event) holds twice the events lz4 did at the same producing speed, so the
   bursts of one stream fit.
-- **Ingress.** Every request waits for Kafka's ack, so the producer's `linger.ms` is latency:
-  5 ms gave about 9,000 requests/s with 64 connections, 1 ms is used (0 ms halves it: a request to
-  the broker per message). At first the ingress ran at 0.35 to 0.38 of nginx. `perf trace` counted
-  about 11 system calls per request against nginx's 2.3, and a trivial system call costs about
-  1 us on this virtualised machine; `perf record --call-graph dwarf` showed where the rest went.
-  Found and fixed, in order of effect: (1) OpenSSL's `RAND_bytes` for every event id and trace id
-  (a lock, a fork check with `getpid` and a cipher call each: three `getpid`s and a sixth of the
-  time per request): ids now come from per-thread 4 KiB blocks of its output (common/random.c);
-  (2) libmicrohttpd's epoll mode takes a suspended connection out of its epoll set and puts it
-  back on resume, two `epoll_ctl` per request, and reads each connection until `EAGAIN`: its
-  poll mode needs neither, and is now the default (`INGRESS_EVENT_LOOP=poll`), at the price shown
-  in the idle-connections row, where each `poll()` walks thousands of connections; epoll stays a
-  setting for that case; (3) `MHD_suspend_connection` (an `epoll_ctl`) was called under the lock
-  the delivery thread and the other HTTP thread wait for; (4) each event's envelope was built
-  twice (for validation, then to write it) and written through `json_dumps`'s growing buffer, and
-  the schema walk looked every keyword up by name (schemas are now compiled at load). (Halving
-  libmicrohttpd's per-connection memory, which it zeroes after each request, saved about 1.5%
-  but left too little room to answer requests with very large headers: kept at 32 KiB.) A
-  request now costs about 5 system calls (a read, a write, the eventfd write that
-  resumes its connection, shares of `poll` and of librdkafka's broker thread). What is left of
-  the gap: the kernel's loopback TCP path (`sendmsg` alone is about 17% of the ingress's time),
-  thread wake-ups between the HTTP threads, the delivery thread and librdkafka's broker thread,
-  JSON parsing and writing and the schema check (about 15% together), librdkafka's produce path
-  and zstd per batch (about 8%) and malloc (about 10%). The ratio moves by +-0.05 between runs on
-  this shared machine, so the five alternations and their spread are reported.
+- **Ingress.** Every request waits for Kafka's ack. Earlier rounds (perf trace, perf record) took
+  the ingress from 0.35 to about 0.4 of nginx: event ids from per-thread blocks of OpenSSL's
+  output instead of `RAND_bytes` per id (a lock, a `getpid` fork check), `MHD_suspend_connection`
+  outside the lock the other threads wait on, the envelope built once, schemas compiled at load.
+- **Ingress: where the wall-clock time goes (issue 17).** Measured on this 2-core machine while
+  wrk ran (per-thread CPU and context switches from /proc, `perf stat`, `perf trace -s`, `perf
+  record --call-graph dwarf`, tools/bench/syscost.c): here the limit is CPU, not wake-up latency.
+  Both cores are busy during a run (0 to 15% idle); the ingress uses more than a whole core, about
+  37 us of CPU per acknowledged request (old thread pool, poll or epoll, and the new loops alike),
+  where nginx needs about 9 us for its static 202 and wrk itself about 13 to 14 us per request; so
+  the ratio is bounded by (wrk + nginx) / (wrk + ingress + broker), about 22 / 55 = 0.4, which is
+  what the runs show. Wake-ups are not what is missing: 0.3 context switches per request (a
+  wake-up serves a batch of about a dozen requests), 2 ms per request at 64 connections, of which
+  `linger.ms` is 1 ms. Where the CPU goes (perf, the new loops): the kernel's loopback TCP path
+  (the answers' `sendmsg` carries the receiver's softirq work too) about 40%; the envelope's JSON
+  writing (common/event.c's `event_encode`) 13%; libmicrohttpd zeroing each connection's 32 KiB
+  pool after every request (`memset`) 5 to 9%; zstd's set-up for each small batch 7%; malloc and
+  free 8%; `epoll_ctl` 6%; a wake-up (`finish_task_switch`) 5%. A thread wake-up costs about 16 us
+  of latency on this virtual machine and a system call about 0.2 us (the cost row), so on a machine
+  where the ingress is not CPU-bound (the issue's, at 60% of a core) each hand-off per batch
+  counts, and there are fewer now.
+- **Ingress: what changed (issue 17), chosen by alternated runs.** (1) One event loop per thread
+  (`INGRESS_THREADS`): a libmicrohttpd daemon in external epoll mode and the loop's own Kafka
+  producer, whose delivery reports reach the same `epoll_wait` through an eventfd
+  (`rd_kafka_queue_io_event_enable`), so an acknowledgement no longer goes broker thread, poller
+  thread, HTTP thread but broker thread, loop; the waiting requests, their deadlines (a 5 ms tick
+  while any waits) and their answers stay on the loop's thread, without a lock. (2) New
+  connections are dealt out in turn (one loop accepts, `EPOLLEXCLUSIVE`, and hands every other
+  one to its sibling, `MHD_add_connection`): with the listening socket shared as libmicrohttpd's
+  pool shares it, one loop took most of wrk's 64 connections (56% against 9% of a core). (3) The
+  ingress's producers compress with lz4: zstd's set-up for batches of tens of events cost 3.5 to 4
+  us of CPU per request, lz4 about nothing (the same as none). (4) The topic's metadata is asked
+  for at start: each producer's first request waited about a second for it. Measured against the
+  old pool in alternated 5 s runs: the same CPU per request with zstd in both (36.9 to 38.6 us
+  against 37.1 to 38.1), two more system calls per request (5.7 against 4.2: libmicrohttpd's epoll
+  mode takes a suspended connection out of its set and puts it back, and reads until `EAGAIN`),
+  and a rate 0 to 10% under the old poll pool at 64 connections; but one loop is good at both
+  cases, where the old poll pool fell to a third of its rate with 4,000 idle connections (the
+  row). `linger.ms`, in one alternated series on the old pool: 0 ms 0.29 of nginx (a produce
+  request per message), 0.2 ms 0.37, 0.5 ms 0.42, 1 ms 0.48, 2 ms 0.33, and 3 ms halves the rate
+  (64 connections wait for each linger): 1 ms kept. `INGRESS_THREADS` 1 or 2: the same rate and
+  CPU per request here. What is left of the gap on this machine is CPU: the JSON envelope (not
+  the ingress's module), libmicrohttpd's pool zeroing (a smaller pool leaves no room to answer a
+  request with headers near the 16 KiB cap), its epoll bookkeeping per suspended request, and the
+  loopback TCP path that nginx pays too. The ratio moves by +-0.05 between runs on this shared
+  machine (others build and test on it at the same time), so the five alternations, their spread
+  and the machine's costs are reported, and each target says whether it was met here.
 - **Audience (the whole viewer flow).** Before, every `user.joined` created the viewer's Sync
   document and wrote five permissions in the event path; Sync allows about 20 creations per second
   per service and 20 writes per second per object, and a permission on a map is a write to that
@@ -110,8 +132,10 @@ NOTES = """
   viewer, above the 128 of the full run on the dev broker: not yet explained (a tenth of the
   viewers weighs the fixed cost of librdkafka's larger fetch buffers ten times more; the full run
   will tell).
-- Single runs for replay and memory (each takes minutes); the ingress, its epoll variant and
-  nginx alternate five times after a warm-up and the medians are reported.
+- Single runs for replay and memory (each takes minutes); nginx and the ingress's POST, its
+  /join-stream-as-viewer and its public state alternate five times after a warm-up, on Apache
+  Kafka and then on the dev broker ("dev broker:" rows), and the medians and spreads are reported;
+  the idle-connections row alternates three pairs.
 """
 
 
@@ -186,7 +210,8 @@ def main():
     rundir = os.path.join("run", "bench")
     k = args.kafka
     sections = [
-        ("ingress", lambda: ingress.throughput(args.build, os.path.join(rundir, "ingress"), k)),
+        ("ingress", lambda: beside(lambda b: ingress.throughput(args.build, os.path.join(rundir, "ingress-" + b), b),
+                                   k)),
         ("ceiling", lambda: ingress.ceiling(args.build, os.path.join(rundir, "ceiling"), k)),
         ("view", lambda: ingress.memory(args.build, os.path.join(rundir, "view"), k, 10000 // scale)),
         ("burst", lambda: ingress.join_burst(args.build, os.path.join(rundir, "burst"), k, 100000 // scale)),
