@@ -703,7 +703,77 @@ static struct applied *applied_times(const struct logged *events, size_t nev, co
     return out;
 }
 
+/* The rebalances as the members logged them ("kafka partitions assigned" /
+ * "revoked", LOG_LEVEL=info), from every worker's stderr in the stack's
+ * directory: who took or gave up how many partitions, when. Members are
+ * named by start order (each round starts a room, a stream and a sync
+ * worker, so serial 1-3 are the first members, 4-6 the second, 7-9 the third). */
+struct moved {
+    int64_t ms;
+    char role[8];
+    char what[48];
+};
+
+static int by_time(const void *a, const void *b)
+{
+    const struct moved *x = a, *y = b;
+    return x->ms < y->ms ? -1 : x->ms > y->ms;
+}
+
+static struct moved *read_rebalances(struct fixture *f, size_t *count)
+{
+    size_t n = 0, cap = 64;
+    struct moved *all = malloc(cap * sizeof *all);
+    assert_non_null(all);
+    for (int serial = 1; serial <= ROLES * MEMBERS; serial++) {
+        const char *role = roles[(serial - 1) % ROLES];
+        char path[256];
+        snprintf(path, sizeof path, "%s/%s-%d.err", f->s.dir, role, serial);
+        char *text = process_read_file(path, NULL);
+        for (char *line = text; line && *line;) {
+            char *end = strchr(line, '\n');
+            if (end)
+                *end = '\0';
+            int took = strstr(line, "\"kafka partitions assigned\"") != NULL;
+            int gave = strstr(line, "\"kafka partitions revoked\"") != NULL;
+            const char *time = strstr(line, "\"time\":\"");
+            const char *parts = strstr(line, "\"partitions\":\"");
+            char stamp[40];
+            int64_t ms;
+            if ((took || gave) && time && parts && atoi(parts + 14) > 0 &&
+                sscanf(time + 8, "%39[^\"]", stamp) == 1 && time_parse_rfc3339(stamp, &ms) == 0) {
+                if (n == cap) {
+                    cap *= 2;
+                    struct moved *grown = realloc(all, cap * sizeof *all);
+                    assert_non_null(grown);
+                    all = grown;
+                }
+                all[n].ms = ms;
+                snprintf(all[n].role, sizeof all[n].role, "%s", role);
+                snprintf(all[n].what, sizeof all[n].what, "member %d %s %d", (serial - 1) / ROLES + 1,
+                         took ? "took" : "gave up", atoi(parts + 14));
+                n++;
+            }
+            line = end ? end + 1 : NULL;
+        }
+        free(text);
+    }
+    qsort(all, n, sizeof *all, by_time);
+    *count = n;
+    return all;
+}
+
 #define STALL_MS 1000 /* an event applied later than this after it was produced waited for a handoff */
+
+/* 1 when an event of partition q waited more than STALL_MS at some time in [from, to]. */
+static int stalled_within(const struct applied *a, size_t n, int32_t q, int64_t from, int64_t to)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i].partition == q && (a[i].at < 0 || a[i].at - a[i].ts > STALL_MS) && a[i].ts <= to &&
+            (a[i].at < 0 || a[i].at >= from))
+            return 1;
+    return 0;
+}
 
 /* Prints the handoff figures: per role, each stretch of time in which a
  * partition applied nothing (the union of [produced, applied] of its
@@ -716,6 +786,8 @@ static void report_handoffs(struct fixture *f)
     size_t nev, nst;
     struct logged *events = read_topic(f, f->s.topic_events, 0, &nev);
     struct logged *records = read_topic(f, f->s.topic_state, 1, &nst);
+    size_t nmoved;
+    struct moved *moved = read_rebalances(f, &nmoved);
     static const char *const measured[] = {"room", "sync"};
     char line[512];
     int len = snprintf(line, sizeof line, "# handoff: rebalances started at");
@@ -753,21 +825,24 @@ static void report_handoffs(struct fixture *f)
                     continue;
                 }
                 if (from >= 0) {
+                    /* The partitions that kept applying meanwhile: their worst delay. */
                     int64_t others = -1;
                     for (size_t j = 0; j < nl; j++)
                         if (live[j].partition != p && live[j].ts >= from && live[j].ts <= to && live[j].at >= 0 &&
-                            live[j].at - live[j].ts > others)
+                            live[j].at - live[j].ts > others && !stalled_within(live, nl, live[j].partition, from, to))
                             others = live[j].at - live[j].ts;
-                    char spans[256] = "";
+                    char spans[384] = "";
                     int slen = 0;
-                    for (int k = 0; k < f->nactions && slen < (int)sizeof spans; k++)
-                        if (f->actions_ms[k] >= from - STALL_MS && f->actions_ms[k] <= to)
-                            slen += snprintf(spans + slen, sizeof spans - (size_t)slen, "%s%s", slen ? ", " : "",
-                                             f->action_names[k]);
+                    for (size_t k = 0; k < nmoved && slen < (int)sizeof spans; k++)
+                        if (strcmp(moved[k].role, measured[r]) == 0 && moved[k].ms >= from - STALL_MS &&
+                            moved[k].ms <= to)
+                            slen += snprintf(spans + slen, sizeof spans - (size_t)slen, "%s%s at +%.1f s",
+                                             slen ? ", " : "", moved[k].what,
+                                             (double)(moved[k].ms - f->live_start_ms) / 1000);
                     printf("# handoff: %s worker, partition %d applied nothing from +%.1f s for %.1f s (%d events "
-                           "waited%s; during: %s); the other partitions' worst delay meanwhile: %lld ms\n",
+                           "waited%s; meanwhile: %s); the partitions that kept applying: worst delay %lld ms\n",
                            measured[r], (int)p, (double)(from - f->live_start_ms) / 1000, (double)(to - from) / 1000,
-                           waiting, never ? ", some never applied" : "", slen ? spans : "no rebalance started",
+                           waiting, never ? ", some never applied" : "", slen ? spans : "no partition moved",
                            (long long)others);
                     from = -1;
                 }
@@ -782,6 +857,11 @@ static void report_handoffs(struct fixture *f)
         free(base);
         free(live);
     }
+    for (size_t k = 0; k < nmoved; k++)
+        if (moved[k].ms >= f->live_start_ms)
+            printf("# handoff: %s worker %s at +%.1f s\n", moved[k].role, moved[k].what,
+                   (double)(moved[k].ms - f->live_start_ms) / 1000);
+    free(moved);
     free(events);
     free(records);
 }
