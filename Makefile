@@ -57,7 +57,11 @@ PROGRAMS      := $(BUILD)/stagehand-devbroker $(BUILD)/twilio-emulator $(BUILD)/
                  $(BUILD)/stagehand-loadgen $(BUILD)/stagehand-replay $(BUILD)/stagehand-topics
 
 # --- tests ---------------------------------------------------------------------
-TEST_SUPPORT_OBJ  := $(call obj,$(wildcard tests/support/*.c))
+# tests/support: plain C for every test program, and the integration tests'
+# fixture and helpers (cmocka), linked into those only.
+TEST_FIXTURE_SRC  := tests/support/fixture.c tests/support/ingress_helpers.c tests/support/pipeline_helpers.c
+TEST_FIXTURE_OBJ  := $(call obj,$(TEST_FIXTURE_SRC))
+TEST_SUPPORT_OBJ  := $(call obj,$(filter-out $(TEST_FIXTURE_SRC),$(wildcard tests/support/*.c)))
 UNIT_TESTS        := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(wildcard tests/integration/test_*.c))
 TEST_HELPERS      := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
@@ -65,7 +69,7 @@ TESTS             := $(UNIT_TESTS) $(INTEGRATION_TESTS) $(TEST_HELPERS)
 
 ALL_OBJ := $(COMMON_OBJ) $(DEVBROKER_OBJ) $(EMULATOR_OBJ) $(LOADGEN_OBJ) $(REPLAY_OBJ) $(TOPICS_OBJ) $(INGRESS_OBJ) $(BUILD)/obj/ingress/main.o \
            $(WORKER_OBJ) $(call obj,$(wildcard workers/*_worker.c)) \
-           $(TEST_SUPPORT_OBJ) \
+           $(TEST_SUPPORT_OBJ) $(TEST_FIXTURE_OBJ) \
            $(call obj,$(wildcard tests/unit/*.c tests/integration/*.c tests/helpers/*.c))
 
 .PHONY: all deps test test-cluster check tests run demo bench fuzz fuzz-build clean
@@ -188,7 +192,7 @@ $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(INGRESS
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
-$(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(TEST_SUPPORT_OBJ) $(LIB)
+$(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(TEST_FIXTURE_OBJ) $(TEST_SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 

@@ -17,9 +17,25 @@
  * reference's: every viewer who joins gets a user document and read access
  * without raising a hand; beyond SYNC_EAGER_VIEWERS a viewer gets it only
  * on raising a hand. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
-#include "sync_fixture.h"
+#include "../support/pipeline_helpers.h"
+#include "event.h"
+#include "form.h"
+#include "kafka.h"
+#include "timeutil.h"
+#include "token.h"
+#include "twilio.h"
 
 #define BACKLOG 5000
 #define CROWD 600
@@ -222,7 +238,7 @@ static void test_provisioned_once_across_kill(void **state)
     long at_kill = user_documents(f, "crowd");
     print_message("# crowd: killed with %ld of %d documents made\n", at_kill, CROWD);
     assert_true(at_kill < CROWD);
-    start_worker(f, 2);
+    fixture_restart_worker(f, 2);
 
     /* Every viewer provisioned: CROWD documents and, on raised_hands, the
      * host's permission and one per viewer (nothing else writes it here). */
@@ -292,31 +308,25 @@ static void test_small_stream_eager(void **state)
 
 static int setup_backlog(void **state)
 {
-    worker_env = backlog_env;
-    emulator_args = NULL;
-    return setup(state);
+    return setup_sync_pipeline(state, backlog_env, NULL);
 }
 
 static int setup_crowd(void **state)
 {
-    worker_env = crowd_env;
-    emulator_args = crowd_emulator;
-    return setup(state);
+    return setup_sync_pipeline(state, crowd_env, crowd_emulator);
 }
 
 static int setup_small(void **state)
 {
-    worker_env = small_env;
-    emulator_args = NULL;
-    return setup(state);
+    return setup_sync_pipeline(state, small_env, NULL);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_small_stream_eager, setup_small, teardown),
-        cmocka_unit_test_setup_teardown(test_interaction_beside_backlog, setup_backlog, teardown),
-        cmocka_unit_test_setup_teardown(test_provisioned_once_across_kill, setup_crowd, teardown),
+        cmocka_unit_test_setup_teardown(test_small_stream_eager, setup_small, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_interaction_beside_backlog, setup_backlog, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_provisioned_once_across_kill, setup_crowd, fixture_teardown),
     };
     if (getenv("TEST_FILTER"))
         cmocka_set_test_filter(getenv("TEST_FILTER"));

@@ -30,7 +30,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ingress_fixture.h"
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "../support/ingress_helpers.h"
+#include "encode.h"
+#include "event.h"
+#include "form.h"
+#include "kafka.h"
+#include "signature.h"
+#include "timeutil.h"
 
 /* Over BODY_MAX_BYTES (16384 by default). */
 #define OVERSIZE_BYTES 20000
@@ -897,7 +906,8 @@ static void test_client_api_jwt(void **state)
 
 /* The fields of webhook h's valid delivery, with row's change (row may
  * be NULL; with ignore_change the change is not made). */
-static void webhook_fields(enum webhook h, const struct webhook_row *row, int ignore_change, struct kv_list *p)
+static void webhook_fields(enum webhook h, const struct webhook_row *row, int ignore_change, const char *now,
+                           struct kv_list *p)
 {
     const struct webhook_info *w = &webhooks[h];
     const char *field = row && !ignore_change ? row->field : NULL;
@@ -916,8 +926,7 @@ static void webhook_fields(enum webhook h, const struct webhook_row *row, int ig
     for (int i = 0; w->fields[i][0]; i++) {
         int is_field = field && strcmp(field, w->fields[i][0]) == 0;
         replaced |= is_field;
-        char now[RFC3339_MS_LEN + 1];
-        const char *given = strcmp(w->fields[i][1], WEBHOOK_NOW) == 0 ? webhook_now(now) : w->fields[i][1];
+        const char *given = strcmp(w->fields[i][1], WEBHOOK_NOW) == 0 ? now : w->fields[i][1];
         if (!is_field)
             assert_int_equal(kv_add(p, w->fields[i][0], given), 0);
         else if (value)
@@ -938,8 +947,12 @@ static struct http_reply send_webhook(struct fixture *f, enum webhook h, const s
     char path[256], url[512], type[128], signature_header[64], signature[SIGNATURE_LEN + 1];
     struct kv_list sent, signed_fields;
     snprintf(path, sizeof path, "%s%s", w->path, query);
-    webhook_fields(h, row, 0, &sent);
-    webhook_fields(h, row, signing == TAMPERED, &signed_fields);
+    /* One timestamp for what is sent and what is signed (two clock reads
+     * could fall in different milliseconds and break the signature). */
+    char now[RFC3339_MS_LEN + 1];
+    webhook_now(now);
+    webhook_fields(h, row, 0, now, &sent);
+    webhook_fields(h, row, signing == TAMPERED, now, &signed_fields);
     switch (signing) {
     case OTHER_PATH:
         snprintf(url, sizeof url, "%s%s%s", TEST_PUBLIC_BASE_URL, webhooks[(h + 1) % WEBHOOKS].path, query);
@@ -1126,7 +1139,7 @@ static void test_header_limit(void **state)
 static int setup_short_timeout(void **state)
 {
     static const char *const env[] = {"CONNECTION_TIMEOUT_S=1", NULL};
-    return setup_with(state, env);
+    return fixture_setup_ingress(state, env);
 }
 
 /* Clients that send half a request and stall: one mid-body, one
@@ -1168,7 +1181,7 @@ static void test_slow_client(void **state)
 static int setup_four_connections(void **state)
 {
     static const char *const env[] = {"MAX_CONNECTIONS=4", NULL};
-    return setup_with(state, env);
+    return fixture_setup_ingress(state, env);
 }
 
 /* MAX_CONNECTIONS=4: with four connections open, a fifth is not served
@@ -1332,14 +1345,14 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matrix_is_complete),
-        cmocka_unit_test_setup_teardown(test_client_api_passcode, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_api_jwt, setup_jwt, teardown),
-        cmocka_unit_test_setup_teardown(test_webhooks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_public_state_passcode, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_public_state_jwt, setup_jwt, teardown),
-        cmocka_unit_test_setup_teardown(test_header_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_slow_client, setup_short_timeout, teardown),
-        cmocka_unit_test_setup_teardown(test_connection_limit, setup_four_connections, teardown),
+        cmocka_unit_test_setup_teardown(test_client_api_passcode, setup_ingress, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_client_api_jwt, setup_ingress_jwt, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_webhooks, setup_ingress, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_public_state_passcode, setup_ingress, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_public_state_jwt, setup_ingress_jwt, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_header_limit, setup_ingress, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_slow_client, setup_short_timeout, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_connection_limit, setup_four_connections, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,7 +24,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "full_stack.h"
+#include "../support/pipeline_helpers.h"
+#include "kafka.h"
+#include "timeutil.h"
+#include "twilio.h"
 
 #define VIEWERS 3000
 #define SENDERS 4
@@ -60,14 +63,14 @@ static int cluster_setup(void **state)
     printf("# three-node cluster %s up in %.1f s\n", bootstrap, (time_monotonic_ms() - t0) / 1000.0);
     setenv("STAGEHAND_TEST_KAFKA", bootstrap, 1);
     setenv("STAGEHAND_TEST_KAFKA_REPLICATION", "3", 1);
-    return setup(state);
+    return setup_whole_pipeline(state, NULL, NULL);
 }
 
 static int cluster_teardown(void **state)
 {
     char args[256];
     snprintf(args, sizeof args, "stop-cluster %s", cluster_dir);
-    int rc = teardown(state);
+    int rc = fixture_teardown(state);
     run_kafka_sh(args);
     if (!getenv("STAGEHAND_KEEP_LOGS")) {
         snprintf(args, sizeof args, "rm -rf '%s'", cluster_dir);
@@ -83,7 +86,7 @@ static long join(struct fixture *f, int i)
 {
     char body[96];
     snprintf(body, sizeof body, "{\"user_identity\":\"cv-%05d\",\"stream_name\":\"" STREAM "\"}", i);
-    return api(f, "/viewer-connected-to-player", body);
+    return api(f, "/viewer-connected-to-player", body, NULL);
 }
 
 struct sender {
@@ -109,7 +112,7 @@ static void *send_joins(void *arg)
 static int32_t stream_leader(struct fixture *f, int32_t *partition)
 {
     rd_kafka_t *rk = kafka_producer_handle(f->producer);
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, f->p.s.topic_events, NULL);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, f->s.topic_events, NULL);
     assert_non_null(rkt);
     const struct rd_kafka_metadata *md = NULL;
     int32_t leader = -1;
@@ -147,7 +150,7 @@ static pid_t node_pid(int32_t node)
 static void count_events(struct fixture *f, int counts[VIEWERS])
 {
     char err[256];
-    struct kafka_reader_options ropt = {.brokers = f->p.s.brokers, .topic = f->p.s.topic_events};
+    struct kafka_reader_options ropt = {.brokers = f->s.brokers, .topic = f->s.topic_events};
     struct kafka_reader *r = kafka_reader_new(&ropt, err, sizeof err);
     if (!r)
         fail_msg("%s", err);
@@ -176,7 +179,7 @@ static void count_events(struct fixture *f, int counts[VIEWERS])
 
 static long viewer_count(struct fixture *f)
 {
-    json_t *state = emulator_get(&f->p, "/_emulator/state");
+    json_t *state = emulator_get(f, "/_emulator/state");
     long n = -1;
     size_t i, j;
     json_t *svc, *doc;
@@ -193,8 +196,8 @@ static long viewer_count(struct fixture *f)
 static void test_leader_killed_mid_burst(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"" STREAM "\"}"), 200);
-    pid_t ingress_pid = f->p.s.ingress.pid, worker_pid[ROLES];
+    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"" STREAM "\"}", NULL), 200);
+    pid_t ingress_pid = f->s.ingress.pid, worker_pid[ROLES];
     for (int r = 0; r < ROLES; r++)
         worker_pid[r] = f->workers[r].pid;
     int32_t partition = -1;
@@ -290,7 +293,7 @@ static void test_leader_killed_mid_burst(void **state)
     printf("# viewer_count %ld in Sync %.1f s after the burst ended\n", count, (time_monotonic_ms() - ended) / 1000.0);
 
     /* Nobody restarted: the same pids, all alive. */
-    assert_int_equal(f->p.s.ingress.pid, ingress_pid);
+    assert_int_equal(f->s.ingress.pid, ingress_pid);
     assert_int_equal(kill(ingress_pid, 0), 0);
     for (int r = 0; r < ROLES; r++) {
         assert_int_equal(f->workers[r].pid, worker_pid[r]);

@@ -18,8 +18,19 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
-#include "ingress_fixture.h"
+#include "../support/ingress_helpers.h"
+#include "encode.h"
+#include "event.h"
+#include "form.h"
+#include "kafka.h"
+#include "signature.h"
+#include "timeutil.h"
 
 #define STREAMS 20
 #define ENDED 10
@@ -35,25 +46,11 @@ static int setup_compacting(void **state)
         *state = NULL;
         return 0;
     }
-    struct fixture *f = calloc(1, sizeof *f);
-    char err[256];
-    assert_non_null(f);
     static const char *const state_configs[] = {"segment.ms=100", "min.cleanable.dirty.ratio=0.01",
                                                 "delete.retention.ms=100", "min.compaction.lag.ms=0", NULL};
-    if (stack_start_broker_with(&f->s, state_configs, err, sizeof err) < 0 ||
-        stack_start_ingress(&f->s, NULL, err, sizeof err) < 0)
-        fail_msg("%s", err);
-    struct kafka_producer_options popt = {.brokers = f->s.brokers};
-    f->state = kafka_producer_new(&popt, err, sizeof err);
-    if (!f->state)
-        fail_msg("%s", err);
-    *state = f;
-    return 0;
-}
-
-static int teardown_compacting(void **state)
-{
-    return *state ? teardown(state) : 0;
+    struct fixture_options o = {.broker = 1, .state_configs = state_configs, .ingress = FIXTURE_INGRESS,
+                                .producer = 1};
+    return fixture_setup(state, &o);
 }
 
 /* A null record under key in partition (RD_KAFKA_PARTITION_UA: by key). */
@@ -61,9 +58,9 @@ static void publish_null(struct fixture *f, const char *key, int32_t partition)
 {
     char err[256];
     struct kafka_record rec = {.topic = f->s.topic_state, .partition = partition, .key = key, .key_len = strlen(key)};
-    assert_int_equal(kafka_produce(f->state, &rec, err, sizeof err), 0);
-    while (kafka_producer_outstanding(f->state) > 0)
-        kafka_producer_poll(f->state, 100);
+    assert_int_equal(kafka_produce(f->producer, &rec, err, sizeof err), 0);
+    while (kafka_producer_outstanding(f->producer) > 0)
+        kafka_producer_poll(f->producer, 100);
 }
 
 static void stream_name(char *out, size_t n, int i)
@@ -201,7 +198,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_state_compacts_and_a_new_ingress_sees_the_same, setup_compacting,
-                                        teardown_compacting),
+                                        fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

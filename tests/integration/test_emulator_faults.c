@@ -11,28 +11,29 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "emulator_fixture.h"
+#include "../support/fixture.h"
+#include "twilio.h"
 
 
 /* POST /_emulator/faults with one setting; returns the HTTP status. */
-static long set_fault(struct emulator_fixture *f, const char *name, const char *value)
+static long set_fault(struct fixture *f, const char *name, const char *value)
 {
     struct kv_list form;
     kv_init(&form);
     kv_add(&form, name, value);
     struct twilio_result res;
-    twilio_request(f->client, TWILIO_VIDEO, "POST", "/_emulator/faults", &form, NULL, &res);
+    twilio_request(f->emu_client, TWILIO_VIDEO, "POST", "/_emulator/faults", &form, NULL, &res);
     long status = res.http_status;
     twilio_result_free(&res);
     kv_free(&form);
     return status;
 }
 
-static enum twilio_outcome get(struct emulator_fixture *f, enum twilio_product product, const char *path,
+static enum twilio_outcome get(struct fixture *f, enum twilio_product product, const char *path,
                                long *status)
 {
     struct twilio_result res;
-    twilio_request(f->client, product, "GET", path, NULL, NULL, &res);
+    twilio_request(f->emu_client, product, "GET", path, NULL, NULL, &res);
     enum twilio_outcome outcome = res.outcome;
     *status = res.http_status;
     twilio_result_free(&res);
@@ -41,7 +42,7 @@ static enum twilio_outcome get(struct emulator_fixture *f, enum twilio_product p
 
 static void test_burst_and_error_rates(void **state)
 {
-    struct emulator_fixture *f = *state;
+    struct fixture *f = *state;
     long status;
     assert_int_equal(set_fault(f, "Burst429", "2"), 200);
     assert_int_equal(get(f, TWILIO_VIDEO, "/v1/Rooms", &status), TWILIO_RATE_LIMITED);
@@ -68,13 +69,13 @@ static void test_burst_and_error_rates(void **state)
     assert_int_equal(get(f, TWILIO_VIDEO, "/v1/Rooms", &status), TWILIO_OK);
 
     struct twilio_result res;
-    assert_int_equal(twilio_request(f->client, TWILIO_VIDEO, "GET", "/_emulator/stats", NULL, NULL, &res), 0);
+    assert_int_equal(twilio_request(f->emu_client, TWILIO_VIDEO, "GET", "/_emulator/stats", NULL, NULL, &res), 0);
     assert_int_equal(json_integer_value(json_object_get(res.body, "responses_429")), 2);
     twilio_result_free(&res);
 }
 
 /* Runs 40 requests with a 50% error rate from seed 42; returns the pattern. */
-static void pattern(struct emulator_fixture *f, char out[41])
+static void pattern(struct fixture *f, char out[41])
 {
     assert_int_equal(set_fault(f, "Seed", "42"), 200);
     for (int i = 0; i < 40; i++) {
@@ -86,7 +87,7 @@ static void pattern(struct emulator_fixture *f, char out[41])
 
 static void test_seeded_faults_repeat(void **state)
 {
-    struct emulator_fixture *f = *state;
+    struct fixture *f = *state;
     assert_int_equal(set_fault(f, "ErrorRate", "0.5"), 200);
     char first[41], second[41];
     pattern(f, first);
@@ -96,7 +97,7 @@ static void test_seeded_faults_repeat(void **state)
     assert_non_null(strchr(first, '.'));
     assert_int_equal(set_fault(f, "LatencyMs", "20"), 200);
     struct twilio_result res;
-    assert_int_equal(twilio_request(f->client, TWILIO_VIDEO, "GET", "/_emulator/faults", NULL, NULL, &res), 0);
+    assert_int_equal(twilio_request(f->emu_client, TWILIO_VIDEO, "GET", "/_emulator/faults", NULL, NULL, &res), 0);
     assert_int_equal(json_integer_value(json_object_get(res.body, "latency_ms")), 20);
     assert_int_equal(json_integer_value(json_object_get(res.body, "seed")), 42);
     twilio_result_free(&res);
@@ -105,7 +106,7 @@ static void test_seeded_faults_repeat(void **state)
 static void test_faults_from_environment(void **state)
 {
     (void)state;
-    struct emulator_fixture f = {0};
+    struct fixture f = {0};
     char err[256];
     long status;
     setenv("TWILIO_EMULATOR_FAULTS", "Burst429=2&LatencyMs=5&Seed=9", 1);
@@ -113,17 +114,17 @@ static void test_faults_from_environment(void **state)
     unsetenv("TWILIO_EMULATOR_FAULTS");
     if (started < 0)
         fail_msg("%s", err);
-    f.client = emulator_client(&f.emu, err, sizeof err);
-    assert_non_null(f.client);
+    f.emu_client = emulator_client(&f.emu, err, sizeof err);
+    assert_non_null(f.emu_client);
     assert_int_equal(get(&f, TWILIO_VIDEO, "/v1/Rooms", &status), TWILIO_RATE_LIMITED);
     assert_int_equal(get(&f, TWILIO_SYNC, "/v1/Services", &status), TWILIO_RATE_LIMITED);
     assert_int_equal(get(&f, TWILIO_VIDEO, "/v1/Rooms", &status), TWILIO_OK);
     struct twilio_result res;
-    assert_int_equal(twilio_request(f.client, TWILIO_VIDEO, "GET", "/_emulator/faults", NULL, NULL, &res), 0);
+    assert_int_equal(twilio_request(f.emu_client, TWILIO_VIDEO, "GET", "/_emulator/faults", NULL, NULL, &res), 0);
     assert_int_equal(json_integer_value(json_object_get(res.body, "latency_ms")), 5);
     assert_int_equal(json_integer_value(json_object_get(res.body, "seed")), 9);
     twilio_result_free(&res);
-    twilio_client_free(f.client);
+    twilio_client_free(f.emu_client);
     assert_int_equal(emulator_stop(&f.emu), 0);
 
     /* A bad setting stops it at start, naming the variable. */
@@ -134,7 +135,7 @@ static void test_faults_from_environment(void **state)
 }
 
 struct slow_call {
-    const struct emulator_fixture *f;
+    const struct fixture *f;
     long status;
     int code;
 };
@@ -158,13 +159,13 @@ static void *call_slowly(void *arg)
 static void test_concurrency_limit(void **state)
 {
     (void)state;
-    struct emulator_fixture f = {0};
+    struct fixture f = {0};
     char err[256];
     const char *args[] = {"--max-concurrency", "2", NULL};
     if (emulator_start(&f.emu, args, err, sizeof err) < 0)
         fail_msg("%s", err);
-    f.client = emulator_client(&f.emu, err, sizeof err);
-    assert_non_null(f.client);
+    f.emu_client = emulator_client(&f.emu, err, sizeof err);
+    assert_non_null(f.emu_client);
     assert_int_equal(set_fault(&f, "LatencyMs", "1000"), 200);
     struct slow_call calls[6];
     pthread_t threads[6];
@@ -183,18 +184,18 @@ static void test_concurrency_limit(void **state)
     assert_int_equal(served, 2);
     assert_int_equal(refused, 4);
     struct twilio_result res;
-    assert_int_equal(twilio_request(f.client, TWILIO_VIDEO, "GET", "/_emulator/stats", NULL, NULL, &res), 0);
+    assert_int_equal(twilio_request(f.emu_client, TWILIO_VIDEO, "GET", "/_emulator/stats", NULL, NULL, &res), 0);
     assert_int_equal(json_integer_value(json_object_get(res.body, "responses_429")), 4);
     twilio_result_free(&res);
-    twilio_client_free(f.client);
+    twilio_client_free(f.emu_client);
     assert_int_equal(emulator_stop(&f.emu), 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_burst_and_error_rates, emulator_fixture_setup, emulator_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_seeded_faults_repeat, emulator_fixture_setup, emulator_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_burst_and_error_rates, fixture_setup_emulator, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_seeded_faults_repeat, fixture_setup_emulator, fixture_teardown),
         cmocka_unit_test(test_faults_from_environment),
         cmocka_unit_test(test_concurrency_limit),
     };

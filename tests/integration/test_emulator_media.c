@@ -13,17 +13,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "emulator_fixture.h"
+#include "../support/fixture.h"
 #include "token.h"
+#include "twilio.h"
 
 
 /* Performs a request; returns the body (caller decrefs) and the outcome. */
-static json_t *request(struct emulator_fixture *f, enum twilio_product product, const char *method,
+static json_t *request(struct fixture *f, enum twilio_product product, const char *method,
                        const char *path, struct kv_list *form, enum twilio_outcome *outcome,
                        long *status)
 {
     struct twilio_result res;
-    twilio_request(f->client, product, method, path, form, NULL, &res);
+    twilio_request(f->emu_client, product, method, path, form, NULL, &res);
     *outcome = res.outcome;
     if (status)
         *status = res.http_status;
@@ -42,7 +43,7 @@ static void copy_sid(json_t *body, char out[40])
 }
 
 /* The status of the room's participant with this identity ("" when none). */
-static void participant_status(struct emulator_fixture *f, const char *room, const char *identity,
+static void participant_status(struct fixture *f, const char *room, const char *identity,
                                char out[16])
 {
     enum twilio_outcome outcome;
@@ -66,7 +67,7 @@ static char *player_token(const char *identity, const json_t *grant, const char 
 }
 
 /* POST /_emulator/player-streamers/{sid}/players with the token; the status. */
-static long connect_player(struct emulator_fixture *f, const char *streamer, const char *token)
+static long connect_player(struct fixture *f, const char *streamer, const char *token)
 {
     enum twilio_outcome outcome;
     long status;
@@ -81,7 +82,7 @@ static long connect_player(struct emulator_fixture *f, const char *streamer, con
 
 static void test_live_stream_lifecycle(void **state)
 {
-    struct emulator_fixture *f = *state;
+    struct fixture *f = *state;
     enum twilio_outcome outcome;
     long status;
     struct kv_list form;
@@ -228,7 +229,7 @@ static void test_live_stream_lifecycle(void **state)
 
 static void test_bad_media_requests(void **state)
 {
-    struct emulator_fixture *f = *state;
+    struct fixture *f = *state;
     enum twilio_outcome outcome;
     long status;
     struct kv_list form;
@@ -285,14 +286,14 @@ static void test_bad_media_requests(void **state)
 static void test_composer_alone_and_max_duration(void **state)
 {
     (void)state;
-    struct emulator_fixture fx = {0};
-    struct emulator_fixture *f = &fx;
+    struct fixture fx = {0};
+    struct fixture *f = &fx;
     const char *args[] = {"--time-scale", "1000", NULL};
     char err[256], room[40], streamer[40], processor[40], path[128], composer[64], pstatus[16];
     if (emulator_start(&f->emu, args, err, sizeof err) < 0)
         fail_msg("%s", err);
-    f->client = emulator_client(&f->emu, err, sizeof err);
-    assert_non_null(f->client);
+    f->emu_client = emulator_client(&f->emu, err, sizeof err);
+    assert_non_null(f->emu_client);
     enum twilio_outcome outcome;
     struct kv_list form;
 
@@ -345,15 +346,15 @@ static void test_composer_alone_and_max_duration(void **state)
     assert_string_equal(json_string_value(json_object_get(body, "status")), "ended");
     assert_string_equal(json_string_value(json_object_get(body, "ended_reason")), "max-duration-exceeded");
     json_decref(body);
-    twilio_client_free(f->client);
+    twilio_client_free(f->emu_client);
     assert_int_equal(emulator_stop(&f->emu), 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_live_stream_lifecycle, emulator_fixture_setup, emulator_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_bad_media_requests, emulator_fixture_setup, emulator_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_live_stream_lifecycle, fixture_setup_emulator, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_media_requests, fixture_setup_emulator, fixture_teardown),
         cmocka_unit_test(test_composer_alone_and_max_duration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

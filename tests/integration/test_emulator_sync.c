@@ -13,7 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "emulator_fixture.h"
+#include "../support/fixture.h"
+#include "twilio.h"
 
 
 /* One request; the answer's outcome, status, code, etag and body are kept. */
@@ -25,11 +26,11 @@ struct answer {
     json_t *body;
 };
 
-static struct answer sync_request(struct emulator_fixture *f, const char *method, const char *path,
+static struct answer sync_request(struct fixture *f, const char *method, const char *path,
                           struct kv_list *form, const char *if_match)
 {
     struct twilio_result res;
-    twilio_request(f->client, TWILIO_SYNC, method, path, form, if_match, &res);
+    twilio_request(f->emu_client, TWILIO_SYNC, method, path, form, if_match, &res);
     struct answer a = {res.outcome, res.http_status, res.code, "", json_incref(res.body)};
     snprintf(a.etag, sizeof a.etag, "%s", res.etag);
     twilio_result_free(&res);
@@ -57,8 +58,8 @@ static struct kv_list *form(struct kv_list *kv, ...)
 /* A running emulator with one Sync service made as the sync worker makes it. */
 static int setup(void **state)
 {
-    emulator_fixture_setup(state);
-    struct emulator_fixture *f = *state;
+    fixture_setup_emulator(state);
+    struct fixture *f = *state;
     struct kv_list kv;
     struct answer a = sync_request(f, "POST", "/v1/Services",
                            form(&kv, "FriendlyName", "Live Video Stream friday", "AclEnabled", "true",
@@ -76,7 +77,7 @@ static int setup(void **state)
 
 static void test_maps_and_items(void **state)
 {
-    struct emulator_fixture *f = *state;
+    struct fixture *f = *state;
     struct kv_list kv;
     char path[512];
     snprintf(path, sizeof path, "/v1/Services/%s/Maps", f->service);
@@ -149,7 +150,7 @@ static void test_maps_and_items(void **state)
 
 static void test_documents(void **state)
 {
-    struct emulator_fixture *f = *state;
+    struct fixture *f = *state;
     struct kv_list kv;
     char path[512], doc[512];
     snprintf(path, sizeof path, "/v1/Services/%s/Documents", f->service);
@@ -182,7 +183,7 @@ static void test_documents(void **state)
 
 static void test_permissions_and_services(void **state)
 {
-    struct emulator_fixture *f = *state;
+    struct fixture *f = *state;
     struct kv_list kv;
     char path[512];
     snprintf(path, sizeof path, "/v1/Services/%s/Maps", f->service);
@@ -228,12 +229,12 @@ static void test_permissions_and_services(void **state)
 static void test_write_limit_stats_and_reset(void **state)
 {
     (void)state;
-    struct emulator_fixture f = {0};
+    struct fixture f = {0};
     char err[256];
     const char *args[] = {"--sync-write-rate", "0.01", "--sync-burst-s", "500", NULL};
     if (emulator_start(&f.emu, args, err, sizeof err) < 0)
         fail_msg("%s", err);
-    f.client = emulator_client(&f.emu, err, sizeof err);
+    f.emu_client = emulator_client(&f.emu, err, sizeof err);
     struct kv_list kv;
     struct answer a = sync_request(&f, "POST", "/v1/Services", NULL, NULL);
     char path[256], map_sid[40];
@@ -257,7 +258,7 @@ static void test_write_limit_stats_and_reset(void **state)
     assert_int_equal(a.outcome, TWILIO_RATE_LIMITED);
 
     /* The emulator's own view: what was written, and what was refused. */
-    struct twilio_client *own = f.client;
+    struct twilio_client *own = f.emu_client;
     struct twilio_result res;
     assert_int_equal(twilio_request(own, TWILIO_SYNC, "GET", "/_emulator/stats", NULL, NULL, &res), 0);
     assert_int_equal(json_integer_value(json_object_get(res.body, "responses_429")), 1);
@@ -278,7 +279,7 @@ static void test_write_limit_stats_and_reset(void **state)
     assert_int_equal(res.http_status, 404);
     twilio_result_free(&res);
 
-    twilio_client_free(f.client);
+    twilio_client_free(f.emu_client);
     assert_int_equal(emulator_stop(&f.emu), 0);
 }
 
@@ -287,13 +288,13 @@ static void test_write_limit_stats_and_reset(void **state)
 static void test_object_creation_limit(void **state)
 {
     (void)state;
-    struct emulator_fixture f = {0};
+    struct fixture f = {0};
     char err[256];
     const char *args[] = {"--sync-create-rate", "0.01", "--sync-burst-s", "300", NULL};
     if (emulator_start(&f.emu, args, err, sizeof err) < 0)
         fail_msg("%s", err);
-    f.client = emulator_client(&f.emu, err, sizeof err);
-    assert_non_null(f.client);
+    f.emu_client = emulator_client(&f.emu, err, sizeof err);
+    assert_non_null(f.emu_client);
     struct kv_list kv;
     struct answer a = sync_request(&f, "POST", "/v1/Services", NULL, NULL);
     char maps[256], docs[256], path[300];
@@ -331,7 +332,7 @@ static void test_object_creation_limit(void **state)
     assert_int_equal(a.status, 200);
     json_decref(a.body);
 
-    twilio_client_free(f.client);
+    twilio_client_free(f.emu_client);
     assert_int_equal(emulator_stop(&f.emu), 0);
 }
 
@@ -356,7 +357,7 @@ static size_t raw_write(char *data, size_t size, size_t nmemb, void *userdata)
 /* Sends method to path exactly as written (CURLOPT_PATH_AS_IS: libcurl
  * resolves no dot segment), with the test API key. Returns the status and
  * stores Twilio's error code (0 when the body has none) in *code. */
-static long raw_request(const struct emulator_fixture *f, const char *method, const char *path, const char *body,
+static long raw_request(const struct fixture *f, const char *method, const char *path, const char *body,
                         int *code)
 {
     char url[512];
@@ -388,10 +389,10 @@ static long raw_request(const struct emulator_fixture *f, const char *method, co
 }
 
 /* The map's items by key, as the emulator holds them (NULL: no such map). */
-static json_t *map_items(struct emulator_fixture *f, const char *map)
+static json_t *map_items(struct fixture *f, const char *map)
 {
     struct twilio_result res;
-    assert_int_equal(twilio_request(f->client, TWILIO_SYNC, "GET", "/_emulator/state", NULL, NULL, &res), 0);
+    assert_int_equal(twilio_request(f->emu_client, TWILIO_SYNC, "GET", "/_emulator/state", NULL, NULL, &res), 0);
     json_t *found = NULL, *service, *m;
     size_t i, k;
     json_array_foreach(json_object_get(res.body, "sync_services"), i, service) {
@@ -411,7 +412,7 @@ static json_t *map_items(struct emulator_fixture *f, const char *map)
  * document or the service: each is Twilio's 404 / 20404. */
 static void test_dot_and_empty_segments_reach_nothing(void **state)
 {
-    struct emulator_fixture *f = *state;
+    struct fixture *f = *state;
     struct kv_list kv;
     char path[512];
     snprintf(path, sizeof path, "/v1/Services/%s/Maps", f->service);
@@ -488,13 +489,13 @@ static void test_dot_and_empty_segments_reach_nothing(void **state)
 static void test_permission_writes_count_against_the_object(void **state)
 {
     (void)state;
-    struct emulator_fixture f = {0};
+    struct fixture f = {0};
     char err[256];
     const char *args[] = {"--sync-write-rate", "0.01", "--sync-burst-s", "500", NULL};
     if (emulator_start(&f.emu, args, err, sizeof err) < 0)
         fail_msg("%s", err);
-    f.client = emulator_client(&f.emu, err, sizeof err);
-    assert_non_null(f.client);
+    f.emu_client = emulator_client(&f.emu, err, sizeof err);
+    assert_non_null(f.emu_client);
     struct kv_list kv;
     struct answer a = sync_request(&f, "POST", "/v1/Services", NULL, NULL);
     char maps[256], docs[256], path[512], map_sid[40], doc_sid[40];
@@ -562,26 +563,26 @@ static void test_permission_writes_count_against_the_object(void **state)
 
     /* The counters: 5 accepted writes on each object, four 429s. */
     struct twilio_result res;
-    assert_int_equal(twilio_request(f.client, TWILIO_SYNC, "GET", "/_emulator/stats", NULL, NULL, &res), 0);
+    assert_int_equal(twilio_request(f.emu_client, TWILIO_SYNC, "GET", "/_emulator/stats", NULL, NULL, &res), 0);
     json_t *writes = json_object_get(res.body, "sync_writes");
     assert_int_equal(json_integer_value(json_object_get(writes, map_sid)), 5);
     assert_int_equal(json_integer_value(json_object_get(writes, doc_sid)), 5);
     assert_int_equal(json_integer_value(json_object_get(res.body, "responses_429")), 4);
     twilio_result_free(&res);
 
-    twilio_client_free(f.client);
+    twilio_client_free(f.emu_client);
     assert_int_equal(emulator_stop(&f.emu), 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_maps_and_items, setup, emulator_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_documents, setup, emulator_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_permissions_and_services, setup, emulator_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_maps_and_items, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_documents, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_permissions_and_services, setup, fixture_teardown),
         cmocka_unit_test(test_write_limit_stats_and_reset),
         cmocka_unit_test(test_object_creation_limit),
-        cmocka_unit_test_setup_teardown(test_dot_and_empty_segments_reach_nothing, setup, emulator_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_dot_and_empty_segments_reach_nothing, setup, fixture_teardown),
         cmocka_unit_test(test_permission_writes_count_against_the_object),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

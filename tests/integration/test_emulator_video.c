@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../support/emulator_process.h"
+#include "../support/fixture.h"
 #include "twilio.h"
 
 #define ACCOUNT TEST_ACCOUNT_SID
@@ -21,35 +21,10 @@
 #define AUTH_TOKEN TEST_AUTH_TOKEN
 #define ENV emulator_test_env
 
-struct fixture {
-    struct emulator_process emu;
-    const char *base;
-};
-
-static int start_emulator(void **state)
-{
-    struct fixture *f = calloc(1, sizeof *f);
-    char err[256];
-    if (emulator_start(&f->emu, NULL, err, sizeof err) < 0)
-        fail_msg("%s", err);
-    f->base = f->emu.base_url;
-    *state = f;
-    return 0;
-}
-
-static int stop_emulator(void **state)
-{
-    struct fixture *f = *state;
-    int status = emulator_stop(&f->emu);
-    free(f);
-    assert_int_equal(status, 0); /* clean exit on SIGTERM, no leak report */
-    return 0;
-}
-
 static struct twilio_client *client(const struct fixture *f, const char *user, const char *pass)
 {
     struct twilio_options opt = {.account_sid = ACCOUNT, .api_key_sid = user, .api_key_secret = pass,
-                                 .api_base = f->base, .timeout_ms = 5000, .max_retries = 0,
+                                 .api_base = f->emu.base_url, .timeout_ms = 5000, .max_retries = 0,
                                  .retry_base_ms = 10, .retry_max_ms = 100};
     char err[256];
     struct twilio_client *c = twilio_client_new(&opt, err, sizeof err);
@@ -223,9 +198,9 @@ static void test_command_line(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_room_lifecycle, start_emulator, stop_emulator),
-        cmocka_unit_test_setup_teardown(test_participants_and_unknowns, start_emulator, stop_emulator),
-        cmocka_unit_test_setup_teardown(test_credentials, start_emulator, stop_emulator),
+        cmocka_unit_test_setup_teardown(test_room_lifecycle, fixture_setup_emulator, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_participants_and_unknowns, fixture_setup_emulator, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_credentials, fixture_setup_emulator, fixture_teardown),
         cmocka_unit_test(test_command_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

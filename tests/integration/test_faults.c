@@ -21,7 +21,10 @@
 #include <unistd.h>
 
 #include "event.h"
-#include "full_stack.h"
+#include "../support/pipeline_helpers.h"
+#include "kafka.h"
+#include "timeutil.h"
+#include "twilio.h"
 
 #define BURST 10000
 #define MAP_CAP 20
@@ -34,7 +37,7 @@ static void produce_viewer(struct fixture *f, const char *stream, int i)
     if (event_init(&ev, "viewer.connected", stream, "api", who, json_pack("{s:s}", "identity", who), err, sizeof err) < 0)
         fail_msg("%s", err);
     char *value = event_serialize(&ev);
-    struct kafka_record rec = {.topic = f->p.s.topic_events, .partition = RD_KAFKA_PARTITION_UA, .key = stream,
+    struct kafka_record rec = {.topic = f->s.topic_events, .partition = RD_KAFKA_PARTITION_UA, .key = stream,
                                .key_len = strlen(stream), .value = value, .value_len = strlen(value)};
     rd_kafka_resp_err_t rc = kafka_produce_waiting(f->producer, &rec, err, sizeof err);
     assert_int_equal(rc, 0);
@@ -46,7 +49,7 @@ static void produce_viewer(struct fixture *f, const char *stream, int i)
 /* The service of a stream's Sync in the emulator's state (a new reference), or NULL. */
 static json_t *service_of(struct fixture *f, const char *stream)
 {
-    json_t *state = emulator_get(&f->p, "/_emulator/state");
+    json_t *state = emulator_get(f, "/_emulator/state");
     char friendly[128];
     snprintf(friendly, sizeof friendly, "Live Video Stream %s", stream);
     json_t *found = NULL, *s;
@@ -87,7 +90,7 @@ static int count_in_state(json_t *list, const char *field, const char *value)
 static long dlq_entries(struct fixture *f)
 {
     char err[256];
-    struct kafka_reader_options ropt = {.brokers = f->p.s.brokers, .topic = f->p.s.topic_dlq};
+    struct kafka_reader_options ropt = {.brokers = f->s.brokers, .topic = f->s.topic_dlq};
     struct kafka_reader *r = kafka_reader_new(&ropt, err, sizeof err);
     if (!r)
         fail_msg("%s", err);
@@ -108,7 +111,7 @@ static long dlq_entries(struct fixture *f)
 static void test_kill_every_worker_mid_burst(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"crowd\"}"), 200);
+    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"crowd\"}", NULL), 200);
     json_t *service = service_of(f, "crowd");
     assert_non_null(service);
     char viewers_sid[40];
@@ -127,7 +130,7 @@ static void test_kill_every_worker_mid_burst(void **state)
                 process_wait(&f->workers[r], 5000);
             }
             for (int r = 0; r < ROLES; r++)
-                start_worker(f, r);
+                fixture_restart_worker(f, r);
         }
     }
     while (kafka_producer_outstanding(f->producer) > 0)
@@ -157,7 +160,7 @@ static void test_kill_every_worker_mid_burst(void **state)
         /* The stream worker, killed too, may still be finishing the media
          * after Sync is done (its group rebalanced after the kills). */
         json_decref(st);
-        st = emulator_get(&f->p, "/_emulator/state");
+        st = emulator_get(f, "/_emulator/state");
         media = json_object_get(st, "media");
         if (json_array_size(json_object_get(media, "media_processors")) >= 1)
             break;
@@ -167,7 +170,7 @@ static void test_kill_every_worker_mid_burst(void **state)
     assert_int_equal(json_array_size(json_object_get(media, "player_streamers")), 1);
     assert_int_equal(json_array_size(json_object_get(media, "media_processors")), 1);
     json_decref(st);
-    json_t *stats = emulator_get(&f->p, "/_emulator/stats");
+    json_t *stats = emulator_get(f, "/_emulator/stats");
     /* The map's writes: its items, and the host's read permission on it. */
     assert_int_equal(json_integer_value(json_object_get(json_object_get(stats, "sync_writes"), viewers_sid)),
                      MAP_CAP + 1);
@@ -187,18 +190,18 @@ static void test_twilio_faults_heal(void **state)
     assert_int_equal(r.status, 200);
     http_reply_free(&r);
 
-    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"storm\"}"), 200);
+    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"storm\"}", NULL), 200);
     enum { FANS = 6 };
     for (int i = 0; i < FANS; i++) {
         snprintf(body, sizeof body, "{\"user_identity\":\"fan-%d\",\"stream_name\":\"storm\"}", i);
-        assert_int_equal(api(f, "/join-stream-as-viewer", body), 200);
-        assert_int_equal(api(f, "/viewer-connected-to-player", body), 200);
+        assert_int_equal(api(f, "/join-stream-as-viewer", body, NULL), 200);
+        assert_int_equal(api(f, "/viewer-connected-to-player", body, NULL), 200);
     }
     for (int i = 0; i < 2; i++) {
         snprintf(body, sizeof body, "{\"user_identity\":\"fan-%d\",\"stream_name\":\"storm\",\"hand_raised\":true}", i);
-        assert_int_equal(api(f, "/raise-hand", body), 200);
+        assert_int_equal(api(f, "/raise-hand", body, NULL), 200);
     }
-    assert_int_equal(api(f, "/send-speaker-invite", "{\"user_identity\":\"fan-0\",\"stream_name\":\"storm\"}"), 200);
+    assert_int_equal(api(f, "/send-speaker-invite", "{\"user_identity\":\"fan-0\",\"stream_name\":\"storm\"}", NULL), 200);
 
     /* Everything lands, exactly once, however often Twilio said no. */
     int exact = 0;
@@ -222,17 +225,16 @@ static void test_twilio_faults_heal(void **state)
             usleep(100 * 1000);
     }
     assert_true(exact);
-    json_t *st = emulator_get(&f->p, "/_emulator/state");
+    json_t *st = emulator_get(f, "/_emulator/state");
     assert_int_equal(count_in_state(json_object_get(st, "rooms"), "unique_name", "storm"), 1);
     assert_int_equal(json_array_size(json_object_get(json_object_get(st, "media"), "player_streamers")), 1);
     json_decref(st);
-    json_t *stats = emulator_get(&f->p, "/_emulator/stats");
+    json_t *stats = emulator_get(f, "/_emulator/stats");
     assert_true(json_integer_value(json_object_get(stats, "responses_429")) >= 5); /* the faults did happen */
     json_decref(stats);
     double retries = 0;
     for (int i = 0; i < ROLES; i++) {
-        f->p.metrics_port = f->metrics_ports[i];
-        retries += metric(&f->p, "stagehand_worker_retries_total");
+        retries += metric(f, i, "stagehand_worker_retries_total");
     }
     assert_true(retries > 0);
     assert_int_equal(dlq_entries(f), 0);
@@ -241,20 +243,20 @@ static void test_twilio_faults_heal(void **state)
 static void test_broker_frozen_under_the_ingress(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"gala\"}"), 200);
+    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"gala\"}", NULL), 200);
     enum { EACH = 10 };
     char body[128];
     long answered[2 * EACH];
-    assert_int_equal(stack_broker_freeze(&f->p.s), 0);
+    assert_int_equal(stack_broker_freeze(&f->s), 0);
     for (int i = 0; i < EACH; i++) {
         snprintf(body, sizeof body, "{\"user_identity\":\"frozen-%d\",\"stream_name\":\"gala\"}", i);
-        answered[i] = api(f, "/viewer-connected-to-player", body);
+        answered[i] = api(f, "/viewer-connected-to-player", body, NULL);
     }
-    assert_int_equal(stack_broker_thaw(&f->p.s), 0);
+    assert_int_equal(stack_broker_thaw(&f->s), 0);
     for (int i = 0; i < EACH; i++) {
         snprintf(body, sizeof body, "{\"user_identity\":\"thawed-%d\",\"stream_name\":\"gala\"}", i);
         for (int tries = 0; tries < 50; tries++) {
-            answered[EACH + i] = api(f, "/viewer-connected-to-player", body);
+            answered[EACH + i] = api(f, "/viewer-connected-to-player", body, NULL);
             if (answered[EACH + i] != 503)
                 break;
             usleep(200 * 1000); /* as Retry-After asks */
@@ -271,7 +273,7 @@ static void test_broker_frozen_under_the_ingress(void **state)
 
     /* Every request answered 200 has its event on the log. */
     char err[256];
-    struct kafka_reader_options ropt = {.brokers = f->p.s.brokers, .topic = f->p.s.topic_events};
+    struct kafka_reader_options ropt = {.brokers = f->s.brokers, .topic = f->s.topic_events};
     struct kafka_reader *r = kafka_reader_new(&ropt, err, sizeof err);
     if (!r)
         fail_msg("%s", err);
@@ -300,12 +302,17 @@ static void test_broker_frozen_under_the_ingress(void **state)
             fail_msg("request %d was answered 200 but its event is not on the log", i);
 }
 
+static int setup(void **state)
+{
+    return setup_whole_pipeline(state, NULL, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_kill_every_worker_mid_burst, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_twilio_faults_heal, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_broker_frozen_under_the_ingress, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_every_worker_mid_burst, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_twilio_faults_heal, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_broker_frozen_under_the_ingress, setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

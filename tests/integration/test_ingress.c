@@ -16,7 +16,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ingress_fixture.h"
+#include "../support/ingress_helpers.h"
+#include "encode.h"
+#include "event.h"
+#include "form.h"
+#include "kafka.h"
+#include "signature.h"
+#include "timeutil.h"
 
 /* The claims of an access token (no signature check: the emulator tests
  * do that; here we look at what was granted). */
@@ -332,7 +338,7 @@ static void test_jwt_mode(void **state)
 static int setup_rate_limited(void **state)
 {
     static const char *const env[] = {"RATE_LIMIT_IP_PER_S=1", "RATE_LIMIT_IP_BURST=3", NULL};
-    return setup_with(state, env);
+    return fixture_setup_ingress(state, env);
 }
 
 static void test_rate_limit(void **state)
@@ -366,7 +372,7 @@ static int setup_behind_proxy(void **state)
 {
     static const char *const env[] = {"TRUSTED_PROXIES=127.0.0.1", "RATE_LIMIT_IP_PER_S=1",
                                       "RATE_LIMIT_IP_BURST=2", NULL};
-    return setup_with(state, env);
+    return fixture_setup_ingress(state, env);
 }
 
 /* Behind a trusted proxy (the test itself, 127.0.0.1) each forwarded
@@ -402,7 +408,7 @@ static void test_trusted_proxy(void **state)
 static int setup_no_trusted_proxy(void **state)
 {
     static const char *const env[] = {"RATE_LIMIT_IP_PER_S=1", "RATE_LIMIT_IP_BURST=2", NULL};
-    return setup_with(state, env);
+    return fixture_setup_ingress(state, env);
 }
 
 /* Without TRUSTED_PROXIES the header is the client's word: ignored. */
@@ -419,7 +425,7 @@ static void test_forwarded_for_ignored(void **state)
 static int setup_identity_limited(void **state)
 {
     static const char *const env[] = {"RATE_LIMIT_IDENTITY_PER_S=1", "RATE_LIMIT_IDENTITY_BURST=2", NULL};
-    return setup_with(state, env);
+    return fixture_setup_ingress(state, env);
 }
 
 /* One identity gets its burst; another is not affected. (The stream does
@@ -459,7 +465,7 @@ static void test_identity_rate_limit(void **state)
 static int setup_epoll(void **state)
 {
     static const char *const env[] = {"INGRESS_EVENT_LOOP=epoll", NULL};
-    return setup_with(state, env);
+    return fixture_setup_ingress(state, env);
 }
 
 static void test_client_api_epoll(void **state)
@@ -494,17 +500,17 @@ static void test_kafka_unreachable(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_client_api, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_create_stream, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_webhooks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_jwt_mode, setup_jwt, teardown),
-        cmocka_unit_test_setup_teardown(test_rate_limit, setup_rate_limited, teardown),
-        cmocka_unit_test_setup_teardown(test_identity_rate_limit, setup_identity_limited, teardown),
-        cmocka_unit_test_setup_teardown(test_trusted_proxy, setup_behind_proxy, teardown),
-        cmocka_unit_test_setup_teardown(test_forwarded_for_ignored, setup_no_trusted_proxy, teardown),
-        cmocka_unit_test_setup_teardown(test_kafka_unreachable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_api_epoll, setup_epoll, teardown),
-        cmocka_unit_test_setup_teardown(test_create_stream_epoll, setup_epoll, teardown),
+        cmocka_unit_test_setup_teardown(test_client_api, setup_ingress, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_create_stream, setup_ingress, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_webhooks, setup_ingress, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_jwt_mode, setup_ingress_jwt, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit, setup_rate_limited, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_identity_rate_limit, setup_identity_limited, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_trusted_proxy, setup_behind_proxy, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_forwarded_for_ignored, setup_no_trusted_proxy, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_unreachable, setup_ingress, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_client_api_epoll, setup_epoll, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_create_stream_epoll, setup_epoll, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,7 +20,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ingress_fixture.h"
+#include "../support/ingress_helpers.h"
+#include "encode.h"
+#include "event.h"
+#include "form.h"
+#include "kafka.h"
+#include "signature.h"
+#include "timeutil.h"
 
 /* The claims of an access token (no signature check). */
 static json_t *token_claims(const char *jwt)
@@ -53,7 +59,7 @@ static int setup_identity_behind_proxy(void **state)
 {
     static const char *const env[] = {"TRUSTED_PROXIES=127.0.0.1", "RATE_LIMIT_IDENTITY_PER_S=1",
                                       "RATE_LIMIT_IDENTITY_BURST=2", NULL};
-    return setup_with(state, env);
+    return fixture_setup_ingress(state, env);
 }
 
 /* Passcode mode: anyone may name any identity, so naming a victim must not
@@ -77,7 +83,7 @@ static int setup_jwt_claims(void **state)
 {
     static const char *const env[] = {"AUTH_MODE=jwt", "AUTH_JWT_SECRET=" JWT_SECRET,
                                       "AUTH_JWT_ISSUER=https://id.example.test", "AUTH_JWT_AUDIENCE=stagehand", NULL};
-    return setup_with(state, env);
+    return fixture_setup_ingress(state, env);
 }
 
 static long verify_with(struct fixture *f, json_t *claims)
@@ -205,9 +211,9 @@ static void test_jwt_secret_not_the_api_key_secret(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_identity_budget_per_client, setup_identity_behind_proxy, teardown),
-        cmocka_unit_test_setup_teardown(test_jwt_claims, setup_jwt_claims, teardown),
-        cmocka_unit_test_setup_teardown(test_jwt_stage, setup_jwt, teardown),
+        cmocka_unit_test_setup_teardown(test_identity_budget_per_client, setup_identity_behind_proxy, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_jwt_claims, setup_jwt_claims, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_jwt_stage, setup_ingress_jwt, fixture_teardown),
         cmocka_unit_test(test_jwt_secret_not_the_api_key_secret),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

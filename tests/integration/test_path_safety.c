@@ -20,14 +20,17 @@
 #include <unistd.h>
 
 #include "event.h"
-#include "full_stack.h"
+#include "../support/pipeline_helpers.h"
+#include "kafka.h"
+#include "timeutil.h"
+#include "twilio.h"
 
 #define STREAM "s1"
 
 /* The stream's Sync service in the emulator (a new reference), or NULL. */
 static json_t *service_of(struct fixture *f)
 {
-    json_t *state = emulator_get(&f->p, "/_emulator/state");
+    json_t *state = emulator_get(f, "/_emulator/state");
     json_t *found = NULL, *service;
     size_t i;
     json_array_foreach(json_object_get(state, "sync_services"), i, service) {
@@ -41,7 +44,7 @@ static json_t *service_of(struct fixture *f)
 
 /* The items of the stream's map (a new reference), or NULL when the map
  * (or the service) does not exist. */
-static json_t *map_items(struct fixture *f, const char *map)
+static json_t *sync_map_items(struct fixture *f, const char *map)
 {
     json_t *service = service_of(f), *items = NULL, *m;
     size_t i;
@@ -58,7 +61,7 @@ static json_t *map_items(struct fixture *f, const char *map)
 static void wait_item(struct fixture *f, const char *map, const char *key, int present)
 {
     for (int i = 0; i < 300; i++) {
-        json_t *items = map_items(f, map);
+        json_t *items = sync_map_items(f, map);
         int has = items && json_object_get(items, key) != NULL;
         json_decref(items);
         if (items && has == present)
@@ -73,7 +76,7 @@ static void expect_maps(struct fixture *f, const char *const hands[], size_t nha
 {
     static const char *const maps[] = {"speakers", "viewers", "raised_hands"};
     for (size_t i = 0; i < 3; i++) {
-        json_t *items = map_items(f, maps[i]);
+        json_t *items = sync_map_items(f, maps[i]);
         if (!items)
             fail_msg("the %s map of %s is gone", maps[i], STREAM);
         if (strcmp(maps[i], "raised_hands") == 0) {
@@ -88,11 +91,11 @@ static void expect_maps(struct fixture *f, const char *const hands[], size_t nha
 /* A live stream hosted by alice, with bob's hand up. */
 static void live_stream_with_a_hand(struct fixture *f)
 {
-    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"" STREAM "\"}"), 200);
-    assert_int_equal(api(f, "/join-stream-as-viewer", "{\"user_identity\":\"bob\",\"stream_name\":\"" STREAM "\"}"),
+    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"" STREAM "\"}", NULL), 200);
+    assert_int_equal(api(f, "/join-stream-as-viewer", "{\"user_identity\":\"bob\",\"stream_name\":\"" STREAM "\"}", NULL),
                      200);
     assert_int_equal(api(f, "/raise-hand",
-                         "{\"user_identity\":\"bob\",\"stream_name\":\"" STREAM "\",\"hand_raised\":true}"),
+                         "{\"user_identity\":\"bob\",\"stream_name\":\"" STREAM "\",\"hand_raised\":true}", NULL),
                      200);
     wait_item(f, "raised_hands", "bob", 1);
 }
@@ -111,13 +114,13 @@ static void test_ingress_refuses_dot_identities(void **state)
         char body[256];
         snprintf(body, sizeof body, "{\"user_identity\":\"%s\",\"stream_name\":\"" STREAM "\",\"hand_raised\":true}",
                  dots[d]);
-        assert_int_equal(api(f, "/raise-hand", body), 400);
+        assert_int_equal(api(f, "/raise-hand", body, NULL), 400);
         snprintf(body, sizeof body, "{\"user_identity\":\"%s\",\"stream_name\":\"" STREAM "\",\"hand_raised\":false}",
                  dots[d]);
-        assert_int_equal(api(f, "/raise-hand", body), 400);
+        assert_int_equal(api(f, "/raise-hand", body, NULL), 400);
         for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
             snprintf(body, sizeof body, "{\"user_identity\":\"%s\",\"stream_name\":\"" STREAM "\"}", dots[d]);
-            if (api(f, paths[p], body) != 400)
+            if (api(f, paths[p], body, NULL) != 400)
                 fail_msg("%s as \"%s\" was not refused", paths[p], dots[d]);
         }
     }
@@ -125,7 +128,7 @@ static void test_ingress_refuses_dot_identities(void **state)
     expect_maps(f, bob, 1);
 
     assert_int_equal(api(f, "/raise-hand",
-                         "{\"user_identity\":\"bob\",\"stream_name\":\"" STREAM "\",\"hand_raised\":false}"),
+                         "{\"user_identity\":\"bob\",\"stream_name\":\"" STREAM "\",\"hand_raised\":false}", NULL),
                      200);
     wait_item(f, "raised_hands", "bob", 0);
     expect_maps(f, NULL, 0);
@@ -142,7 +145,7 @@ static void produce_unchecked(struct fixture *f, const char *type, const char *i
     assert_int_equal(event_build(&ev, type, STREAM, "api", identity, data, err, sizeof err), 0);
     char *value = event_serialize(&ev);
     assert_non_null(value);
-    struct kafka_record rec = {.topic = f->p.s.topic_events, .partition = RD_KAFKA_PARTITION_UA, .key = STREAM,
+    struct kafka_record rec = {.topic = f->s.topic_events, .partition = RD_KAFKA_PARTITION_UA, .key = STREAM,
                                .key_len = strlen(STREAM), .value = value, .value_len = strlen(value)};
     assert_int_equal(kafka_produce_waiting(f->producer, &rec, err, sizeof err), 0);
     free(value);
@@ -158,7 +161,7 @@ static void test_workers_never_send_dot_paths(void **state)
 {
     struct fixture *f = *state;
     live_stream_with_a_hand(f);
-    json_t *room = wait_room(&f->p, STREAM, "in-progress");
+    json_t *room = wait_room(f, STREAM, "in-progress");
     char room_sid[40];
     snprintf(room_sid, sizeof room_sid, "%s", json_string_value(json_object_get(room, "sid")));
     json_decref(room);
@@ -174,11 +177,11 @@ static void test_workers_never_send_dot_paths(void **state)
     while (kafka_producer_outstanding(f->producer) > 0)
         kafka_producer_poll(f->producer, 50);
     assert_int_equal(api(f, "/raise-hand",
-                         "{\"user_identity\":\"bob\",\"stream_name\":\"" STREAM "\",\"hand_raised\":false}"),
+                         "{\"user_identity\":\"bob\",\"stream_name\":\"" STREAM "\",\"hand_raised\":false}", NULL),
                      200);
     int settled = 0;
     for (int i = 0; i < 300 && !settled; i++) {
-        json_t *items = map_items(f, "raised_hands");
+        json_t *items = sync_map_items(f, "raised_hands");
         settled = !items || !json_object_get(items, "bob"); /* lowered, or the map is gone */
         json_decref(items);
         if (!settled)
@@ -186,22 +189,26 @@ static void test_workers_never_send_dot_paths(void **state)
     }
     assert_true(settled);
     expect_maps(f, NULL, 0);
-    room = wait_room(&f->p, STREAM, "in-progress");
+    room = wait_room(f, STREAM, "in-progress");
     assert_string_equal(json_string_value(json_object_get(room, "sid")), room_sid);
     json_decref(room);
 
     static const char *const invalid = "stagehand_worker_events_total{type=\"invalid\",outcome=\"dlq\"}";
     for (int role = 0; role < ROLES; role++) {
-        f->p.metrics_port = f->metrics_ports[role];
-        wait_metric(&f->p, invalid, 2 * TYPES);
+        wait_metric(f, role, invalid, 2 * TYPES);
     }
+}
+
+static int setup(void **state)
+{
+    return setup_whole_pipeline(state, NULL, NULL);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_ingress_refuses_dot_identities, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_workers_never_send_dot_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ingress_refuses_dot_identities, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_workers_never_send_dot_paths, setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

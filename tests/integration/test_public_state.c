@@ -27,8 +27,15 @@
 #include <curl/curl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <time.h>
 
-#include "ingress_fixture.h"
+#include "../support/ingress_helpers.h"
+#include "encode.h"
+#include "event.h"
+#include "form.h"
+#include "kafka.h"
+#include "signature.h"
+#include "timeutil.h"
 
 #define PASSCODE_HEADER "Authorization: " TEST_PASSCODE
 
@@ -416,7 +423,7 @@ static void test_old_and_malformed_records(void **state)
 
 static int setup_jwt_mode(void **state)
 {
-    return setup_jwt(state);
+    return setup_ingress_jwt(state);
 }
 
 /* jwt mode: any valid token reads the state, the host's or anyone's. */
@@ -449,7 +456,7 @@ static void test_public_state_jwt(void **state)
 static int setup_three_eager(void **state)
 {
     static const char *const env[] = {"SYNC_EAGER_VIEWERS=3", NULL};
-    return setup_with(state, env);
+    return fixture_setup_ingress(state, env);
 }
 
 /* Joins stream as role; checks the answer's sync_access and
@@ -549,11 +556,11 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_public_state, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_old_and_malformed_records, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_public_state_jwt, setup_jwt_mode, teardown),
-        cmocka_unit_test_setup_teardown(test_eager_tier, setup_three_eager, teardown),
-        cmocka_unit_test_setup_teardown(test_eager_tier_from_view, setup_three_eager, teardown),
+        cmocka_unit_test_setup_teardown(test_public_state, setup_ingress, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_old_and_malformed_records, setup_ingress, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_public_state_jwt, setup_jwt_mode, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_eager_tier, setup_three_eager, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_eager_tier_from_view, setup_three_eager, fixture_teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

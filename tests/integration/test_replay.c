@@ -15,60 +15,26 @@
 #include <unistd.h>
 
 #include "event.h"
-#include "pipeline_helpers.h"
+#include "../support/pipeline_helpers.h"
+#include "kafka.h"
+#include "timeutil.h"
+#include "twilio.h"
 
 #define STORY_EVENTS 32 /* what produce_story() produces, all handled by the sync worker */
 
-struct fixture {
-    struct pipeline p;
-    struct emulator_process emu;
-    struct process worker;
-    struct kafka_producer *producer;
-    char out_path[128], err_path[128];
-};
+/* Where stagehand-replay's output goes: the stack's scratch directory. */
+static char out_path[128], err_path[128];
 
-static void start_worker(struct fixture *f)
-{
-    char err[256];
-    static const char *const env[] = {"COUNT_INTERVAL_MS=200", "VIEWERS_MAP_CAP=5", "RAISED_HANDS_CAP=3",
-                                      "MAX_ATTEMPTS=3", NULL};
-    f->p.metrics_port = stack_start_worker(&f->p.s, "sync", f->emu.base_url, env, &f->worker, err, sizeof err);
-    if (f->p.metrics_port < 0)
-        fail_msg("%s", err);
-}
-
+/* Broker, emulator, the sync worker (worker 0) and a producer; no ingress. */
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    char err[256];
-    assert_non_null(f);
-    if (stack_start_broker(&f->p.s, err, sizeof err) < 0 || emulator_start(&f->emu, NULL, err, sizeof err) < 0)
-        fail_msg("%s", err);
-    f->p.emu_client = emulator_client(&f->emu, err, sizeof err);
-    assert_non_null(f->p.emu_client);
-    start_worker(f);
-    struct kafka_producer_options popt = {.brokers = f->p.s.brokers};
-    f->producer = kafka_producer_new(&popt, err, sizeof err);
-    if (!f->producer)
-        fail_msg("%s", err);
-    snprintf(f->out_path, sizeof f->out_path, "%s/replay.out", f->p.s.dir);
-    snprintf(f->err_path, sizeof f->err_path, "%s/replay.err", f->p.s.dir);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
+    static const char *const env[] = {"COUNT_INTERVAL_MS=200", "VIEWERS_MAP_CAP=5", "RAISED_HANDS_CAP=3",
+                                      "MAX_ATTEMPTS=3", NULL};
+    struct fixture_options o = {.broker = 1, .emulator = 1, .workers = {{"sync", env}}, .producer = 1};
+    fixture_setup(state, &o);
     struct fixture *f = *state;
-    kafka_producer_close(f->producer, 5000);
-    int worker_status = process_stop(&f->worker, 20000);
-    twilio_client_free(f->p.emu_client);
-    int emulator_status = emulator_stop(&f->emu);
-    int broker_status = stack_stop(&f->p.s);
-    free(f);
-    assert_int_equal(worker_status, 0);
-    assert_int_equal(emulator_status, 0);
-    assert_int_equal(broker_status, 0); /* the dev broker too: a clean stop, no leak */
+    snprintf(out_path, sizeof out_path, "%s/replay.out", f->s.dir);
+    snprintf(err_path, sizeof err_path, "%s/replay.err", f->s.dir);
     return 0;
 }
 
@@ -77,7 +43,7 @@ static int teardown(void **state)
 static void produce_raw(struct fixture *f, const char *stream, const char *value)
 {
     char err[256];
-    struct kafka_record rec = {.topic = f->p.s.topic_events, .partition = RD_KAFKA_PARTITION_UA, .key = stream,
+    struct kafka_record rec = {.topic = f->s.topic_events, .partition = RD_KAFKA_PARTITION_UA, .key = stream,
                                .key_len = strlen(stream), .value = value, .value_len = strlen(value)};
     assert_int_equal(kafka_produce(f->producer, &rec, err, sizeof err), 0);
     while (kafka_producer_outstanding(f->producer) > 0)
@@ -122,7 +88,7 @@ static void produce_story(struct fixture *f, const char *stream)
 static double events_handled(struct fixture *f)
 {
     char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", f->p.metrics_port);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", f->metrics_port[0]);
     struct http_reply r;
     http_call("GET", url, NULL, NULL, 0, &r);
     double total = 0;
@@ -153,10 +119,10 @@ struct snapshot {
 static struct snapshot take_snapshot(struct fixture *f)
 {
     struct snapshot s = {NULL, 0};
-    json_t *state = emulator_get(&f->p, "/_emulator/state");
+    json_t *state = emulator_get(f, "/_emulator/state");
     s.services = json_dumps(json_object_get(state, "sync_services"), JSON_SORT_KEYS | JSON_COMPACT);
     json_decref(state);
-    json_t *stats = emulator_get(&f->p, "/_emulator/stats");
+    json_t *stats = emulator_get(f, "/_emulator/stats");
     const char *key;
     json_t *v;
     json_object_foreach(json_object_get(stats, "sync_writes"), key, v)
@@ -170,7 +136,7 @@ static struct snapshot take_snapshot(struct fixture *f)
  * revisions and dates), as sorted JSON. */
 static char *client_view(struct fixture *f)
 {
-    json_t *state = emulator_get(&f->p, "/_emulator/state");
+    json_t *state = emulator_get(f, "/_emulator/state");
     json_t *view = json_object();
     size_t i, j;
     json_t *service, *obj;
@@ -202,13 +168,13 @@ static int run_replay(struct fixture *f, const char *const args[])
     char bin[512], err[256];
     if (process_path_from_env(bin, sizeof bin, "STAGEHAND_BUILD", "stagehand-replay", err, sizeof err) < 0)
         fail_msg("%s", err);
-    const char *argv[16] = {bin, "--brokers", f->p.s.brokers};
+    const char *argv[16] = {bin, "--brokers", f->s.brokers};
     int n = 3;
     for (int i = 0; args[i] && n < 15; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
     struct process p;
-    if (process_spawn(&p, argv, stack_kafka_env(&f->p.s), f->out_path, f->err_path, err, sizeof err) < 0)
+    if (process_spawn(&p, argv, stack_kafka_env(&f->s), out_path, err_path, err, sizeof err) < 0)
         fail_msg("%s", err);
     if (process_wait(&p, 60000) < 0) {
         process_stop(&p, 1000);
@@ -238,7 +204,8 @@ static int count_of(const char *text, const char *needle)
 
 static char *replay_output(struct fixture *f, int err)
 {
-    char *text = process_read_file(err ? f->err_path : f->out_path, NULL);
+    (void)f; /* the paths are the stack's, set in setup */
+    char *text = process_read_file(err ? err_path : out_path, NULL);
     assert_non_null(text);
     return text;
 }
@@ -262,7 +229,7 @@ static void test_import_twice_changes_nothing(void **state)
     assert_true(before.writes > 20);
 
     char export_path[160];
-    snprintf(export_path, sizeof export_path, "%s/gala.ndjson", f->p.s.dir);
+    snprintf(export_path, sizeof export_path, "%s/gala.ndjson", f->s.dir);
     assert_int_equal(run_replay(f, (const char *const[]){"export", "--stream", "gala", NULL}), 0);
     char *exported = replay_output(f, 0);
     assert_int_equal(count_lines(exported), STORY_EVENTS + 1); /* and the worker's own sync.ready */
@@ -291,7 +258,7 @@ static void test_reapply_from_beginning_leaves_sync_as_it_was(void **state)
     struct snapshot before = take_snapshot(f);
     char *before_view = client_view(f);
     char group[160];
-    snprintf(group, sizeof group, "%ssync", f->p.s.group_prefix);
+    snprintf(group, sizeof group, "%ssync", f->s.group_prefix);
 
     /* Refused while a worker of the group runs. */
     assert_int_not_equal(run_replay(f, (const char *const[]){"offsets", "--group", group, "--to-beginning",
@@ -302,19 +269,19 @@ static void test_reapply_from_beginning_leaves_sync_as_it_was(void **state)
         fail_msg("stagehand-replay said: %s", said);
     free(said);
 
-    assert_int_equal(process_stop(&f->worker, 20000), 0);
+    assert_int_equal(process_stop(&f->workers[0], 20000), 0);
     assert_int_equal(run_replay(f, (const char *const[]){"offsets", "--group", group, "--to-beginning",
                                                          NULL}),
                      0);
     said = replay_output(f, 0);
     assert_non_null(strstr(said, "applies again from offset 0"));
     free(said);
-    start_worker(f);
+    fixture_restart_worker(f, 0);
     /* Every event applied again, not only folded. Clients see the same
      * Sync, and nothing is written again: the sync worker folds the events
      * and then brings Sync to the result, reading the maps and the
      * documents it touched before writing, and Sync already holds it. */
-    wait_metric(&f->p, "stagehand_worker_events_total{type=\"viewer.connected\",outcome=\"applied\"}", 12);
+    wait_metric(f, 0, "stagehand_worker_events_total{type=\"viewer.connected\",outcome=\"applied\"}", 12);
     wait_handled(f, STORY_EVENTS);
     char *view = client_view(f);
     assert_string_equal(view, before_view);
@@ -331,11 +298,11 @@ static void test_dlq_list_and_redrive(void **state)
     struct fixture *f = *state;
     /* Not an event at all: it goes to the DLQ at once and cannot come back. */
     produce_raw(f, "gala", "{\"not\":\"an event\"}");
-    wait_metric(&f->p, "stagehand_worker_events_total{type=\"invalid\",outcome=\"dlq\"}", 1);
+    wait_metric(f, 0, "stagehand_worker_events_total{type=\"invalid\",outcome=\"dlq\"}", 1);
     /* A create that fails at Twilio three times in a row: in the DLQ. */
     set_faults(f, "SyncErrorRate=1");
     produce(f, "stream.create_requested", "gala", "alice", json_pack("{s:s}", "host", "alice"));
-    wait_metric(&f->p, "stagehand_worker_events_total{type=\"stream.create_requested\",outcome=\"dlq\"}", 1);
+    wait_metric(f, 0, "stagehand_worker_events_total{type=\"stream.create_requested\",outcome=\"dlq\"}", 1);
     set_faults(f, "SyncErrorRate=0");
 
     assert_int_equal(run_replay(f, (const char *const[]){"dlq", "list", NULL}), 0);
@@ -369,8 +336,8 @@ static void test_dlq_list_and_redrive(void **state)
     said = replay_output(f, 1);
     assert_non_null(strstr(said, "not a valid event"));
     free(said);
-    wait_metric(&f->p, "stagehand_worker_events_total{type=\"stream.create_requested\",outcome=\"applied\"}", 1);
-    json_t *st = emulator_get(&f->p, "/_emulator/state");
+    wait_metric(f, 0, "stagehand_worker_events_total{type=\"stream.create_requested\",outcome=\"applied\"}", 1);
+    json_t *st = emulator_get(f, "/_emulator/state");
     assert_int_equal(json_array_size(json_object_get(st, "sync_services")), 1);
     json_decref(st);
 
@@ -387,7 +354,7 @@ static void test_bad_input_is_refused_whole(void **state)
 {
     struct fixture *f = *state;
     char path[160];
-    snprintf(path, sizeof path, "%s/bad.ndjson", f->p.s.dir);
+    snprintf(path, sizeof path, "%s/bad.ndjson", f->s.dir);
     struct event ev;
     char err[256];
     assert_int_equal(event_init(&ev, "viewer.connected", "gala", "api", "v1", json_pack("{s:s}", "identity", "v1"),
@@ -417,10 +384,10 @@ static void test_bad_input_is_refused_whole(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_import_twice_changes_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reapply_from_beginning_leaves_sync_as_it_was, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dlq_list_and_redrive, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_input_is_refused_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_import_twice_changes_nothing, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_reapply_from_beginning_leaves_sync_as_it_was, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_dlq_list_and_redrive, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input_is_refused_whole, setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,47 +16,19 @@
 
 #include "../support/emulator_process.h"
 #include "../support/stack.h"
-#include "pipeline_helpers.h"
+#include "../support/pipeline_helpers.h"
 #include "event.h"
 #include "kafka.h"
 #include "timeutil.h"
 #include "token.h"
 #include "twilio.h"
 
-struct fixture {
-    struct pipeline p;             /* first: the shared helpers take it */
-    struct emulator_process emu;
-    struct process worker;
-    struct kafka_producer *producer;
-};
-
-static void start_worker(struct fixture *f, const char *const env[])
-{
-    char err[256];
-    f->p.metrics_port = stack_start_worker(&f->p.s, "room", f->emu.base_url, env, &f->worker, err, sizeof err);
-    if (f->p.metrics_port < 0)
-        fail_msg("%s", err);
-}
-
+/* The room worker is worker 0; the ingress is not public (no webhooks). */
 static int setup_env(void **state, const char *const worker_env[])
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    char err[256];
-    assert_non_null(f);
-    if (stack_start_broker(&f->p.s, err, sizeof err) < 0 || stack_start_ingress(&f->p.s, NULL, err, sizeof err) < 0 ||
-        emulator_start(&f->emu, NULL, err, sizeof err) < 0)
-        fail_msg("%s", err);
-    f->p.emu_client = emulator_client(&f->emu, err, sizeof err);
-    assert_non_null(f->p.emu_client);
-    start_worker(f, worker_env);
-    struct kafka_reader_options ropt = {.brokers = f->p.s.brokers, .topic = f->p.s.topic_events};
-    f->p.events = kafka_reader_new(&ropt, err, sizeof err);
-    struct kafka_producer_options popt = {.brokers = f->p.s.brokers};
-    f->producer = kafka_producer_new(&popt, err, sizeof err);
-    if (!f->p.events || !f->producer)
-        fail_msg("%s", err);
-    *state = f;
-    return 0;
+    struct fixture_options o = {.broker = 1, .ingress = FIXTURE_INGRESS, .emulator = 1,
+                                .workers = {{"room", worker_env}}, .events = FIXTURE_READER, .producer = 1};
+    return fixture_setup(state, &o);
 }
 
 static int setup(void **state)
@@ -68,24 +40,6 @@ static int setup_few_attempts(void **state)
 {
     static const char *const env[] = {"MAX_ATTEMPTS=3", NULL};
     return setup_env(state, env);
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    kafka_reader_close(f->p.events);
-    kafka_producer_close(f->producer, 5000);
-    int worker_status = process_stop(&f->worker, 20000);
-    twilio_client_free(f->p.emu_client);
-    int emulator_status = emulator_stop(&f->emu);
-    int ingress_status = stack_stop_ingress(&f->p.s);
-    int broker_status = stack_stop(&f->p.s);
-    free(f);
-    assert_int_equal(worker_status, 0);
-    assert_int_equal(emulator_status, 0);
-    assert_int_equal(ingress_status, 0);
-    assert_int_equal(broker_status, 0); /* the dev broker too: a clean stop, no leak */
-    return 0;
 }
 
 /* --- helpers ---------------------------------------------------------------------------------- */
@@ -100,11 +54,11 @@ static char *video_token(const char *identity, const char *room)
     return jwt;
 }
 
-static const char *participant_status(struct fixture *f, const char *room_sid, const char *identity, char out[16])
+static const char *participant_status_in(struct fixture *f, const char *room_sid, const char *identity, char out[16])
 {
     char path[256];
     snprintf(path, sizeof path, "/v1/Rooms/%s/Participants/%s", room_sid, identity);
-    json_t *p = emulator_get(&f->p, path);
+    json_t *p = emulator_get(f, path);
     snprintf(out, 16, "%s", json_string_value(json_object_get(p, "status")) ? json_string_value(json_object_get(p, "status")) : "");
     json_decref(p);
     return out;
@@ -116,10 +70,10 @@ static void test_room_lifecycle(void **state)
 {
     struct fixture *f = *state;
     char status[16];
-    assert_int_equal(post(&f->p, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"}"), 202);
+    assert_int_equal(post_async(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"}"), 202);
 
     /* The room, as stagehand asks for it. */
-    json_t *room = wait_room(&f->p, "friday", "in-progress");
+    json_t *room = wait_room(f, "friday", "in-progress");
     char room_sid[40];
     snprintf(room_sid, sizeof room_sid, "%s", json_string_value(json_object_get(room, "sid")));
     assert_string_equal(json_string_value(json_object_get(room, "status_callback")), TEST_PUBLIC_BASE_URL "/rooms-webhook");
@@ -128,7 +82,7 @@ static void test_room_lifecycle(void **state)
     json_decref(room);
 
     /* room.created follows, and the state record says ready. */
-    rd_kafka_message_t *msg = next_of_type(&f->p, "room.created");
+    rd_kafka_message_t *msg = next_of_type(f, "room.created");
     struct event ev;
     char err[256];
     assert_int_equal(event_parse(msg->payload, msg->len, &ev, err, sizeof err), 0);
@@ -136,7 +90,7 @@ static void test_room_lifecycle(void **state)
     assert_string_equal(ev.source, "room-worker");
     event_free(&ev);
     rd_kafka_message_destroy(msg);
-    json_t *record = wait_state(&f->p, "friday/room", "ready");
+    json_t *record = wait_state(f, "friday/room", "ready");
     assert_string_equal(json_string_value(json_object_get(record, "room_sid")), room_sid);
     assert_string_equal(json_string_value(json_object_get(record, "host")), "alice");
     json_decref(record);
@@ -151,22 +105,22 @@ static void test_room_lifecycle(void **state)
     assert_int_equal(r.status, 201);
     http_reply_free(&r);
     free(token);
-    assert_int_equal(post(&f->p, "/remove-speaker", "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"}"), 200);
-    for (int i = 0; i < 200 && strcmp(participant_status(f, room_sid, "bob", status), "disconnected") != 0; i++)
+    assert_int_equal(post_async(f, "/remove-speaker", "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"}"), 200);
+    for (int i = 0; i < 200 && strcmp(participant_status_in(f, room_sid, "bob", status), "disconnected") != 0; i++)
         usleep(50 * 1000);
     assert_string_equal(status, "disconnected");
 
     /* The same event delivered again: skipped, no Twilio call. */
-    wait_metric(&f->p, "stagehand_worker_events_total{type=\"speaker.remove_requested\",outcome=\"applied\"}", 1);
-    long calls = video_requests(&f->p);
-    msg = next_of_type(&f->p, "speaker.remove_requested");
+    wait_metric(f, 0, "stagehand_worker_events_total{type=\"speaker.remove_requested\",outcome=\"applied\"}", 1);
+    long calls = video_requests(f);
+    msg = next_of_type(f, "speaker.remove_requested");
     struct kv_list headers;
     char id[64];
     kv_init(&headers);
     assert_int_equal(kafka_header_string(msg, "id", id, sizeof id), 0);
     kv_add(&headers, "id", id);
     kv_add(&headers, "type", "speaker.remove_requested");
-    struct kafka_record copy = {.topic = f->p.s.topic_events, .partition = msg->partition, .key = msg->key,
+    struct kafka_record copy = {.topic = f->s.topic_events, .partition = msg->partition, .key = msg->key,
                                 .key_len = msg->key_len, .value = msg->payload, .value_len = msg->len,
                                 .headers = &headers};
     assert_int_equal(kafka_produce(f->producer, &copy, err, sizeof err), 0);
@@ -174,32 +128,32 @@ static void test_room_lifecycle(void **state)
     rd_kafka_message_destroy(msg);
     while (kafka_producer_outstanding(f->producer) > 0)
         kafka_producer_poll(f->producer, 50);
-    wait_metric(&f->p, "stagehand_worker_events_total{type=\"speaker.remove_requested\",outcome=\"duplicate\"}", 1);
-    assert_int_equal(video_requests(&f->p), calls);
+    wait_metric(f, 0, "stagehand_worker_events_total{type=\"speaker.remove_requested\",outcome=\"duplicate\"}", 1);
+    assert_int_equal(video_requests(f), calls);
 
     /* The host ends the stream: the room is completed. */
-    assert_int_equal(post(&f->p, "/delete-stream", "{\"stream_name\":\"friday\"}"), 200);
-    json_decref(wait_room(&f->p, "friday", "completed"));
-    json_decref(wait_state(&f->p, "friday/room", "ended"));
+    assert_int_equal(post_async(f, "/delete-stream", "{\"stream_name\":\"friday\"}"), 200);
+    json_decref(wait_room(f, "friday", "completed"));
+    json_decref(wait_state(f, "friday/room", "ended"));
 
     /* A restart rebuilds from the log and calls Twilio for nothing. */
-    calls = video_requests(&f->p);
-    assert_int_equal(process_stop(&f->worker, 20000), 0);
-    start_worker(f, NULL);
-    wait_metric(&f->p, "stagehand_worker_events_total{type=\"stream.end_requested\",outcome=\"folded\"}", 1);
-    assert_true(metric(&f->p, "stagehand_worker_events_total{type=\"stream.create_requested\",outcome=\"applied\"}") < 0);
-    assert_int_equal(video_requests(&f->p), calls);
+    calls = video_requests(f);
+    assert_int_equal(process_stop(&f->workers[0], 20000), 0);
+    fixture_start_worker(f, 0, NULL);
+    wait_metric(f, 0, "stagehand_worker_events_total{type=\"stream.end_requested\",outcome=\"folded\"}", 1);
+    assert_true(metric(f, 0, "stagehand_worker_events_total{type=\"stream.create_requested\",outcome=\"applied\"}") < 0);
+    assert_int_equal(video_requests(f), calls);
 
     /* Lag is measured for every assigned partition (the dev broker has 3). */
     for (int p = 0; p < 3; p++) {
         char sample[96];
         snprintf(sample, sizeof sample, "stagehand_worker_consumer_lag{partition=\"%d\"}", p);
-        wait_metric(&f->p, sample, 0);
+        wait_metric(f, 0, sample, 0);
     }
 
     /* The stream can live again under the same name: a new room. */
-    assert_int_equal(post(&f->p, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"}"), 202);
-    room = wait_room(&f->p, "friday", "in-progress");
+    assert_int_equal(post_async(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"}"), 202);
+    room = wait_room(f, "friday", "in-progress");
     assert_string_not_equal(json_string_value(json_object_get(room, "sid")), room_sid);
     json_decref(room);
 }
@@ -214,12 +168,12 @@ static void test_outage_goes_to_dlq(void **state)
     http_call("POST", url, NULL, "VideoErrorRate=1", 16, &r);
     assert_int_equal(r.status, 200);
     http_reply_free(&r);
-    assert_int_equal(post(&f->p, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"saturday\"}"), 202);
-    wait_metric(&f->p, "stagehand_worker_dlq_total", 1);
-    assert_true(metric(&f->p, "stagehand_worker_retries_total") >= 2);
+    assert_int_equal(post_async(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"saturday\"}"), 202);
+    wait_metric(f, 0, "stagehand_worker_dlq_total", 1);
+    assert_true(metric(f, 0, "stagehand_worker_retries_total") >= 2);
 
     char err[256], header[256];
-    struct kafka_reader_options opt = {.brokers = f->p.s.brokers, .topic = f->p.s.topic_dlq};
+    struct kafka_reader_options opt = {.brokers = f->s.brokers, .topic = f->s.topic_dlq};
     struct kafka_reader *dlq = kafka_reader_new(&opt, err, sizeof err);
     assert_non_null(dlq);
     rd_kafka_message_t *msg = NULL;
@@ -250,15 +204,15 @@ static void test_outage_goes_to_dlq(void **state)
     /* Twilio is back: the next stream works. */
     http_call("POST", url, NULL, "VideoErrorRate=0", 16, &r);
     http_reply_free(&r);
-    assert_int_equal(post(&f->p, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"sunday\"}"), 202);
-    json_decref(wait_room(&f->p, "sunday", "in-progress"));
+    assert_int_equal(post_async(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"sunday\"}"), 202);
+    json_decref(wait_room(f, "sunday", "in-progress"));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_room_lifecycle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_outage_goes_to_dlq, setup_few_attempts, teardown),
+        cmocka_unit_test_setup_teardown(test_room_lifecycle, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_outage_goes_to_dlq, setup_few_attempts, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,7 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "full_stack.h"
+#include "../support/pipeline_helpers.h"
+#include "kafka.h"
+#include "timeutil.h"
+#include "twilio.h"
 
 #define MAX_SECRETS 16
 #define WRONG_PASSCODE "wrong-passcode-977"
@@ -39,7 +42,7 @@ static long call(struct fixture *f, struct secrets *s, const char *path, const c
 {
     static const char *const headers[] = {"Authorization: " TEST_PASSCODE, "Content-Type: application/json", NULL};
     char url[256];
-    snprintf(url, sizeof url, "%s%s", f->p.s.ingress_url, path);
+    snprintf(url, sizeof url, "%s%s", f->s.ingress_url, path);
     struct http_reply r;
     http_call("POST", url, headers, body, strlen(body), &r);
     json_t *answer = json_loads(r.body, 0, NULL);
@@ -113,11 +116,11 @@ static void test_no_secret_in_any_log(void **state)
                                          "Content-Type: application/x-www-form-urlencoded", NULL};
     char url[256];
     struct http_reply r;
-    snprintf(url, sizeof url, "%s/delete-stream", f->p.s.ingress_url);
+    snprintf(url, sizeof url, "%s/delete-stream", f->s.ingress_url);
     http_call("POST", url, wrong, "{\"stream_name\":\"secretive\"}", 27, &r);
     assert_int_equal(r.status, 401);
     http_reply_free(&r);
-    snprintf(url, sizeof url, "%s/rooms-webhook", f->p.s.ingress_url);
+    snprintf(url, sizeof url, "%s/rooms-webhook", f->s.ingress_url);
     static const char hook[] = "StatusCallbackEvent=room-ended&RoomName=secretive&RoomSid=RM00&Timestamp=x";
     http_call("POST", url, forged, hook, strlen(hook), &r);
     assert_int_equal(r.status, 403);
@@ -125,18 +128,18 @@ static void test_no_secret_in_any_log(void **state)
 
     /* The host ends it; the workers tear down Twilio's side. */
     assert_int_equal(call(f, &s, "/delete-stream", "{\"stream_name\":\"secretive\"}"), 200);
-    json_decref(wait_room(&f->p, "secretive", "completed"));
+    json_decref(wait_room(f, "secretive", "completed"));
     usleep(1000 * 1000);
 
     int files = 0;
-    DIR *dir = opendir(f->p.s.dir);
+    DIR *dir = opendir(f->s.dir);
     assert_non_null(dir);
     struct dirent *entry;
     while ((entry = readdir(dir))) {
         if (entry->d_name[0] == '.')
             continue;
         char path[512];
-        snprintf(path, sizeof path, "%s/%s", f->p.s.dir, entry->d_name);
+        snprintf(path, sizeof path, "%s/%s", f->s.dir, entry->d_name);
         search_file(path, &s, &files);
     }
     closedir(dir);
@@ -144,10 +147,10 @@ static void test_no_secret_in_any_log(void **state)
     search_file(f->emu.err_path, &s, &files);
     /* ingress, three workers, emulator: out and err; and the dev broker's
      * (on real Kafka the run's broker logs elsewhere) */
-    assert_true(files >= (f->p.s.real_kafka ? 6 : 8));
+    assert_true(files >= (f->s.real_kafka ? 6 : 8));
     /* Debug logging was really on, in the workers too. */
     char path[512];
-    snprintf(path, sizeof path, "%s/sync-3.err", f->p.s.dir);
+    snprintf(path, sizeof path, "%s/sync-3.err", f->s.dir);
     char *worker_log = process_read_file(path, NULL);
     assert_non_null(worker_log);
     assert_non_null(strstr(worker_log, "\"level\":\"debug\""));
@@ -156,12 +159,17 @@ static void test_no_secret_in_any_log(void **state)
         free(s.items[i]);
 }
 
+static int setup(void **state)
+{
+    static const char *const env[] = {"LOG_LEVEL=debug", NULL};
+    return setup_whole_pipeline(state, env, NULL);
+}
+
 int main(void)
 {
     setenv("LOG_LEVEL", "debug", 1); /* the emulator inherits it */
-    full_stack_log_level = "LOG_LEVEL=debug";
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_no_secret_in_any_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_secret_in_any_log, setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,8 +30,15 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <time.h>
 
-#include "ingress_fixture.h"
+#include "../support/ingress_helpers.h"
+#include "encode.h"
+#include "event.h"
+#include "form.h"
+#include "kafka.h"
+#include "signature.h"
+#include "timeutil.h"
 
 #define HEADER_MS 1500
 #define BODY_MS 1500
@@ -41,19 +48,19 @@ static int setup_deadlines(void **state)
 {
     static const char *const env[] = {"HEADER_TIMEOUT_MS=1500", "BODY_TIMEOUT_MS=1500", "CONNECTION_TIMEOUT_S=30",
                                       NULL};
-    return setup_with(state, env);
+    return fixture_setup_ingress(state, env);
 }
 
 static int setup_per_ip(void **state)
 {
     static const char *const env[] = {"MAX_CONNECTIONS_PER_IP=3", NULL};
-    return setup_with(state, env);
+    return fixture_setup_ingress(state, env);
 }
 
 static int setup_per_ip_behind_proxy(void **state)
 {
     static const char *const env[] = {"MAX_CONNECTIONS_PER_IP=2", "TRUSTED_PROXIES=127.0.0.1", NULL};
-    return setup_with(state, env);
+    return fixture_setup_ingress(state, env);
 }
 
 /* A connection to the ingress's port; the descriptor. */
@@ -144,7 +151,7 @@ static int64_t trickle_until_closed(int fd, const char *text, int give_up_ms)
 
 /* The value of sample (its name and labels, a space) in the ingress's
  * metrics, 0 when absent. */
-static double metric(struct fixture *f, const char *sample)
+static double ingress_metric(struct fixture *f, const char *sample)
 {
     char url[160];
     snprintf(url, sizeof url, "%s/metrics", f->s.metrics_url);
@@ -184,7 +191,7 @@ static void test_slow_headers(void **state)
     assert_string_equal(got, "");
     close(fd);
 
-    assert_true(metric(f, "stagehand_ingress_slow_clients_total{part=\"headers\"} ") >= 3);
+    assert_true(ingress_metric(f, "stagehand_ingress_slow_clients_total{part=\"headers\"} ") >= 3);
     expect_no_event(f);
 }
 
@@ -201,7 +208,7 @@ static void test_slow_body(void **state)
     if (took < 0)
         fail_msg("a client trickling its body was never cut off");
     assert_true(took >= BODY_MS - 300 && took < BODY_MS + 2500);
-    assert_true(metric(f, "stagehand_ingress_slow_clients_total{part=\"body\"} ") >= 1);
+    assert_true(ingress_metric(f, "stagehand_ingress_slow_clients_total{part=\"body\"} ") >= 1);
     expect_no_event(f);
 
     /* A kept-alive connection: one request after another, each in time. */
@@ -234,7 +241,7 @@ static void test_connections_per_ip(void **state)
     http_call("GET", url, NULL, NULL, 0, &r);
     assert_int_equal(r.status, 0); /* curl too: no answer */
     http_reply_free(&r);
-    assert_true(metric(f, "\nstagehand_ingress_connections_refused_total ") >= 2);
+    assert_true(ingress_metric(f, "\nstagehand_ingress_connections_refused_total ") >= 2);
 
     /* One closes: room for another. */
     close(held[0]);
@@ -304,11 +311,11 @@ static void test_auth_before_body(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_slow_headers, setup_deadlines, teardown),
-        cmocka_unit_test_setup_teardown(test_slow_body, setup_deadlines, teardown),
-        cmocka_unit_test_setup_teardown(test_connections_per_ip, setup_per_ip, teardown),
-        cmocka_unit_test_setup_teardown(test_proxy_exempt, setup_per_ip_behind_proxy, teardown),
-        cmocka_unit_test_setup_teardown(test_auth_before_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_headers, setup_deadlines, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_slow_body, setup_deadlines, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_connections_per_ip, setup_per_ip, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_proxy_exempt, setup_per_ip_behind_proxy, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_auth_before_body, setup_ingress, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

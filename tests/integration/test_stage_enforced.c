@@ -27,8 +27,11 @@
 #include <unistd.h>
 
 #include "encode.h"
-#include "full_stack.h"
+#include "../support/pipeline_helpers.h"
 #include "token.h"
+#include "kafka.h"
+#include "timeutil.h"
+#include "twilio.h"
 
 #define STREAM "stage1"
 #define JWT_SECRET "a-test-secret-of-the-identity-service"
@@ -73,7 +76,7 @@ static long call_as(struct fixture *f, const char *auth, const char *path, const
 {
     const char *headers[] = {auth, "Content-Type: application/json", NULL};
     char url[256];
-    snprintf(url, sizeof url, "%s%s", f->p.s.ingress_url, path);
+    snprintf(url, sizeof url, "%s%s", f->s.ingress_url, path);
     struct http_reply r;
     http_call("POST", url, headers, body, strlen(body), &r);
     long status = r.status;
@@ -154,11 +157,11 @@ static char *api_key_token(const char *identity)
     return jwt;
 }
 
-static const char *participant_status(struct fixture *f, const char *room_sid, const char *sid, char out[16])
+static const char *participant_status_in(struct fixture *f, const char *room_sid, const char *sid, char out[16])
 {
     char path[256];
     snprintf(path, sizeof path, "/v1/Rooms/%s/Participants/%s", room_sid, sid);
-    json_t *p = emulator_get(&f->p, path);
+    json_t *p = emulator_get(f, path);
     const char *status = json_string_value(json_object_get(p, "status"));
     snprintf(out, 16, "%s", status ? status : "");
     json_decref(p);
@@ -168,7 +171,7 @@ static const char *participant_status(struct fixture *f, const char *room_sid, c
 static void wait_participant(struct fixture *f, const char *room_sid, const char *sid, const char *want)
 {
     char status[16] = "";
-    for (int i = 0; i < 200 && strcmp(participant_status(f, room_sid, sid, status), want) != 0; i++)
+    for (int i = 0; i < 200 && strcmp(participant_status_in(f, room_sid, sid, status), want) != 0; i++)
         usleep(50 * 1000);
     if (strcmp(status, want) != 0)
         fail_msg("participant %s is %s, not %s", sid, status, want);
@@ -177,17 +180,16 @@ static void wait_participant(struct fixture *f, const char *room_sid, const char
 /* The room worker has handled n participant.connected events. */
 static void wait_connected_events(struct fixture *f, double n)
 {
-    f->p.metrics_port = f->metrics_ports[0]; /* the room worker */
-    wait_metric(&f->p, "stagehand_worker_events_total{type=\"participant.connected\",outcome=\"applied\"}", n);
+    wait_metric(f, 0, "stagehand_worker_events_total{type=\"participant.connected\",outcome=\"applied\"}", n);
 }
 
 /* --- jwt mode ------------------------------------------------------------------------------------ */
 
 static int setup_jwt(void **state)
 {
-    full_stack_env = "AUTH_MODE=jwt";
-    full_stack_ingress_env = "AUTH_JWT_SECRET=" JWT_SECRET;
-    return setup(state);
+    static const char *const env[] = {"AUTH_MODE=jwt", NULL};
+    static const char *const ingress_env[] = {"AUTH_JWT_SECRET=" JWT_SECRET, NULL};
+    return setup_whole_pipeline(state, env, ingress_env);
 }
 
 static void test_stage_is_the_hosts(void **state)
@@ -256,9 +258,7 @@ static void test_stage_is_the_hosts(void **state)
 
 static int setup_passcode(void **state)
 {
-    full_stack_env = NULL;
-    full_stack_ingress_env = NULL;
-    return setup(state);
+    return setup_whole_pipeline(state, NULL, NULL);
 }
 
 /* As in the reference: anyone with the passcode may join as a speaker, and
@@ -267,7 +267,7 @@ static void test_passcode_stage_is_open(void **state)
 {
     struct fixture *f = *state;
     json_t *answer = NULL;
-    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"" STREAM "\"}"), 200);
+    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"" STREAM "\"}", NULL), 200);
     const char *auth = "Authorization: " TEST_PASSCODE;
     assert_int_equal(call_as(f, auth, "/join-stream-as-speaker",
                              "{\"user_identity\":\"bob\",\"stream_name\":\"" STREAM "\"}", &answer), 200);
@@ -289,8 +289,8 @@ static void test_passcode_stage_is_open(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_stage_is_the_hosts, setup_jwt, teardown),
-        cmocka_unit_test_setup_teardown(test_passcode_stage_is_open, setup_passcode, teardown),
+        cmocka_unit_test_setup_teardown(test_stage_is_the_hosts, setup_jwt, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_passcode_stage_is_open, setup_passcode, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,14 +19,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <time.h>
 
-#include "ingress_fixture.h"
+#include "../support/ingress_helpers.h"
+#include "encode.h"
+#include "event.h"
+#include "form.h"
+#include "kafka.h"
+#include "signature.h"
+#include "timeutil.h"
 
 static int setup_limits(void **state)
 {
     static const char *const env[] = {"MAX_STREAMS_PER_HOST=2", "MAX_STREAMS_PER_CLIENT=3", "MAX_STREAMS=4",
                                       "STREAM_RETENTION_S=1", NULL};
-    return setup_with(state, env);
+    return fixture_setup_ingress(state, env);
 }
 
 /* create-stream with Prefer: respond-async; the status, and the error
@@ -129,8 +136,8 @@ static void test_retention(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_stream_limits, setup_limits, teardown),
-        cmocka_unit_test_setup_teardown(test_retention, setup_limits, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_limits, setup_limits, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_retention, setup_limits, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,24 @@
  * another speaker leaves the stage by choice, a restart of the sync worker
  * writes nothing again, and the host leaves for good: the stream ends for
  * all. A second test: a crowd leaving in join order. */
-#include "sync_fixture.h"
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../support/pipeline_helpers.h"
+#include "event.h"
+#include "form.h"
+#include "kafka.h"
+#include "timeutil.h"
+#include "token.h"
+#include "twilio.h"
 
 static const char *const story_env[] = {"VIEWERS_MAP_CAP=3", "RAISED_HANDS_CAP=2", "COUNT_INTERVAL_MS=200",
                                         "HOST_GRACE_S=1", "SYNC_DEBOUNCE_MS=1000", "GRANT_REFRESH_S=5", NULL};
@@ -125,7 +142,7 @@ static void test_story(void **state)
     usleep(500 * 1000); /* let the last state record go out */
     long writes = sync_writes_total(f), requests = sync_requests(f);
     assert_int_equal(process_stop(&f->workers[2], 20000), 0);
-    start_worker(f, 2);
+    fixture_restart_worker(f, 2);
     for (int i = 0; i < 400 && metric(f, 2, "stagehand_worker_events_total{type=\"viewer.connected\",outcome=\"folded\"}") < 5; i++)
         usleep(50 * 1000);
     assert_true(metric(f, 2, "stagehand_worker_events_total{type=\"viewer.connected\",outcome=\"folded\"}") >= 5);
@@ -217,12 +234,16 @@ static void test_leave_burst(void **state)
     json_decref(stats);
 }
 
+static int setup(void **state)
+{
+    return setup_sync_pipeline(state, story_env, NULL);
+}
+
 int main(void)
 {
-    worker_env = story_env;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_story, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_leave_burst, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_story, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_leave_burst, setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,42 +23,28 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "full_stack.h"
+#include "../support/pipeline_helpers.h"
+#include "kafka.h"
+#include "timeutil.h"
+#include "twilio.h"
 
 #define STREAMS 4
 #define ENDED 2 /* the last ENDED of them */
 #define VIEWERS 3
 #define FILLER_KEY "filler/none"
 
+/* The whole pipeline with STATE_TOMBSTONE_AFTER_S=2; on real Kafka, a
+ * state topic that rolls every 100 ms and is cleaned at once. */
 static int setup_tombstones(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    char err[256];
-    assert_non_null(f);
-    int port = process_free_port();
-    assert_true(port > 0);
-    snprintf(f->public_env, sizeof f->public_env, "PUBLIC_BASE_URL=http://127.0.0.1:%d", port);
-    snprintf(f->port_env, sizeof f->port_env, "INGRESS_PORT=%d", port);
-    const char *ingress_env[] = {f->public_env, f->port_env, "CREATE_WAIT_MS=20000", "PRODUCE_TIMEOUT_MS=1000",
-                                 "RATE_LIMIT_IP_PER_S=0", "RATE_LIMIT_IDENTITY_PER_S=0", full_stack_log_level,
-                                 NULL};
+    static const char *const env[] = {"STATE_TOMBSTONE_AFTER_S=2", NULL};
     static const char *const state_configs[] = {"segment.ms=100", "min.cleanable.dirty.ratio=0.01",
                                                 "delete.retention.ms=100", "min.compaction.lag.ms=0", NULL};
-    int rc = stack_real_kafka() ? stack_start_broker_with(&f->p.s, state_configs, err, sizeof err)
-                                : stack_start_broker(&f->p.s, err, sizeof err);
-    if (rc < 0 || stack_start_ingress(&f->p.s, ingress_env, err, sizeof err) < 0 ||
-        emulator_start(&f->emu, NULL, err, sizeof err) < 0)
-        fail_msg("%s", err);
-    f->p.emu_client = emulator_client(&f->emu, err, sizeof err);
-    assert_non_null(f->p.emu_client);
-    for (int i = 0; i < ROLES; i++)
-        start_worker(f, i);
-    struct kafka_producer_options popt = {.brokers = f->p.s.brokers};
-    f->producer = kafka_producer_new(&popt, err, sizeof err);
-    if (!f->producer)
-        fail_msg("%s", err);
-    *state = f;
-    return 0;
+    struct fixture_options o;
+    whole_pipeline_options(&o, env, NULL);
+    if (stack_real_kafka())
+        o.state_configs = state_configs;
+    return fixture_setup(state, &o);
 }
 
 static void stream_name(char *out, size_t n, int i)
@@ -71,7 +57,7 @@ static char *ingress_get(struct fixture *f, const char *path)
 {
     static const char *const headers[] = {"Authorization: " TEST_PASSCODE, NULL};
     char url[256];
-    snprintf(url, sizeof url, "%s%s", f->p.s.ingress_url, path);
+    snprintf(url, sizeof url, "%s%s", f->s.ingress_url, path);
     struct http_reply r;
     http_call("GET", url, headers, NULL, 0, &r);
     size_t n = strlen(r.body) + 32;
@@ -116,7 +102,7 @@ static char *views(struct fixture *f)
 static double family(struct fixture *f, int i, const char *name)
 {
     char url[128], prefix[160];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", f->metrics_ports[i]);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", f->metrics_port[i]);
     snprintf(prefix, sizeof prefix, "\n%s", name);
     struct http_reply r;
     http_call("GET", url, NULL, NULL, 0, &r);
@@ -137,7 +123,7 @@ static double family(struct fixture *f, int i, const char *name)
 static double applied(struct fixture *f, int i)
 {
     char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", f->metrics_ports[i]);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", f->metrics_port[i]);
     struct http_reply r;
     http_call("GET", url, NULL, NULL, 0, &r);
     static const char mark[] = "outcome=\"applied\"} ";
@@ -151,8 +137,8 @@ static double applied(struct fixture *f, int i)
 /* The emulator's state and stats, as one text. */
 static char *emulator_snapshot(struct fixture *f)
 {
-    json_t *state = emulator_get(&f->p, "/_emulator/state");
-    json_t *stats = emulator_get(&f->p, "/_emulator/stats");
+    json_t *state = emulator_get(f, "/_emulator/state");
+    json_t *stats = emulator_get(f, "/_emulator/stats");
     json_object_del(stats, "webhooks"); /* sent asynchronously, not the workers' doing */
     json_t *both = json_pack("{s:o, s:o}", "state", state, "stats", stats);
     char *text = json_dumps(both, JSON_COMPACT | JSON_SORT_KEYS);
@@ -217,7 +203,7 @@ static struct census take_census(struct fixture *f)
 {
     struct census c = {0};
     char err[256];
-    struct kafka_reader_options ropt = {.brokers = f->p.s.brokers, .topic = f->p.s.topic_state};
+    struct kafka_reader_options ropt = {.brokers = f->s.brokers, .topic = f->s.topic_state};
     struct kafka_reader *r = kafka_reader_new(&ropt, err, sizeof err);
     if (!r)
         fail_msg("%s", err);
@@ -259,7 +245,7 @@ static void publish_fillers(struct fixture *f)
 {
     char err[256];
     for (int32_t p = 0; p < 3; p++) { /* the test topics' partitions (tests/support/stack.c) */
-        struct kafka_record rec = {.topic = f->p.s.topic_state, .partition = p, .key = FILLER_KEY,
+        struct kafka_record rec = {.topic = f->s.topic_state, .partition = p, .key = FILLER_KEY,
                                    .key_len = strlen(FILLER_KEY)};
         assert_int_equal(kafka_produce(f->producer, &rec, err, sizeof err), 0);
     }
@@ -283,11 +269,11 @@ static void test_ended_streams_leave_and_nothing_is_applied_twice(void **state)
     for (int i = 0; i < STREAMS; i++) {
         stream_name(name, sizeof name, i);
         snprintf(body, sizeof body, "{\"user_identity\":\"host-%d\",\"stream_name\":\"%s\"}", i, name);
-        assert_int_equal(api(f, "/create-stream", body), 200);
+        assert_int_equal(api(f, "/create-stream", body, NULL), 200);
         for (int v = 0; v < VIEWERS; v++) {
             snprintf(body, sizeof body, "{\"user_identity\":\"fan-%d\",\"stream_name\":\"%s\"}", v, name);
-            assert_int_equal(api(f, "/join-stream-as-viewer", body), 200);
-            assert_int_equal(api(f, "/viewer-connected-to-player", body), 200);
+            assert_int_equal(api(f, "/join-stream-as-viewer", body, NULL), 200);
+            assert_int_equal(api(f, "/viewer-connected-to-player", body, NULL), 200);
         }
     }
     for (int i = 0; i < STREAMS; i++) {
@@ -299,7 +285,7 @@ static void test_ended_streams_leave_and_nothing_is_applied_twice(void **state)
     for (int i = STREAMS - ENDED; i < STREAMS; i++) {
         stream_name(name, sizeof name, i);
         snprintf(body, sizeof body, "{\"user_identity\":\"host-%d\",\"stream_name\":\"%s\"}", i, name);
-        assert_int_equal(api(f, "/delete-stream", body), 200);
+        assert_int_equal(api(f, "/delete-stream", body, NULL), 200);
     }
 
     /* Each role removes its record of each ended stream: ended + 2 s, once
@@ -310,7 +296,7 @@ static void test_ended_streams_leave_and_nothing_is_applied_twice(void **state)
                time_monotonic_ms() - started < 60000)
             usleep(200 * 1000);
         if (family(f, i, "stagehand_worker_state_tombstones_total") < ENDED)
-            fail_msg("the %s worker removed no record of the ended streams", roles[i]);
+            fail_msg("the %s worker removed no record of the ended streams", f->options.workers[i].role);
     }
     print_message("# tombstones of %d ended streams by every role after %.1f s\n", ENDED,
                   (double)(time_monotonic_ms() - started) / 1000.0);
@@ -339,14 +325,14 @@ static void test_ended_streams_leave_and_nothing_is_applied_twice(void **state)
     while (time_monotonic_ms() - started < 90000) {
         publish_fillers(f);
         c = take_census(f);
-        if (!f->p.s.real_kafka)
+        if (!f->s.real_kafka)
             break;
         clean_in_a_row = c.ended_keys == 0 && c.live_records == (STREAMS - ENDED) * ROLES ? clean_in_a_row + 1 : 0;
         if (clean_in_a_row == 2)
             break;
         usleep(500 * 1000);
     }
-    if (f->p.s.real_kafka) {
+    if (f->s.real_kafka) {
         print_message("# compacted: no record of the ended streams after %.1f s\n",
                       (double)(time_monotonic_ms() - started) / 1000.0);
         assert_int_equal(c.ended_keys, 0);
@@ -365,13 +351,13 @@ static void test_ended_streams_leave_and_nothing_is_applied_twice(void **state)
     /* Everything stopped and started again from scratch. */
     for (int i = 0; i < ROLES; i++)
         assert_int_equal(process_stop(&f->workers[i], 20000), 0);
-    assert_int_equal(stack_stop_ingress(&f->p.s), 0);
+    assert_int_equal(stack_stop_ingress(&f->s), 0);
     char err[256];
-    const char *ingress_env[] = {f->public_env, f->port_env, full_stack_log_level, NULL};
-    if (stack_start_ingress(&f->p.s, ingress_env, err, sizeof err) < 0)
+    const char *ingress_env[] = {f->public_env, f->port_env, "LOG_LEVEL=warn", NULL};
+    if (stack_start_ingress(&f->s, ingress_env, err, sizeof err) < 0)
         fail_msg("%s", err);
     for (int i = 0; i < ROLES; i++)
-        start_worker(f, i);
+        fixture_restart_worker(f, i);
     started = time_monotonic_ms();
     while (!workers_caught_up(f) && time_monotonic_ms() - started < 60000)
         usleep(200 * 1000);
@@ -382,7 +368,7 @@ static void test_ended_streams_leave_and_nothing_is_applied_twice(void **state)
         while (family(f, i, "stagehand_worker_streams") != old_streams[i] && time_monotonic_ms() - started < 60000)
             usleep(200 * 1000);
         if (family(f, i, "stagehand_worker_streams") != old_streams[i])
-            fail_msg("the new %s worker holds %g streams, the old one %g", roles[i],
+            fail_msg("the new %s worker holds %g streams, the old one %g", f->options.workers[i].role,
                      family(f, i, "stagehand_worker_streams"), old_streams[i]);
     }
     char *after = settled_snapshot(f);
@@ -391,7 +377,7 @@ static void test_ended_streams_leave_and_nothing_is_applied_twice(void **state)
     /* Nothing applied, nothing sent to Twilio, the same answers. */
     for (int i = 0; i < ROLES; i++)
         if (applied(f, i) != 0)
-            fail_msg("the new %s worker applied %g events again", roles[i], applied(f, i));
+            fail_msg("the new %s worker applied %g events again", f->options.workers[i].role, applied(f, i));
     /* A stream worker's start costs Twilio Live requests of its own, and
      * only those: a reconcile pass (three lists) and a PlaybackGrant for
      * each live stream (grants are not kept in state records). */
@@ -432,10 +418,9 @@ static void test_ended_streams_leave_and_nothing_is_applied_twice(void **state)
 
 int main(void)
 {
-    full_stack_env = "STATE_TOMBSTONE_AFTER_S=2";
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ended_streams_leave_and_nothing_is_applied_twice, setup_tombstones,
-                                        teardown),
+                                        fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,8 +22,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
-#include "ingress_fixture.h"
+#include "../support/ingress_helpers.h"
+#include "encode.h"
+#include "event.h"
+#include "form.h"
+#include "kafka.h"
+#include "signature.h"
+#include "timeutil.h"
 
 #define ROOMS_URL TEST_PUBLIC_BASE_URL "/rooms-webhook"
 #define WINDOW_S 60
@@ -31,7 +39,7 @@
 static int setup_window(void **state)
 {
     static const char *const env[] = {"WEBHOOK_REPLAY_WINDOW_S=60", NULL};
-    return setup_with(state, env);
+    return fixture_setup_ingress(state, env);
 }
 
 /* POSTs body to path with the given X-Twilio-Signature; the status. */
@@ -302,9 +310,9 @@ static void test_strict_fields(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_resplit_replays, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_replay_window, setup_window, teardown),
-        cmocka_unit_test_setup_teardown(test_strict_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resplit_replays, setup_ingress, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_replay_window, setup_window, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_strict_fields, setup_ingress, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

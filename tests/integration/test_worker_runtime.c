@@ -18,19 +18,16 @@
 #include <unistd.h>
 
 #include "../support/stack.h"
-#include "pipeline_helpers.h"
+#include "../support/pipeline_helpers.h"
 #include "event.h"
 #include "kafka.h"
 #include "timeutil.h"
+#include "twilio.h"
 
 #define DEAD_TWILIO "http://127.0.0.1:1"
 
-struct fixture {
-    struct pipeline p; /* first: the shared helpers take it */
-    struct process worker;
-    struct kafka_producer *producer;
-    char faults[256];  /* STAGEHAND_KAFKA_FAULTS=... of the worker */
-};
+/* STAGEHAND_KAFKA_FAULTS=... of the worker */
+static char faults_env[256];
 
 struct delivered {
     int done;
@@ -46,48 +43,31 @@ static void on_delivered(void *opaque, const struct kafka_delivery *d)
     out->offset = d->err ? -1 : d->offset;
 }
 
+/* The broker and a producer; the room worker (worker 0, its Twilio a
+ * closed port) is started by each test with its faults. A worker under
+ * faults may exit uncleanly: its exit is not checked. */
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    char err[256];
-    assert_non_null(f);
-    if (stack_start_broker(&f->p.s, err, sizeof err) < 0)
-        fail_msg("%s", err);
-    struct kafka_producer_options popt = {.brokers = f->p.s.brokers, .on_delivery = on_delivered};
-    f->producer = kafka_producer_new(&popt, err, sizeof err);
-    if (!f->producer)
-        fail_msg("%s", err);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    process_stop(&f->worker, 20000);
-    kafka_producer_close(f->producer, 5000);
-    stack_stop(&f->p.s);
-    free(f);
-    return 0;
+    struct fixture_options o = {.broker = 1, .workers = {{"room", NULL}}, .workers_later = 1,
+                                .twilio_base = DEAD_TWILIO, .producer = 1, .on_delivery = on_delivered,
+                                .unchecked_exit = 1};
+    return fixture_setup(state, &o);
 }
 
 /* Starts the room worker with faults ("" for none) and extra settings. */
 static void start_worker(struct fixture *f, const char *faults, const char *extra)
 {
-    char err[256];
-    snprintf(f->faults, sizeof f->faults, "%s=%s", KAFKA_FAULTS_ENV, faults);
-    const char *env[] = {f->faults, extra, NULL};
-    f->p.metrics_port = stack_start_worker(&f->p.s, "room", DEAD_TWILIO, env, &f->worker, err, sizeof err);
-    if (f->p.metrics_port < 0)
-        fail_msg("%s", err);
-    wait_metric(&f->p, "stagehand_worker_partitions", 3);
+    snprintf(faults_env, sizeof faults_env, "%s=%s", KAFKA_FAULTS_ENV, faults);
+    const char *env[] = {faults_env, extra, NULL};
+    fixture_start_worker(f, 0, env);
+    wait_metric(f, 0, "stagehand_worker_partitions", 3);
 }
 
 /* Produces value under key onto the stack's events topic; where it went. */
 static struct delivered produce(struct fixture *f, const char *key, const char *value)
 {
     struct delivered d = {0, -1, -1};
-    struct kafka_record rec = {.topic = f->p.s.topic_events, .partition = RD_KAFKA_PARTITION_UA, .key = key,
+    struct kafka_record rec = {.topic = f->s.topic_events, .partition = RD_KAFKA_PARTITION_UA, .key = key,
                                .key_len = strlen(key), .value = value, .value_len = strlen(value), .opaque = &d};
     char err[256];
     assert_int_equal(kafka_produce(f->producer, &rec, err, sizeof err), 0);
@@ -120,14 +100,14 @@ static struct delivered produce_create(struct fixture *f, const char *stream)
 static int64_t committed(struct fixture *f, int32_t partition)
 {
     char group[128], why[256];
-    snprintf(group, sizeof group, "%sroom", f->p.s.group_prefix);
+    snprintf(group, sizeof group, "%sroom", f->s.group_prefix);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", f->p.s.brokers, why, sizeof why), RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", f->s.brokers, why, sizeof why), RD_KAFKA_CONF_OK);
     assert_int_equal(rd_kafka_conf_set(conf, "group.id", group, why, sizeof why), RD_KAFKA_CONF_OK);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
     assert_non_null(rk);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, f->p.s.topic_events, partition);
+    rd_kafka_topic_partition_list_add(l, f->s.topic_events, partition);
     assert_int_equal(rd_kafka_committed(rk, l, 10000), 0);
     int64_t offset = l->elems[0].err ? -1 : l->elems[0].offset;
     rd_kafka_topic_partition_list_destroy(l);
@@ -142,7 +122,7 @@ static int64_t committed(struct fixture *f, int32_t partition)
 static int dlq_offsets(struct fixture *f, int32_t partition, int want, int64_t *out, int max)
 {
     char err[256], header[32];
-    struct kafka_reader_options opt = {.brokers = f->p.s.brokers, .topic = f->p.s.topic_dlq};
+    struct kafka_reader_options opt = {.brokers = f->s.brokers, .topic = f->s.topic_dlq};
     struct kafka_reader *r = kafka_reader_new(&opt, err, sizeof err);
     if (!r)
         fail_msg("%s", err);
@@ -169,38 +149,38 @@ static void test_dlq_refused_not_lost_nor_committed(void **state)
 {
     struct fixture *f = *state;
     char faults[160];
-    snprintf(faults, sizeof faults, "produce@%s:-1", f->p.s.topic_dlq);
+    snprintf(faults, sizeof faults, "produce@%s:-1", f->s.topic_dlq);
     start_worker(f, faults, NULL);
     struct delivered bad = produce(f, "s1", "not an event");
-    wait_metric(&f->p, "stagehand_worker_dlq_failures_total", 3);
-    assert_true(metric(&f->p, "stagehand_worker_dlq_total") <= 0);
+    wait_metric(f, 0, "stagehand_worker_dlq_failures_total", 3);
+    assert_true(metric(f, 0, "stagehand_worker_dlq_total") <= 0);
     /* A clean stop commits what was stored: not this event. */
-    process_stop(&f->worker, 20000);
+    process_stop(&f->workers[0], 20000);
     assert_true(committed(f, bad.partition) <= bad.offset);
     int64_t seen[8];
     assert_int_equal(dlq_offsets(f, bad.partition, 0, seen, 8), 0);
 
     /* The next worker's first two records lose their acknowledgement. */
-    snprintf(faults, sizeof faults, "deliver@%s:2", f->p.s.topic_dlq);
+    snprintf(faults, sizeof faults, "deliver@%s:2", f->s.topic_dlq);
     start_worker(f, faults, NULL);
-    wait_metric(&f->p, "stagehand_worker_dlq_total", 1);
-    assert_int_equal(metric(&f->p, "stagehand_worker_dlq_failures_total"), 2);
-    assert_int_equal(metric(&f->p, "stagehand_worker_events_total{type=\"invalid\",outcome=\"dlq\"}"), 1);
+    wait_metric(f, 0, "stagehand_worker_dlq_total", 1);
+    assert_int_equal(metric(f, 0, "stagehand_worker_dlq_failures_total"), 2);
+    assert_int_equal(metric(f, 0, "stagehand_worker_events_total{type=\"invalid\",outcome=\"dlq\"}"), 1);
     /* Three copies (two unacknowledged), all of this event. */
     int n = dlq_offsets(f, bad.partition, 3, seen, 8);
     assert_int_equal(n, 3);
     for (int i = 0; i < n; i++)
         assert_int_equal(seen[i], bad.offset);
     /* Committed past it now; and the worker after it does not send it again. */
-    assert_int_equal(process_stop(&f->worker, 20000), 0);
+    assert_int_equal(process_stop(&f->workers[0], 20000), 0);
     assert_int_equal(committed(f, bad.partition), bad.offset + 1);
     start_worker(f, "", NULL);
     struct delivered next = produce(f, "s1", "not an event either");
     assert_int_equal(next.partition, bad.partition);
-    wait_metric(&f->p, "stagehand_worker_dlq_total", 1);
+    wait_metric(f, 0, "stagehand_worker_dlq_total", 1);
     assert_int_equal(dlq_offsets(f, bad.partition, 4, seen, 8), 4);
     assert_int_equal(seen[3], next.offset);
-    assert_int_equal(metric(&f->p, "stagehand_worker_events_total{type=\"invalid\",outcome=\"skipped\"}"), 1);
+    assert_int_equal(metric(f, 0, "stagehand_worker_events_total{type=\"invalid\",outcome=\"skipped\"}"), 1);
 }
 
 /* An event that fails (retryable) is followed by an unreadable one on its
@@ -212,14 +192,14 @@ static void retry_under_faults(struct fixture *f, const char *faults)
     struct delivered first = produce_create(f, "s1");
     struct delivered second = produce(f, "s1", "not an event");
     assert_int_equal(second.partition, first.partition);
-    wait_metric(&f->p, "stagehand_worker_dlq_total", 2);
+    wait_metric(f, 0, "stagehand_worker_dlq_total", 2);
     int64_t seen[8];
     assert_int_equal(dlq_offsets(f, first.partition, 2, seen, 8), 2);
     assert_int_equal(seen[0], first.offset);
     assert_int_equal(seen[1], second.offset);
-    assert_int_equal(metric(&f->p, "stagehand_worker_events_total{type=\"stream.create_requested\",outcome=\"retry\"}"),
+    assert_int_equal(metric(f, 0, "stagehand_worker_events_total{type=\"stream.create_requested\",outcome=\"retry\"}"),
                      2);
-    assert_int_equal(process_stop(&f->worker, 20000), 0);
+    assert_int_equal(process_stop(&f->workers[0], 20000), 0);
     assert_int_equal(committed(f, first.partition), second.offset + 1);
 }
 
@@ -243,9 +223,9 @@ static void test_rewind_and_resume_fail(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_dlq_refused_not_lost_nor_committed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pause_fails, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rewind_and_resume_fail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dlq_refused_not_lost_nor_committed, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_pause_fails, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_rewind_and_resume_fail, setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
