@@ -33,9 +33,6 @@
 #include "token.h"
 #include "view.h"
 
-#define EVENTS_TOPIC TOPIC_EVENTS
-#define STATE_TOPIC TOPIC_STATE
-
 struct request;
 
 /* Called on the request's loop thread after Kafka acknowledged the request's

@@ -43,7 +43,7 @@ static void *view_main(void *arg)
     struct kafka_reader *reader = NULL;
     char err[256];
     while (!atomic_load(&vr->stop) && !reader) {
-        struct kafka_reader_options opt = {.brokers = vr->brokers, .topic = STATE_TOPIC,
+        struct kafka_reader_options opt = {.brokers = vr->brokers, .topic = TOPIC_STATE,
                                            .metadata_timeout_ms = 2000};
         reader = kafka_reader_new(&opt, err, sizeof err);
         if (!reader) {
@@ -132,7 +132,7 @@ static int start_producers(struct config *cfg, struct ingress *ing, struct kafka
         }
         /* Asks for the topic's metadata now rather than at the first
          * request, which would wait for it. */
-        rd_kafka_topic_t *topic = rd_kafka_topic_new(kafka_producer_handle(producers[i]), EVENTS_TOPIC, NULL);
+        rd_kafka_topic_t *topic = rd_kafka_topic_new(kafka_producer_handle(producers[i]), TOPIC_EVENTS, NULL);
         if (topic)
             rd_kafka_topic_destroy(topic);
     }

@@ -148,7 +148,7 @@ int request_emit(struct request *req, struct event *ev, char *value, int64_t dea
     pending_link(l, req);
 
     struct kafka_record rec = {
-        .topic = EVENTS_TOPIC,
+        .topic = TOPIC_EVENTS,
         .partition = RD_KAFKA_PARTITION_UA,
         .key = ev->stream,
         .key_len = strlen(ev->stream),
