@@ -25,7 +25,12 @@
  * holds the first LISTED viewers, who stay: how many writes a viewer who
  * leaves costs would otherwise depend on whether a round saw it first.
  *
- * It also prints the handoff figures (reported, not asserted): an event's
+ * A second test runs two ingress processes side by side: a stream created
+ * through one is joinable through the other once that one's view shows it,
+ * and both answer the same public state, byte for byte; it prints how long
+ * the views took.
+ *
+ * The first also prints the handoff figures (reported, not asserted): an event's
  * apply time is that of the first state record of its stream and role
  * whose applied_offset covers it (stagehand.state, read back afterwards);
  * each stretch in which a partition's events waited more than STALL_MS is

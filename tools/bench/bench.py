@@ -171,13 +171,20 @@ that waited more than 1 s until that event was applied.
   create's answer (max 1 ms on Apache Kafka, 24 ms on the dev broker); after a stream's last
   request both answered the same public state, byte for byte, within 0.14 s (median; max 0.31 s;
   dev broker 0.98 s), the time the sync worker takes to publish its record.
-- Throughput with more members (issue 19 item 5) was not measured. On paper: a member rebuilds or
-  replays about 105,000 events/s on one core (the replay row); members split the partitions, so a
-  pool of N on N free cores rebuilds N times as many partitions at once, up to the partition
-  count. On this 2-core machine, which also runs the broker, the ingress and the emulator, a
-  second or third sync worker adds no CPU. Burst apply time is bound by the fold (0.74 s after
-  100,000 joins, the join row) and by Twilio's per-object write rate for what Sync must show,
-  which more members do not raise.
+- Throughput with more members (issue 19 item 5), `python3 tools/bench/scaling.py` (standalone, not
+  yet a `make bench` section; one run on the dev broker, a release build of 7e1ec2d, 12
+  partitions, 300,000 `viewer.connected` over 48 streams straight onto Kafka by 48 runs of
+  stagehand-loadgen, about 7,500 events/s): with 1, 2 and 3 sync workers every join was applied
+  0.16, 0.21 and 0.67 s after the last was produced; a pool of as many fresh members rebuilt
+  everything from offset 0 in 4.7 s (63,000 events/s), 3.8 s (80,000/s) and 8.8 s (34,000/s). What
+  limits it here: 2 cores for the broker, the loadgen and the members, so a second member helps a
+  little and a third only adds a rebalance (three members joining at once wait for the dev
+  broker's 5 s cooperative rounds before every partition is being rebuilt). On paper, for
+  a cluster: each member folds about 100,000 events/s on its own core (the replay row), members
+  split the partitions, so a pool of N on N free cores rebuilds about N times as fast up to the
+  partition count; burst apply time is bound by the fold (0.74 s after 100,000 joins, the join
+  row) and, for what Sync must show, by Twilio's per-object write rate, which more members do not
+  raise.
 """
 
 
