@@ -549,18 +549,21 @@ int main(int argc, char **argv)
         config_free(cfg);
         return 2;
     }
+    /* Blocked before any thread starts (the webhook sender's, MHD's, the
+     * ticker's inherit it): a stop signal delivered to a thread that did
+     * not block it would kill the process instead of stopping it cleanly. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
         !(emu.webhooks = webhook_sender_new(emu.auth_token, webhook_twice, (int)webhook_attempts))) {
         fprintf(stderr, "twilio-emulator: cannot start webhook delivery\n");
         config_free(cfg);
         return 1;
     }
-
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL); /* MHD's threads inherit this */
 
     struct MHD_Daemon *daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL,
