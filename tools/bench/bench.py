@@ -72,8 +72,9 @@ NOTES = """
   (the answers' `sendmsg` carries the receiver's softirq work too) about 40%; the envelope's JSON
   writing (common/event.c's `event_encode`) 13%; libmicrohttpd zeroing each connection's 32 KiB
   pool after every request (`memset`) 5 to 9%; zstd's set-up for each small batch 7%; malloc and
-  free 8%; `epoll_ctl` 6%; a wake-up (`finish_task_switch`) 5%. A thread wake-up costs about 16 us
-  of latency on this virtual machine and a system call about 0.2 us (the cost row), so on a machine
+  free 8%; `epoll_ctl` 6%; a wake-up (`finish_task_switch`) 5%. A thread wake-up costs 4 to 20 us
+  of latency on this virtual machine (the more when the threads sit on different cores) and a
+  system call about 0.2 us (the cost row), so on a machine
   where the ingress is not CPU-bound (the issue's, at 60% of a core) each hand-off per batch
   counts, and there are fewer now.
 - **Ingress: what changed (issue 17), chosen by alternated runs.** (1) One event loop per thread
@@ -93,15 +94,33 @@ NOTES = """
   mode takes a suspended connection out of its set and puts it back, and reads until `EAGAIN`),
   and a rate 0 to 10% under the old poll pool at 64 connections; but one loop is good at both
   cases, where the old poll pool fell to a third of its rate with 4,000 idle connections (the
-  row). `linger.ms`, in one alternated series on the old pool: 0 ms 0.29 of nginx (a produce
-  request per message), 0.2 ms 0.37, 0.5 ms 0.42, 1 ms 0.48, 2 ms 0.33, and 3 ms halves the rate
-  (64 connections wait for each linger): 1 ms kept. `INGRESS_THREADS` 1 or 2: the same rate and
+  row). `linger.ms`, in one alternated series on the old pool and the dev broker: 0 ms 0.29 of
+  nginx (a produce request per message), 0.2 ms 0.37, 0.5 ms 0.42, 1 ms 0.48, 2 ms 0.33, and 3 ms
+  halves the rate (64 connections wait for each linger); on the new loops, three alternated rounds
+  on each broker: Apache Kafka 18,500 / 15,000 to 16,000 / 8,500 req/s at 1 / 2 / 5 ms (p99 72 to
+  285 / 12 to 34 / 11 to 16 ms), the dev broker 21,000 to 23,000 at 1 ms and 9,000 at 5 ms: 1 ms
+  kept. `INGRESS_THREADS` 1 or 2: the same rate and
   CPU per request here. What is left of the gap on this machine is CPU: the JSON envelope (not
   the ingress's module), libmicrohttpd's pool zeroing (a smaller pool leaves no room to answer a
   request with headers near the 16 KiB cap), its epoll bookkeeping per suspended request, and the
-  loopback TCP path that nginx pays too. The ratio moves by +-0.05 between runs on this shared
+  loopback TCP path that nginx pays too. On Apache Kafka the ingress needs about twice the CPU
+  per request it needs on the dev broker (the cost rows: 13 to 24 against 6 system calls per
+  request):
+  the broker's acknowledgements take longer, so at `linger.ms` 1 each producer's broker thread
+  waits on a sub-millisecond timer with `poll`, whose timeout is whole milliseconds, and comes
+  back about once per request (`perf trace`: 16,400 polls for 14,700 requests at 1 ms, 5,000 for
+  16,700 at 5 ms), while the JVM broker takes its share of the two cores; a longer linger cuts the
+  polls but costs more rate than it saves. The ratio moves by +-0.05 between runs on this shared
   machine (others build and test on it at the same time), so the five alternations, their spread
-  and the machine's costs are reported, and each target says whether it was met here.
+  and the machine's costs are reported, and each target says whether it was met here. Three runs
+  of the section on 2026-12-03 (revisions f6f3f0a, 7e1ec2d, 1feb4ca: the ingress of fbb5b62, the
+  last is the table above), with load averages of 3 to 17 from other work: the ratio to nginx
+  0.28 / 0.23 / 0.28 on Apache Kafka and 0.35 / 0.36 / 0.34 on the dev broker (0.37 for the old
+  thread pool in the run before, on a quieter machine); with 4,000 idle
+  connections 1.11 / 1.07 / 0.91 and 1.10 / 0.97 / 0.84 of the rate without them (0.33 for the old
+  default, poll); p99 at half rate 86 / 110 / 6.1 ms and 15.2 / 9.9 / 83 ms, so that target holds
+  only in quiet stretches here; CPU per request 45 / 79 / 44 us on Apache Kafka and 38 / 39 / 38 us
+  on the dev broker; a thread wake-up measured 3.6 to 20 us depending on where the two threads ran.
 - **Audience (the whole viewer flow).** Before, every `user.joined` created the viewer's Sync
   document and wrote five permissions in the event path; Sync allows about 20 creations per second
   per service and 20 writes per second per object, and a permission on a map is a write to that
