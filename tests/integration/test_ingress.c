@@ -460,22 +460,20 @@ static void test_identity_rate_limit(void **state)
     expect_no_event(f);
 }
 
-/* The same story with libmicrohttpd's epoll loop (INGRESS_EVENT_LOOP=epoll):
- * requests suspended for Kafka's ack or for the view are resumed alike. */
-static int setup_epoll(void **state)
+/* The same stories with one event loop (INGRESS_THREADS=1; the default is
+ * two) and with four, more loops than cores: wherever a connection is dealt,
+ * a request suspended for Kafka's ack or for the view is resumed by its own
+ * loop. */
+static int setup_one_loop(void **state)
 {
-    static const char *const env[] = {"INGRESS_EVENT_LOOP=epoll", NULL};
+    static const char *const env[] = {"INGRESS_THREADS=1", NULL};
     return fixture_setup_ingress(state, env);
 }
 
-static void test_client_api_epoll(void **state)
+static int setup_four_loops(void **state)
 {
-    test_client_api(state);
-}
-
-static void test_create_stream_epoll(void **state)
-{
-    test_create_stream(state);
+    static const char *const env[] = {"INGRESS_THREADS=4", NULL};
+    return fixture_setup_ingress(state, env);
 }
 
 static void test_kafka_unreachable(void **state)
@@ -509,8 +507,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_trusted_proxy, setup_behind_proxy, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_forwarded_for_ignored, setup_no_trusted_proxy, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_kafka_unreachable, setup_ingress, fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_client_api_epoll, setup_epoll, fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_create_stream_epoll, setup_epoll, fixture_teardown),
+        {"test_client_api with one loop", test_client_api, setup_one_loop, fixture_teardown, NULL},
+        {"test_create_stream with one loop", test_create_stream, setup_one_loop, fixture_teardown, NULL},
+        {"test_client_api with four loops", test_client_api, setup_four_loops, fixture_teardown, NULL},
+        {"test_create_stream with four loops", test_create_stream, setup_four_loops, fixture_teardown, NULL},
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
