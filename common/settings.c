@@ -281,6 +281,9 @@ const struct config_spec settings_workers[] = {
      .max = 60000, .description = "How often a worker publishes the state records that changed"},
     {.name = "STATE_TOMBSTONE_AFTER_S", .type = CONFIG_INT, .default_value = "3600", .min = 1,
      .max = 30 * 86400, .description = "How long after a stream ended the workers remove its state records"},
+    {.name = "SNAPSHOT_INTERVAL_S", .type = CONFIG_INT, .default_value = "30", .min = 0, .max = 86400,
+     .description = "How often a worker checkpoints each partition's fold to stagehand.state, read back on "
+                    "assignment instead of re-reading from offset 0 (0: neither written nor read)"},
     {.name = "KAFKA_SESSION_TIMEOUT_MS", .type = CONFIG_INT, .default_value = "45000", .min = 1000,
      .max = 300000, .description = "Consumer group session timeout of the workers"},
 };

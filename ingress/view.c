@@ -365,6 +365,9 @@ static void index_sid(struct view *v, const char *sid, struct view_stream *s)
 int view_apply(struct view *v, const char *key, size_t key_len, const char *value, size_t value_len)
 {
     char name[STREAM_NAME_MAX_CHARS * 4 + 16];
+    /* A worker's checkpoint (workers/snapshot.h): '#' begins no stream name. */
+    if (key_len > 0 && key[0] == '#')
+        return 0;
     const char *slash = memchr(key, '/', key_len);
     if (!slash || key_len >= sizeof name || memchr(key, '\0', key_len))
         return -1;

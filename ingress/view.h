@@ -17,7 +17,9 @@
  *            map, join order) and "provisioning" ({"eager_limit",
  *            "eager_admitted", "provisioned", "backlog", "oldest_wait_ms"})
  *
- * Anything else in a record (applied offsets, ...) is ignored here. A null
+ * Anything else in a record (applied offsets, ...) is ignored here, and so
+ * are the workers' checkpoint records (keys beginning with '#': view_apply
+ * returns 0 and the view is unchanged). A null
  * value (tombstone) removes the role's record. A record whose common
  * fields, SIDs or grant are malformed is ignored as a whole (view_apply
  * returns -1). The three optional sync fields and the room's "invited" are

@@ -307,6 +307,29 @@ static void restore(struct worker *w, struct stream *st, const json_t *record)
         log_warn("stage list of a state record not restored", "stream", st->name, NULL);
 }
 
+/* Checkpoints: the room's SID and the stage list, in invitation order. */
+static json_t *snapshot_save(struct worker *w, const struct stream *st)
+{
+    (void)w;
+    const struct room_data *room = st->role;
+    json_t *invited = stage_to_json(&room->stage);
+    return invited ? json_pack("{s:s, s:o}", "room_sid", room->room_sid, "invited", invited) : NULL;
+}
+
+static int snapshot_load(struct worker *w, struct stream *st, const json_t *data)
+{
+    (void)w;
+    struct room_data *room = room_of(st);
+    if (!room)
+        return -1;
+    const char *sid = json_string_value(json_object_get(data, "room_sid"));
+    if (!room->room_sid[0] && sid && strlen(sid) == SID_LEN) /* the state record's, when it has one, is newer */
+        memcpy(room->room_sid, sid, SID_LEN + 1);
+    const json_t *invited = json_object_get(data, "invited");
+    stage_clear(&room->stage);
+    return invited && stage_from_json(&room->stage, invited) < 0 ? -1 : 0;
+}
+
 static int init(struct worker *w, char *err, size_t errlen)
 {
     static struct room_config rc;
@@ -336,6 +359,8 @@ int main(int argc, char **argv)
         .on_event = on_event,
         .state_fields = state_fields,
         .restore = restore,
+        .snapshot_save = snapshot_save,
+        .snapshot_load = snapshot_load,
         .free_role = free_room,
         .settings = settings_rooms,
         .settings_count = settings_rooms_count,

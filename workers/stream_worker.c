@@ -321,6 +321,37 @@ static void restore(struct worker *w, struct stream *st, const json_t *record)
     m->media_over = st->phase == PHASE_ENDED;
 }
 
+/* Checkpoints: the SIDs and whether the media is over; a PlaybackGrant is
+ * fetched again, as after a restart. */
+static json_t *snapshot_save(struct worker *w, const struct stream *st)
+{
+    (void)w;
+    const struct media_data *m = st->role;
+    return json_pack("{s:s, s:s, s:s, s:b}", "room_sid", m->room_sid, "player_streamer_sid", m->streamer_sid,
+                     "media_processor_sid", m->processor_sid, "media_over", m->media_over);
+}
+
+static int snapshot_load(struct worker *w, struct stream *st, const json_t *data)
+{
+    (void)w;
+    struct media_data *m = media_of(st);
+    if (!m)
+        return -1;
+    /* A SID the state record named (newer than the checkpoint) is kept. */
+    char sid[SID_LEN + 1];
+    copy_sid(data, "room_sid", sid);
+    if (!m->room_sid[0])
+        memcpy(m->room_sid, sid, sizeof sid);
+    copy_sid(data, "player_streamer_sid", sid);
+    if (!m->streamer_sid[0])
+        memcpy(m->streamer_sid, sid, sizeof sid);
+    copy_sid(data, "media_processor_sid", sid);
+    if (!m->processor_sid[0])
+        memcpy(m->processor_sid, sid, sizeof sid);
+    m->media_over = json_is_true(json_object_get(data, "media_over")) || st->phase == PHASE_ENDED;
+    return 0;
+}
+
 /* --- periodic work ------------------------------------------------------------------------ */
 
 static void refresh_grant(struct worker *w, struct stream *st, void *ctx)
@@ -493,6 +524,8 @@ int main(int argc, char **argv)
         .on_event = on_event,
         .state_fields = state_fields,
         .restore = restore,
+        .snapshot_save = snapshot_save,
+        .snapshot_load = snapshot_load,
         .tick = tick,
         .free_role = media_free,
         .settings = settings_media,

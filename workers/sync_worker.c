@@ -1219,6 +1219,196 @@ static void restore(struct worker *w, struct stream *st, const json_t *record)
 
 }
 
+/* --- checkpoints ------------------------------------------------------------------------------ */
+
+/* A user's desired state as a checkpoint holds it (bits of "f"). */
+enum { SNAP_VIEWER = 1, SNAP_HAND = 2, SNAP_INVITED = 4, SNAP_REFUSED = 8, SNAP_SPEAKER = 16, SNAP_ACCESS = 32,
+       SNAP_TOUCHED = 64 };
+
+static int user_flags(const struct user *u)
+{
+    return (u->viewer ? SNAP_VIEWER : 0) | (u->hand ? SNAP_HAND : 0) | (u->invited ? SNAP_INVITED : 0) |
+           (u->refused ? SNAP_REFUSED : 0) | (u->speaker ? SNAP_SPEAKER : 0) |
+           (u->wants_access ? SNAP_ACCESS : 0) | (u->touched ? SNAP_TOUCHED : 0);
+}
+
+static int by_user_name(const void *a, const void *b)
+{
+    const struct user *const *x = a, *const *y = b;
+    return strcmp((*x)->name, (*y)->name);
+}
+
+static int append_name(json_t *list, const struct user *u)
+{
+    return json_array_append_new(list, json_string(u->name));
+}
+
+/* What the events said of the stream: every user with a desired state
+ * (name order: [identity, flags, seq, queued_ms]), the viewers in the order
+ * they are to be listed, the raised hands and the speakers in arrival order,
+ * and the counters. What Sync has (listed, hand_shown, provisioned, ...)
+ * is left out: a worker loading this learns it as after a restart. */
+static json_t *snapshot_save(struct worker *w, const struct stream *st)
+{
+    (void)w;
+    const struct sync_data *d = st->role;
+    struct user **all = d->users.count ? calloc(d->users.count, sizeof *all) : NULL;
+    if (d->users.count && !all)
+        return NULL;
+    size_t n = 0;
+    for (size_t b = 0; b < d->users.nbuckets; b++)
+        for (struct user *u = d->users.buckets[b]; u && n < d->users.count; u = u->chain)
+            if (user_flags(u) || u->seq)
+                all[n++] = u;
+    qsort(all, n, sizeof *all, by_user_name);
+    json_t *users = json_array(), *viewers = json_array(), *hands = json_array(), *speakers = json_array();
+    int bad = !users || !viewers || !hands || !speakers;
+    for (size_t i = 0; !bad && i < n; i++)
+        bad = json_array_append_new(users, json_pack("[s, i, I, I]", all[i]->name, user_flags(all[i]),
+                                                     (json_int_t)all[i]->seq, (json_int_t)all[i]->queued_ms)) < 0;
+    free(all);
+    for (const struct user *u = d->shown.head; !bad && u; u = user_next(u, USER_LINK_VIEWERS))
+        if (u->viewer)
+            bad = append_name(viewers, u) < 0;
+    for (const struct user *u = d->waiting.head; !bad && u; u = user_next(u, USER_LINK_VIEWERS))
+        bad = append_name(viewers, u) < 0;
+    for (long i = 0; !bad && i < d->nhands; i++)
+        bad = append_name(hands, d->hands[i]) < 0;
+    for (long i = 0; !bad && i < d->nspeakers; i++)
+        bad = append_name(speakers, d->speakers[i]) < 0;
+    if (bad) {
+        json_decref(users);
+        json_decref(viewers);
+        json_decref(hands);
+        json_decref(speakers);
+        return NULL;
+    }
+    return json_pack("{s:s, s:I, s:b, s:b, s:b, s:b, s:b, s:o, s:o, s:o, s:o}", "service_sid", d->service_sid,
+                     "eager_admitted", (json_int_t)d->eager_admitted, "end_requested", d->end_requested,
+                     "room_ended", d->room_ended, "media_ended", d->media_ended, "deleted", d->deleted,
+                     "host_left", d->host_left_ms != 0, "users", users, "viewers", viewers, "hands", hands,
+                     "speakers", speakers);
+}
+
+static int by_seq(const void *a, const void *b)
+{
+    const struct user *const *x = a, *const *y = b;
+    return (*x)->seq < (*y)->seq ? -1 : (*x)->seq > (*y)->seq;
+}
+
+/* Puts a checkpoint back as the fold of the same events after a restart
+ * would have it: the desired state as saved; of what Sync has, only what
+ * the state record's provisioning cursor vouches for; maps and documents
+ * read back before they are written (restored); the provisioning queue and
+ * the work list made again from the desired state. */
+static int snapshot_load(struct worker *w, struct stream *st, const json_t *data)
+{
+    const struct sync_config *sc = worker_role_context(w);
+    struct sync_data *d = sync_of(w, st);
+    if (!d)
+        return -1;
+    /* From the state record (restore), newer than the checkpoint. */
+    char sid[SID_LEN + 1];
+    memcpy(sid, d->service_sid, sizeof sid);
+    long count_written = d->count_written, cursor = d->cursor_restored;
+    sync_reset(d);
+    if (!sync_of(w, st))
+        return -1;
+    const char *saved_sid = json_string_value(json_object_get(data, "service_sid"));
+    if (sid[0])
+        memcpy(d->service_sid, sid, sizeof sid);
+    else if (saved_sid && strlen(saved_sid) == SID_LEN)
+        memcpy(d->service_sid, saved_sid, SID_LEN + 1);
+    d->count_written = count_written;
+    d->cursor_restored = cursor;
+    d->restored = 1;
+    d->maps_known = d->shown_known = 0;
+    const json_t *v = json_object_get(data, "eager_admitted");
+    d->eager_admitted = json_is_integer(v) ? (long)json_integer_value(v) : 0;
+    d->end_requested = json_is_true(json_object_get(data, "end_requested"));
+    d->room_ended = json_is_true(json_object_get(data, "room_ended"));
+    d->media_ended = json_is_true(json_object_get(data, "media_ended"));
+    d->deleted = json_is_true(json_object_get(data, "deleted")) || st->phase == PHASE_ENDED;
+    d->host_left_ms = json_is_true(json_object_get(data, "host_left")) ? time_monotonic_ms() : 0;
+
+    const json_t *users = json_object_get(data, "users");
+    size_t i;
+    const json_t *entry;
+    json_array_foreach(users, i, entry) {
+        const char *name = json_string_value(json_array_get(entry, 0));
+        const json_t *f = json_array_get(entry, 1), *seq = json_array_get(entry, 2), *qms = json_array_get(entry, 3);
+        if (!name || identity_problem(name, strlen(name)) || !json_is_integer(f) || !json_is_integer(seq) ||
+            !json_is_integer(qms) || json_integer_value(seq) < 0 || json_integer_value(seq) > UINT32_MAX)
+            return -1;
+        struct user *u = users_add(&d->users, name);
+        if (!u)
+            return -1;
+        int flags = (int)json_integer_value(f);
+        u->viewer = !!(flags & SNAP_VIEWER);
+        u->invited = !!(flags & SNAP_INVITED);
+        u->refused = !!(flags & SNAP_REFUSED);
+        u->wants_access = !!(flags & SNAP_ACCESS);
+        u->touched = !!(flags & SNAP_TOUCHED);
+        /* hand and speaker come with their lists below */
+        u->seq = (uint32_t)json_integer_value(seq);
+        u->queued_ms = json_integer_value(qms);
+        if (u->viewer)
+            d->viewers++;
+        if (u->seq && (long)u->seq <= d->cursor_restored && u->wants_access) {
+            u->provisioned = 1; /* the last process said so */
+            u->prov_step = PROVISION_STEPS;
+            d->provisioned++;
+            u->queued_ms = 0;   /* as the fold has it: never queued */
+        }
+    }
+    json_array_foreach(json_object_get(data, "hands"), i, entry) {
+        struct user *u = json_is_string(entry) ? users_find(&d->users, json_string_value(entry)) : NULL;
+        if (u && !u->hand && d->nhands < sc->hands_cap) {
+            d->hands[d->nhands++] = u;
+            u->hand = 1;
+        }
+    }
+    json_array_foreach(json_object_get(data, "speakers"), i, entry) {
+        struct user *u = json_is_string(entry) ? users_find(&d->users, json_string_value(entry)) : NULL;
+        if (u)
+            speakers_set(d, u, 1);
+    }
+    /* The viewers, in their order; "checked" marks those placed (no
+     * user is verified yet). */
+    json_array_foreach(json_object_get(data, "viewers"), i, entry) {
+        struct user *u = json_is_string(entry) ? users_find(&d->users, json_string_value(entry)) : NULL;
+        if (u && u->viewer && !u->checked) {
+            user_list_push(&d->waiting, u);
+            u->checked = 1;
+        }
+    }
+    struct user **all = d->users.count ? calloc(d->users.count, sizeof *all) : NULL;
+    if (d->users.count && !all)
+        return -1;
+    size_t n = 0;
+    for (size_t b = 0; b < d->users.nbuckets; b++)
+        for (struct user *u = d->users.buckets[b]; u && n < d->users.count; u = u->chain)
+            all[n++] = u;
+    qsort(all, n, sizeof *all, by_seq);
+    for (size_t k = 0; k < n; k++) {
+        struct user *u = all[k];
+        if (u->viewer && !u->checked)
+            user_list_push(&d->waiting, u);
+        u->checked = 0;
+        /* As the fold queues an eager viewer at its join, in join order. */
+        if (u->seq && u->wants_access && !u->touched && !u->provisioned) {
+            user_queue_push(&d->queue, u);
+            u->queued = 1;
+        }
+    }
+    for (size_t k = 0; k < n; k++)
+        mark_work(d, all[k]);
+    for (size_t k = 0; k < n; k++)
+        forget_if_idle(d, all[k]);
+    free(all);
+    return 0;
+}
+
 static int init(struct worker *w, char *err, size_t errlen)
 {
     static struct sync_config sc;
@@ -1270,6 +1460,8 @@ int main(int argc, char **argv)
         .on_event = on_event,
         .state_fields = state_fields,
         .restore = restore,
+        .snapshot_save = snapshot_save,
+        .snapshot_load = snapshot_load,
         .tick = tick,
         .free_role = sync_free,
         .settings = settings_sync,

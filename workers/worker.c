@@ -13,6 +13,7 @@
 #include "log.h"
 #include "random.h"
 #include "settings.h"
+#include "snapshot.h"
 #include "strmap.h"
 #include "timeutil.h"
 #include "unapplied.h"
@@ -90,6 +91,10 @@ struct partition_state {
     int64_t redo_offset;     /* an event whose DLQ record was refused (-1: none) ... */
     struct outcome redo;     /* ... goes to the DLQ again when it comes back, with this */
     int redo_attempts;
+    /* Checkpoints (kept across assignments: reset_partition spares them). */
+    int64_t snap_generation; /* the newest checkpoint written or loaded (-1: none) */
+    long snap_chunks;        /* its chunk count (older chunks above it are removed) */
+    int64_t snap_due_ms;     /* monotonic: the next checkpoint may not come before */
 };
 
 struct worker {
@@ -106,6 +111,11 @@ struct worker {
     long retry_base_ms, retry_max_ms;
     long publish_interval_ms;
     int64_t tombstone_after_ms;      /* STATE_TOMBSTONE_AFTER_S */
+    int64_t snapshot_interval_ms;    /* SNAPSHOT_INTERVAL_S (0: no checkpoints) */
+    pthread_mutex_t debug_lock;      /* GET /debug/state: the HTTP thread asks, the poll loop answers */
+    pthread_cond_t debug_cond;
+    int debug_asked;
+    char *debug_answer;
     int64_t next_sweep_ms;           /* monotonic: the next look for expired streams */
     int64_t last_publish_ms;         /* of the last periodic round */
     char group[64];
@@ -122,6 +132,9 @@ struct worker {
     struct metric *m_held;           /* events fetched past a hold, kept out */
     struct metric *m_state_records;
     struct metric *m_tombstones;
+    struct metric *m_checkpoints;    /* written */
+    struct metric *m_checkpoint_loads; /* outcome: loaded, fallback */
+    struct metric *m_checkpoint_bytes;
     struct metric *m_streams;
     struct metric *m_partitions;
     struct metric *m_lag;            /* partition */
@@ -474,8 +487,12 @@ static void reset_partition(struct partition_state *ps)
             ps->dlq->report.abandoned = 1;
     }
     int32_t partition = ps->partition;
+    int64_t snap_generation = ps->snap_generation;
+    long snap_chunks = ps->snap_chunks;
     memset(ps, 0, sizeof *ps);
     ps->partition = partition;
+    ps->snap_generation = snap_generation;
+    ps->snap_chunks = snap_chunks;
     ps->offset = -1;
     ps->hold = -1;
     ps->committed = -1;
@@ -497,6 +514,7 @@ static struct partition_state *partition_state(struct worker *w, int32_t partiti
     p = &w->parts[w->nparts++];
     memset(p, 0, sizeof *p);
     p->partition = partition;
+    p->snap_generation = -1;
     reset_partition(p);
     return p;
 }
@@ -863,7 +881,7 @@ static void process(struct worker *w, const rd_kafka_message_t *msg)
 /* --- assignment: rebuild before acting -------------------------------------------------------- */
 
 struct drop_ctx {
-    int32_t partition;
+    int32_t partition;       /* -1: every partition */
     struct stream **victims;
     size_t n, cap;
 };
@@ -872,7 +890,7 @@ static void collect_partition(struct worker *w, struct stream *st, void *arg)
 {
     (void)w;
     struct drop_ctx *d = arg;
-    if (st->partition != d->partition || d->n == d->cap)
+    if ((d->partition >= 0 && st->partition != d->partition) || d->n == d->cap)
         return;
     d->victims[d->n++] = st;
 }
@@ -894,6 +912,305 @@ static void drop_partition(struct worker *w, int32_t partition)
     free(d.victims);
     metrics_set(w->m_streams, NULL, (double)strmap_size(w->streams));
 }
+
+/* --- checkpoints (snapshot.h) ---------------------------------------------------------------- */
+
+static int by_name(const void *a, const void *b)
+{
+    const struct stream *const *x = a, *const *y = b;
+    return strcmp((*x)->name, (*y)->name);
+}
+
+/* st as it goes into a checkpoint (and GET /debug/state). NULL when out of
+ * memory. */
+static json_t *stream_to_json(struct worker *w, const struct stream *st)
+{
+    json_t *recent = json_array();
+    if (!recent)
+        return NULL;
+    for (unsigned i = 0; i < WORKER_RECENT_IDS; i++) {
+        const char *id = st->recent[(st->recent_next + i) % WORKER_RECENT_IDS]; /* oldest first */
+        if (id[0] && json_array_append_new(recent, json_string(id)) < 0) {
+            json_decref(recent);
+            return NULL;
+        }
+    }
+    json_t *o = json_pack("{s:s, s:i, s:i, s:I, s:s, s:I, s:I, s:I, s:I, s:b, s:o}", "stream", st->name,
+                          "partition", (int)st->partition, "phase", (int)st->phase, "since", (json_int_t)st->since,
+                          "host", st->host, "applied_offset", (json_int_t)st->applied_offset, "last_offset",
+                          (json_int_t)st->last_offset, "ended_ms", (json_int_t)st->ended_ms, "reapply_until",
+                          (json_int_t)st->reapply_until, "has_record", st->has_record, "recent", recent);
+    if (o && w->role->snapshot_save && st->role) {
+        json_t *role = w->role->snapshot_save(w, st);
+        if (role && json_object_set_new(o, "role", role) < 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+/* The streams of a partition (every stream when partition < 0), by name,
+ * as a JSON array; NULL when out of memory. */
+static json_t *streams_to_json(struct worker *w, int32_t partition)
+{
+    struct drop_ctx d = {partition, NULL, 0, strmap_size(w->streams)};
+    json_t *out = json_array();
+    if (!out)
+        return NULL;
+    if (d.cap == 0)
+        return out;
+    if (!(d.victims = calloc(d.cap, sizeof *d.victims))) {
+        json_decref(out);
+        return NULL;
+    }
+    worker_each_stream(w, collect_partition, &d);
+    qsort(d.victims, d.n, sizeof *d.victims, by_name);
+    for (size_t i = 0; i < d.n; i++) {
+        json_t *o = stream_to_json(w, d.victims[i]);
+        if (!o || json_array_append_new(out, o) < 0) {
+            json_decref(out);
+            out = NULL;
+            break;
+        }
+    }
+    free(d.victims);
+    return out;
+}
+
+/* 1 when every event of the partition below read_to is done and none is
+ * pending: nothing held, retried, or awaiting its DLQ record, and past the
+ * committed offset read at assignment (below it, state is not published). */
+static int checkpoint_ready(const struct partition_state *ps)
+{
+    return ps->read_to >= 0 && ps->read_to > ps->snap_generation && ps->hold < 0 && !ps->dlq && ps->offset < 0 &&
+           !ps->paused && !ps->rewind_due && ps->redo_offset < 0 && (ps->committed < 0 || ps->read_to >= ps->committed);
+}
+
+/* Publishes the partition's checkpoint as of read_to: its chunks, then its
+ * header, then null records for the chunks of a bigger earlier one. What
+ * fails is tried again at the next interval. */
+static void take_checkpoint(struct worker *w, struct partition_state *ps)
+{
+    char err[256], key[SNAPSHOT_KEY_MAX], part[16];
+    snprintf(part, sizeof part, "%d", (int)ps->partition);
+    json_t *streams = streams_to_json(w, ps->partition);
+    struct snapshot_records rec;
+    if (!streams || snapshot_encode(w->role->name, ps->partition, ps->read_to, streams, SNAPSHOT_CHUNK_BYTES,
+                                    time_now_ms(), &rec, err, sizeof err) < 0) {
+        log_warn("cannot encode a checkpoint", "partition", part, "error", streams ? err : "out of memory", NULL);
+        json_decref(streams);
+        return;
+    }
+    size_t nstreams = json_array_size(streams);
+    json_decref(streams);
+    size_t bytes = 0;
+    for (size_t k = 0; k < rec.count; k++) {
+        bytes += rec.chunk_lens[k];
+        if (snapshot_key(key, sizeof key, w->role->name, ps->partition, (long)k) < 0 ||
+            produce(w, STATE_TOPIC, key, rec.chunks[k], NULL, NULL) < 0) {
+            snapshot_records_free(&rec);
+            return;
+        }
+    }
+    if (snapshot_key(key, sizeof key, w->role->name, ps->partition, -1) < 0 ||
+        produce(w, STATE_TOPIC, key, rec.header, NULL, NULL) < 0) {
+        snapshot_records_free(&rec);
+        return;
+    }
+    for (long k = (long)rec.count; k < ps->snap_chunks; k++)
+        if (snapshot_key(key, sizeof key, w->role->name, ps->partition, k) == 0)
+            produce(w, STATE_TOPIC, key, NULL, NULL, NULL); /* a leftover is ignored by generation anyway */
+    ps->snap_generation = ps->read_to;
+    ps->snap_chunks = (long)rec.count;
+    snapshot_records_free(&rec);
+    metrics_add(w->m_checkpoints, NULL, 1);
+    metrics_set(w->m_checkpoint_bytes, NULL, (double)bytes);
+    char at[24], count[24], size[24];
+    snprintf(at, sizeof at, "%lld", (long long)ps->snap_generation);
+    snprintf(count, sizeof count, "%zu", nstreams);
+    snprintf(size, sizeof size, "%zu", bytes);
+    log_debug("checkpoint written", "partition", part, "offset", at, "streams", count, "bytes", size, NULL);
+}
+
+/* Every SNAPSHOT_INTERVAL_S: a checkpoint of each partition that advanced
+ * and is ready. */
+static void checkpoint_due(struct worker *w, int64_t now_ms)
+{
+    if (w->snapshot_interval_ms <= 0)
+        return;
+    for (size_t i = 0; i < w->nparts; i++) {
+        struct partition_state *ps = &w->parts[i];
+        if (now_ms < ps->snap_due_ms || !checkpoint_ready(ps))
+            continue;
+        ps->snap_due_ms = now_ms + w->snapshot_interval_ms;
+        take_checkpoint(w, ps);
+    }
+}
+
+/* Before a partition goes (revoke, stop): its newest fold, for the next
+ * member, when it is ready and advanced. */
+static void checkpoint_leaving(struct worker *w, int32_t partition)
+{
+    struct partition_state *ps = find_partition(w, partition);
+    if (w->snapshot_interval_ms > 0 && ps && checkpoint_ready(ps))
+        take_checkpoint(w, ps);
+}
+
+static int64_t json_int(const json_t *o, const char *name, int64_t otherwise)
+{
+    const json_t *v = json_object_get(o, name);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : otherwise;
+}
+
+/* Puts one stream of a checkpoint back over what its state record said.
+ * Returns 0, or -1 (the checkpoint is not used). */
+static int load_stream(struct worker *w, const json_t *o, int32_t partition, int64_t generation)
+{
+    const char *name = json_string_value(json_object_get(o, "stream"));
+    const char *host = json_string_value(json_object_get(o, "host"));
+    int64_t phase = json_int(o, "phase", -1);
+    if (!name || stream_name_problem(name, strlen(name)) || !host || phase < PHASE_NONE || phase > PHASE_ENDED ||
+        json_int(o, "partition", -1) != partition)
+        return -1;
+    struct stream *st = worker_find_stream(w, name);
+    if (st && st->partition != partition)
+        return -1;
+    if (!st && phase == PHASE_ENDED && json_is_true(json_object_get(o, "has_record")))
+        return 0; /* its record was removed since (a tombstone): ended for good, not brought back */
+    if (!st && !(st = stream_get(w, name, partition)))
+        return -1;
+    st->phase = (enum stream_phase)phase;
+    st->since = json_int(o, "since", 0);
+    snprintf(st->host, sizeof st->host, "%s", host);
+    int64_t applied = json_int(o, "applied_offset", -1);
+    if (applied > st->applied_offset) /* the record may be older than the checkpoint */
+        st->applied_offset = applied;
+    st->last_offset = json_int(o, "last_offset", -1);
+    st->ended_ms = json_int(o, "ended_ms", 0);
+    if (st->phase == PHASE_ENDED && st->ended_ms <= 0)
+        st->ended_ms = time_now_ms();
+    int64_t reapply = json_int(o, "reapply_until", -1);
+    if (reapply > st->reapply_until)
+        st->reapply_until = reapply;
+    /* Still rebuilding only when the tail holds events an earlier process
+     * applied (its record is newer than the checkpoint): the role holds its
+     * periodic work until they are folded. */
+    st->rebuilding = st->applied_offset >= generation || st->reapply_until >= generation;
+    memset(st->recent, 0, sizeof st->recent);
+    st->recent_next = 0;
+    size_t k;
+    json_t *id;
+    json_array_foreach(json_object_get(o, "recent"), k, id) {
+        if (json_is_string(id) && json_string_length(id) == EVENT_ID_LEN)
+            remember_handled(st, json_string_value(id));
+    }
+    const json_t *role = json_object_get(o, "role");
+    if (role && w->role->snapshot_load && w->role->snapshot_load(w, st, role) < 0)
+        return -1;
+    return 0;
+}
+
+/* Loads the partition's checkpoint when it is valid and no re-apply mark
+ * lies below it. Returns the offset to re-read the partition from: the
+ * checkpoint's, or 0 (then the streams are as read_state left them). */
+static int64_t use_checkpoint(struct worker *w, struct partition_state *ps, const struct snapshot_parts *parts,
+                              int64_t mark)
+{
+    char why[256], part[16], at[24];
+    snprintf(part, sizeof part, "%d", (int)ps->partition);
+    int64_t generation = -1;
+    json_t *streams = snapshot_parts_decode(parts, &generation, why, sizeof why);
+    if (!streams) {
+        if (parts->have_header) {
+            log_warn("checkpoint not used; re-reading the partition from its beginning", "partition", part,
+                     "why", why, NULL);
+            metrics_add(w->m_checkpoint_loads, (const char *const[]){"fallback"}, 1);
+        }
+        return 0;
+    }
+    snprintf(at, sizeof at, "%lld", (long long)generation);
+    /* A checkpoint past the end of the partition belongs to a log that is
+     * gone (the topic made again): re-read what there is. */
+    int64_t low = 0, high = 0;
+    rd_kafka_resp_err_t werr = rd_kafka_query_watermark_offsets(kafka_consumer_handle(w->consumer), EVENTS_TOPIC,
+                                                                ps->partition, &low, &high, 10000);
+    if (werr || generation > high) {
+        log_warn("checkpoint beyond the partition's end, or the end unknown; re-reading the partition from its "
+                 "beginning", "partition", part, "offset", at, "error", werr ? rd_kafka_err2str(werr) : "", NULL);
+        metrics_add(w->m_checkpoint_loads, (const char *const[]){"fallback"}, 1);
+        json_decref(streams);
+        return 0;
+    }
+    if (mark >= 0 && mark < generation) {
+        log_info("a re-apply mark lies below the checkpoint; re-reading the partition from its beginning",
+                 "partition", part, "offset", at, NULL);
+        metrics_add(w->m_checkpoint_loads, (const char *const[]){"fallback"}, 1);
+        json_decref(streams);
+        return 0;
+    }
+    size_t i;
+    json_t *o;
+    int rc = 0;
+    json_array_foreach(streams, i, o) {
+        if ((rc = load_stream(w, o, ps->partition, generation)) < 0)
+            break;
+    }
+    char count[24];
+    snprintf(count, sizeof count, "%zu", json_array_size(streams));
+    json_decref(streams);
+    if (rc < 0) {
+        log_warn("checkpoint unreadable; re-reading the partition from its beginning", "partition", part, NULL);
+        metrics_add(w->m_checkpoint_loads, (const char *const[]){"fallback"}, 1);
+        return -1;
+    }
+    ps->read_to = generation;
+    ps->snap_generation = generation;
+    ps->snap_chunks = parts->chunks;
+    metrics_add(w->m_checkpoint_loads, (const char *const[]){"loaded"}, 1);
+    log_info("checkpoint loaded; re-reading the partition from it", "partition", part, "offset", at, "streams",
+             count, NULL);
+    return generation;
+}
+
+/* GET /debug/state, answered by the poll loop (which owns the streams). */
+static void serve_debug(struct worker *w)
+{
+    pthread_mutex_lock(&w->debug_lock);
+    int asked = w->debug_asked;
+    pthread_mutex_unlock(&w->debug_lock);
+    if (!asked)
+        return;
+    json_t *streams = streams_to_json(w, -1);
+    json_t *dump = streams ? json_pack("{s:s, s:o}", "role", w->role->name, "streams", streams) : NULL;
+    char *text = dump ? json_dumps(dump, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(dump);
+    pthread_mutex_lock(&w->debug_lock);
+    free(w->debug_answer);
+    w->debug_answer = text ? text : strdup("{\"error\":\"out of memory\"}");
+    w->debug_asked = 0;
+    pthread_cond_broadcast(&w->debug_cond);
+    pthread_mutex_unlock(&w->debug_lock);
+}
+
+static char *ask_debug(struct worker *w)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&w->debug_lock);
+    free(w->debug_answer);
+    w->debug_answer = NULL;
+    w->debug_asked = 1;
+    while (!w->debug_answer && pthread_cond_timedwait(&w->debug_cond, &w->debug_lock, &until) == 0)
+        ;
+    char *text = w->debug_answer;
+    w->debug_answer = NULL;
+    w->debug_asked = 0;
+    pthread_mutex_unlock(&w->debug_lock);
+    return text;
+}
+
 
 static int partition_in(const rd_kafka_topic_partition_list_t *list, int32_t partition)
 {
@@ -928,8 +1245,11 @@ static size_t forget_removed(struct worker *w, const rd_kafka_message_t *msg,
     return 1;
 }
 
-/* Restores the streams of the assigned partitions from our records. */
-static void read_state(struct worker *w, const rd_kafka_topic_partition_list_t *assigned)
+/* Restores the streams of the assigned partitions from our records; when
+ * parts is not NULL (one per element of assigned), gathers their
+ * checkpoint records too. */
+static void read_state(struct worker *w, const rd_kafka_topic_partition_list_t *assigned,
+                       struct snapshot_parts *parts)
 {
     char err[256];
     struct kafka_reader_options opt = {.brokers = config_str(w->cfg, "KAFKA_BROKERS"), .topic = STATE_TOPIC};
@@ -944,6 +1264,17 @@ static void read_state(struct worker *w, const rd_kafka_topic_partition_list_t *
         rd_kafka_message_t *msg = kafka_reader_poll(r, 100);
         if (!msg)
             continue;
+        int32_t cp_partition;
+        long cp_chunk;
+        if (msg->key && snapshot_is_key(msg->key, msg->key_len)) {
+            if (parts && snapshot_parse_key(msg->key, msg->key_len, w->role->name, &cp_partition, &cp_chunk))
+                for (int i = 0; i < assigned->cnt; i++)
+                    if (assigned->elems[i].partition == cp_partition &&
+                        snapshot_parts_offer(&parts[i], cp_chunk, msg->payload, msg->len) < 0)
+                        log_warn("a malformed checkpoint record ignored", NULL);
+            rd_kafka_message_destroy(msg);
+            continue;
+        }
         if (!msg->payload) {
             restored -= forget_removed(w, msg, assigned);
             rd_kafka_message_destroy(msg);
@@ -1011,24 +1342,46 @@ static void reapply_stream(struct worker *w, struct stream *st, void *arg)
     memset(st->restored, 0, sizeof st->restored); /* those ids are to be applied again */
 }
 
-/* Notes the committed offsets (below them, an unreadable event went to the
- * DLQ before) and honours `stagehand-replay offsets`: a committed offset
- * marked with KAFKA_REAPPLY_MARK makes everything from it count as not yet
- * applied (the worker's own commits carry no mark, so this happens once). */
-static void reapply_marked(struct worker *w, const rd_kafka_topic_partition_list_t *assigned)
+/* Reads and notes the committed offsets (below them, an unreadable event
+ * went to the DLQ before). NULL when they could not be read. */
+static rd_kafka_topic_partition_list_t *read_committed(struct worker *w,
+                                                       const rd_kafka_topic_partition_list_t *assigned)
 {
     rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(assigned);
     rd_kafka_resp_err_t e = rd_kafka_committed(kafka_consumer_handle(w->consumer), committed, 10000);
     if (e) {
         log_warn("cannot read the committed offsets", "error", rd_kafka_err2str(e), NULL);
-    } else {
+        rd_kafka_topic_partition_list_destroy(committed);
+        return NULL;
+    }
+    for (int i = 0; i < committed->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &committed->elems[i];
+        struct partition_state *ps = find_partition(w, tp->partition);
+        if (ps && !tp->err)
+            ps->committed = tp->offset;
+    }
+    return committed;
+}
+
+/* The offset `stagehand-replay offsets` marked for re-applying (a committed
+ * offset with KAFKA_REAPPLY_MARK), or -1. */
+static int64_t reapply_mark(const rd_kafka_topic_partition_t *tp)
+{
+    if (tp->err || tp->offset < 0 || tp->metadata_size != strlen(KAFKA_REAPPLY_MARK) ||
+        memcmp(tp->metadata, KAFKA_REAPPLY_MARK, tp->metadata_size) != 0)
+        return -1;
+    return tp->offset;
+}
+
+/* Honours `stagehand-replay offsets`: a committed offset marked with
+ * KAFKA_REAPPLY_MARK makes everything from it count as not yet applied (the
+ * worker's own commits carry no mark, so this happens once). */
+static void reapply_marked(struct worker *w, const rd_kafka_topic_partition_list_t *committed)
+{
+    {
         for (int i = 0; i < committed->cnt; i++) {
             const rd_kafka_topic_partition_t *tp = &committed->elems[i];
-            struct partition_state *ps = find_partition(w, tp->partition);
-            if (ps && !tp->err)
-                ps->committed = tp->offset;
-            if (tp->err || tp->offset < 0 || tp->metadata_size != strlen(KAFKA_REAPPLY_MARK) ||
-                memcmp(tp->metadata, KAFKA_REAPPLY_MARK, tp->metadata_size) != 0)
+            if (reapply_mark(tp) < 0)
                 continue;
             struct reapply_ctx r = {tp->partition, tp->offset};
             worker_each_stream(w, reapply_stream, &r);
@@ -1038,7 +1391,6 @@ static void reapply_marked(struct worker *w, const rd_kafka_topic_partition_list
             log_info("applying again from a marked offset", "partition", partition, "offset", offset, NULL);
         }
     }
-    rd_kafka_topic_partition_list_destroy(committed);
 }
 
 static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *partitions)
@@ -1062,13 +1414,44 @@ static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *partitio
         }
         reset_partition(ps);
     }
-    read_state(w, partitions);
-    reapply_marked(w, partitions);
+    struct snapshot_parts *parts = NULL;
+    if (w->snapshot_interval_ms > 0 && (parts = calloc((size_t)partitions->cnt, sizeof *parts)))
+        for (int i = 0; i < partitions->cnt; i++)
+            snapshot_parts_init(&parts[i]);
+    read_state(w, partitions, parts);
+    rd_kafka_topic_partition_list_t *committed = read_committed(w, partitions);
     for (int i = 0; i < partitions->cnt; i++) {
         int32_t p = partitions->elems[i].partition;
+        struct partition_state *ps = find_partition(w, p);
+        int64_t from = 0;
+        /* A checkpoint only with the re-apply marks known. */
+        if (parts && committed && ps) {
+            const rd_kafka_topic_partition_t *tp =
+                rd_kafka_topic_partition_list_find(committed, EVENTS_TOPIC, p);
+            from = use_checkpoint(w, ps, &parts[i], tp ? reapply_mark(tp) : -1);
+            if (from < 0) {
+                /* Half loaded: the partition's streams are read again from their records. */
+                rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+                drop_partition(w, p);
+                ps->read_to = -1;
+                if (one) {
+                    rd_kafka_topic_partition_list_add(one, EVENTS_TOPIC, p);
+                    read_state(w, one, NULL);
+                    rd_kafka_topic_partition_list_destroy(one);
+                }
+                from = 0;
+            }
+        }
         /* Offset 0: when retention removed it, auto.offset.reset=earliest applies. */
-        if (kafka_consumer_rewind(w->consumer, EVENTS_TOPIC, p, 0, err, sizeof err) < 0)
-            log_warn("cannot re-read a partition from its beginning", "error", err, NULL);
+        if (kafka_consumer_rewind(w->consumer, EVENTS_TOPIC, p, from, err, sizeof err) < 0)
+            log_warn("cannot re-read a partition", "error", err, NULL);
+        if (parts)
+            snapshot_parts_free(&parts[i]);
+    }
+    free(parts);
+    if (committed) {
+        reapply_marked(w, committed);
+        rd_kafka_topic_partition_list_destroy(committed);
     }
     w->assigned += partitions->cnt;
     metrics_set(w->m_partitions, NULL, w->assigned);
@@ -1081,6 +1464,7 @@ static void on_revoke(void *ctx, const rd_kafka_topic_partition_list_t *partitio
     for (int i = 0; i < partitions->cnt; i++) {
         int32_t p = partitions->elems[i].partition;
         publish_all(w, p);
+        checkpoint_leaving(w, p);
         drop_partition(w, p);
         struct partition_state *ps = find_partition(w, p);
         if (ps)
@@ -1201,7 +1585,10 @@ static void measure_lag(struct worker *w, int64_t now_ms)
             const rd_kafka_topic_partition_t *tp = &assigned->elems[i];
             if (rd_kafka_get_watermark_offsets(rk, tp->topic, tp->partition, &low, &high) != 0 || high < 0)
                 continue;
-            int64_t position = tp->offset >= 0 ? tp->offset : low;
+            /* No position yet: nothing consumed since the assignment; a
+             * partition rewound to its checkpoint is read up to it. */
+            const struct partition_state *ps = find_partition(w, tp->partition);
+            int64_t position = tp->offset >= 0 ? tp->offset : ps && ps->read_to > low ? ps->read_to : low;
             snprintf(label, sizeof label, "%d", (int)tp->partition);
             metrics_set(w->m_lag, (const char *const[]){label}, (double)(high > position ? high - position : 0));
             metrics_set(w->m_unapplied, (const char *const[]){label},
@@ -1236,6 +1623,13 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *conn, const cha
         type = "text/plain; version=0.0.4";
     } else if (strcmp(url, "/healthz") == 0) {
         text = strdup("{\"ok\":true}");
+    } else if (strcmp(url, "/debug/state") == 0) {
+        /* Every stream as a checkpoint holds it (the equivalence test). */
+        text = ask_debug(w);
+        if (!text) {
+            status = 503;
+            text = strdup("{\"error\":\"the poll loop is busy (an assignment); ask again\"}");
+        }
     } else {
         status = 404;
         text = strdup("{\"error\":\"not found\"}");
@@ -1278,6 +1672,15 @@ static int create_metrics(struct worker *w)
     w->m_tombstones = metrics_counter(w->metrics, "stagehand_worker_state_tombstones_total",
                                       "Ended streams whose state record was removed (a null record).", 0, NULL);
     w->m_streams = metrics_gauge(w->metrics, "stagehand_worker_streams", "Streams held in memory.", 0, NULL);
+    static const char *const outcome[] = {"outcome"};
+    w->m_checkpoints = metrics_counter(w->metrics, "stagehand_worker_checkpoints_total",
+                                       "Checkpoints of a partition's fold published to stagehand.state.", 0, NULL);
+    w->m_checkpoint_loads = metrics_counter(w->metrics, "stagehand_worker_checkpoint_loads_total",
+                                            "Checkpoints met on assignment: loaded (the partition re-read from "
+                                            "its offset), or fallback (re-read from 0).",
+                                            1, outcome);
+    w->m_checkpoint_bytes = metrics_gauge(w->metrics, "stagehand_worker_checkpoint_bytes",
+                                          "Size of the last checkpoint published (all its chunks).", 0, NULL);
     w->m_partitions = metrics_gauge(w->metrics, "stagehand_worker_partitions",
                                     "Partitions of stagehand.events assigned.", 0, NULL);
     static const char *const partition[] = {"partition"};
@@ -1292,7 +1695,7 @@ static int create_metrics(struct worker *w)
     w->unapplied = unapplied_new();
     return w->m_unapplied && w->unapplied && w->m_events && w->m_twilio && w->m_retries && w->m_dlq && w->m_dlq_failures && w->m_held &&
                    w->m_state_records && w->m_tombstones && w->m_streams &&
-                   w->m_partitions && w->m_lag
+                   w->m_partitions && w->m_lag && w->m_checkpoints && w->m_checkpoint_loads && w->m_checkpoint_bytes
                ? 0
                : -1;
 }
@@ -1413,6 +1816,9 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
     w.retry_max_ms = (long)config_int(w.cfg, "TWILIO_RETRY_MAX_MS");
     w.publish_interval_ms = (long)config_int(w.cfg, "STATE_PUBLISH_INTERVAL_MS");
     w.tombstone_after_ms = config_int(w.cfg, "STATE_TOMBSTONE_AFTER_S") * 1000;
+    w.snapshot_interval_ms = config_int(w.cfg, "SNAPSHOT_INTERVAL_S") * 1000;
+    pthread_mutex_init(&w.debug_lock, NULL);
+    pthread_cond_init(&w.debug_cond, NULL);
 
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
@@ -1457,11 +1863,15 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
             role->tick(&w, now);
         publish_due(&w, now);
         expire_ended(&w, now);
+        checkpoint_due(&w, now);
+        serve_debug(&w);
     }
 
     log_info("worker stopping", NULL);
     settle_dlq_before_leaving(&w, NULL, STOP_DLQ_WAIT_MS);
     publish_all(&w, -1);
+    for (size_t i = 0; i < w.nparts; i++)
+        checkpoint_leaving(&w, w.parts[i].partition);
     int rc = kafka_consumer_close(w.consumer) < 0 ? 1 : 0;
     for (size_t i = 0; i < w.nparts; i++)
         reset_partition(&w.parts[i]); /* a DLQ record still out is its report's to free */
@@ -1474,6 +1884,7 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
     free(w.parts);
     metrics_free(w.metrics);
     unapplied_free(w.unapplied);
+    free(w.debug_answer);
     config_free(w.cfg);
     log_info("worker stopped", NULL);
     return rc || lost ? 1 : 0;

@@ -32,6 +32,14 @@
  * applied offset, before it acts again. A stream with no record is not
  * applied again below the group's committed offset (decide.h).
  *
+ * Checkpoints (snapshot.h): every SNAPSHOT_INTERVAL_S, for each partition
+ * that advanced and has no event held, retried or awaiting its DLQ record,
+ * the fold of all its streams as of the partition's next offset X goes to
+ * stagehand.state in chunks. On assignment a valid checkpoint of the
+ * partition is loaded over the records and the partition is re-read from X
+ * instead of 0 (from 0 when a `stagehand-replay offsets` mark lies below
+ * X, or SNAPSHOT_INTERVAL_S is 0).
+ *
  * STATE_TOMBSTONE_AFTER_S after a stream ended, once its last event is
  * below the committed offset, the role's record is replaced by a null
  * record (a tombstone, which compaction removes with the records before
@@ -109,6 +117,16 @@ struct worker_role {
     void (*state_fields)(struct worker *w, const struct stream *st, json_t *record);
     /* Restores the role's fields from its state record (on assignment). */
     void (*restore)(struct worker *w, struct stream *st, const json_t *record);
+    /* Checkpoints (issue 20; may be NULL: the role keeps nothing beyond
+     * struct stream). snapshot_save returns the role's fold of st as JSON
+     * (a new reference; NULL: nothing), what the events said, not what
+     * Twilio is known to have. snapshot_load puts it back into st, after
+     * restore ran with the stream's state record when there is one (the
+     * record is newer: SIDs it names win); what Twilio has must come back
+     * as after a restart (unknown, read before written). Returns 0, or -1
+     * (the checkpoint is then not used: the partition is re-read from 0). */
+    json_t *(*snapshot_save)(struct worker *w, const struct stream *st);
+    int (*snapshot_load)(struct worker *w, struct stream *st, const json_t *data);
     /* Periodic work, about every 50 ms (may be NULL). */
     void (*tick)(struct worker *w, int64_t now_ms);
     /* Frees st->role (may be NULL). */

@@ -136,10 +136,12 @@ static void test_room_lifecycle(void **state)
     json_decref(wait_room(f, "friday", "completed"));
     json_decref(wait_state(f, "friday/room", "ended"));
 
-    /* A restart rebuilds from the log and calls Twilio for nothing. */
+    /* A restart rebuilds from the log (no checkpoint: SNAPSHOT_INTERVAL_S=0;
+     * test_snapshots covers rebuilding from one) and calls Twilio for nothing. */
     calls = video_requests(f);
     assert_int_equal(process_stop(&f->workers[0], 20000), 0);
-    fixture_start_worker(f, 0, NULL);
+    static const char *const full_reread[] = {"SNAPSHOT_INTERVAL_S=0", NULL};
+    fixture_start_worker(f, 0, full_reread);
     wait_metric(f, 0, "stagehand_worker_events_total{type=\"stream.end_requested\",outcome=\"folded\"}", 1);
     assert_true(metric(f, 0, "stagehand_worker_events_total{type=\"stream.create_requested\",outcome=\"applied\"}") < 0);
     assert_int_equal(video_requests(f), calls);

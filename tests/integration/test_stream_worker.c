@@ -117,7 +117,8 @@ static void test_live_resources(void **state)
     kv_free(&form);
     assert_int_equal(process_stop(&f->workers[STREAM_WORKER], 20000), 0);
     long calls = media_requests(f);
-    static const char *const env[] = {"GRANT_REFRESH_S=1", "RECONCILE_GRACE_S=0", NULL};
+    /* Rebuilt from the log (SNAPSHOT_INTERVAL_S=0: no checkpoint; test_snapshots covers those). */
+    static const char *const env[] = {"GRANT_REFRESH_S=1", "RECONCILE_GRACE_S=0", "SNAPSHOT_INTERVAL_S=0", NULL};
     fixture_start_worker(f, STREAM_WORKER, env);
     wait_media_status(f, "player_streamers", orphan, "ended");
     json_t *ended = media_resource(f, "player_streamers", orphan);

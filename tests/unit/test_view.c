@@ -404,6 +404,25 @@ static void test_stage(void **state)
     view_free(v);
 }
 
+/* The workers' checkpoint records (header and chunks, null or not) are
+ * neither streams nor malformed records. */
+static void test_checkpoints_ignored(void **state)
+{
+    (void)state;
+    struct view *v = view_new();
+    assert_non_null(v);
+    static const char *const keys[] = {"#checkpoint/sync/3", "#checkpoint/sync/3/0", "#checkpoint/room/11/2"};
+    const char *header = "{\"v\":1,\"role\":\"sync\",\"partition\":3,\"generation\":9,\"chunks\":1}";
+    const char *chunk = "{\"v\":1,\"generation\":9,\"chunk\":0}\n[{\"stream\":\"s\"}]";
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *value = i == 0 ? header : chunk;
+        assert_int_equal(view_apply(v, keys[i], strlen(keys[i]), value, strlen(value)), 0);
+        assert_int_equal(view_apply(v, keys[i], strlen(keys[i]), NULL, 0), 0);
+    }
+    assert_int_equal(view_size(v), 0);
+    view_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -415,6 +434,7 @@ int main(void)
         cmocka_unit_test(test_nothing_private),
         cmocka_unit_test(test_eager_admission),
         cmocka_unit_test(test_stage),
+        cmocka_unit_test(test_checkpoints_ignored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -58,7 +58,8 @@ def run(build, rundir, kafka, n, size):
         time.sleep(1.0)  # the state records with the last applied offsets
         for p in pool:
             p.stop()
-        replayers = [stack.start_worker("sync", name="sync-replay-%d" % k) for k in range(size)]
+        replayers = [stack.start_worker("sync", name="sync-replay-%d" % k, env={"SNAPSHOT_INTERVAL_S": "0"})
+                     for k in range(size)]  # from offset 0: no checkpoint
         first = wait_until(lambda: total(replayers, "viewer.connected", "folded", "duplicate") > 0, 120, 0.005)
         last_value, last_change = -1, time.monotonic()
         while time.monotonic() - last_change < 1.0:

@@ -5,7 +5,7 @@ target, baseline or note)."""
 
 import time
 
-from stack import Stack, events, wait_until
+from stack import Stack, events, metrics, wait_until
 
 
 def sync_stack(build, rundir, kafka, partitions=12):
@@ -74,8 +74,11 @@ def join_burst(build, rundir, kafka, n):
 
 def replay(build, rundir, kafka, n, streams=48):
     """n viewer.connected over many streams, applied; then a new sync worker
-    rebuilds from offset 0 (every event's effect already applied). The
-    baseline is a plain Kafka reader of the same events in the same run."""
+    rebuilds from offset 0 (every event's effect already applied;
+    SNAPSHOT_INTERVAL_S=0, so it reads no checkpoint). The baseline is a
+    plain Kafka reader of the same events in the same run. Then another new
+    sync worker rebuilds from the checkpoints the first worker wrote when it
+    stopped: both rebuilds timed from the process's start."""
     stack, worker = sync_stack(build, rundir, kafka)
     try:
         names = ["replay-%02d" % i for i in range(streams)]
@@ -90,7 +93,8 @@ def replay(build, rundir, kafka, n, streams=48):
         worker.stop()
         baseline = stack.loadgen("--read").split()
         read_n, read_s = int(baseline[1]), float(baseline[3])
-        replayer = stack.start_worker("sync", name="sync-worker-replay")
+        spawned = time.monotonic()
+        replayer = stack.start_worker("sync", name="sync-worker-replay", env={"SNAPSHOT_INTERVAL_S": "0"})
         port = replayer.metrics_port
 
         def folded():
@@ -101,9 +105,31 @@ def replay(build, rundir, kafka, n, streams=48):
         seconds = last - first
         rate = total / seconds
         raw = read_n / read_s if read_s > 0 else float("nan")
+        full_s = last - spawned
+        replayer.stop()
+
+        # From the checkpoints: the assignment is done (partitions gauge)
+        # with every partition's checkpoint loaded, nothing left to fold.
+        spawned = time.monotonic()
+        loader = stack.start_worker("sync", name="sync-worker-checkpoint")
+
+        def loaded():
+            m = metrics(loader.metrics_port)
+            return (m.get("stagehand_worker_partitions", 0) > 0 and
+                    m.get('stagehand_worker_checkpoint_loads_total{outcome="loaded"}', 0) > 0)
+
+        done = wait_until(loaded, 300, 0.005)
+        m = metrics(loader.metrics_port)
         return [("replay: {:,} events already applied, through a new sync worker".format(total),
                  "{:,.0f} events/s".format(rate), ">= 100,000/s",
-                 "plain Kafka reader: {:,.0f}/s (ratio {:.2f})".format(raw, rate / raw))]
+                 "plain Kafka reader: {:,.0f}/s (ratio {:.2f})".format(raw, rate / raw)),
+                ("rebuild of {} streams ({:,} events) by a new sync worker, from its start: from offset 0 / "
+                 "from checkpoints".format(streams, total),
+                 "%.2f s / %.2f s" % (full_s, done - spawned), "<= 2 s from checkpoints",
+                 "%d checkpoints loaded, %d fallbacks, %d events folded after them" % (
+                     m.get('stagehand_worker_checkpoint_loads_total{outcome="loaded"}', 0),
+                     m.get('stagehand_worker_checkpoint_loads_total{outcome="fallback"}', 0),
+                     events(loader.metrics_port, "viewer.connected", "folded")))]
     finally:
         stack.stop()
 
