@@ -140,17 +140,20 @@ NOTES = """
   there are tens of milliseconds against targets of 2 and 5 s, so the targets hold with a wide
   margin on a slower machine; the join rate is the senders', not a figure to compare.
 - **Apache Kafka instead of the dev broker** (every section by default since issue 16; `--kafka dev`
-  for the old figures; the join section runs on both). Seen in `--quick` runs on this 2-core
-  machine, with other work running beside them, so as directions only: the ingress's POST, which
-  waits for the ack of a real broker (a JVM sharing the two cores, writing a log with three
-  replicas' worth of checks on one), ran at 18,000 req/s against 32,000 on the dev broker, p50 /
-  p99 2.7 / 48 ms at full rate and 2.3 / 4.7 ms at half rate (p99 target met); straight onto Kafka,
-  10,000 joins were produced 4 times slower (0.38 s against 0.09 s, the broker's CPU) but applied
-  sooner after the last (0.07 s against 0.13 s); replay ran at 99,800 events/s against a plain
-  reader's 178,700/s (0.56). The memory section's 100,000-viewer quick run showed 277 bytes per
-  viewer, above the 128 of the full run on the dev broker: not yet explained (a tenth of the
-  viewers weighs the fixed cost of librdkafka's larger fetch buffers ten times more; the full run
-  will tell).
+  for the old figures; the ingress and join sections run on both, "dev broker:" rows). Full run
+  of the other sections on Apache Kafka 4.4.0 (revision 25bcd22, one broker on loopback sharing
+  the two cores): the ingress's ack path is in the ingress rows (about twice the CPU per request of
+  the dev broker, p99 at half rate 6.1 ms in a quiet stretch). Straight onto Kafka, 100,000 joins
+  were produced in 2.21 s against 0.81 s on the dev broker (the JVM's CPU) but applied 0.09 s after
+  the last against 0.72 s, and the 100,000 leaves 0.06 s against 0.90 s. The 100,000-viewer burst
+  through the ingress has no 5 MB limit under it any more: every join and every leave was applied
+  by the last answer (0.00 s after it; the 2,000 requests a second are the Python senders'), with
+  1,064 viewers-map writes and no 429. Replay: 113,544 events/s, where a plain reader of the same
+  events on Kafka runs at 862,138/s (on the dev broker 480,808/s): the ratio falls to 0.13 because
+  the real broker feeds a plain reader faster, not because the worker got slower (issue 20). The
+  memory section's full run: 110 bytes per tracked viewer with 1,000,000 viewers (128 on the dev
+  broker; the 277 of an earlier `--quick` run was the fixed cost of librdkafka's fetch buffers
+  spread over a tenth of the viewers).
 - Single runs for replay and memory (each takes minutes); nginx and the ingress's POST, its
   /join-stream-as-viewer and its public state alternate five times after a warm-up, on Apache
   Kafka and then on the dev broker ("dev broker:" rows), and the medians and spreads are reported;
