@@ -27,7 +27,7 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 # the real group coordinator), kill -9 mid-burst and the broker frozen
 # (test_faults), compaction (test_compaction, real Kafka only) and ended
 # streams' tombstones with workers rebuilt after compaction (test_tombstones).
-REAL_KAFKA_TESTS="test_ingress test_room_worker test_stream_worker test_secrets test_replay test_faults test_compaction test_tombstones test_scaling"
+REAL_KAFKA_TESTS="test_ingress test_room_worker test_stream_worker test_secrets test_replay test_faults test_compaction test_tombstones test_scaling test_snapshots"
 
 passed=0
 failed=0
