@@ -12,24 +12,23 @@
 
 struct config_entry {
     const struct config_spec *spec;
-    char *value;   /* normalised value; "" when unset with an empty default */
+    char *value; /* normalised value; "" when unset with an empty default */
     long long int_value;
     int bool_value;
-    int is_set;    /* taken from the environment rather than the default */
+    int is_set; /* taken from the environment rather than the default */
 };
 
 struct config {
     struct config_entry *entries;
     size_t len;
     size_t cap;
-    int loaded;    /* the last config_load succeeded */
+    int loaded; /* the last config_load succeeded */
 };
 
 /* --- error text ------------------------------------------------------------ */
 
 /* Appends one problem to err, after "; " when err already holds one. */
-static void add_problem(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void add_problem(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void add_problem(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -75,8 +74,8 @@ static void quote_value(const char *s, char *buf, size_t buflen)
 }
 
 /* Reports "NAME: reason (got "value")", leaving the value out for secrets. */
-static void add_value_problem(char *err, size_t errlen, const struct config_spec *spec,
-                              const char *reason, const char *value)
+static void add_value_problem(char *err, size_t errlen, const struct config_spec *spec, const char *reason,
+                              const char *value)
 {
     if (spec->secret) {
         add_problem(err, errlen, "%s: %s (value not shown: secret)", spec->name, reason);
@@ -240,8 +239,8 @@ static void choices_reason(const char *choices, char *buf, size_t buflen)
 /* Validates a non-empty value against spec. On success stores the
  * normalised value (malloc'd) and the int or bool, and returns 0. Otherwise
  * reports the problem into err and returns -1. */
-static int parse_value(const struct config_spec *spec, const char *raw,
-                       struct config_entry *entry, char *err, size_t errlen)
+static int parse_value(const struct config_spec *spec, const char *raw, struct config_entry *entry, char *err,
+                       size_t errlen)
 {
     char reason[256];
     char *value = NULL;
@@ -253,10 +252,8 @@ static int parse_value(const struct config_spec *spec, const char *raw,
         value = strdup(raw);
         break;
     case CONFIG_INT:
-        if (parse_decimal(raw, &int_value) < 0 || int_value < spec->min ||
-            int_value > spec->max) {
-            snprintf(reason, sizeof reason, "must be an integer from %lld to %lld",
-                     spec->min, spec->max);
+        if (parse_decimal(raw, &int_value) < 0 || int_value < spec->min || int_value > spec->max) {
+            snprintf(reason, sizeof reason, "must be an integer from %lld to %lld", spec->min, spec->max);
             add_value_problem(err, errlen, spec, reason, raw);
             return -1;
         }
@@ -265,8 +262,7 @@ static int parse_value(const struct config_spec *spec, const char *raw,
         break;
     case CONFIG_BOOL:
         if (parse_bool(raw, &bool_value) < 0) {
-            add_value_problem(err, errlen, spec,
-                              "must be true or false (or 1/0, yes/no, on/off)", raw);
+            add_value_problem(err, errlen, spec, "must be true or false (or 1/0, yes/no, on/off)", raw);
             return -1;
         }
         value = strdup(bool_value ? "true" : "false");
@@ -360,8 +356,7 @@ static int spec_ok(const struct config_spec *spec, char *err, size_t errlen)
         break;
     case CONFIG_ENUM:
         if (!choices_ok(spec->choices)) {
-            add_problem(err, errlen, "%s: choices must be non-empty names separated by '|'",
-                        spec->name);
+            add_problem(err, errlen, "%s: choices must be non-empty names separated by '|'", spec->name);
             return -1;
         }
         break;
@@ -374,8 +369,7 @@ static int spec_ok(const struct config_spec *spec, char *err, size_t errlen)
     if (!*spec->default_value) {
         if (spec->type == CONFIG_STRING || spec->type == CONFIG_URL)
             return 0;
-        add_problem(err, errlen, "%s: an empty default is only allowed for strings and URLs",
-                    spec->name);
+        add_problem(err, errlen, "%s: an empty default is only allowed for strings and URLs", spec->name);
         return -1;
     }
     struct config_entry scratch = {0};
@@ -388,8 +382,7 @@ static int spec_ok(const struct config_spec *spec, char *err, size_t errlen)
     return 0;
 }
 
-int config_register(struct config *cfg, const struct config_spec *specs, size_t n,
-                    char *err, size_t errlen)
+int config_register(struct config *cfg, const struct config_spec *specs, size_t n, char *err, size_t errlen)
 {
     if (err && errlen)
         err[0] = '\0';
@@ -460,19 +453,23 @@ int config_load(struct config *cfg, char *err, size_t errlen)
 static const char *type_name(enum config_type type)
 {
     switch (type) {
-    case CONFIG_STRING: return "string";
-    case CONFIG_INT: return "integer";
-    case CONFIG_BOOL: return "boolean";
-    case CONFIG_ENUM: return "enum";
-    case CONFIG_URL: return "URL";
+    case CONFIG_STRING:
+        return "string";
+    case CONFIG_INT:
+        return "integer";
+    case CONFIG_BOOL:
+        return "boolean";
+    case CONFIG_ENUM:
+        return "enum";
+    case CONFIG_URL:
+        return "URL";
     }
     return "unknown";
 }
 
 /* Programming errors only: a name never registered, the wrong getter, or a
  * getter called before a successful config_load. */
-static void misuse(const char *getter, const char *name, const char *what)
-    __attribute__((noreturn));
+static void misuse(const char *getter, const char *name, const char *what) __attribute__((noreturn));
 
 static void misuse(const char *getter, const char *name, const char *what)
 {
@@ -480,8 +477,7 @@ static void misuse(const char *getter, const char *name, const char *what)
     abort();
 }
 
-static const struct config_entry *lookup(const struct config *cfg, const char *name,
-                                         const char *getter)
+static const struct config_entry *lookup(const struct config *cfg, const char *name, const char *getter)
 {
     const struct config_entry *entry = find_entry(cfg, name);
     if (!entry)
@@ -495,8 +491,7 @@ static void expect_type(const struct config_entry *entry, const char *getter, in
 {
     if (!ok) {
         char what[64];
-        snprintf(what, sizeof what, "wrong getter for a %s variable",
-                 type_name(entry->spec->type));
+        snprintf(what, sizeof what, "wrong getter for a %s variable", type_name(entry->spec->type));
         misuse(getter, entry->spec->name, what);
     }
 }
@@ -505,8 +500,7 @@ const char *config_str(const struct config *cfg, const char *name)
 {
     const struct config_entry *entry = lookup(cfg, name, "config_str");
     enum config_type type = entry->spec->type;
-    expect_type(entry, "config_str",
-                type == CONFIG_STRING || type == CONFIG_ENUM || type == CONFIG_URL);
+    expect_type(entry, "config_str", type == CONFIG_STRING || type == CONFIG_ENUM || type == CONFIG_URL);
     return entry->value;
 }
 
@@ -577,11 +571,21 @@ void config_print_help(const struct config *cfg, FILE *out)
         const struct config_spec *spec = cfg->entries[i].spec;
         fprintf(out, "%s (", spec->name);
         switch (spec->type) {
-        case CONFIG_STRING: fputs("string", out); break;
-        case CONFIG_INT: fprintf(out, "integer %lld..%lld", spec->min, spec->max); break;
-        case CONFIG_BOOL: fputs("true|false", out); break;
-        case CONFIG_ENUM: fputs(spec->choices, out); break;
-        case CONFIG_URL: fputs("http(s) URL", out); break;
+        case CONFIG_STRING:
+            fputs("string", out);
+            break;
+        case CONFIG_INT:
+            fprintf(out, "integer %lld..%lld", spec->min, spec->max);
+            break;
+        case CONFIG_BOOL:
+            fputs("true|false", out);
+            break;
+        case CONFIG_ENUM:
+            fputs(spec->choices, out);
+            break;
+        case CONFIG_URL:
+            fputs("http(s) URL", out);
+            break;
         }
         if (spec->secret)
             fputs(", secret", out);

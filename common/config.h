@@ -37,7 +37,7 @@ enum config_type {
 };
 
 struct config_spec {
-    const char *name;          /* environment variable, e.g. "TOKEN_TTL_S" */
+    const char *name; /* environment variable, e.g. "TOKEN_TTL_S" */
     enum config_type type;
     const char *default_value; /* NULL = required; "" = unset (STRING, URL) */
     long long min, max;        /* CONFIG_INT: inclusive range, always applied */
@@ -59,8 +59,7 @@ struct config *config_new(void);
  * registered, each before the config_load that reads them. Refuses,
  * registering none of the table, a duplicate name, a malformed spec or a
  * default that breaks its own rules. Returns 0, or -1 with the reason in err. */
-int config_register(struct config *cfg, const struct config_spec *specs, size_t n,
-                    char *err, size_t errlen);
+int config_register(struct config *cfg, const struct config_spec *specs, size_t n, char *err, size_t errlen);
 
 /* Reads every registered variable from the environment and validates them
  * all. Returns 0, or -1 with every problem in err, separated by "; ". */

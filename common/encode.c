@@ -23,8 +23,7 @@ size_t base64_encoded_len(size_t len, int padded)
     return (len / 3) * 4 + (len % 3 == 0 ? 0 : len % 3 + 1);
 }
 
-static void encode_with(const char *alphabet, int pad, const unsigned char *in,
-                        size_t len, char *out)
+static void encode_with(const char *alphabet, int pad, const unsigned char *in, size_t len, char *out)
 {
     size_t o = 0, i = 0;
     for (; i + 2 < len; i += 3) {
@@ -69,8 +68,7 @@ static int sextet(const char *alphabet, char c)
     return p ? (int)(p - alphabet) : -1;
 }
 
-static long decode_with(const char *alphabet, const char *in, size_t len,
-                        unsigned char *out)
+static long decode_with(const char *alphabet, const char *in, size_t len, unsigned char *out)
 {
     if (len % 4 == 1)
         return -1;

@@ -13,11 +13,21 @@
 #include "timeutil.h"
 
 const char *const event_catalogue[] = {
-    "stream.create_requested", "room.created",        "room.ended",
-    "media.started",           "media.ended",         "sync.ready",
-    "stream.end_requested",    "user.joined",         "viewer.connected",
-    "viewer.disconnected",     "hand.raised",         "hand.lowered",
-    "speaker.invited",         "speaker.remove_requested", "participant.connected",
+    "stream.create_requested",
+    "room.created",
+    "room.ended",
+    "media.started",
+    "media.ended",
+    "sync.ready",
+    "stream.end_requested",
+    "user.joined",
+    "viewer.connected",
+    "viewer.disconnected",
+    "hand.raised",
+    "hand.lowered",
+    "speaker.invited",
+    "speaker.remove_requested",
+    "participant.connected",
     "participant.disconnected",
 };
 const size_t event_catalogue_count = sizeof event_catalogue / sizeof event_catalogue[0];
@@ -145,8 +155,8 @@ static char *copy(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-int event_build(struct event *ev, const char *type, const char *stream, const char *source,
-                const char *actor, json_t *data, char *err, size_t errlen)
+int event_build(struct event *ev, const char *type, const char *stream, const char *source, const char *actor,
+                json_t *data, char *err, size_t errlen)
 {
     memset(ev, 0, sizeof *ev);
     ev->data = data;
@@ -169,8 +179,8 @@ int event_build(struct event *ev, const char *type, const char *stream, const ch
     return 0;
 }
 
-int event_init(struct event *ev, const char *type, const char *stream, const char *source,
-               const char *actor, json_t *data, char *err, size_t errlen)
+int event_init(struct event *ev, const char *type, const char *stream, const char *source, const char *actor,
+               json_t *data, char *err, size_t errlen)
 {
     if (event_build(ev, type, stream, source, actor, data, err, errlen) < 0)
         return -1;

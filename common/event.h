@@ -49,13 +49,13 @@ int event_traceparent(char out[EVENT_TRACEPARENT_LEN + 1]);
  * data (even on failure). Does not check the event against the schemas:
  * event_encode does, when the event is written. Returns 0, or -1 with the
  * reason in err (and ev left empty). */
-int event_build(struct event *ev, const char *type, const char *stream, const char *source,
-                const char *actor, json_t *data, char *err, size_t errlen);
+int event_build(struct event *ev, const char *type, const char *stream, const char *source, const char *actor,
+                json_t *data, char *err, size_t errlen);
 
 /* event_build, then event_validate. Returns 0, or -1 with the reason in err
  * (and ev left empty). */
-int event_init(struct event *ev, const char *type, const char *stream, const char *source,
-               const char *actor, json_t *data, char *err, size_t errlen);
+int event_init(struct event *ev, const char *type, const char *stream, const char *source, const char *actor,
+               json_t *data, char *err, size_t errlen);
 
 /* Checks ev against the envelope's and its type's schemas and returns it as
  * compact JSON in envelope order (malloc'd), building the envelope once; the

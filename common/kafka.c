@@ -31,12 +31,10 @@
  * error text (which can quote the value) is not passed on for them. */
 static int property_is_sensitive(const char *name)
 {
-    return log_is_secret_name(name) || strncasecmp(name, "sasl.", 5) == 0 ||
-           strncasecmp(name, "ssl.", 4) == 0;
+    return log_is_secret_name(name) || strncasecmp(name, "sasl.", 5) == 0 || strncasecmp(name, "ssl.", 4) == 0;
 }
 
-static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
-                    char *err, size_t errlen)
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err, size_t errlen)
 {
     char why[512];
     rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, name, value, why, sizeof why);
@@ -53,8 +51,8 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
 
 /* Applies the caller's extra properties on top of the defaults, refusing the
  * ones named in fixed (NULL-terminated): the module's contract rests on them. */
-static int conf_apply_extra(rd_kafka_conf_t *conf, const struct kv_list *props,
-                            const char *const *fixed, char *err, size_t errlen)
+static int conf_apply_extra(rd_kafka_conf_t *conf, const struct kv_list *props, const char *const *fixed, char *err,
+                            size_t errlen)
 {
     if (!props)
         return 0;
@@ -62,15 +60,12 @@ static int conf_apply_extra(rd_kafka_conf_t *conf, const struct kv_list *props,
         const struct kv_pair *kv = &props->items[i];
         for (const char *const *f = fixed; *f; f++) {
             if (strcasecmp(kv->name, *f) == 0) {
-                snprintf(err, errlen,
-                         "kafka property \"%s\" is set by stagehand and cannot be overridden",
-                         kv->name);
+                snprintf(err, errlen, "kafka property \"%s\" is set by stagehand and cannot be overridden", kv->name);
                 return -1;
             }
         }
         if (strlen(kv->value) != kv->value_len) {
-            snprintf(err, errlen, "kafka property \"%s\": value contains a NUL byte",
-                     kv->name);
+            snprintf(err, errlen, "kafka property \"%s\": value contains a NUL byte", kv->name);
             return -1;
         }
         if (conf_set(conf, kv->name, kv->value, err, errlen) != 0)
@@ -100,8 +95,7 @@ static int is_blank(char c)
 
 /* Error texts name the item by its number only: an item is possibly a
  * secret typed in the wrong place. */
-int kafka_properties_parse(const char *text, char sep, struct kv_list *out, char *err,
-                           size_t errlen)
+int kafka_properties_parse(const char *text, char sep, struct kv_list *out, char *err, size_t errlen)
 {
     const char *p = text ? text : "";
     for (int item = 1; *p; item++) {
@@ -127,8 +121,7 @@ int kafka_properties_parse(const char *text, char sep, struct kv_list *out, char
             while (v < b && is_blank(*v))
                 v++;
             if (!property_name_ok(a, (size_t)(ne - a))) {
-                snprintf(err, errlen, "item %d: the name must be a librdkafka property (a-z, 0-9, '.', '_')",
-                         item);
+                snprintf(err, errlen, "item %d: the name must be a librdkafka property (a-z, 0-9, '.', '_')", item);
                 return -1;
             }
             if (kv_addn(out, a, (size_t)(ne - a), v, (size_t)(b - v)) < 0) {
@@ -198,8 +191,7 @@ int kafka_site_properties(struct kv_list *out, char *err, size_t errlen)
 
 /* Applies the operator's properties (TLS, SASL, ...) to conf, refusing the
  * ones named in fixed like the caller's extras. */
-static int conf_apply_site(rd_kafka_conf_t *conf, const char *const *fixed, char *err,
-                           size_t errlen)
+static int conf_apply_site(rd_kafka_conf_t *conf, const char *const *fixed, char *err, size_t errlen)
 {
     struct kv_list site;
     kv_init(&site);
@@ -211,8 +203,7 @@ static int conf_apply_site(rd_kafka_conf_t *conf, const char *const *fixed, char
 }
 
 /* librdkafka log lines (syslog levels) into the JSON log. */
-static void log_from_librdkafka(const rd_kafka_t *rk, int level, const char *fac,
-                                const char *buf)
+static void log_from_librdkafka(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     enum log_level ours;
     if (level <= 3)
@@ -233,37 +224,32 @@ void kafka_conf_set_log(rd_kafka_conf_t *conf)
 
 /* Logs a global error and passes it on. For RD_KAFKA_RESP_ERR__FATAL the
  * underlying error is looked up and reported instead. */
-static void report_error(rd_kafka_t *rk, kafka_error_cb *cb, void *ctx,
-                         rd_kafka_resp_err_t err, const char *reason)
+static void report_error(rd_kafka_t *rk, kafka_error_cb *cb, void *ctx, rd_kafka_resp_err_t err, const char *reason)
 {
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char cause[512];
         rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, cause, sizeof cause);
-        log_error("kafka fatal error: the client must be recreated", "kafka_client",
-                  rd_kafka_name(rk), "error", rd_kafka_err2name(orig), "reason", cause,
-                  NULL);
+        log_error("kafka fatal error: the client must be recreated", "kafka_client", rd_kafka_name(rk), "error",
+                  rd_kafka_err2name(orig), "reason", cause, NULL);
         if (cb)
             cb(ctx, orig, 1, cause);
         return;
     }
     /* A connection failure is already in librdkafka's own log. */
-    log_write(err == RD_KAFKA_RESP_ERR__TRANSPORT ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN,
-              "kafka error", "kafka_client", rd_kafka_name(rk), "error",
-              rd_kafka_err2name(err), "reason", reason, NULL);
+    log_write(err == RD_KAFKA_RESP_ERR__TRANSPORT ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN, "kafka error", "kafka_client",
+              rd_kafka_name(rk), "error", rd_kafka_err2name(err), "reason", reason, NULL);
     if (cb)
         cb(ctx, err, 0, reason);
 }
 
 /* Creates the client from conf (which it takes over, also on failure). */
-static rd_kafka_t *client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *err,
-                              size_t errlen)
+static rd_kafka_t *client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *err, size_t errlen)
 {
     char why[512];
     rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof why);
     if (!rk) {
         rd_kafka_conf_destroy(conf);
-        snprintf(err, errlen, "cannot create kafka %s: %s",
-                 type == RD_KAFKA_PRODUCER ? "producer" : "consumer", why);
+        snprintf(err, errlen, "cannot create kafka %s: %s", type == RD_KAFKA_PRODUCER ? "producer" : "consumer", why);
     }
     return rk;
 }
@@ -274,9 +260,9 @@ enum fault_op { FAULT_PAUSE, FAULT_RESUME, FAULT_REWIND, FAULT_PRODUCE, FAULT_DE
 
 struct fault {
     enum fault_op op;
-    char topic[256];    /* produce, deliver: the topic it concerns */
-    long skip;          /* calls still let through */
-    long count;         /* calls still to fail (-1: all) */
+    char topic[256]; /* produce, deliver: the topic it concerns */
+    long skip;       /* calls still let through */
+    long count;      /* calls still to fail (-1: all) */
 };
 
 #define MAX_FAULTS 8
@@ -284,8 +270,8 @@ struct fault {
 static pthread_mutex_t faults_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct fault faults[MAX_FAULTS];
 static size_t nfaults;
-static atomic_int faults_armed;     /* fast path: nothing to look at */
-static int faults_env_read;         /* under faults_lock */
+static atomic_int faults_armed; /* fast path: nothing to look at */
+static int faults_env_read;     /* under faults_lock */
 
 static int fault_parse(const char *item, size_t len, struct fault *f, char *err, size_t errlen)
 {
@@ -293,8 +279,11 @@ static int fault_parse(const char *item, size_t len, struct fault *f, char *err,
         const char *name;
         enum fault_op op;
         int topic;
-    } ops[] = {{"pause", FAULT_PAUSE, 0}, {"resume", FAULT_RESUME, 0}, {"rewind", FAULT_REWIND, 0},
-               {"produce@", FAULT_PRODUCE, 1}, {"deliver@", FAULT_DELIVER, 1}};
+    } ops[] = {{"pause", FAULT_PAUSE, 0},
+               {"resume", FAULT_RESUME, 0},
+               {"rewind", FAULT_REWIND, 0},
+               {"produce@", FAULT_PRODUCE, 1},
+               {"deliver@", FAULT_DELIVER, 1}};
     char buf[320];
     if (len == 0 || len >= sizeof buf)
         goto bad;
@@ -330,8 +319,10 @@ static int fault_parse(const char *item, size_t len, struct fault *f, char *err,
     if (*end == '\0')
         return 0;
 bad:
-    snprintf(err, errlen, "bad kafka fault \"%.*s\" (OP:COUNT[:SKIP], OP pause, resume, rewind, "
-             "produce@TOPIC or deliver@TOPIC)", (int)(len < 64 ? len : 64), item);
+    snprintf(err, errlen,
+             "bad kafka fault \"%.*s\" (OP:COUNT[:SKIP], OP pause, resume, rewind, "
+             "produce@TOPIC or deliver@TOPIC)",
+             (int)(len < 64 ? len : 64), item);
     return -1;
 }
 
@@ -411,8 +402,7 @@ static int fault_hit(enum fault_op op, const char *topic)
 
 /* --- shared helpers ---------------------------------------------------------------- */
 
-int kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
-                          char *err, size_t errlen)
+int kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err, size_t errlen)
 {
     const struct rd_kafka_metadata *md = NULL;
     /* all_topics=1 so asking never auto-creates the topic. */
@@ -438,8 +428,7 @@ int kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
     return count;
 }
 
-int kafka_header_get(const rd_kafka_message_t *msg, const char *name,
-                     const void **value, size_t *len)
+int kafka_header_get(const rd_kafka_message_t *msg, const char *name, const void **value, size_t *len)
 {
     rd_kafka_headers_t *hdrs;
     if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -449,8 +438,7 @@ int kafka_header_get(const rd_kafka_message_t *msg, const char *name,
     return 0;
 }
 
-int kafka_header_string(const rd_kafka_message_t *msg, const char *name, char *buf,
-                        size_t buflen)
+int kafka_header_string(const rd_kafka_message_t *msg, const char *name, char *buf, size_t buflen)
 {
     const void *value;
     size_t len;
@@ -467,8 +455,7 @@ int kafka_header_string(const rd_kafka_message_t *msg, const char *name, char *b
 
 /* A client for metadata and admin requests (a producer handle, which sends
  * nothing unless asked). NULL with err. */
-static rd_kafka_t *admin_client(const char *brokers, const struct kv_list *props, int quiet,
-                                char *err, size_t errlen)
+static rd_kafka_t *admin_client(const char *brokers, const struct kv_list *props, int quiet, char *err, size_t errlen)
 {
     if (!brokers || !*brokers) {
         snprintf(err, errlen, "no kafka brokers given");
@@ -480,8 +467,7 @@ static rd_kafka_t *admin_client(const char *brokers, const struct kv_list *props
         conf_set(conf, "client.id", "stagehand-admin", err, errlen) != 0 ||
         /* Waiting for a broker that is starting: its refusals are expected. */
         (quiet && conf_set(conf, "log_level", "0", err, errlen) != 0) ||
-        conf_apply_site(conf, fixed, err, errlen) != 0 ||
-        conf_apply_extra(conf, props, fixed, err, errlen) != 0) {
+        conf_apply_site(conf, fixed, err, errlen) != 0 || conf_apply_extra(conf, props, fixed, err, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -489,8 +475,7 @@ static rd_kafka_t *admin_client(const char *brokers, const struct kv_list *props
     return client_new(RD_KAFKA_PRODUCER, conf, err, errlen);
 }
 
-int kafka_wait_ready(const char *brokers, const struct kv_list *properties, int timeout_ms,
-                     char *err, size_t errlen)
+int kafka_wait_ready(const char *brokers, const struct kv_list *properties, int timeout_ms, char *err, size_t errlen)
 {
     rd_kafka_t *rk = admin_client(brokers, properties, 1, err, errlen);
     if (!rk)
@@ -515,8 +500,8 @@ int kafka_wait_ready(const char *brokers, const struct kv_list *properties, int 
         time_sleep_ms(100);
     }
     if (rc != 0)
-        snprintf(err, errlen, "kafka at %s did not answer a metadata request within %d ms (%s)",
-                 brokers, timeout_ms, rd_kafka_err2str(last));
+        snprintf(err, errlen, "kafka at %s did not answer a metadata request within %d ms (%s)", brokers, timeout_ms,
+                 rd_kafka_err2str(last));
     rd_kafka_destroy(rk);
     return rc;
 }
@@ -544,9 +529,8 @@ static int topic_ready_partitions(rd_kafka_t *rk, const char *topic, int timeout
     return count;
 }
 
-int kafka_create_topics(const char *brokers, const struct kv_list *properties,
-                        const struct kafka_topic_spec *topics, size_t count, int timeout_ms,
-                        char *err, size_t errlen)
+int kafka_create_topics(const char *brokers, const struct kv_list *properties, const struct kafka_topic_spec *topics,
+                        size_t count, int timeout_ms, char *err, size_t errlen)
 {
     rd_kafka_t *rk = admin_client(brokers, properties, 0, err, errlen);
     if (!rk)
@@ -565,8 +549,8 @@ int kafka_create_topics(const char *brokers, const struct kv_list *properties,
     rd_kafka_AdminOptions_set_operation_timeout(options, timeout_ms, NULL, 0);
     for (size_t i = 0; i < count; i++) {
         const struct kafka_topic_spec *t = &topics[i];
-        news[i] = rd_kafka_NewTopic_new(t->name, t->partitions, t->replication > 0 ? t->replication : -1,
-                                        why, sizeof why);
+        news[i] = rd_kafka_NewTopic_new(t->name, t->partitions, t->replication > 0 ? t->replication : -1, why,
+                                        sizeof why);
         if (!news[i]) {
             snprintf(err, errlen, "kafka topic \"%s\": %s", t->name, why);
             goto out;
@@ -576,8 +560,7 @@ int kafka_create_topics(const char *brokers, const struct kv_list *properties,
             const char *eq = strchr(t->configs[j], '=');
             size_t n = eq ? (size_t)(eq - t->configs[j]) : 0;
             if (!eq || n == 0 || n >= sizeof name) {
-                snprintf(err, errlen, "kafka topic \"%s\": config \"%s\" is not name=value", t->name,
-                         t->configs[j]);
+                snprintf(err, errlen, "kafka topic \"%s\": config \"%s\" is not name=value", t->name, t->configs[j]);
                 goto out;
             }
             memcpy(name, t->configs[j], n);
@@ -605,8 +588,8 @@ int kafka_create_topics(const char *brokers, const struct kv_list *properties,
         rd_kafka_resp_err_t e = rd_kafka_topic_result_error(results[i]);
         if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
             const char *msg = rd_kafka_topic_result_error_string(results[i]);
-            snprintf(err, errlen, "kafka topic \"%s\" not created: %s",
-                     rd_kafka_topic_result_name(results[i]), msg ? msg : rd_kafka_err2str(e));
+            snprintf(err, errlen, "kafka topic \"%s\" not created: %s", rd_kafka_topic_result_name(results[i]),
+                     msg ? msg : rd_kafka_err2str(e));
             goto out;
         }
     }
@@ -614,17 +597,15 @@ int kafka_create_topics(const char *brokers, const struct kv_list *properties,
     int64_t deadline = time_monotonic_ms() + timeout_ms;
     for (size_t i = 0; i < count; i++) {
         int have;
-        while ((have = topic_ready_partitions(rk, topics[i].name, 2000)) <= 0 &&
-               time_monotonic_ms() < deadline)
+        while ((have = topic_ready_partitions(rk, topics[i].name, 2000)) <= 0 && time_monotonic_ms() < deadline)
             time_sleep_ms(100);
         if (have <= 0) {
-            snprintf(err, errlen, "kafka topic \"%s\" has no ready partitions after %d ms",
-                     topics[i].name, timeout_ms);
+            snprintf(err, errlen, "kafka topic \"%s\" has no ready partitions after %d ms", topics[i].name, timeout_ms);
             goto out;
         }
         if (have != topics[i].partitions) {
-            snprintf(err, errlen, "kafka topic \"%s\" exists with %d partitions, not %d",
-                     topics[i].name, have, topics[i].partitions);
+            snprintf(err, errlen, "kafka topic \"%s\" exists with %d partitions, not %d", topics[i].name, have,
+                     topics[i].partitions);
             goto out;
         }
     }
@@ -651,9 +632,9 @@ struct kafka_producer {
     kafka_delivery_cb *on_delivery;
     kafka_error_cb *on_error;
     void *error_ctx;
-    atomic_long outstanding;  /* accepted, delivery report not yet served */
-    atomic_int closing;       /* kafka_produce refuses new messages */
-    int close_failures;       /* failed reports served by kafka_producer_close */
+    atomic_long outstanding; /* accepted, delivery report not yet served */
+    atomic_int closing;      /* kafka_produce refuses new messages */
+    int close_failures;      /* failed reports served by kafka_producer_close */
     rd_kafka_resp_err_t close_last_err;
     int has_poller;
     atomic_int poller_stop;
@@ -697,11 +678,9 @@ static void *producer_poller(void *arg)
     return NULL;
 }
 
-struct kafka_producer *kafka_producer_new(const struct kafka_producer_options *opt,
-                                          char *err, size_t errlen)
+struct kafka_producer *kafka_producer_new(const struct kafka_producer_options *opt, char *err, size_t errlen)
 {
-    static const char *const fixed[] = {"enable.idempotence", "acks",
-                                        "request.required.acks", "bootstrap.servers",
+    static const char *const fixed[] = {"enable.idempotence",   "acks", "request.required.acks", "bootstrap.servers",
                                         "metadata.broker.list", NULL};
     if (!opt->brokers || !opt->brokers[0]) {
         snprintf(err, errlen, "no kafka brokers given (KAFKA_BROKERS is host:port,...)");
@@ -721,8 +700,7 @@ struct kafka_producer *kafka_producer_new(const struct kafka_producer_options *o
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (conf_set(conf, "bootstrap.servers", opt->brokers, err, errlen) != 0 ||
         conf_set(conf, "enable.idempotence", "true", err, errlen) != 0 ||
-        conf_set(conf, "acks", "all", err, errlen) != 0 ||
-        conf_set(conf, "linger.ms", "5", err, errlen) != 0 ||
+        conf_set(conf, "acks", "all", err, errlen) != 0 || conf_set(conf, "linger.ms", "5", err, errlen) != 0 ||
         conf_set(conf, "compression.type", "zstd", err, errlen) != 0 ||
         conf_apply_site(conf, fixed, err, errlen) != 0 ||
         conf_apply_extra(conf, opt->properties, fixed, err, errlen) != 0) {
@@ -754,14 +732,13 @@ struct kafka_producer *kafka_producer_new(const struct kafka_producer_options *o
 }
 
 /* Builds librdkafka headers from the list; NULL with err on failure. */
-static rd_kafka_headers_t *headers_from_kv(const struct kv_list *kv, char *err,
-                                           size_t errlen)
+static rd_kafka_headers_t *headers_from_kv(const struct kv_list *kv, char *err, size_t errlen)
 {
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(kv->len);
     for (size_t i = 0; i < kv->len; i++) {
         const struct kv_pair *h = &kv->items[i];
-        rd_kafka_resp_err_t e = rd_kafka_header_add(hdrs, h->name, (ssize_t)h->name_len,
-                                                    h->value, (ssize_t)h->value_len);
+        rd_kafka_resp_err_t e = rd_kafka_header_add(hdrs, h->name, (ssize_t)h->name_len, h->value,
+                                                    (ssize_t)h->value_len);
         if (e) {
             snprintf(err, errlen, "kafka header \"%s\": %s", h->name, rd_kafka_err2str(e));
             rd_kafka_headers_destroy(hdrs);
@@ -771,8 +748,7 @@ static rd_kafka_headers_t *headers_from_kv(const struct kv_list *kv, char *err,
     return hdrs;
 }
 
-rd_kafka_resp_err_t kafka_produce(struct kafka_producer *p, const struct kafka_record *rec,
-                                  char *err, size_t errlen)
+rd_kafka_resp_err_t kafka_produce(struct kafka_producer *p, const struct kafka_record *rec, char *err, size_t errlen)
 {
     if (atomic_load(&p->closing)) {
         snprintf(err, errlen, "kafka producer is closing");
@@ -797,12 +773,11 @@ rd_kafka_resp_err_t kafka_produce(struct kafka_producer *p, const struct kafka_r
      * before producev returns. */
     atomic_fetch_add(&p->outstanding, 1);
     /* RD_KAFKA_V_VALUE takes a non-const pointer; F_COPY means it is only read. */
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        p->rk, RD_KAFKA_V_TOPIC(rec->topic), RD_KAFKA_V_PARTITION(rec->partition),
-        RD_KAFKA_V_KEY(rec->key, rec->key_len),
-        RD_KAFKA_V_VALUE((void *)rec->value, rec->value_len),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(rec->opaque),
-        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+    rd_kafka_resp_err_t e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(rec->topic), RD_KAFKA_V_PARTITION(rec->partition),
+                                              RD_KAFKA_V_KEY(rec->key, rec->key_len),
+                                              RD_KAFKA_V_VALUE((void *)rec->value, rec->value_len),
+                                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(rec->opaque),
+                                              RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
     if (e) {
         atomic_fetch_sub(&p->outstanding, 1);
         if (hdrs) /* only taken over on success */
@@ -812,15 +787,14 @@ rd_kafka_resp_err_t kafka_produce(struct kafka_producer *p, const struct kafka_r
             rd_kafka_fatal_error(p->rk, cause, sizeof cause);
             snprintf(err, errlen, "kafka producer failed fatally: %s", cause);
         } else {
-            snprintf(err, errlen, "cannot produce to %s: %s", rec->topic,
-                     rd_kafka_err2str(e));
+            snprintf(err, errlen, "cannot produce to %s: %s", rec->topic, rd_kafka_err2str(e));
         }
     }
     return e;
 }
 
-rd_kafka_resp_err_t kafka_produce_waiting(struct kafka_producer *p, const struct kafka_record *rec,
-                                          char *err, size_t errlen)
+rd_kafka_resp_err_t kafka_produce_waiting(struct kafka_producer *p, const struct kafka_record *rec, char *err,
+                                          size_t errlen)
 {
     rd_kafka_resp_err_t rc;
     while ((rc = kafka_produce(p, rec, err, errlen)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -865,8 +839,8 @@ int kafka_producer_close(struct kafka_producer *p, int timeout_ms)
     serve_reports(p, timeout_ms);
     long pending = atomic_load(&p->outstanding);
     if (pending > 0) {
-        log_warn("kafka producer closing: purging messages not delivered in time",
-                 "kafka_client", rd_kafka_name(p->rk), NULL);
+        log_warn("kafka producer closing: purging messages not delivered in time", "kafka_client", rd_kafka_name(p->rk),
+                 NULL);
         rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         serve_reports(p, PURGE_REPORT_WAIT_MS);
     }
@@ -877,11 +851,9 @@ int kafka_producer_close(struct kafka_producer *p, int timeout_ms)
         char count[32], missing[32];
         snprintf(count, sizeof count, "%d", failures);
         snprintf(missing, sizeof missing, "%ld", unreported > 0 ? unreported : 0);
-        log_error("kafka producer closed with undelivered messages", "kafka_client",
-                  rd_kafka_name(p->rk), "undelivered", count, "without_report", missing,
-                  "last_error",
-                  p->close_failures ? rd_kafka_err2name(p->close_last_err) : "none",
-                  NULL);
+        log_error("kafka producer closed with undelivered messages", "kafka_client", rd_kafka_name(p->rk),
+                  "undelivered", count, "without_report", missing, "last_error",
+                  p->close_failures ? rd_kafka_err2name(p->close_last_err) : "none", NULL);
     }
     rd_kafka_destroy(p->rk);
     free(p);
@@ -899,8 +871,8 @@ struct kafka_consumer {
     /* Next offsets stored by kafka_consumer_done(), per assigned partition:
      * what must be committed before a partition is given away. */
     rd_kafka_topic_partition_list_t *stored;
-    int assigned_once;  /* the group gave this member an assignment (maybe empty) */
-    int closing;        /* in kafka_consumer_close: assignments no longer reach on_assign */
+    int assigned_once; /* the group gave this member an assignment (maybe empty) */
+    int closing;       /* in kafka_consumer_close: assignments no longer reach on_assign */
 };
 
 static int is_cooperative(rd_kafka_t *rk)
@@ -911,26 +883,22 @@ static int is_cooperative(rd_kafka_t *rk)
 
 static void log_rd_error(const char *what, rd_kafka_error_t *error)
 {
-    log_error(what, "error", rd_kafka_error_name(error), "reason",
-              rd_kafka_error_string(error), NULL);
+    log_error(what, "error", rd_kafka_error_name(error), "reason", rd_kafka_error_string(error), NULL);
     rd_kafka_error_destroy(error);
 }
 
 /* Commits, synchronously, the stored offsets of those of the given
  * partitions that have one. Returns librdkafka's result (0 when there was
  * nothing to commit). */
-static rd_kafka_resp_err_t commit_stored(struct kafka_consumer *c,
-                                         const rd_kafka_topic_partition_list_t *partitions)
+static rd_kafka_resp_err_t commit_stored(struct kafka_consumer *c, const rd_kafka_topic_partition_list_t *partitions)
 {
-    rd_kafka_topic_partition_list_t *todo = rd_kafka_topic_partition_list_new(
-        partitions->cnt > 0 ? partitions->cnt : 1);
+    rd_kafka_topic_partition_list_t *todo = rd_kafka_topic_partition_list_new(partitions->cnt > 0 ? partitions->cnt
+                                                                                                  : 1);
     for (int i = 0; i < partitions->cnt; i++) {
         const rd_kafka_topic_partition_t *tp = &partitions->elems[i];
-        rd_kafka_topic_partition_t *s =
-            rd_kafka_topic_partition_list_find(c->stored, tp->topic, tp->partition);
+        rd_kafka_topic_partition_t *s = rd_kafka_topic_partition_list_find(c->stored, tp->topic, tp->partition);
         if (s)
-            rd_kafka_topic_partition_list_add(todo, s->topic, s->partition)->offset =
-                s->offset;
+            rd_kafka_topic_partition_list_add(todo, s->topic, s->partition)->offset = s->offset;
     }
     rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (todo->cnt > 0)
@@ -939,31 +907,27 @@ static rd_kafka_resp_err_t commit_stored(struct kafka_consumer *c,
     return e == RD_KAFKA_RESP_ERR__NO_OFFSET ? RD_KAFKA_RESP_ERR_NO_ERROR : e;
 }
 
-static void forget_stored(struct kafka_consumer *c,
-                          const rd_kafka_topic_partition_list_t *partitions)
+static void forget_stored(struct kafka_consumer *c, const rd_kafka_topic_partition_list_t *partitions)
 {
     for (int i = 0; i < partitions->cnt; i++)
-        rd_kafka_topic_partition_list_del(c->stored, partitions->elems[i].topic,
-                                          partitions->elems[i].partition);
+        rd_kafka_topic_partition_list_del(c->stored, partitions->elems[i].topic, partitions->elems[i].partition);
 }
 
 static void log_commit_failure(struct kafka_consumer *c, rd_kafka_resp_err_t e)
 {
-    log_warn("kafka offset commit failed: the next owner will see those events again",
-             "kafka_client", rd_kafka_name(c->rk), "error", rd_kafka_err2name(e), NULL);
+    log_warn("kafka offset commit failed: the next owner will see those events again", "kafka_client",
+             rd_kafka_name(c->rk), "error", rd_kafka_err2name(e), NULL);
 }
 
 /* Lets partitions go: the caller's hook first, then (unless the assignment
  * was lost, when the group has already handed them to someone else) the
  * commit of their stored offsets, then the unassignment. */
-static void consumer_revoke(struct kafka_consumer *c,
-                            rd_kafka_topic_partition_list_t *partitions, int cooperative)
+static void consumer_revoke(struct kafka_consumer *c, rd_kafka_topic_partition_list_t *partitions, int cooperative)
 {
     if (c->on_revoke)
         c->on_revoke(c->ctx, partitions);
     if (rd_kafka_assignment_lost(c->rk)) {
-        log_warn("kafka assignment lost: stored offsets not committed", "kafka_client",
-                 rd_kafka_name(c->rk), NULL);
+        log_warn("kafka assignment lost: stored offsets not committed", "kafka_client", rd_kafka_name(c->rk), NULL);
     } else {
         rd_kafka_resp_err_t e = commit_stored(c, partitions);
         if (e)
@@ -981,8 +945,8 @@ static void consumer_revoke(struct kafka_consumer *c,
     }
 }
 
-static void consumer_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                               rd_kafka_topic_partition_list_t *partitions, void *opaque)
+static void consumer_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *partitions,
+                               void *opaque)
 {
     struct kafka_consumer *c = opaque;
     int cooperative = is_cooperative(rk);
@@ -990,9 +954,8 @@ static void consumer_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     snprintf(count, sizeof count, "%d", partitions->cnt);
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        log_info("kafka partitions assigned", "kafka_client", rd_kafka_name(rk),
-                 "partitions", count, "protocol", cooperative ? "cooperative" : "eager",
-                 NULL);
+        log_info("kafka partitions assigned", "kafka_client", rd_kafka_name(rk), "partitions", count, "protocol",
+                 cooperative ? "cooperative" : "eager", NULL);
         int ok = 1;
         if (cooperative) {
             rd_kafka_error_t *error = rd_kafka_incremental_assign(rk, partitions);
@@ -1011,9 +974,8 @@ static void consumer_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (ok && c->on_assign && !c->closing)
             c->on_assign(c->ctx, partitions);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        log_info("kafka partitions revoked", "kafka_client", rd_kafka_name(rk),
-                 "partitions", count, "protocol", cooperative ? "cooperative" : "eager",
-                 NULL);
+        log_info("kafka partitions revoked", "kafka_client", rd_kafka_name(rk), "partitions", count, "protocol",
+                 cooperative ? "cooperative" : "eager", NULL);
         consumer_revoke(c, partitions, cooperative);
     } else {
         /* A failed rebalance: give up what it concerned so librdkafka's
@@ -1041,12 +1003,10 @@ static void consumer_error(rd_kafka_t *rk, int err, const char *reason, void *op
     report_error(rk, c->on_error, c->ctx, (rd_kafka_resp_err_t)err, reason);
 }
 
-struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *opt,
-                                          char *err, size_t errlen)
+struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *opt, char *err, size_t errlen)
 {
-    static const char *const fixed[] = {"enable.auto.offset.store", "group.id",
-                                        "bootstrap.servers", "metadata.broker.list",
-                                        NULL};
+    static const char *const fixed[] = {"enable.auto.offset.store", "group.id", "bootstrap.servers",
+                                        "metadata.broker.list", NULL};
     if (!opt->brokers || !opt->brokers[0]) {
         snprintf(err, errlen, "no kafka brokers given (KAFKA_BROKERS is host:port,...)");
         return NULL;
@@ -1083,8 +1043,7 @@ struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *o
     const char *reset = opt->auto_offset_reset ? opt->auto_offset_reset : "earliest";
     if (conf_set(conf, "bootstrap.servers", opt->brokers, err, errlen) != 0 ||
         conf_set(conf, "group.id", opt->group_id, err, errlen) != 0 ||
-        conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err,
-                 errlen) != 0 ||
+        conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err, errlen) != 0 ||
         conf_set(conf, "enable.auto.offset.store", "false", err, errlen) != 0 ||
         conf_set(conf, "enable.auto.commit", "true", err, errlen) != 0 ||
         conf_set(conf, "auto.offset.reset", reset, err, errlen) != 0 ||
@@ -1109,15 +1068,13 @@ struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *o
     /* Error events then come out of rd_kafka_consumer_poll() too. */
     rd_kafka_poll_set_consumer(c->rk);
 
-    rd_kafka_topic_partition_list_t *topics =
-        rd_kafka_topic_partition_list_new((int)opt->topic_count);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new((int)opt->topic_count);
     for (size_t i = 0; i < opt->topic_count; i++)
         rd_kafka_topic_partition_list_add(topics, opt->topics[i], RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (e) {
-        snprintf(err, errlen, "cannot subscribe to the kafka topics: %s",
-                 rd_kafka_err2str(e));
+        snprintf(err, errlen, "cannot subscribe to the kafka topics: %s", rd_kafka_err2str(e));
         rd_kafka_destroy(c->rk);
         rd_kafka_topic_partition_list_destroy(c->stored);
         free(c);
@@ -1149,8 +1106,8 @@ rd_kafka_message_t *kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms
     }
 }
 
-int kafka_consumer_store(struct kafka_consumer *c, const char *topic, int32_t partition,
-                         int64_t next_offset, char *err, size_t errlen)
+int kafka_consumer_store(struct kafka_consumer *c, const char *topic, int32_t partition, int64_t next_offset, char *err,
+                         size_t errlen)
 {
     /* The list form: the legacy single-partition rd_kafka_offset_store()
      * left librdkafka 2.0.2 unable to close the consumer (a reference
@@ -1162,8 +1119,8 @@ int kafka_consumer_store(struct kafka_consumer *c, const char *topic, int32_t pa
         e = l->elems[0].err;
     rd_kafka_topic_partition_list_destroy(l);
     if (e) {
-        snprintf(err, errlen, "cannot store offset %lld of %s [%d]: %s",
-                 (long long)next_offset, topic, (int)partition, rd_kafka_err2str(e));
+        snprintf(err, errlen, "cannot store offset %lld of %s [%d]: %s", (long long)next_offset, topic, (int)partition,
+                 rd_kafka_err2str(e));
         return -1;
     }
     rd_kafka_topic_partition_t *s = rd_kafka_topic_partition_list_find(c->stored, topic, partition);
@@ -1173,16 +1130,13 @@ int kafka_consumer_store(struct kafka_consumer *c, const char *topic, int32_t pa
     return 0;
 }
 
-int kafka_consumer_done(struct kafka_consumer *c, const rd_kafka_message_t *msg,
-                        char *err, size_t errlen)
+int kafka_consumer_done(struct kafka_consumer *c, const rd_kafka_message_t *msg, char *err, size_t errlen)
 {
-    return kafka_consumer_store(c, rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset + 1,
-                                err, errlen);
+    return kafka_consumer_store(c, rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset + 1, err, errlen);
 }
 
 /* 1 when topic [partition] is in the current assignment, else 0 with err. */
-static int check_assigned(struct kafka_consumer *c, const char *topic, int32_t partition,
-                          char *err, size_t errlen)
+static int check_assigned(struct kafka_consumer *c, const char *topic, int32_t partition, char *err, size_t errlen)
 {
     rd_kafka_topic_partition_list_t *all = NULL;
     rd_kafka_resp_err_t e = rd_kafka_assignment(c->rk, &all);
@@ -1193,61 +1147,56 @@ static int check_assigned(struct kafka_consumer *c, const char *topic, int32_t p
     int found = rd_kafka_topic_partition_list_find(all, topic, partition) != NULL;
     rd_kafka_topic_partition_list_destroy(all);
     if (!found)
-        snprintf(err, errlen, "%s [%d] is not assigned to this consumer", topic,
-                 (int)partition);
+        snprintf(err, errlen, "%s [%d] is not assigned to this consumer", topic, (int)partition);
     return found;
 }
 
-static int pause_or_resume(struct kafka_consumer *c, const char *topic, int32_t partition,
-                           int pause, char *err, size_t errlen)
+static int pause_or_resume(struct kafka_consumer *c, const char *topic, int32_t partition, int pause, char *err,
+                           size_t errlen)
 {
     if (!check_assigned(c, topic, partition, err, errlen))
         return -1;
     if (fault_hit(pause ? FAULT_PAUSE : FAULT_RESUME, NULL)) {
-        snprintf(err, errlen, "cannot %s %s [%d]: injected fault", pause ? "pause" : "resume", topic,
-                 (int)partition);
+        snprintf(err, errlen, "cannot %s %s [%d]: injected fault", pause ? "pause" : "resume", topic, (int)partition);
         return -1;
     }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, topic, partition);
-    rd_kafka_resp_err_t e = pause ? rd_kafka_pause_partitions(c->rk, l)
-                                  : rd_kafka_resume_partitions(c->rk, l);
+    rd_kafka_resp_err_t e = pause ? rd_kafka_pause_partitions(c->rk, l) : rd_kafka_resume_partitions(c->rk, l);
     if (!e)
         e = l->elems[0].err;
     rd_kafka_topic_partition_list_destroy(l);
     if (e) {
-        snprintf(err, errlen, "cannot %s %s [%d]: %s", pause ? "pause" : "resume", topic,
-                 (int)partition, rd_kafka_err2str(e));
+        snprintf(err, errlen, "cannot %s %s [%d]: %s", pause ? "pause" : "resume", topic, (int)partition,
+                 rd_kafka_err2str(e));
         return -1;
     }
     return 0;
 }
 
-int kafka_consumer_pause(struct kafka_consumer *c, const char *topic, int32_t partition,
-                         char *err, size_t errlen)
+int kafka_consumer_pause(struct kafka_consumer *c, const char *topic, int32_t partition, char *err, size_t errlen)
 {
     return pause_or_resume(c, topic, partition, 1, err, errlen);
 }
 
-int kafka_consumer_resume(struct kafka_consumer *c, const char *topic, int32_t partition,
-                          char *err, size_t errlen)
+int kafka_consumer_resume(struct kafka_consumer *c, const char *topic, int32_t partition, char *err, size_t errlen)
 {
     return pause_or_resume(c, topic, partition, 0, err, errlen);
 }
 
-int kafka_consumer_rewind(struct kafka_consumer *c, const char *topic, int32_t partition,
-                          int64_t offset, char *err, size_t errlen)
+int kafka_consumer_rewind(struct kafka_consumer *c, const char *topic, int32_t partition, int64_t offset, char *err,
+                          size_t errlen)
 {
     if (offset < 0) {
-        snprintf(err, errlen, "cannot rewind %s [%d] to negative offset %lld", topic,
-                 (int)partition, (long long)offset);
+        snprintf(err, errlen, "cannot rewind %s [%d] to negative offset %lld", topic, (int)partition,
+                 (long long)offset);
         return -1;
     }
     if (!check_assigned(c, topic, partition, err, errlen))
         return -1;
     if (fault_hit(FAULT_REWIND, NULL)) {
-        snprintf(err, errlen, "cannot rewind %s [%d] to offset %lld: injected fault", topic,
-                 (int)partition, (long long)offset);
+        snprintf(err, errlen, "cannot rewind %s [%d] to offset %lld: injected fault", topic, (int)partition,
+                 (long long)offset);
         return -1;
     }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -1262,8 +1211,8 @@ int kafka_consumer_rewind(struct kafka_consumer *c, const char *topic, int32_t p
     }
     rd_kafka_topic_partition_list_destroy(l);
     if (e) {
-        snprintf(err, errlen, "cannot rewind %s [%d] to offset %lld: %s", topic,
-                 (int)partition, (long long)offset, rd_kafka_err2str(e));
+        snprintf(err, errlen, "cannot rewind %s [%d] to offset %lld: %s", topic, (int)partition, (long long)offset,
+                 rd_kafka_err2str(e));
         return -1;
     }
     return 0;
@@ -1305,8 +1254,7 @@ static int commit_before_close(struct kafka_consumer *c)
         rd_kafka_topic_partition_list_destroy(all);
         if (!e)
             return 0;
-        int retriable = e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
-                        e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION;
+        int retriable = e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS || e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION;
         if (!retriable || time_monotonic_ms() >= deadline) {
             log_commit_failure(c, e);
             return -1;
@@ -1346,8 +1294,8 @@ int kafka_consumer_close(struct kafka_consumer *c)
     int rc = commit_before_close(c);
     rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk);
     if (e) {
-        log_warn("kafka consumer close failed", "kafka_client", rd_kafka_name(c->rk),
-                 "error", rd_kafka_err2name(e), NULL);
+        log_warn("kafka consumer close failed", "kafka_client", rd_kafka_name(c->rk), "error", rd_kafka_err2name(e),
+                 NULL);
         rc = -1;
     }
     /* The group is left: no JoinGroup can set the assignor now. */
@@ -1370,8 +1318,8 @@ struct kafka_reader {
     kafka_error_cb *on_error;
     void *ctx;
     int partitions;
-    unsigned char *at_end;  /* per partition: its end was reached once */
-    int ends_missing;       /* partitions whose end was not reached yet */
+    unsigned char *at_end; /* per partition: its end was reached once */
+    int ends_missing;      /* partitions whose end was not reached yet */
     atomic_int caught_up;
 };
 
@@ -1381,10 +1329,9 @@ static void reader_error(rd_kafka_t *rk, int err, const char *reason, void *opaq
     report_error(rk, r->on_error, r->ctx, (rd_kafka_resp_err_t)err, reason);
 }
 
-struct kafka_reader *kafka_reader_new(const struct kafka_reader_options *opt, char *err,
-                                      size_t errlen)
+struct kafka_reader *kafka_reader_new(const struct kafka_reader_options *opt, char *err, size_t errlen)
 {
-    static const char *const fixed[] = {"group.id", "bootstrap.servers", "metadata.broker.list",
+    static const char *const fixed[] = {"group.id",           "bootstrap.servers",    "metadata.broker.list",
                                         "enable.auto.commit", "enable.partition.eof", NULL};
     if (!opt->brokers || !opt->brokers[0] || !opt->topic || !opt->topic[0]) {
         snprintf(err, errlen, "a kafka reader needs brokers and a topic");
@@ -1433,8 +1380,7 @@ struct kafka_reader *kafka_reader_new(const struct kafka_reader_options *opt, ch
     rd_kafka_resp_err_t e = rd_kafka_assign(r->rk, all);
     rd_kafka_topic_partition_list_destroy(all);
     if (e) {
-        snprintf(err, errlen, "cannot assign the partitions of \"%s\": %s", opt->topic,
-                 rd_kafka_err2str(e));
+        snprintf(err, errlen, "cannot assign the partitions of \"%s\": %s", opt->topic, rd_kafka_err2str(e));
         kafka_reader_close(r);
         return NULL;
     }

@@ -59,8 +59,7 @@
 /* A global client error. fatal is 1 for an unrecoverable error (err is the
  * underlying cause of RD_KAFKA_RESP_ERR__FATAL): the client must be closed and
  * recreated. Other errors (brokers down, ...) are transient and informative. */
-typedef void kafka_error_cb(void *ctx, rd_kafka_resp_err_t err, int fatal,
-                            const char *reason);
+typedef void kafka_error_cb(void *ctx, rd_kafka_resp_err_t err, int fatal, const char *reason);
 
 /* Routes the log lines of a client made from conf through common/log (what
  * kafka_producer_new and kafka_consumer_new do; for other rd_kafka_t users
@@ -70,27 +69,23 @@ void kafka_conf_set_log(rd_kafka_conf_t *conf);
 /* Number of partitions of topic (>0), from a metadata request on rk that
  * waits up to timeout_ms. Returns -1 with err when the request fails or the
  * topic does not exist. Never creates the topic. */
-int kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
-                          char *err, size_t errlen);
+int kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err, size_t errlen);
 
 /* Finds the last header called name in msg. Returns 0 and sets *value and
  * *len (value may be NULL for a null header), or -1 when there is none. */
-int kafka_header_get(const rd_kafka_message_t *msg, const char *name,
-                     const void **value, size_t *len);
+int kafka_header_get(const rd_kafka_message_t *msg, const char *name, const void **value, size_t *len);
 
 /* Copies the last header called name into buf as a NUL-terminated string.
  * Returns 0, or -1 when there is no such header, it is null, it contains a
  * NUL byte, or it does not fit in buflen bytes. */
-int kafka_header_string(const rd_kafka_message_t *msg, const char *name,
-                        char *buf, size_t buflen);
+int kafka_header_string(const rd_kafka_message_t *msg, const char *name, char *buf, size_t buflen);
 
 /* Parses "name=value" items separated by sep (',' for KAFKA_PROPERTIES,
  * '\n' for a properties file, where lines starting with # are comments) into
  * out, in order; blanks around names, values and items are dropped, empty
  * items skipped, a value may contain '='. Returns 0, or -1 with err naming
  * the item by number only (never its text, which may hold a secret). */
-int kafka_properties_parse(const char *text, char sep, struct kv_list *out, char *err,
-                           size_t errlen);
+int kafka_properties_parse(const char *text, char sep, struct kv_list *out, char *err, size_t errlen);
 
 /* Appends the operator's properties to out: KAFKA_PROPERTIES_FILE's, then
  * KAFKA_PROPERTIES's (both read from the environment now; empty means
@@ -104,23 +99,21 @@ int kafka_site_properties(struct kv_list *out, char *err, size_t errlen);
 struct kafka_topic_spec {
     const char *name;
     int partitions;
-    int replication;            /* 0: the broker's default */
+    int replication; /* 0: the broker's default */
     const char *const *configs;
 };
 
 /* Waits until a broker of the bootstrap list answers a metadata request
  * (one broker or more listed), retrying until timeout_ms. Returns 0, or -1
  * with err. properties: extra librdkafka properties (TLS, SASL), or NULL. */
-int kafka_wait_ready(const char *brokers, const struct kv_list *properties, int timeout_ms,
-                     char *err, size_t errlen);
+int kafka_wait_ready(const char *brokers, const struct kv_list *properties, int timeout_ms, char *err, size_t errlen);
 
 /* Creates the topics through the admin API (CreateTopics) and waits until
  * their metadata shows every partition. A topic that exists already counts
  * as created when its partition count is the one asked for (its configs
  * are left as they are). Returns 0, or -1 with err naming the topic. */
-int kafka_create_topics(const char *brokers, const struct kv_list *properties,
-                        const struct kafka_topic_spec *topics, size_t count, int timeout_ms,
-                        char *err, size_t errlen);
+int kafka_create_topics(const char *brokers, const struct kv_list *properties, const struct kafka_topic_spec *topics,
+                        size_t count, int timeout_ms, char *err, size_t errlen);
 
 /* --- producer ------------------------------------------------------------------- */
 
@@ -142,12 +135,12 @@ struct kafka_delivery {
 typedef void kafka_delivery_cb(void *opaque, const struct kafka_delivery *d);
 
 struct kafka_producer_options {
-    const char *brokers;                /* required */
-    const struct kv_list *properties;   /* extra librdkafka properties, or NULL */
-    kafka_delivery_cb *on_delivery;     /* or NULL; gets each message's opaque */
-    kafka_error_cb *on_error;           /* or NULL */
-    void *error_ctx;                    /* passed to on_error */
-    int poll_thread;                    /* 1: a thread serves the callbacks */
+    const char *brokers;              /* required */
+    const struct kv_list *properties; /* extra librdkafka properties, or NULL */
+    kafka_delivery_cb *on_delivery;   /* or NULL; gets each message's opaque */
+    kafka_error_cb *on_error;         /* or NULL */
+    void *error_ctx;                  /* passed to on_error */
+    int poll_thread;                  /* 1: a thread serves the callbacks */
 };
 
 /* One message to produce. headers are copied (names and binary values, in
@@ -169,22 +162,19 @@ struct kafka_producer;
 /* Creates a producer. Returns NULL with err on a missing broker list, a bad
  * property or a property common/kafka fixes (enable.idempotence, acks,
  * bootstrap.servers). */
-struct kafka_producer *kafka_producer_new(const struct kafka_producer_options *opt,
-                                          char *err, size_t errlen);
+struct kafka_producer *kafka_producer_new(const struct kafka_producer_options *opt, char *err, size_t errlen);
 
 /* Queues one message (copies key, value and headers). Returns 0 and the
  * delivery callback will follow exactly once; or an error code with err and
  * no callback: __QUEUE_FULL (local queue full, try later), __STATE (closing),
  * __FATAL, or librdkafka's code for a bad record. Thread-safe. */
-rd_kafka_resp_err_t kafka_produce(struct kafka_producer *p,
-                                  const struct kafka_record *rec, char *err,
-                                  size_t errlen);
+rd_kafka_resp_err_t kafka_produce(struct kafka_producer *p, const struct kafka_record *rec, char *err, size_t errlen);
 
 /* kafka_produce(), but while the local queue is full it serves delivery
  * reports (kafka_producer_poll) and tries again, so it never returns
  * __QUEUE_FULL. For single-threaded bulk producers (tools, tests). */
-rd_kafka_resp_err_t kafka_produce_waiting(struct kafka_producer *p, const struct kafka_record *rec,
-                                          char *err, size_t errlen);
+rd_kafka_resp_err_t kafka_produce_waiting(struct kafka_producer *p, const struct kafka_record *rec, char *err,
+                                          size_t errlen);
 
 /* Serves delivery and error callbacks, waiting up to timeout_ms for the
  * first. Returns how many events were served. For single-threaded callers
@@ -209,20 +199,19 @@ int kafka_producer_close(struct kafka_producer *p, int timeout_ms);
 /* Partitions handed to the caller (on_assign: newly added; on_revoke: about
  * to be taken away; still assigned while the hook runs). The list belongs
  * to librdkafka and is only valid during the call. */
-typedef void kafka_partitions_cb(void *ctx,
-                                 const rd_kafka_topic_partition_list_t *partitions);
+typedef void kafka_partitions_cb(void *ctx, const rd_kafka_topic_partition_list_t *partitions);
 
 struct kafka_consumer_options {
-    const char *brokers;                /* required */
-    const char *group_id;               /* required */
-    const char *const *topics;          /* required: topic_count names */
+    const char *brokers;       /* required */
+    const char *group_id;      /* required */
+    const char *const *topics; /* required: topic_count names */
     size_t topic_count;
-    const char *auto_offset_reset;      /* NULL: "earliest" */
-    const struct kv_list *properties;   /* extra librdkafka properties, or NULL */
-    kafka_partitions_cb *on_assign;     /* or NULL; after the assignment */
-    kafka_partitions_cb *on_revoke;     /* or NULL; before the unassignment */
-    kafka_error_cb *on_error;           /* or NULL */
-    void *ctx;                          /* passed to all three hooks */
+    const char *auto_offset_reset;    /* NULL: "earliest" */
+    const struct kv_list *properties; /* extra librdkafka properties, or NULL */
+    kafka_partitions_cb *on_assign;   /* or NULL; after the assignment */
+    kafka_partitions_cb *on_revoke;   /* or NULL; before the unassignment */
+    kafka_error_cb *on_error;         /* or NULL */
+    void *ctx;                        /* passed to all three hooks */
 };
 
 struct kafka_consumer;
@@ -231,8 +220,7 @@ struct kafka_consumer;
  * happens while polling). Returns NULL with err on missing options, a bad
  * property, or a property common/kafka fixes (enable.auto.offset.store,
  * group.id, bootstrap.servers). */
-struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *opt,
-                                          char *err, size_t errlen);
+struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *opt, char *err, size_t errlen);
 
 /* Returns the next message (destroy it with rd_kafka_message_destroy()), or
  * NULL when none came within timeout_ms or a consumer error was reported
@@ -243,24 +231,21 @@ rd_kafka_message_t *kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms
 /* Marks msg processed: stores msg offset + 1 for its partition, to be
  * committed. Returns 0, or -1 with err (e.g. the partition was revoked
  * meanwhile, so its new owner will see the message again). */
-int kafka_consumer_done(struct kafka_consumer *c, const rd_kafka_message_t *msg,
-                        char *err, size_t errlen);
+int kafka_consumer_done(struct kafka_consumer *c, const rd_kafka_message_t *msg, char *err, size_t errlen);
 
 /* Stores next_offset (the offset of the next message to consume) for topic
  * [partition], to be committed: kafka_consumer_done() for a message no longer
  * in hand. Returns 0, or -1 with err (e.g. the partition was revoked). */
-int kafka_consumer_store(struct kafka_consumer *c, const char *topic, int32_t partition,
-                         int64_t next_offset, char *err, size_t errlen);
+int kafka_consumer_store(struct kafka_consumer *c, const char *topic, int32_t partition, int64_t next_offset, char *err,
+                         size_t errlen);
 
 /* Pauses or resumes fetching one assigned partition. Returns 0, or -1 with
  * err (e.g. the partition is not assigned to this consumer).
  * Pausing drops the messages already fetched for it; on resume librdkafka
  * 2.0.2 continues after the last message kafka_consumer_poll() returned for
  * that partition, so a message returned but not done must be rewound. */
-int kafka_consumer_pause(struct kafka_consumer *c, const char *topic,
-                         int32_t partition, char *err, size_t errlen);
-int kafka_consumer_resume(struct kafka_consumer *c, const char *topic,
-                          int32_t partition, char *err, size_t errlen);
+int kafka_consumer_pause(struct kafka_consumer *c, const char *topic, int32_t partition, char *err, size_t errlen);
+int kafka_consumer_resume(struct kafka_consumer *c, const char *topic, int32_t partition, char *err, size_t errlen);
 
 /* Makes the message at offset the next one delivered for an assigned
  * partition (paused or not): once resumed it comes again. Messages fetched
@@ -268,8 +253,7 @@ int kafka_consumer_resume(struct kafka_consumer *c, const char *topic,
  * asynchronously because librdkafka 2.0.2 shortens a synchronous seek's
  * timeout 1000-fold (fixed in 2.1.0, #4230). Returns 0, or -1 with err
  * (e.g. the partition is not assigned to this consumer). */
-int kafka_consumer_rewind(struct kafka_consumer *c, const char *topic,
-                          int32_t partition, int64_t offset, char *err,
+int kafka_consumer_rewind(struct kafka_consumer *c, const char *topic, int32_t partition, int64_t offset, char *err,
                           size_t errlen);
 
 /* The current assignment (rd_kafka_topic_partition_list_destroy() it), or
@@ -291,12 +275,12 @@ int kafka_consumer_close(struct kafka_consumer *c);
 /* --- reader -------------------------------------------------------------------------- */
 
 struct kafka_reader_options {
-    const char *brokers;               /* required */
-    const char *topic;                 /* required */
-    const struct kv_list *properties;  /* extra librdkafka properties, or NULL */
-    kafka_error_cb *on_error;          /* or NULL */
-    void *ctx;                         /* passed to on_error */
-    int metadata_timeout_ms;           /* 0: 10000; waiting for the partition count */
+    const char *brokers;              /* required */
+    const char *topic;                /* required */
+    const struct kv_list *properties; /* extra librdkafka properties, or NULL */
+    kafka_error_cb *on_error;         /* or NULL */
+    void *ctx;                        /* passed to on_error */
+    int metadata_timeout_ms;          /* 0: 10000; waiting for the partition count */
 };
 
 struct kafka_reader;
@@ -306,8 +290,7 @@ struct kafka_reader;
  * because librdkafka wants one; it is never joined or committed to).
  * Returns NULL with err when options are missing, a property is bad, or
  * the topic cannot be found in time. */
-struct kafka_reader *kafka_reader_new(const struct kafka_reader_options *opt, char *err,
-                                      size_t errlen);
+struct kafka_reader *kafka_reader_new(const struct kafka_reader_options *opt, char *err, size_t errlen);
 
 /* The next message (destroy it with rd_kafka_message_destroy()), or NULL
  * when none came within timeout_ms. End-of-partition events are recorded,

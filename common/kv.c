@@ -32,8 +32,7 @@ static char *copy_bytes(const char *s, size_t len)
     return out;
 }
 
-int kv_addn(struct kv_list *list, const char *name, size_t name_len,
-            const char *value, size_t value_len)
+int kv_addn(struct kv_list *list, const char *name, size_t name_len, const char *value, size_t value_len)
 {
     if (list->len == list->cap) {
         size_t cap = list->cap ? list->cap * 2 : 8;

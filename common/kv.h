@@ -25,8 +25,7 @@ void kv_free(struct kv_list *list);
 
 /* Appends copies of name and value. Returns 0, or -1 when out of memory. */
 int kv_add(struct kv_list *list, const char *name, const char *value);
-int kv_addn(struct kv_list *list, const char *name, size_t name_len,
-            const char *value, size_t value_len);
+int kv_addn(struct kv_list *list, const char *name, size_t name_len, const char *value, size_t value_len);
 
 /* The value of the first pair called name, or NULL. */
 const char *kv_get(const struct kv_list *list, const char *name);

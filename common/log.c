@@ -91,7 +91,7 @@ static void add_fields(json_t *line, json_t *fields)
     json_t *copy = json_object();
     const char *name;
     json_t *value;
-    json_object_foreach(fields, name, value) {
+    json_object_foreach (fields, name, value) {
         if (log_is_secret_name(name))
             json_object_set_new(copy, name, json_string("[redacted]"));
         else

@@ -32,8 +32,7 @@ void log_set_fd(int fd);
 int log_enabled(enum log_level level);
 
 /* Writes one line. After message come name/value string pairs, then NULL. */
-void log_write(enum log_level level, const char *message, ...)
-    __attribute__((sentinel));
+void log_write(enum log_level level, const char *message, ...) __attribute__((sentinel));
 
 /* Writes one line whose "fields" are the members of fields (borrowed; may be
  * NULL), for values that are not strings. */

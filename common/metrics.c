@@ -14,8 +14,7 @@
 const double metrics_latency_buckets[] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 };
-const size_t metrics_latency_buckets_count =
-    sizeof metrics_latency_buckets / sizeof metrics_latency_buckets[0];
+const size_t metrics_latency_buckets_count = sizeof metrics_latency_buckets / sizeof metrics_latency_buckets[0];
 
 enum metric_type {
     METRIC_COUNTER,
@@ -64,8 +63,7 @@ static int valid_name(const char *s, int allow_colon)
         return 0;
     for (const char *p = s; *p; p++) {
         int c = (unsigned char)*p;
-        int ascii_alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                          (c >= '0' && c <= '9');
+        int ascii_alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
         if (!ascii_alnum && c != '_' && !(allow_colon && c == ':'))
             return 0;
     }
@@ -92,8 +90,7 @@ static int is_histogram_series(const char *name, const char *base)
 /* 1 when family f already renders a series called name. */
 static int family_owns(const struct metric *f, const char *name)
 {
-    return strcmp(f->name, name) == 0 ||
-           (f->type == METRIC_HISTOGRAM && is_histogram_series(name, f->name));
+    return strcmp(f->name, name) == 0 || (f->type == METRIC_HISTOGRAM && is_histogram_series(name, f->name));
 }
 
 /* 1 when a new family of this name and type would clash with an existing one. */
@@ -211,12 +208,11 @@ static struct child *get_child(struct metric *f, const char *const *values)
     return &f->children[f->nchildren++];
 }
 
-static struct metric *create(struct metrics *m, enum metric_type type, const char *name,
-                             const char *help, size_t nlabels, const char *const *label_names,
-                             const double *bounds, size_t nbounds)
+static struct metric *create(struct metrics *m, enum metric_type type, const char *name, const char *help,
+                             size_t nlabels, const char *const *label_names, const double *bounds, size_t nbounds)
 {
-    if (!m || !valid_name(name, 1) || !valid_utf8(help) ||
-        !labels_ok(type, nlabels, label_names) || !bounds_ok(bounds, nbounds))
+    if (!m || !valid_name(name, 1) || !valid_utf8(help) || !labels_ok(type, nlabels, label_names) ||
+        !bounds_ok(bounds, nbounds))
         return NULL;
 
     struct metric *f = calloc(1, sizeof *f);
@@ -278,24 +274,22 @@ struct metrics *metrics_new(void)
     return m;
 }
 
-struct metric *metrics_counter(struct metrics *m, const char *name, const char *help,
-                               size_t nlabels, const char *const *label_names)
+struct metric *metrics_counter(struct metrics *m, const char *name, const char *help, size_t nlabels,
+                               const char *const *label_names)
 {
     return create(m, METRIC_COUNTER, name, help, nlabels, label_names, NULL, 0);
 }
 
-struct metric *metrics_gauge(struct metrics *m, const char *name, const char *help,
-                             size_t nlabels, const char *const *label_names)
+struct metric *metrics_gauge(struct metrics *m, const char *name, const char *help, size_t nlabels,
+                             const char *const *label_names)
 {
     return create(m, METRIC_GAUGE, name, help, nlabels, label_names, NULL, 0);
 }
 
-struct metric *metrics_histogram(struct metrics *m, const char *name, const char *help,
-                                 size_t nlabels, const char *const *label_names,
-                                 const double *upper_bounds, size_t nbounds)
+struct metric *metrics_histogram(struct metrics *m, const char *name, const char *help, size_t nlabels,
+                                 const char *const *label_names, const double *upper_bounds, size_t nbounds)
 {
-    return create(m, METRIC_HISTOGRAM, name, help, nlabels, label_names, upper_bounds,
-                  nbounds);
+    return create(m, METRIC_HISTOGRAM, name, help, nlabels, label_names, upper_bounds, nbounds);
 }
 
 /* --- updates ----------------------------------------------------------------- */
@@ -303,8 +297,7 @@ struct metric *metrics_histogram(struct metrics *m, const char *name, const char
 enum update_op { UPDATE_ADD, UPDATE_SET, UPDATE_OBSERVE };
 
 /* Applies one update to the child of these label values, under the lock. */
-static int update(struct metric *f, enum metric_type type, const char *const *values,
-                  enum update_op op, double number)
+static int update(struct metric *f, enum metric_type type, const char *const *values, enum update_op op, double number)
 {
     if (!f || f->type != type || (f->nlabels && !values))
         return -1;
@@ -403,8 +396,7 @@ static void write_escaped(FILE *out, const char *s, int quote)
 
 /* Writes {name="value",...} for a child, with le="..." last when le is not
  * NULL; nothing when there is no label at all. */
-static void write_labels(FILE *out, const struct metric *f, const struct child *c,
-                         const char *le)
+static void write_labels(FILE *out, const struct metric *f, const struct child *c, const char *le)
 {
     if (f->nlabels == 0 && !le)
         return;
@@ -419,8 +411,8 @@ static void write_labels(FILE *out, const struct metric *f, const struct child *
     fputc('}', out);
 }
 
-static void write_sample(FILE *out, const struct metric *f, const char *suffix,
-                         const struct child *c, const char *le, double value)
+static void write_sample(FILE *out, const struct metric *f, const char *suffix, const struct child *c, const char *le,
+                         double value)
 {
     char number[40];
     format_number(value, number, sizeof number);

@@ -32,17 +32,16 @@ struct metrics *metrics_new(void);
  * names must match [a-zA-Z_][a-zA-Z0-9_]*, not start with "__" and not
  * repeat; help must be UTF-8. Returns the family (owned by the registry),
  * or NULL when anything is invalid or out of memory. */
-struct metric *metrics_counter(struct metrics *m, const char *name, const char *help,
-                               size_t nlabels, const char *const *label_names);
-struct metric *metrics_gauge(struct metrics *m, const char *name, const char *help,
-                             size_t nlabels, const char *const *label_names);
+struct metric *metrics_counter(struct metrics *m, const char *name, const char *help, size_t nlabels,
+                               const char *const *label_names);
+struct metric *metrics_gauge(struct metrics *m, const char *name, const char *help, size_t nlabels,
+                             const char *const *label_names);
 
 /* Same for a histogram, whose label names may not include "le". The upper
  * bounds must be finite and strictly increasing (nbounds may be 0); the
  * +Inf bucket is implicit. */
-struct metric *metrics_histogram(struct metrics *m, const char *name, const char *help,
-                                 size_t nlabels, const char *const *label_names,
-                                 const double *upper_bounds, size_t nbounds);
+struct metric *metrics_histogram(struct metrics *m, const char *name, const char *help, size_t nlabels,
+                                 const char *const *label_names, const double *upper_bounds, size_t nbounds);
 
 /* The operations below take one value per label name, in the family's
  * order (UTF-8, not NULL; label_values may be NULL when there are no

@@ -207,8 +207,7 @@ void netaddr_client(const struct netaddr_ranges *trusted, const char *peer, cons
                 start--;
             char item[INET6_ADDRSTRLEN + 8]; /* [v6]:port */
             struct address next;
-            if (trimmed(forwarded_for + start, end - start, item, sizeof item) < 0 ||
-                entry_parse(item, &next) < 0)
+            if (trimmed(forwarded_for + start, end - start, item, sizeof item) < 0 || entry_parse(item, &next) < 0)
                 break; /* not an address: keep the proxy that wrote it */
             current = next;
             if (!ranges_contain(trusted, &current) || start == 0)

@@ -21,8 +21,8 @@ struct bucket {
     uint64_t hash;
     double tokens;
     int64_t updated_ms;
-    struct bucket *chain;             /* next in the hash chain */
-    struct bucket *newer, *older;     /* the stripe's use order */
+    struct bucket *chain;         /* next in the hash chain */
+    struct bucket *newer, *older; /* the stripe's use order */
 };
 
 struct stripe {
@@ -37,7 +37,7 @@ struct ratelimit {
     unsigned char hash_key[SIPHASH_KEY_BYTES];
     double rate_per_s;
     double burst;
-    size_t per_stripe;                /* most keys in one stripe */
+    size_t per_stripe; /* most keys in one stripe */
     struct stripe stripes[STRIPES];
 };
 

@@ -44,8 +44,8 @@ size_t ratelimit_size(struct ratelimit *rl);
 /* How the table is filled, for tests and diagnostics (takes every lock). */
 struct ratelimit_stats {
     size_t keys;
-    size_t slots;          /* hash slots, all stripes */
-    size_t slots_used;     /* slots holding at least one key */
+    size_t slots;      /* hash slots, all stripes */
+    size_t slots_used; /* slots holding at least one key */
     size_t longest_chain;
 };
 void ratelimit_stats(struct ratelimit *rl, struct ratelimit_stats *out);

@@ -129,15 +129,14 @@ static void free_rule(struct rule *r)
 static struct rule *compile_node(const char *schema_name, const json_t *node, char *err, size_t errlen);
 
 /* Compiles each member of a "properties" object. */
-static int compile_properties(const char *schema_name, struct rule *r, const json_t *props, char *err,
-                              size_t errlen)
+static int compile_properties(const char *schema_name, struct rule *r, const json_t *props, char *err, size_t errlen)
 {
     r->properties = calloc(json_object_size(props) ? json_object_size(props) : 1, sizeof *r->properties);
     if (!r->properties)
         return fail(err, errlen, "schema %s: out of memory%s", schema_name, "");
     const char *prop;
     const json_t *sub;
-    json_object_foreach((json_t *)props, prop, sub) {
+    json_object_foreach ((json_t *)props, prop, sub) {
         struct rule *child = compile_node(schema_name, sub, err, errlen);
         if (!child)
             return -1;
@@ -164,7 +163,7 @@ static struct rule *compile_node(const char *schema_name, const json_t *node, ch
     r->min_length = r->max_length = r->min_items = r->max_items = -1;
     const char *key;
     const json_t *v;
-    json_object_foreach((json_t *)node, key, v) {
+    json_object_foreach ((json_t *)node, key, v) {
         int ok;
         if (IN_LIST(ANNOTATIONS, key)) {
             continue;
@@ -176,7 +175,7 @@ static struct rule *compile_node(const char *schema_name, const json_t *node, ch
                 size_t i;
                 const json_t *t;
                 ok = json_array_size(v) > 0;
-                json_array_foreach(v, i, t) {
+                json_array_foreach (v, i, t) {
                     ok = ok && json_is_string(t) && IN_LIST(TYPE_NAMES, json_string_value(t));
                     if (ok)
                         r->types |= type_bit(json_string_value(t));
@@ -200,14 +199,14 @@ static struct rule *compile_node(const char *schema_name, const json_t *node, ch
             size_t i;
             const json_t *name;
             ok = json_is_array(v);
-            json_array_foreach(v, i, name)
+            json_array_foreach (v, i, name)
                 ok = ok && json_is_string(name);
             r->required = v;
         } else if (strcmp(key, "additionalProperties") == 0) {
             ok = json_is_boolean(v);
             r->additional_forbidden = json_is_false(v);
-        } else if (strcmp(key, "minLength") == 0 || strcmp(key, "maxLength") == 0 ||
-                   strcmp(key, "minItems") == 0 || strcmp(key, "maxItems") == 0) {
+        } else if (strcmp(key, "minLength") == 0 || strcmp(key, "maxLength") == 0 || strcmp(key, "minItems") == 0 ||
+                   strcmp(key, "maxItems") == 0) {
             ok = is_count(v);
             json_int_t n = json_integer_value(v);
             if (strcmp(key, "minLength") == 0)
@@ -237,8 +236,7 @@ static struct rule *compile_node(const char *schema_name, const json_t *node, ch
             ok = json_is_string(v);
             if (ok) {
                 if (regcomp(&r->pattern, json_string_value(v), REG_EXTENDED | REG_NOSUB) != 0) {
-                    fail(err, errlen, "schema %s: pattern %s does not compile", schema_name,
-                         json_string_value(v));
+                    fail(err, errlen, "schema %s: pattern %s does not compile", schema_name, json_string_value(v));
                     free_rule(r);
                     return NULL;
                 }
@@ -275,8 +273,7 @@ static void free_schema(struct loaded_schema *s)
     memset(s, 0, sizeof *s);
 }
 
-static int load_schema(struct loaded_schema *s, const char *name, const char *text, char *err,
-                       size_t errlen)
+static int load_schema(struct loaded_schema *s, const char *name, const char *text, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
     s->name = name;
@@ -310,8 +307,7 @@ static void load_embedded(void)
     }
     atexit(free_all); /* keeps leak checkers quiet about the cache */
     for (size_t i = 0; i < schema_sources_count; i++) {
-        if (load_schema(&schemas[i], schema_sources[i].name, schema_sources[i].text, load_error,
-                        sizeof load_error) < 0)
+        if (load_schema(&schemas[i], schema_sources[i].name, schema_sources[i].text, load_error, sizeof load_error) < 0)
             return;
         schema_count++;
     }
@@ -412,10 +408,9 @@ static void describe_type(const json_t *type, char *out, size_t outlen)
     size_t used = (size_t)snprintf(out, outlen, "must be of type");
     size_t i;
     const json_t *t;
-    json_array_foreach(type, i, t)
+    json_array_foreach (type, i, t)
         if (used < outlen)
-            used += (size_t)snprintf(out + used, outlen - used, "%s%s", i ? " or " : " ",
-                                     json_string_value(t));
+            used += (size_t)snprintf(out + used, outlen - used, "%s%s", i ? " or " : " ", json_string_value(t));
 }
 
 static int is_event_id(const char *s, size_t len)
@@ -487,7 +482,7 @@ static int validate_object(const struct rule *r, const json_t *v, const char *pa
     char sub[PATH_MAX_LEN];
     size_t i;
     const json_t *name;
-    json_array_foreach(r->required, i, name) {
+    json_array_foreach (r->required, i, name) {
         if (!json_object_get(v, json_string_value(name))) {
             child_path(sub, path, json_string_value(name));
             return invalid(err, errlen, sub, "is required");
@@ -495,7 +490,7 @@ static int validate_object(const struct rule *r, const json_t *v, const char *pa
     }
     const char *key;
     const json_t *member;
-    json_object_foreach((json_t *)v, key, member) {
+    json_object_foreach ((json_t *)v, key, member) {
         const struct rule *prop = property_rule(r, key);
         if (prop) {
             child_path(sub, path, key);
@@ -526,7 +521,7 @@ static int validate_array(const struct rule *r, const json_t *v, const char *pat
     if (r->items) {
         size_t i;
         const json_t *item;
-        json_array_foreach(v, i, item) {
+        json_array_foreach (v, i, item) {
             char sub[PATH_MAX_LEN];
             snprintf(sub, sizeof sub, "%s[%zu]", path, i);
             if (validate_rule(r->items, item, sub, err, errlen) < 0)
@@ -541,7 +536,7 @@ static void describe_enum(const json_t *choices, char *out, size_t outlen)
 {
     size_t i, used = (size_t)snprintf(out, outlen, "must be one of");
     const json_t *c;
-    json_array_foreach(choices, i, c) {
+    json_array_foreach (choices, i, c) {
         if (json_is_string(c) && used < outlen)
             used += (size_t)snprintf(out + used, outlen - used, "%s%s", i ? ", " : " ", json_string_value(c));
     }
@@ -561,7 +556,7 @@ static int validate_rule(const struct rule *r, const json_t *v, const char *path
         size_t i;
         const json_t *c;
         int found = 0;
-        json_array_foreach(r->choices, i, c) {
+        json_array_foreach (r->choices, i, c) {
             if (json_equal((json_t *)c, (json_t *)v)) {
                 found = 1;
                 break;
@@ -591,8 +586,7 @@ static int validate_rule(const struct rule *r, const json_t *v, const char *path
     return 0;
 }
 
-int schema_validate_at(const char *name, const json_t *instance, const char *path_prefix,
-                       char *err, size_t errlen)
+int schema_validate_at(const char *name, const json_t *instance, const char *path_prefix, char *err, size_t errlen)
 {
     if (schema_load_all(err, errlen) < 0)
         return -1;
@@ -613,8 +607,7 @@ int schema_validate(const char *name, const json_t *instance, char *err, size_t 
     return schema_validate_at(name, instance, "", err, errlen);
 }
 
-int schema_validate_text(const char *schema_json, const json_t *instance, char *err,
-                         size_t errlen)
+int schema_validate_text(const char *schema_json, const json_t *instance, char *err, size_t errlen)
 {
     struct loaded_schema s;
     if (load_schema(&s, "(text)", schema_json, err, errlen) < 0)

@@ -30,12 +30,10 @@ int schema_exists(const char *name);
 /* Validates instance against the named schema. Returns 0, or -1 with the
  * reason in err; paths in err start with path_prefix ("" for none). */
 int schema_validate(const char *name, const json_t *instance, char *err, size_t errlen);
-int schema_validate_at(const char *name, const json_t *instance, const char *path_prefix,
-                       char *err, size_t errlen);
+int schema_validate_at(const char *name, const json_t *instance, const char *path_prefix, char *err, size_t errlen);
 
 /* Checks a schema given as text, then validates instance against it (tests
  * and tools). Returns 0, or -1 with the reason (load or validation) in err. */
-int schema_validate_text(const char *schema_json, const json_t *instance, char *err,
-                         size_t errlen);
+int schema_validate_text(const char *schema_json, const json_t *instance, char *err, size_t errlen);
 
 #endif

@@ -54,8 +54,7 @@ static int compare_pairs(const void *x, const void *y)
     return c ? c : compare_bytes(a->value, a->value_len, b->value, b->value_len);
 }
 
-static void hmac_sha1_base64(const char *key, const char *data, size_t len,
-                             char out[SIGNATURE_LEN + 1])
+static void hmac_sha1_base64(const char *key, const char *data, size_t len, char out[SIGNATURE_LEN + 1])
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
@@ -63,8 +62,8 @@ static void hmac_sha1_base64(const char *key, const char *data, size_t len,
     base64_encode(mac, mac_len, out);
 }
 
-int signature_compute(const char *auth_token, const char *url,
-                      const struct kv_list *params, char out[SIGNATURE_LEN + 1])
+int signature_compute(const char *auth_token, const char *url, const struct kv_list *params,
+                      char out[SIGNATURE_LEN + 1])
 {
     struct buf b = {0};
     size_t n = params ? params->len : 0;
@@ -98,10 +97,10 @@ done:
 
 /* The parts of "scheme://authority/rest" that the port variants need. */
 struct url_parts {
-    const char *scheme_end;  /* points at "://" */
-    const char *host_start;  /* after "://" and any userinfo */
-    const char *port_colon;  /* ':' before the port, or NULL */
-    const char *rest;        /* '/', '?', '#' or the end */
+    const char *scheme_end; /* points at "://" */
+    const char *host_start; /* after "://" and any userinfo */
+    const char *port_colon; /* ':' before the port, or NULL */
+    const char *rest;       /* '/', '?', '#' or the end */
 };
 
 static int split_url(const char *url, struct url_parts *p)
@@ -182,8 +181,7 @@ static int header_shape_ok(const char *header_value)
     return header_value && strlen(header_value) == SIGNATURE_LEN;
 }
 
-int signature_valid(const char *auth_token, const char *url,
-                    const struct kv_list *params, const char *header_value)
+int signature_valid(const char *auth_token, const char *url, const struct kv_list *params, const char *header_value)
 {
     if (!auth_token || !url || !header_shape_ok(header_value) || strlen(url) >= MAX_URL_LEN)
         return 0;
@@ -223,8 +221,8 @@ static int query_body_hash(const char *url, char *out, size_t outlen)
     return rc;
 }
 
-int signature_valid_json(const char *auth_token, const char *url, const char *body,
-                         size_t body_len, const char *header_value)
+int signature_valid_json(const char *auth_token, const char *url, const char *body, size_t body_len,
+                         const char *header_value)
 {
     char claimed[2 * SHA256_DIGEST_LENGTH + 1];
     if (!url || query_body_hash(url, claimed, sizeof claimed) < 0)

@@ -29,17 +29,16 @@
 
 /* Computes the form-mode signature of url + params (params may be NULL).
  * out needs SIGNATURE_LEN + 1 bytes. Returns 0, or -1 when out of memory. */
-int signature_compute(const char *auth_token, const char *url,
-                      const struct kv_list *params, char out[SIGNATURE_LEN + 1]);
+int signature_compute(const char *auth_token, const char *url, const struct kv_list *params,
+                      char out[SIGNATURE_LEN + 1]);
 
 /* 1 when header_value is a valid form-mode signature of url + params under
  * any of the URL variants above, else 0 (also for a missing header). */
-int signature_valid(const char *auth_token, const char *url,
-                    const struct kv_list *params, const char *header_value);
+int signature_valid(const char *auth_token, const char *url, const struct kv_list *params, const char *header_value);
 
 /* 1 when header_value signs url (JSON mode) and the body matches the URL's
  * bodySHA256, else 0. */
-int signature_valid_json(const char *auth_token, const char *url, const char *body,
-                         size_t body_len, const char *header_value);
+int signature_valid_json(const char *auth_token, const char *url, const char *body, size_t body_len,
+                         const char *header_value);
 
 #endif

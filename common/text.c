@@ -60,8 +60,7 @@ static int is_control(uint32_t cp)
 
 /* Checks shared by both kinds of name: UTF-8, length, controls, outer spaces.
  * Calls forbidden() for each code point when it is non-NULL. */
-static const char *common_problem(const char *s, size_t len, long max_chars,
-                                  const char *too_long,
+static const char *common_problem(const char *s, size_t len, long max_chars, const char *too_long,
                                   const char *(*forbidden)(uint32_t cp))
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -103,8 +102,7 @@ int is_dot_segment(const char *s, size_t len)
 
 const char *identity_problem(const char *s, size_t len)
 {
-    const char *why = common_problem(s, len, IDENTITY_MAX_CHARS,
-                                     "must be at most 128 characters", identity_forbidden);
+    const char *why = common_problem(s, len, IDENTITY_MAX_CHARS, "must be at most 128 characters", identity_forbidden);
     if (why)
         return why;
     if (is_dot_segment(s, len))
@@ -136,8 +134,7 @@ static int looks_like_room_sid(const char *s, size_t len)
 
 const char *stream_name_problem(const char *s, size_t len)
 {
-    const char *why = common_problem(s, len, STREAM_NAME_MAX_CHARS,
-                                     "must be at most 64 characters", stream_forbidden);
+    const char *why = common_problem(s, len, STREAM_NAME_MAX_CHARS, "must be at most 64 characters", stream_forbidden);
     if (why)
         return why;
     size_t dots = 0;

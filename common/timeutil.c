@@ -70,13 +70,11 @@ int time_parse_rfc3339(const char *s, int64_t *epoch_ms)
     const char *p = s;
     int year, mon, day, hour, min, sec, ms = 0;
 
-    if (digits(&p, 4, &year) || expect(&p, '-') || digits(&p, 2, &mon) ||
-        expect(&p, '-') || digits(&p, 2, &day) || expect(&p, 'T') ||
-        digits(&p, 2, &hour) || expect(&p, ':') || digits(&p, 2, &min) ||
-        expect(&p, ':') || digits(&p, 2, &sec))
+    if (digits(&p, 4, &year) || expect(&p, '-') || digits(&p, 2, &mon) || expect(&p, '-') || digits(&p, 2, &day) ||
+        expect(&p, 'T') || digits(&p, 2, &hour) || expect(&p, ':') || digits(&p, 2, &min) || expect(&p, ':') ||
+        digits(&p, 2, &sec))
         return -1;
-    if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) ||
-        hour > 23 || min > 59 || sec > 60)
+    if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) || hour > 23 || min > 59 || sec > 60)
         return -1;
     if (*p == '.') {
         p++;

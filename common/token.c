@@ -27,8 +27,7 @@ static char *encode_json(const json_t *value)
     return out;
 }
 
-static void hmac_sha256(const void *key, size_t key_len, const char *data, size_t len,
-                        unsigned char out[SHA256_LEN])
+static void hmac_sha256(const void *key, size_t key_len, const char *data, size_t len, unsigned char out[SHA256_LEN])
 {
     unsigned int out_len = 0;
     HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)data, len, out, &out_len);
@@ -60,8 +59,8 @@ fail:
     return NULL;
 }
 
-char *token_mint(const struct token_key *key, const struct token_grants *grants,
-                 long ttl_s, int64_t now_s, char *err, size_t errlen)
+char *token_mint(const struct token_key *key, const struct token_grants *grants, long ttl_s, int64_t now_s, char *err,
+                 size_t errlen)
 {
     if (ttl_s <= 0) {
         snprintf(err, errlen, "token ttl must be positive");
@@ -82,12 +81,11 @@ char *token_mint(const struct token_key *key, const struct token_grants *grants,
     snprintf(jti, sizeof jti, "%s-%lld", key->api_key_sid, (long long)now_s);
     json_t *header = build_header(key);
     json_t *grant_obj = build_grants(grants);
-    json_t *payload = grant_obj ? json_pack("{s:s, s:o, s:I, s:I, s:I, s:s, s:s}",
-                                            "jti", jti, "grants", grant_obj,
-                                            "iat", (json_int_t)now_s, "nbf", (json_int_t)now_s,
-                                            "exp", (json_int_t)(now_s + ttl_s),
-                                            "iss", key->api_key_sid, "sub", key->account_sid)
-                                : NULL;
+    json_t *payload = grant_obj
+                          ? json_pack("{s:s, s:o, s:I, s:I, s:I, s:s, s:s}", "jti", jti, "grants", grant_obj, "iat",
+                                      (json_int_t)now_s, "nbf", (json_int_t)now_s, "exp", (json_int_t)(now_s + ttl_s),
+                                      "iss", key->api_key_sid, "sub", key->account_sid)
+                          : NULL;
     char *h64 = header ? encode_json(header) : NULL;
     char *p64 = payload ? encode_json(payload) : NULL;
     json_decref(header);
@@ -177,8 +175,7 @@ static int verify_signed(const char *jwt, const void *secret, size_t secret_len,
     const char *sig64 = dot2 + 1;
     size_t sig64_len = len - (size_t)(sig64 - jwt);
     unsigned char sig[SHA256_LEN + 3];
-    if (sig64_len != base64_encoded_len(SHA256_LEN, 0) ||
-        base64url_decode(sig64, sig64_len, sig) != SHA256_LEN) {
+    if (sig64_len != base64_encoded_len(SHA256_LEN, 0) || base64url_decode(sig64, sig64_len, sig) != SHA256_LEN) {
         snprintf(err, errlen, "malformed token: bad signature encoding");
         json_decref(header);
         return -1;
@@ -219,8 +216,8 @@ static int verify_signed(const char *jwt, const void *secret, size_t secret_len,
     return 0;
 }
 
-int token_verify_hs256(const char *jwt, const void *secret, size_t secret_len, int64_t now_s,
-                       long leeway_s, json_t **claims_out, char *err, size_t errlen)
+int token_verify_hs256(const char *jwt, const void *secret, size_t secret_len, int64_t now_s, long leeway_s,
+                       json_t **claims_out, char *err, size_t errlen)
 {
     json_t *header, *claims;
     if (claims_out)
@@ -255,7 +252,7 @@ static int names_audience(const json_t *aud, const char *audience)
         return 0;
     size_t i;
     const json_t *one;
-    json_array_foreach(aud, i, one)
+    json_array_foreach (aud, i, one)
         if (json_is_string(one) && strcmp(json_string_value(one), audience) == 0)
             return 1;
     return 0;

@@ -27,17 +27,17 @@ struct token_key {
 };
 
 struct token_grants {
-    const char *identity;          /* required */
-    const char *video_room;        /* NULL = no video grant */
-    const char *sync_service_sid;  /* NULL = no data_sync grant */
-    const json_t *player_grant;    /* NULL = no player grant; copied */
+    const char *identity;         /* required */
+    const char *video_room;       /* NULL = no video grant */
+    const char *sync_service_sid; /* NULL = no data_sync grant */
+    const json_t *player_grant;   /* NULL = no player grant; copied */
 };
 
 /* Mints a signed access token valid from now_s for ttl_s seconds (clamped to
  * TOKEN_MAX_TTL_S). Returns a malloc'd string, or NULL with the reason in err
  * (ttl_s <= 0, a missing key field or identity, out of memory). */
-char *token_mint(const struct token_key *key, const struct token_grants *grants,
-                 long ttl_s, int64_t now_s, char *err, size_t errlen);
+char *token_mint(const struct token_key *key, const struct token_grants *grants, long ttl_s, int64_t now_s, char *err,
+                 size_t errlen);
 
 /* Verifies an HS256 JWT with the shared secret: the header's alg must be
  * exactly HS256 and carry no "crit", the signature must match (checked in
@@ -46,8 +46,8 @@ char *token_mint(const struct token_key *key, const struct token_grants *grants,
  * and, when claims_out is not NULL, the payload object (caller decrefs). On
  * failure returns -1 with a short reason in err that never quotes the token
  * or the secret. */
-int token_verify_hs256(const char *jwt, const void *secret, size_t secret_len, int64_t now_s,
-                       long leeway_s, json_t **claims_out, char *err, size_t errlen);
+int token_verify_hs256(const char *jwt, const void *secret, size_t secret_len, int64_t now_s, long leeway_s,
+                       json_t **claims_out, char *err, size_t errlen);
 
 /* What a login token must be beyond a valid HS256 JWT. NULL or "" leaves a
  * claim unchecked. */

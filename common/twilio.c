@@ -74,8 +74,8 @@ void twilio_client_free(struct twilio_client *c)
 
 struct twilio_client *twilio_client_new(const struct twilio_options *opt, char *err, size_t errlen)
 {
-    if (!opt->api_key_sid || !opt->api_key_sid[0] || !opt->api_key_secret ||
-        !opt->api_key_secret[0] || !opt->account_sid || !opt->account_sid[0]) {
+    if (!opt->api_key_sid || !opt->api_key_sid[0] || !opt->api_key_secret || !opt->api_key_secret[0] ||
+        !opt->account_sid || !opt->account_sid[0]) {
         snprintf(err, errlen, "twilio client needs an account SID, an API key SID and its secret");
         return NULL;
     }
@@ -177,8 +177,7 @@ int twilio_path(char *out, size_t outlen, const char *fmt, ...)
     return rc;
 }
 
-long twilio_backoff_ms(int attempt, long base_ms, long max_ms, long retry_after_ms,
-                       double random01)
+long twilio_backoff_ms(int attempt, long base_ms, long max_ms, long retry_after_ms, double random01)
 {
     long step = max_ms;
     if (attempt < 30) {
@@ -220,8 +219,7 @@ const char *twilio_outcome_name(enum twilio_outcome outcome)
     return outcome <= TWILIO_PERMANENT ? names[outcome] : "unknown";
 }
 
-void twilio_parse_error(const char *body, size_t len, long http_status, int *code,
-                        char *message, size_t msglen)
+void twilio_parse_error(const char *body, size_t len, long http_status, int *code, char *message, size_t msglen)
 {
     *code = (int)http_status;
     snprintf(message, msglen, "HTTP %ld", http_status);
@@ -355,9 +353,8 @@ static int is_get_like(const char *method)
 }
 
 /* Performs one request and fills res from its answer. */
-static void perform_once(struct twilio_client *c, enum twilio_product product, const char *method,
-                         const char *path, const char *encoded, const char *if_match,
-                         struct twilio_result *res)
+static void perform_once(struct twilio_client *c, enum twilio_product product, const char *method, const char *path,
+                         const char *encoded, const char *if_match, struct twilio_result *res)
 {
     struct exchange x = {.retry_after_ms = -1};
     char *url = malloc(strlen(c->base[product]) + strlen(path) + strlen(encoded) + 2);
@@ -377,8 +374,8 @@ static void perform_once(struct twilio_client *c, enum twilio_product product, c
         snprintf(res->message, sizeof res->message, "out of memory");
         return;
     }
-    sprintf(url, "%s%s%s%s", c->base[product], path,
-            is_get_like(method) && encoded[0] ? "?" : "", is_get_like(method) ? encoded : "");
+    sprintf(url, "%s%s%s%s", c->base[product], path, is_get_like(method) && encoded[0] ? "?" : "",
+            is_get_like(method) ? encoded : "");
 
     int header_failed = 0;
     headers = add_header(headers, "Accept: application/json", &header_failed);
@@ -439,8 +436,8 @@ static void perform_once(struct twilio_client *c, enum twilio_product product, c
         if (x.too_big)
             snprintf(res->message, sizeof res->message, "response larger than %d bytes", TWILIO_MAX_BODY);
         else
-            snprintf(res->message, sizeof res->message, "%s%s%.200s", curl_easy_strerror(rc),
-                     errbuf[0] ? ": " : "", errbuf);
+            snprintf(res->message, sizeof res->message, "%s%s%.200s", curl_easy_strerror(rc), errbuf[0] ? ": " : "",
+                     errbuf);
     } else if (status >= 200 && status < 300) {
         res->outcome = TWILIO_OK;
         res->code = 0;
@@ -462,9 +459,8 @@ static void perform_once(struct twilio_client *c, enum twilio_product product, c
     free(url);
 }
 
-int twilio_request(struct twilio_client *c, enum twilio_product product, const char *method,
-                   const char *path, const struct kv_list *params, const char *if_match,
-                   struct twilio_result *res)
+int twilio_request(struct twilio_client *c, enum twilio_product product, const char *method, const char *path,
+                   const struct kv_list *params, const char *if_match, struct twilio_result *res)
 {
     memset(res, 0, sizeof *res);
     res->retry_after_ms = -1;
@@ -484,15 +480,13 @@ int twilio_request(struct twilio_client *c, enum twilio_product product, const c
             char status[16], tries[16];
             snprintf(status, sizeof status, "%ld", res->http_status);
             snprintf(tries, sizeof tries, "%d", res->attempts);
-            log_debug("twilio request", "method", method, "product", product_names[product],
-                      "path", path, "status", status, "attempt", tries,
-                      "outcome", twilio_outcome_name(res->outcome), NULL);
+            log_debug("twilio request", "method", method, "product", product_names[product], "path", path, "status",
+                      status, "attempt", tries, "outcome", twilio_outcome_name(res->outcome), NULL);
         }
         int retry = res->outcome == TWILIO_RATE_LIMITED || res->outcome == TWILIO_RETRYABLE;
         if (!retry || attempt >= c->max_retries)
             break;
-        c->sleep_ms(twilio_backoff_ms(attempt, c->retry_base_ms, c->retry_max_ms,
-                                      res->retry_after_ms, c->random01()));
+        c->sleep_ms(twilio_backoff_ms(attempt, c->retry_base_ms, c->retry_max_ms, res->retry_after_ms, c->random01()));
     }
     free(encoded);
     return res->outcome == TWILIO_OK ? 0 : -1;

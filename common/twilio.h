@@ -28,8 +28,8 @@
 
 #include "kv.h"
 
-#define TWILIO_MAX_BODY (4 * 1024 * 1024)   /* larger answers are refused */
-#define TWILIO_MAX_RETRY_AFTER_MS 60000     /* Retry-After is honoured up to this */
+#define TWILIO_MAX_BODY (4 * 1024 * 1024) /* larger answers are refused */
+#define TWILIO_MAX_RETRY_AFTER_MS 60000   /* Retry-After is honoured up to this */
 /* Room for any path stagehand builds: an identity of 128 code points may be
  * 512 bytes of UTF-8, 1536 once percent-encoded, and the permission on a
  * user's document names it twice, plus SIDs and names. */
@@ -59,19 +59,19 @@ struct twilio_options {
     int max_retries;
     long retry_base_ms;
     long retry_max_ms;
-    const char *user_agent; /* NULL: "stagehand" */
+    const char *user_agent;    /* NULL: "stagehand" */
     void (*sleep_ms)(long ms); /* NULL: really sleep (tests record instead) */
     double (*random01)(void);  /* NULL: random_unit() of common/random, in [0, 1) */
 };
 
 struct twilio_result {
     enum twilio_outcome outcome;
-    long http_status;     /* 0 when there was no HTTP answer */
-    int code;             /* Twilio's error code, else the HTTP status */
-    char message[256];    /* Twilio's message or the transport error */
-    json_t *body;         /* parsed JSON body of a success (NULL for 204) */
-    long retry_after_ms;  /* the last answer's Retry-After, -1 if none */
-    char etag[64];        /* ETag of the last answer (Sync revisions) */
+    long http_status;    /* 0 when there was no HTTP answer */
+    int code;            /* Twilio's error code, else the HTTP status */
+    char message[256];   /* Twilio's message or the transport error */
+    json_t *body;        /* parsed JSON body of a success (NULL for 204) */
+    long retry_after_ms; /* the last answer's Retry-After, -1 if none */
+    char etag[64];       /* ETag of the last answer (Sync revisions) */
     int attempts;
 };
 
@@ -85,9 +85,8 @@ void twilio_client_free(struct twilio_client *c);
  * as the form body (POST) or the query (GET, DELETE), and an If-Match header
  * when if_match is not NULL. Fills res (free it with twilio_result_free).
  * Returns 0 when the outcome is TWILIO_OK, else -1. */
-int twilio_request(struct twilio_client *c, enum twilio_product product, const char *method,
-                   const char *path, const struct kv_list *params, const char *if_match,
-                   struct twilio_result *res);
+int twilio_request(struct twilio_client *c, enum twilio_product product, const char *method, const char *path,
+                   const struct kv_list *params, const char *if_match, struct twilio_result *res);
 void twilio_result_free(struct twilio_result *res);
 
 /* The base URL a product's requests go to. */
@@ -103,16 +102,14 @@ int twilio_path(char *out, size_t outlen, const char *fmt, ...) __attribute__((w
 /* Delay before retry number attempt (0 = first retry): random01 *
  * min(max_ms, base_ms * 2^attempt), and never less than retry_after_ms
  * (capped at TWILIO_MAX_RETRY_AFTER_MS) when that is >= 0. */
-long twilio_backoff_ms(int attempt, long base_ms, long max_ms, long retry_after_ms,
-                       double random01);
+long twilio_backoff_ms(int attempt, long base_ms, long max_ms, long retry_after_ms, double random01);
 
 enum twilio_outcome twilio_classify(long http_status, int code);
 const char *twilio_outcome_name(enum twilio_outcome outcome);
 
 /* Reads Twilio's error code and message from an error body of either shape;
  * falls back to the HTTP status and a generic message. Always fills both. */
-void twilio_parse_error(const char *body, size_t len, long http_status, int *code,
-                        char *message, size_t msglen);
+void twilio_parse_error(const char *body, size_t len, long http_status, int *code, char *message, size_t msglen);
 
 /* Parameter helpers; each returns 0, or -1 when out of memory (or, for JSON,
  * when value cannot be serialised). */

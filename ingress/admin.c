@@ -9,7 +9,7 @@
 
 #include "netaddr.h"
 
-#define ADMIN_CONNECTIONS 32   /* a scraper or two, and health probes */
+#define ADMIN_CONNECTIONS 32 /* a scraper or two, and health probes */
 #define ADMIN_TIMEOUT_S 10
 
 struct admin {
@@ -33,9 +33,8 @@ static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, cons
     return ret;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_size, void **con_cls)
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
     (void)version;
     (void)upload_data;
@@ -85,11 +84,9 @@ struct admin *admin_start(struct ingress *ing, const char *listen, char *err, si
     } else {
         port = ntohs(((struct sockaddr_in *)(void *)&addr)->sin_port);
     }
-    a->daemon = MHD_start_daemon(flags, port, NULL, NULL, on_request, a,
-                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+    a->daemon = MHD_start_daemon(flags, port, NULL, NULL, on_request, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_CONNECTIONS,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ADMIN_TIMEOUT_S,
-                                 MHD_OPTION_END);
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ADMIN_TIMEOUT_S, MHD_OPTION_END);
     if (!a->daemon) {
         snprintf(err, errlen, "cannot listen on METRICS_LISTEN (%s)", listen);
         free(a);

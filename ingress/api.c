@@ -52,11 +52,11 @@
 /* What one request is about, once authenticated and validated. */
 struct call {
     struct params params;
-    char *caller;          /* jwt mode: the token's identity; passcode mode: NULL */
-    const char *identity;  /* the user the request is about */
+    char *caller;         /* jwt mode: the token's identity; passcode mode: NULL */
+    const char *identity; /* the user the request is about */
     const char *stream;
     struct stream_info info;
-    int sync_access;       /* joins: 1 or 0, carried to the answer; else -1 */
+    int sync_access; /* joins: 1 or 0, carried to the answer; else -1 */
 };
 
 static void call_free(struct call *c)
@@ -122,8 +122,7 @@ static int self_identity(struct call *c, struct api_error *e)
     if (params_optional_identity(&c->params, "user_identity", &claimed, e) < 0)
         return -1;
     if (claimed && strcmp(claimed, c->caller) != 0)
-        return api_fail(e, 403, "identity mismatch",
-                        "user_identity must be the identity of the bearer token.");
+        return api_fail(e, 403, "identity mismatch", "user_identity must be the identity of the bearer token.");
     c->identity = c->caller;
     return 0;
 }
@@ -256,8 +255,7 @@ static char *public_state_url(const struct ingress *ing, const char *stream)
 static long token_ttl(const struct ingress *ing, const char *identity, const struct stream_info *info, int viewer)
 {
     long ttl = ing->token_ttl_s;
-    if (!viewer && ing->auth.mode == AUTH_JWT && strcmp(info->host, identity) != 0 &&
-        ing->speaker_token_ttl_s < ttl)
+    if (!viewer && ing->auth.mode == AUTH_JWT && strcmp(info->host, identity) != 0 && ing->speaker_token_ttl_s < ttl)
         ttl = ing->speaker_token_ttl_s;
     return ttl;
 }
@@ -275,8 +273,8 @@ static void answer_with_token(struct request *req, const char *identity, const s
         grant = json_loads(info->playback_grant, 0, NULL);
     struct token_grants grants = {identity, viewer ? NULL : stream, info->service_sid, grant};
     char err[128];
-    char *jwt = token_mint(&ing->token_key, &grants, token_ttl(ing, identity, info, viewer), time_now_ms() / 1000,
-                           err, sizeof err);
+    char *jwt = token_mint(&ing->token_key, &grants, token_ttl(ing, identity, info, viewer), time_now_ms() / 1000, err,
+                           sizeof err);
     json_decref(grant);
     if (!jwt) {
         struct api_error e;
@@ -335,8 +333,7 @@ static void answer_creating(struct request *req, const char *stream)
     }
     if (strlen(url) < sizeof req->location)
         memcpy(req->location, url, strlen(url) + 1);
-    request_answer(req, 202, json_pack("{s:s, s:s, s:s}", "stream", stream, "status", "creating",
-                                       "status_url", url));
+    request_answer(req, 202, json_pack("{s:s, s:s, s:s}", "stream", stream, "status", "creating", "status_url", url));
     free(url);
 }
 
@@ -492,8 +489,8 @@ static int viewer_connected(struct request *req, struct call *c, struct api_erro
         return -1;
     if (identity_allowed(req, c->identity, e) < 0 || stream_alive(req, c, e) < 0)
         return -1;
-    emit(req, c, "viewer.connected", c->identity, json_pack("{s:s}", "identity", c->identity),
-         produce_deadline(req), NULL, 200, json_pack("{s:b}", "success", 1));
+    emit(req, c, "viewer.connected", c->identity, json_pack("{s:s}", "identity", c->identity), produce_deadline(req),
+         NULL, 200, json_pack("{s:b}", "success", 1));
     return 0;
 }
 
@@ -507,19 +504,17 @@ static int raise_hand(struct request *req, struct call *c, struct api_error *e)
         return -1;
     long cap = c->info.raised_hands_cap > 0 ? c->info.raised_hands_cap : req->ing->raised_hands_cap;
     if (raised && c->info.raised_hands >= cap)
-        return api_fail(e, 409, "raised hands full",
-                        "The stream already has %ld raised hands, its limit.", cap);
-    emit(req, c, raised ? "hand.raised" : "hand.lowered", c->identity,
-         json_pack("{s:s}", "identity", c->identity), produce_deadline(req), NULL, 200,
-         json_pack("{s:b}", "sent", 1));
+        return api_fail(e, 409, "raised hands full", "The stream already has %ld raised hands, its limit.", cap);
+    emit(req, c, raised ? "hand.raised" : "hand.lowered", c->identity, json_pack("{s:s}", "identity", c->identity),
+         produce_deadline(req), NULL, 200, json_pack("{s:b}", "sent", 1));
     return 0;
 }
 
 /* A host action on another user: user_identity names the user, the stream
  * is stream_name or the reference's alternative field; answers
  * {answer_key: true} once the event is in Kafka. */
-static int host_action_on_user(struct request *req, struct call *c, const char *alternative,
-                               const char *type, const char *answer_key, struct api_error *e)
+static int host_action_on_user(struct request *req, struct call *c, const char *alternative, const char *type,
+                               const char *answer_key, struct api_error *e)
 {
     c->identity = params_identity(&c->params, "user_identity", e);
     if (!c->identity || named_stream(req, c, alternative, e) < 0)
@@ -528,8 +523,8 @@ static int host_action_on_user(struct request *req, struct call *c, const char *
         return -1;
     if (c->caller && identity_allowed(req, c->caller, e) < 0)
         return -1;
-    emit(req, c, type, c->caller, json_pack("{s:s}", "identity", c->identity), produce_deadline(req),
-         NULL, 200, json_pack("{s:b}", answer_key, 1));
+    emit(req, c, type, c->caller, json_pack("{s:s}", "identity", c->identity), produce_deadline(req), NULL, 200,
+         json_pack("{s:b}", answer_key, 1));
     return 0;
 }
 
@@ -549,8 +544,8 @@ static int delete_stream(struct request *req, struct call *c, struct api_error *
         return -1;
     if (c->caller && identity_allowed(req, c->caller, e) < 0)
         return -1;
-    emit(req, c, "stream.end_requested", c->caller, json_pack("{s:s}", "reason", "host_request"),
-         produce_deadline(req), NULL, 200, json_pack("{s:b}", "deleted", 1));
+    emit(req, c, "stream.end_requested", c->caller, json_pack("{s:s}", "reason", "host_request"), produce_deadline(req),
+         NULL, 200, json_pack("{s:b}", "deleted", 1));
     return 0;
 }
 

@@ -14,8 +14,7 @@
 
 static int passcode_failed(struct api_error *e)
 {
-    return api_fail(e, 401, "passcode incorrect",
-                    "The passcode used to validate application users is incorrect.");
+    return api_fail(e, 401, "passcode incorrect", "The passcode used to validate application users is incorrect.");
 }
 
 static int token_failed(struct api_error *e)
@@ -40,8 +39,8 @@ int auth_check(const struct auth *a, const char *header, char **identity, struct
     json_t *claims = NULL;
     char err[128];
     struct token_login_rules rules = {a->jwt_issuer, a->jwt_audience};
-    if (token_verify_login(jwt, a->jwt_secret, strlen(a->jwt_secret), time_now_ms() / 1000, JWT_LEEWAY_S,
-                           &rules, &claims, err, sizeof err) < 0)
+    if (token_verify_login(jwt, a->jwt_secret, strlen(a->jwt_secret), time_now_ms() / 1000, JWT_LEEWAY_S, &rules,
+                           &claims, err, sizeof err) < 0)
         return token_failed(e);
     const json_t *sub = json_object_get(claims, "sub");
     const char *text = json_string_value(sub);

@@ -22,8 +22,8 @@ enum auth_mode { AUTH_PASSCODE, AUTH_JWT };
 
 struct auth {
     enum auth_mode mode;
-    const char *passcode;   /* passcode mode */
-    const char *jwt_secret; /* jwt mode */
+    const char *passcode;     /* passcode mode */
+    const char *jwt_secret;   /* jwt mode */
     const char *jwt_issuer;   /* jwt mode: the iss required, or "" */
     const char *jwt_audience; /* jwt mode: the aud required, or "" */
 };

@@ -19,8 +19,8 @@ enum phase { PHASE_NONE = 0, PHASE_HEADERS, PHASE_BODY };
 
 struct conn_entry {
     int fd;
-    char key[INET6_ADDRSTRLEN];     /* "" when not counted */
-    atomic_llong deadline_ms;       /* 0: none */
+    char key[INET6_ADDRSTRLEN]; /* "" when not counted */
+    atomic_llong deadline_ms;   /* 0: none */
     atomic_int phase;
     struct conn_entry *prev, *next;
 };
@@ -37,7 +37,7 @@ struct conn_guard {
     pthread_mutex_t lock;
     struct conn_entry *entries;
     struct ip_count **slots;
-    size_t nslots;                  /* a power of two */
+    size_t nslots; /* a power of two */
 };
 
 struct conn_guard *conn_guard_new(const struct conn_guard_options *opt)

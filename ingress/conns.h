@@ -28,11 +28,11 @@
 #include "netaddr.h"
 
 struct conn_guard_options {
-    long per_ip_limit;                    /* 0: none */
+    long per_ip_limit; /* 0: none */
     int header_timeout_ms;
     int body_timeout_ms;
-    size_t max_connections;               /* sizes the table of addresses */
-    const struct netaddr_ranges *exempt;  /* addresses without a limit (may be NULL) */
+    size_t max_connections;              /* sizes the table of addresses */
+    const struct netaddr_ranges *exempt; /* addresses without a limit (may be NULL) */
 };
 
 /* What conn_guard_expire cut, by the part that was late. */

@@ -45,40 +45,40 @@ struct loop;
 
 struct request {
     struct ingress *ing;
-    struct loop *loop;          /* the event loop that owns its connection */
+    struct loop *loop; /* the event loop that owns its connection */
     struct MHD_Connection *conn;
-    char *raw_uri;              /* as received, query included (for signatures) */
-    char route[32];             /* for metrics: "/create-stream", "other", ... */
+    char *raw_uri;  /* as received, query included (for signatures) */
+    char route[32]; /* for metrics: "/create-stream", "other", ... */
     int64_t started_ms;
     char *body;
     size_t body_len;
     int too_big;
-    int answered_early;         /* answered (429, 431) before the body was read */
+    int answered_early;               /* answered (429, 431) before the body was read */
     char client_ip[INET6_ADDRSTRLEN]; /* the per-IP limit's key (an IPv6 client's /64), or "" */
     long retry_after_ms;
 
     /* Waiting (touched by its loop's thread only). */
-    int refs;                   /* connection + outstanding delivery report */
-    int waiting;                /* in the pending list, connection suspended */
+    int refs;    /* connection + outstanding delivery report */
+    int waiting; /* in the pending list, connection suspended */
     int64_t deadline_ms;
-    request_step *on_ack;       /* NULL: answer ack_status + ack_body */
+    request_step *on_ack; /* NULL: answer ack_status + ack_body */
     request_step *on_tick;
-    int acked;                  /* Kafka acknowledged the event */
+    int acked; /* Kafka acknowledged the event */
     int ack_status;
     json_t *ack_body;
-    json_t *ctx;                /* what the steps need (stream, identity, ...) */
+    json_t *ctx; /* what the steps need (stream, identity, ...) */
     struct request *prev, *next;
 
     /* The answer, once ready. */
     int ready;
     int status;
-    json_t *response;           /* JSON body, or NULL for none */
-    char *response_text;        /* or a text body (taken) */
-    const char *response_type;  /* its Content-Type */
+    json_t *response;          /* JSON body, or NULL for none */
+    char *response_text;       /* or a text body (taken) */
+    const char *response_type; /* its Content-Type */
     long response_retry_after_s;
-    char location[800];         /* Location header (a path, percent-encoded), or "" */
-    char etag[ETAG_SIZE];       /* ETag header, or "" */
-    const char *cache_control;  /* Cache-Control header; NULL: no-store */
+    char location[800];        /* Location header (a path, percent-encoded), or "" */
+    char etag[ETAG_SIZE];      /* ETag header, or "" */
+    const char *cache_control; /* Cache-Control header; NULL: no-store */
 };
 
 struct ingress {
@@ -87,28 +87,28 @@ struct ingress {
     const char *auth_token;
     struct token_key token_key;
     long token_ttl_s;
-    long speaker_token_ttl_s;    /* jwt mode, speakers but the host */
+    long speaker_token_ttl_s; /* jwt mode, speakers but the host */
     int produce_timeout_ms;
     int create_wait_ms;
     long body_max_bytes;
     long raised_hands_cap;
-    long sync_eager_viewers;     /* SYNC_EAGER_VIEWERS */
+    long sync_eager_viewers;      /* SYNC_EAGER_VIEWERS */
     long webhook_replay_window_s; /* WEBHOOK_REPLAY_WINDOW_S */
-    int64_t stream_retention_ms; /* STREAM_RETENTION_S: ended streams leave the view after it */
+    int64_t stream_retention_ms;  /* STREAM_RETENTION_S: ended streams leave the view after it */
     struct auth auth;
 
-    atomic_int producer_failed;  /* a fatal producer error: not ready */
+    atomic_int producer_failed; /* a fatal producer error: not ready */
     struct view *view;
     atomic_int view_caught_up;
     struct ratelimit *by_ip;
     struct netaddr_ranges trusted_proxies; /* their X-Forwarded-For names the client */
     struct ratelimit *by_identity;
-    struct quota *quota;         /* live streams per host, per client, in all */
+    struct quota *quota; /* live streams per host, per client, in all */
 
     struct metrics *metrics;
-    struct metric *m_requests;   /* route, status */
-    struct metric *m_latency;    /* route */
-    struct metric *m_events;     /* type */
+    struct metric *m_requests; /* route, status */
+    struct metric *m_latency;  /* route */
+    struct metric *m_events;   /* type */
     struct metric *m_produce_errors;
     struct metric *m_in_flight;
     struct metric *m_view_streams;
@@ -133,8 +133,8 @@ void request_answer_text(struct request *req, int status, const char *content_ty
  * whole wait ends by deadline_ms; when Kafka does not acknowledge in time,
  * or refuses, the answer is 503 with Retry-After. Returns 0; on an
  * immediate failure the 503 is made ready and -1 returned. */
-int request_emit(struct request *req, struct event *ev, char *value, int64_t deadline_ms,
-                 request_step *on_ack, request_step *on_tick, int ack_status, json_t *ack_body);
+int request_emit(struct request *req, struct event *ev, char *value, int64_t deadline_ms, request_step *on_ack,
+                 request_step *on_tick, int ack_status, json_t *ack_body);
 
 /* --- routes (api.c, webhooks.c) ------------------------------------------------- */
 

@@ -14,7 +14,7 @@
 
 #define LOOP_EVENTS 8
 #define LOOP_MAX_WAIT_MS 1000 /* flags are looked at at least this often */
-#define ACCEPT_BATCH 32        /* connections accepted per wake-up at most */
+#define ACCEPT_BATCH 32       /* connections accepted per wake-up at most */
 
 enum source { SOURCE_HTTP = 1, SOURCE_KAFKA, SOURCE_WAKE, SOURCE_LISTEN };
 
@@ -116,8 +116,8 @@ int loop_open(struct loop *l, char *err, size_t errlen)
     l->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     l->kafka_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (l->epoll_fd < 0 || l->wake_fd < 0 || l->kafka_fd < 0 ||
-        watch(l->epoll_fd, l->wake_fd, SOURCE_WAKE, 0) < 0 || watch(l->epoll_fd, l->kafka_fd, SOURCE_KAFKA, 0) < 0 ||
+    if (l->epoll_fd < 0 || l->wake_fd < 0 || l->kafka_fd < 0 || watch(l->epoll_fd, l->wake_fd, SOURCE_WAKE, 0) < 0 ||
+        watch(l->epoll_fd, l->kafka_fd, SOURCE_KAFKA, 0) < 0 ||
         /* one loop woken per new connection */
         watch(l->epoll_fd, l->listen_fd, SOURCE_LISTEN, EPOLLEXCLUSIVE) < 0) {
         snprintf(err, errlen, "cannot make the event loop's descriptors: %s", strerror(errno));

@@ -42,22 +42,22 @@ struct loop_conn; /* a connection handed over, in an inbox */
 struct loop {
     struct server *server;
     int index;
-    struct loop *all;                 /* every loop of the server (all[index] is this one) */
+    struct loop *all; /* every loop of the server (all[index] is this one) */
     int all_count;
-    atomic_uint *turn;                /* whose turn the next connection is, shared */
-    int listen_fd;                    /* shared, not owned */
+    atomic_uint *turn; /* whose turn the next connection is, shared */
+    int listen_fd;     /* shared, not owned */
     pthread_mutex_t inbox_lock;
-    struct loop_conn *inbox;          /* connections handed over, not yet added */
-    struct MHD_Daemon *daemon;        /* set before loop_start */
-    struct kafka_producer *producer;  /* not owned */
+    struct loop_conn *inbox;         /* connections handed over, not yet added */
+    struct MHD_Daemon *daemon;       /* set before loop_start */
+    struct kafka_producer *producer; /* not owned */
     loop_tick_cb *tick;
     int epoll_fd, wake_fd, kafka_fd;
     pthread_t thread;
     int running;
-    atomic_int quiesce;   /* asked: stop accepting */
-    atomic_int quiesced;  /* done: the loop no longer watches the listening socket */
-    atomic_int expire;    /* asked: answer every waiting request now (503) */
-    atomic_int stop;      /* asked: leave the loop */
+    atomic_int quiesce;  /* asked: stop accepting */
+    atomic_int quiesced; /* done: the loop no longer watches the listening socket */
+    atomic_int expire;   /* asked: answer every waiting request now (503) */
+    atomic_int stop;     /* asked: leave the loop */
     /* Waiting requests: the loop's thread only. */
     struct request *pending;
     atomic_long pending_count;

@@ -43,8 +43,7 @@ static void *view_main(void *arg)
     struct kafka_reader *reader = NULL;
     char err[256];
     while (!atomic_load(&vr->stop) && !reader) {
-        struct kafka_reader_options opt = {.brokers = vr->brokers, .topic = TOPIC_STATE,
-                                           .metadata_timeout_ms = 2000};
+        struct kafka_reader_options opt = {.brokers = vr->brokers, .topic = TOPIC_STATE, .metadata_timeout_ms = 2000};
         reader = kafka_reader_new(&opt, err, sizeof err);
         if (!reader) {
             log_warn("cannot read the state topic yet; retrying", "error", err, NULL);
@@ -54,8 +53,7 @@ static void *view_main(void *arg)
     while (!atomic_load(&vr->stop)) {
         rd_kafka_message_t *msg = kafka_reader_poll(reader, 100);
         if (msg) {
-            if (!msg->err && msg->key &&
-                view_apply(vr->ing->view, msg->key, msg->key_len, msg->payload, msg->len) < 0)
+            if (!msg->err && msg->key && view_apply(vr->ing->view, msg->key, msg->key_len, msg->payload, msg->len) < 0)
                 log_warn("malformed state record ignored", NULL);
             rd_kafka_message_destroy(msg);
         }
@@ -104,8 +102,8 @@ static int close_producers(struct kafka_producer **producers, int n, int timeout
  * batch cost about 4 us of CPU per request (a tenth of the ingress's), lz4
  * next to nothing: the ingress compresses with lz4. Returns 0, or -1 with
  * err and none left open. */
-static int start_producers(struct config *cfg, struct ingress *ing, struct kafka_producer **producers, int n,
-                           char *err, size_t errlen)
+static int start_producers(struct config *cfg, struct ingress *ing, struct kafka_producer **producers, int n, char *err,
+                           size_t errlen)
 {
     char timeout[24];
     snprintf(timeout, sizeof timeout, "%d", ing->produce_timeout_ms);
@@ -161,8 +159,7 @@ static int load_config(struct config *cfg, char *err, size_t errlen)
         return -1;
     }
     if (strcmp(mode, "jwt") == 0 && strlen(config_str(cfg, "AUTH_JWT_SECRET")) < MIN_JWT_SECRET_BYTES) {
-        snprintf(err, errlen, "AUTH_JWT_SECRET: required when AUTH_MODE=jwt, at least %d bytes",
-                 MIN_JWT_SECRET_BYTES);
+        snprintf(err, errlen, "AUTH_JWT_SECRET: required when AUTH_MODE=jwt, at least %d bytes", MIN_JWT_SECRET_BYTES);
         return -1;
     }
     /* The same secret would make every access token the ingress mints a
@@ -223,8 +220,8 @@ int main(int argc, char **argv)
         .webhook_replay_window_s = (long)config_int(cfg, "WEBHOOK_REPLAY_WINDOW_S"),
         .stream_retention_ms = (int64_t)config_int(cfg, "STREAM_RETENTION_S") * 1000,
         .auth = {strcmp(config_str(cfg, "AUTH_MODE"), "jwt") == 0 ? AUTH_JWT : AUTH_PASSCODE,
-                 config_str(cfg, "PASSCODE"), config_str(cfg, "AUTH_JWT_SECRET"),
-                 config_str(cfg, "AUTH_JWT_ISSUER"), config_str(cfg, "AUTH_JWT_AUDIENCE")},
+                 config_str(cfg, "PASSCODE"), config_str(cfg, "AUTH_JWT_SECRET"), config_str(cfg, "AUTH_JWT_ISSUER"),
+                 config_str(cfg, "AUTH_JWT_AUDIENCE")},
     };
     ing.view = view_new();
     ing.by_ip = ratelimit_new((double)config_int(cfg, "RATE_LIMIT_IP_PER_S"),
@@ -298,8 +295,8 @@ int main(int argc, char **argv)
     snprintf(metrics_port, sizeof metrics_port, "%u", admin_port(admin));
     printf("port %s\nmetrics port %s\n", port, metrics_port);
     fflush(stdout);
-    log_info("ingress listening", "port", port, "metrics_port", metrics_port, "auth_mode",
-             config_str(cfg, "AUTH_MODE"), NULL);
+    log_info("ingress listening", "port", port, "metrics_port", metrics_port, "auth_mode", config_str(cfg, "AUTH_MODE"),
+             NULL);
 
     int sig;
     sigwait(&stop_signals, &sig);

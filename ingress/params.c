@@ -68,8 +68,7 @@ static int parse_form(const char *body, size_t len, struct params *out, struct a
     return 0;
 }
 
-int params_parse(const char *content_type, const char *body, size_t len, struct params *out,
-                 struct api_error *e)
+int params_parse(const char *content_type, const char *body, size_t len, struct params *out, struct api_error *e)
 {
     out->fields = NULL;
     out->from_form = 0;
@@ -114,8 +113,8 @@ int params_has(const struct params *p, const char *name)
 }
 
 /* A required string field checked by rule (NULL: no rule). */
-static const char *checked_string(const struct params *p, const char *name,
-                                  const char *(*rule)(const char *, size_t), struct api_error *e)
+static const char *checked_string(const struct params *p, const char *name, const char *(*rule)(const char *, size_t),
+                                  struct api_error *e)
 {
     char message[64];
     const json_t *value = json_object_get(p->fields, name);
@@ -153,8 +152,7 @@ const char *params_stream(const struct params *p, const char *name, struct api_e
     return checked_string(p, name, stream_name_problem, e);
 }
 
-int params_optional_identity(const struct params *p, const char *name, const char **out,
-                             struct api_error *e)
+int params_optional_identity(const struct params *p, const char *name, const char **out, struct api_error *e)
 {
     *out = NULL;
     if (!params_has(p, name))

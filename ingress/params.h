@@ -16,10 +16,10 @@
 #include <stddef.h>
 
 struct api_error {
-    int status;             /* HTTP status: 400, 401, 403, 404, 409, 413, 415, 429, 503 */
-    char message[64];       /* short, machine-ish: "missing user_identity" */
-    char explanation[256];  /* one sentence for people */
-    long retry_after_s;     /* > 0: sent as Retry-After */
+    int status;            /* HTTP status: 400, 401, 403, 404, 409, 413, 415, 429, 503 */
+    char message[64];      /* short, machine-ish: "missing user_identity" */
+    char explanation[256]; /* one sentence for people */
+    long retry_after_s;    /* > 0: sent as Retry-After */
 };
 
 /* Fills e; returns -1, so handlers can write `return api_fail(...)`. */
@@ -41,8 +41,7 @@ struct params {
  * "; charset=utf-8" ignored, any case) is type. */
 int params_media_type_is(const char *content_type, const char *type);
 
-int params_parse(const char *content_type, const char *body, size_t len, struct params *out,
-                 struct api_error *e);
+int params_parse(const char *content_type, const char *body, size_t len, struct params *out, struct api_error *e);
 
 void params_free(struct params *p);
 
@@ -55,8 +54,7 @@ const char *params_stream(const struct params *p, const char *name, struct api_e
 
 /* An optional identity field: NULL without error when absent. Returns 0, or
  * -1 with e filled when present but invalid. */
-int params_optional_identity(const struct params *p, const char *name, const char **out,
-                             struct api_error *e);
+int params_optional_identity(const struct params *p, const char *name, const char **out, struct api_error *e);
 
 /* A required boolean field: a JSON boolean, or "true"/"false" in a form.
  * Returns 0, or -1 with e filled. */

@@ -16,9 +16,9 @@
 
 struct claim {
     char *stream, *host, *client;
-    int64_t made_ms;       /* monotonic, for its time */
-    int64_t made_wall_ms;  /* wall clock, to tell its life from an older one */
-    int seen;              /* the view has shown it active */
+    int64_t made_ms;      /* monotonic, for its time */
+    int64_t made_wall_ms; /* wall clock, to tell its life from an older one */
+    int seen;             /* the view has shown it active */
     struct claim *next;
 };
 

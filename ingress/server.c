@@ -19,7 +19,7 @@
 #include "loop.h"
 #include "timeutil.h"
 
-#define CHORES_INTERVAL_MS 100 /* slow connections, the view's gauge */
+#define CHORES_INTERVAL_MS 100              /* slow connections, the view's gauge */
 #define CONNECTION_MEMORY_LIMIT (32 * 1024) /* headers and buffers of one connection */
 /* Request line and headers we accept: the rest of the connection's memory
  * must stay free for the answer, or libmicrohttpd would drop a request we
@@ -36,13 +36,13 @@ struct server {
     int loop_count;
     int listen_fd;
     unsigned port;
-    atomic_uint turn;          /* which loop takes the next connection */
-    pthread_t chores;          /* slow connections, ended streams, the view's gauge */
+    atomic_uint turn; /* which loop takes the next connection */
+    pthread_t chores; /* slow connections, ended streams, the view's gauge */
     atomic_int stop_chores;
     int chores_started;
-    struct conn_guard *guard;  /* per-IP connections, header and body deadlines */
-    struct metric *m_slow;     /* connections cut for slowness, by part */
-    struct metric *m_refused;  /* connections refused: their address held too many */
+    struct conn_guard *guard; /* per-IP connections, header and body deadlines */
+    struct metric *m_slow;    /* connections cut for slowness, by part */
+    struct metric *m_refused; /* connections refused: their address held too many */
 };
 
 /* --- answers ---------------------------------------------------------------------- */
@@ -122,8 +122,8 @@ static void request_unref(struct request *req)
         request_free(req);
 }
 
-int request_emit(struct request *req, struct event *ev, char *value, int64_t deadline_ms,
-                 request_step *on_ack, request_step *on_tick, int ack_status, json_t *ack_body)
+int request_emit(struct request *req, struct event *ev, char *value, int64_t deadline_ms, request_step *on_ack,
+                 request_step *on_tick, int ack_status, json_t *ack_body)
 {
     struct ingress *ing = req->ing;
     struct loop *l = req->loop;
@@ -274,8 +274,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 
 static void peer_ip(struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN])
 {
-    const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     out[0] = '\0';
     if (!info || !info->client_addr)
         return;
@@ -283,14 +282,12 @@ static void peer_ip(struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN])
     if (sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, INET6_ADDRSTRLEN);
     else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
-                  INET6_ADDRSTRLEN);
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, INET6_ADDRSTRLEN);
 }
 
 /* Keeps the value of the last X-Forwarded-For header: proxies append to
  * the end, so an earlier header can only have come from the client. */
-static enum MHD_Result last_forwarded_for(void *cls, enum MHD_ValueKind kind, const char *key,
-                                          const char *value)
+static enum MHD_Result last_forwarded_for(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     (void)kind;
     if (key && value && strcasecmp(key, "X-Forwarded-For") == 0)
@@ -298,8 +295,7 @@ static enum MHD_Result last_forwarded_for(void *cls, enum MHD_ValueKind kind, co
     return MHD_YES;
 }
 
-static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
-                                       const char *value)
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     (void)kind;
     *(size_t *)cls += (key ? strlen(key) : 0) + (value ? strlen(value) : 0) + 4; /* ": ", CRLF */
@@ -353,8 +349,8 @@ static enum MHD_Result send_answer(struct request *req)
             len = text ? strlen(text) : 0;
         }
     }
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        len, text ? text : (void *)"", text ? mode : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text ? text : (void *)"",
+                                                                text ? mode : MHD_RESPMEM_PERSISTENT);
     if (!resp) {
         if (mode == MHD_RESPMEM_MUST_FREE)
             free(text);
@@ -393,8 +389,7 @@ static void health(struct request *req, const char *path)
         int view = atomic_load(&ing->view_caught_up);
         int kafka = !atomic_load(&ing->producer_failed);
         request_answer(req, view && kafka ? 200 : 503,
-                       json_pack("{s:b, s:b, s:b}", "ready", view && kafka, "view_caught_up", view,
-                                 "kafka", kafka));
+                       json_pack("{s:b, s:b, s:b}", "ready", view && kafka, "view_caught_up", view, "kafka", kafka));
     }
 }
 
@@ -441,13 +436,12 @@ static long long announced_length(struct MHD_Connection *conn)
  * EARLY_AUTH_BYTES (or of unannounced length), the credentials (401), so
  * that nobody unauthenticated can make the ingress read and buffer a large
  * body. Returns 0, or -1 with e filled. */
-static int refuse_before_body(struct server *s, struct MHD_Connection *conn, const char *url,
-                              const char *method, struct api_error *e)
+static int refuse_before_body(struct server *s, struct MHD_Connection *conn, const char *url, const char *method,
+                              struct api_error *e)
 {
     long long length = announced_length(conn);
     if (length > s->ing->body_max_bytes)
-        return api_fail(e, 413, "body too large", "The request body is larger than %ld bytes.",
-                        s->ing->body_max_bytes);
+        return api_fail(e, 413, "body too large", "The request body is larger than %ld bytes.", s->ing->body_max_bytes);
     int has_body = length > EARLY_AUTH_BYTES ||
                    (length < 0 && MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding"));
     int health = strcmp(method, "GET") == 0 && (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0);
@@ -460,9 +454,8 @@ static int refuse_before_body(struct server *s, struct MHD_Connection *conn, con
     return rc < 0 ? -1 : 0;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_size, void **con_cls)
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
     (void)version;
     struct server *s = ((struct loop *)cls)->server;
@@ -487,8 +480,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         if (headers_size(req) > HEADERS_MAX_BYTES) {
             struct api_error e;
-            api_fail(&e, 431, "headers too large", "The request line and headers exceed %d bytes.",
-                     HEADERS_MAX_BYTES);
+            api_fail(&e, 431, "headers too large", "The request line and headers exceed %d bytes.", HEADERS_MAX_BYTES);
             request_fail(req, &e);
             req->answered_early = 1;
             return send_answer(req);
@@ -528,8 +520,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     if (req->too_big) {
         struct api_error e;
-        api_fail(&e, 413, "body too large", "The request body is larger than %ld bytes.",
-                 s->ing->body_max_bytes);
+        api_fail(&e, 413, "body too large", "The request body is larger than %ld bytes.", s->ing->body_max_bytes);
         request_fail(req, &e);
     } else {
         route(req, method, url);
@@ -537,8 +528,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return req->ready && !req->waiting ? send_answer(req) : MHD_YES;
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     (void)toe;
     struct server *s = ((struct loop *)cls)->server;
@@ -595,22 +585,20 @@ static int create_metrics(struct ingress *ing)
     ing->m_requests = metrics_counter(ing->metrics, "stagehand_ingress_requests_total",
                                       "HTTP requests answered, by route and status.", 2, route_status);
     ing->m_latency = metrics_histogram(ing->metrics, "stagehand_ingress_request_seconds",
-                                       "Time from the first byte of a request to its answer.", 1,
-                                       route_only, metrics_latency_buckets,
-                                       metrics_latency_buckets_count);
-    ing->m_events = metrics_counter(ing->metrics, "stagehand_ingress_events_total",
-                                    "Events handed to Kafka, by type.", 1, type_only);
+                                       "Time from the first byte of a request to its answer.", 1, route_only,
+                                       metrics_latency_buckets, metrics_latency_buckets_count);
+    ing->m_events = metrics_counter(ing->metrics, "stagehand_ingress_events_total", "Events handed to Kafka, by type.",
+                                    1, type_only);
     ing->m_produce_errors = metrics_counter(ing->metrics, "stagehand_ingress_produce_errors_total",
                                             "Events Kafka did not take.", 0, NULL);
     ing->m_in_flight = metrics_gauge(ing->metrics, "stagehand_ingress_in_flight",
                                      "Requests being read, waiting or answered.", 0, NULL);
-    ing->m_view_streams = metrics_gauge(ing->metrics, "stagehand_ingress_view_streams",
-                                        "Streams in the state view.", 0, NULL);
+    ing->m_view_streams = metrics_gauge(ing->metrics, "stagehand_ingress_view_streams", "Streams in the state view.", 0,
+                                        NULL);
     ing->m_webhooks_rejected = metrics_counter(ing->metrics, "stagehand_ingress_webhooks_refused_total",
-                                               "Webhooks refused or ignored, by route or reason.", 1,
-                                               route_only);
-    return ing->m_requests && ing->m_latency && ing->m_events && ing->m_produce_errors &&
-                   ing->m_in_flight && ing->m_view_streams && ing->m_webhooks_rejected
+                                               "Webhooks refused or ignored, by route or reason.", 1, route_only);
+    return ing->m_requests && ing->m_latency && ing->m_events && ing->m_produce_errors && ing->m_in_flight &&
+                   ing->m_view_streams && ing->m_webhooks_rejected
                ? 0
                : -1;
 }
@@ -627,7 +615,8 @@ static int listen_on(int port, unsigned *bound, char *err, size_t errlen)
         return -1;
     }
     int on = 1;
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)port),
                                .sin_addr.s_addr = htonl(INADDR_ANY)};
     socklen_t len = sizeof addr;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
@@ -693,16 +682,12 @@ static int start_loops(struct server *s, const struct server_options *opt, char 
         unsigned share = (unsigned)(opt->max_connections / n + (i < opt->max_connections % n ? 1 : 0));
         /* External epoll: the loop waits, libmicrohttpd runs in MHD_run;
          * the loop accepts (loop.h) and adds the connections. */
-        l->daemon = MHD_start_daemon(
-            MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET, 0, on_accept, l,
-            on_request, l,
-            MHD_OPTION_CONNECTION_LIMIT, share,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opt->connection_timeout_s,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY_LIMIT,
-            MHD_OPTION_URI_LOG_CALLBACK, on_uri, l,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
-            MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
-            MHD_OPTION_END);
+        l->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET, 0, on_accept,
+                                     l, on_request, l, MHD_OPTION_CONNECTION_LIMIT, share,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opt->connection_timeout_s,
+                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY_LIMIT,
+                                     MHD_OPTION_URI_LOG_CALLBACK, on_uri, l, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                                     l, MHD_OPTION_NOTIFY_CONNECTION, on_connection, l, MHD_OPTION_END);
         if (!l->daemon) {
             snprintf(err, errlen, "cannot start the HTTP daemon on port %u", s->port);
             return -1;
@@ -715,8 +700,7 @@ static int start_loops(struct server *s, const struct server_options *opt, char 
     return 0;
 }
 
-struct server *server_start(struct ingress *ing, const struct server_options *opt, char *err,
-                            size_t errlen)
+struct server *server_start(struct ingress *ing, const struct server_options *opt, char *err, size_t errlen)
 {
     struct server *s = calloc(1, sizeof *s);
     if (!s || create_metrics(ing) < 0) {
@@ -731,8 +715,7 @@ struct server *server_start(struct ingress *ing, const struct server_options *op
                                 "(headers) or body (body) in time.",
                                 1, part_only);
     s->m_refused = metrics_counter(ing->metrics, "stagehand_ingress_connections_refused_total",
-                                   "Connections refused at accept: the address held MAX_CONNECTIONS_PER_IP.", 0,
-                                   NULL);
+                                   "Connections refused at accept: the address held MAX_CONNECTIONS_PER_IP.", 0, NULL);
     struct conn_guard_options gopt = {
         .per_ip_limit = opt->max_connections_per_ip,
         .header_timeout_ms = opt->header_timeout_ms,

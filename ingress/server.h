@@ -14,22 +14,21 @@
 #include "ingress.h"
 
 struct server_options {
-    int port;                  /* 0: a free one */
-    int threads;               /* event loops */
+    int port;                                /* 0: a free one */
+    int threads;                             /* event loops */
     struct kafka_producer *const *producers; /* one per thread, not owned (closed after server_stop) */
     int max_connections;
     int connection_timeout_s;
     long max_connections_per_ip; /* 0: no limit; trusted proxies are exempt */
-    int header_timeout_ms;     /* request line and headers, from the connection or the last answer */
-    int body_timeout_ms;       /* the body, from the end of the headers */
+    int header_timeout_ms;       /* request line and headers, from the connection or the last answer */
+    int body_timeout_ms;         /* the body, from the end of the headers */
 };
 
 struct server;
 
 /* Creates the metrics of ing, starts the chores thread and the loops. Returns
  * the server, or NULL with err. */
-struct server *server_start(struct ingress *ing, const struct server_options *opt, char *err,
-                            size_t errlen);
+struct server *server_start(struct ingress *ing, const struct server_options *opt, char *err, size_t errlen);
 
 /* The port it listens on. */
 unsigned server_port(const struct server *s);

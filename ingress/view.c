@@ -19,26 +19,26 @@ struct role_record {
     int present;
     enum record_status status;
     int64_t since;
-    char *host;                          /* NULL when the record had none */
-    char sid_a[VIEW_SID_LEN + 1];        /* room: room SID; stream: PlayerStreamer; sync: service */
-    char sid_b[VIEW_SID_LEN + 1];        /* stream: MediaProcessor */
-    char *grant;                         /* stream: JSON text of the playback grant */
+    char *host;                   /* NULL when the record had none */
+    char sid_a[VIEW_SID_LEN + 1]; /* room: room SID; stream: PlayerStreamer; sync: service */
+    char sid_b[VIEW_SID_LEN + 1]; /* stream: MediaProcessor */
+    char *grant;                  /* stream: JSON text of the playback grant */
     int64_t grant_expires_ms;
     long viewer_count, raised_hands, raised_hands_cap; /* sync; -1 unknown */
-    char *speakers;                      /* sync: [{"identity", "host"}] as compact JSON; NULL unknown */
-    char *viewers;                       /* sync: [identity, ...] as compact JSON; NULL unknown */
-    char **invited;                      /* room: who may join the stage besides the host */
+    char *speakers;                                    /* sync: [{"identity", "host"}] as compact JSON; NULL unknown */
+    char *viewers;                                     /* sync: [identity, ...] as compact JSON; NULL unknown */
+    char **invited;                                    /* room: who may join the stage besides the host */
     size_t invited_count;
     struct view_provisioning provisioning; /* sync */
 };
 
 struct view_stream {
     struct role_record roles[ROLES];
-    struct view_public *public;  /* rendered on demand; NULL after a change */
-    int64_t eager_since;         /* the life eager_local counts for */
-    long eager_local;            /* eager admissions as this process counts them */
-    int64_t ended_seen_ms;       /* when view_forget_ended first saw it ended; 0: not yet */
-    char name[];                 /* the stream name */
+    struct view_public *public; /* rendered on demand; NULL after a change */
+    int64_t eager_since;        /* the life eager_local counts for */
+    long eager_local;           /* eager admissions as this process counts them */
+    int64_t ended_seen_ms;      /* when view_forget_ended first saw it ended; 0: not yet */
+    char name[];                /* the stream name */
 };
 
 struct view {
@@ -125,8 +125,7 @@ void view_free(struct view *v)
 }
 
 /* Copies a SID field ("" when absent); -1 when present but malformed. */
-static int copy_sid(const json_t *record, const char *name, const char *prefix,
-                    char out[VIEW_SID_LEN + 1])
+static int copy_sid(const json_t *record, const char *name, const char *prefix, char out[VIEW_SID_LEN + 1])
 {
     const json_t *value = json_object_get(record, name);
     out[0] = '\0';
@@ -167,8 +166,7 @@ static json_t *parse_speakers(const json_t *value)
         const json_t *identity = json_object_get(entry, "identity");
         const json_t *host = json_object_get(entry, "host");
         if (!json_is_object(entry) || !is_identity(identity) || (host && !json_is_boolean(host)) ||
-            json_array_append_new(out, json_pack("{s:O, s:b}", "identity", identity, "host",
-                                                 json_is_true(host))) < 0) {
+            json_array_append_new(out, json_pack("{s:O, s:b}", "identity", identity, "host", json_is_true(host))) < 0) {
             json_decref(out);
             return NULL;
         }
@@ -198,10 +196,8 @@ static json_t *parse_viewers(const json_t *value)
  * malformed. */
 static int parse_provisioning(const json_t *value, struct view_provisioning *p)
 {
-    static const char *const names[] = {"eager_limit", "eager_admitted", "provisioned", "backlog",
-                                        "oldest_wait_ms"};
-    long *counts[] = {&p->eager_limit, &p->eager_admitted, &p->provisioned, &p->backlog,
-                      &p->oldest_wait_ms};
+    static const char *const names[] = {"eager_limit", "eager_admitted", "provisioned", "backlog", "oldest_wait_ms"};
+    long *counts[] = {&p->eager_limit, &p->eager_admitted, &p->provisioned, &p->backlog, &p->oldest_wait_ms};
     clear_provisioning(p);
     if (!json_is_object(value))
         return -1;
@@ -327,7 +323,7 @@ static int parse_record(enum role role, const char *stream, const json_t *record
         const json_t *expires = json_object_get(record, "playback_grant_expires_ms");
         if (json_is_object(grant)) {
             r->grant = json_dumps(grant, JSON_COMPACT);
-            if (!r->grant || strlen(r->grant) >= sizeof ((struct stream_info *)0)->playback_grant)
+            if (!r->grant || strlen(r->grant) >= sizeof((struct stream_info *)0)->playback_grant)
                 return -1;
             r->grant_expires_ms = json_is_integer(expires) ? json_integer_value(expires) : 0;
         }
@@ -539,25 +535,21 @@ json_t *view_stream_json(struct view *v, const char *stream)
     struct stream_info info;
     if (!view_get(v, stream, &info))
         return NULL;
-    json_t *out = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:b, s:b, s:b}}",
-                     "stream", stream, "status", view_status_name(info.status),
-                     "host", text_or_null(info.host), "room_sid", text_or_null(info.room_sid),
-                     "sync_service_sid", text_or_null(info.service_sid),
-                     "player_streamer_sid", text_or_null(info.player_streamer_sid),
-                     "media_processor_sid", text_or_null(info.media_processor_sid),
-                     "viewer_count", count_or_null(info.viewer_count),
-                     "raised_hands", count_or_null(info.raised_hands),
-                     "raised_hands_cap", count_or_null(info.raised_hands_cap),
-                     "ready", "room", info.room_ready, "sync", info.sync_ready, "media",
-                     info.media_ready);
+    json_t *out = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:b, s:b, s:b}}", "stream", stream,
+                            "status", view_status_name(info.status), "host", text_or_null(info.host), "room_sid",
+                            text_or_null(info.room_sid), "sync_service_sid", text_or_null(info.service_sid),
+                            "player_streamer_sid", text_or_null(info.player_streamer_sid), "media_processor_sid",
+                            text_or_null(info.media_processor_sid), "viewer_count", count_or_null(info.viewer_count),
+                            "raised_hands", count_or_null(info.raised_hands), "raised_hands_cap",
+                            count_or_null(info.raised_hands_cap), "ready", "room", info.room_ready, "sync",
+                            info.sync_ready, "media", info.media_ready);
     const struct view_provisioning *p = &info.provisioning;
     if (out && p->known &&
         json_object_set_new(out, "provisioning",
                             json_pack("{s:o, s:o, s:o, s:o, s:o}", "backlog", count_or_null(p->backlog),
                                       "oldest_wait_ms", count_or_null(p->oldest_wait_ms), "provisioned",
-                                      count_or_null(p->provisioned), "eager_admitted",
-                                      count_or_null(p->eager_admitted), "eager_limit",
-                                      count_or_null(p->eager_limit))) < 0) {
+                                      count_or_null(p->provisioned), "eager_admitted", count_or_null(p->eager_admitted),
+                                      "eager_limit", count_or_null(p->eager_limit))) < 0) {
         json_decref(out);
         return NULL;
     }

@@ -45,15 +45,15 @@
 #include "text.h"
 
 #define VIEW_SID_LEN 34
-#define VIEW_SPEAKERS_MAX 50    /* a Video Room holds at most 50 participants */
-#define VIEW_VIEWERS_MAX 1000   /* listed viewers kept (VIEWERS_MAP_CAP defaults to 100) */
-#define VIEW_INVITED_MAX 50     /* invitations kept (the room worker keeps as many) */
+#define VIEW_SPEAKERS_MAX 50  /* a Video Room holds at most 50 participants */
+#define VIEW_VIEWERS_MAX 1000 /* listed viewers kept (VIEWERS_MAP_CAP defaults to 100) */
+#define VIEW_INVITED_MAX 50   /* invitations kept (the room worker keeps as many) */
 
 enum stream_status { STREAM_UNKNOWN = 0, STREAM_CREATING, STREAM_LIVE, STREAM_ENDED };
 
 /* The sync worker's provisioning of viewers (-1 for a count not given). */
 struct view_provisioning {
-    int known;                    /* the record had the field */
+    int known; /* the record had the field */
     long eager_limit, eager_admitted, provisioned, backlog, oldest_wait_ms;
 };
 
@@ -65,11 +65,11 @@ struct stream_info {
     char service_sid[VIEW_SID_LEN + 1];
     char player_streamer_sid[VIEW_SID_LEN + 1];
     char media_processor_sid[VIEW_SID_LEN + 1];
-    char playback_grant[1024];    /* JSON text of the grant object */
+    char playback_grant[1024]; /* JSON text of the grant object */
     int64_t playback_grant_expires_ms;
-    long viewer_count;            /* -1 when unknown */
-    long raised_hands;            /* -1 when unknown */
-    long raised_hands_cap;        /* -1 when unknown */
+    long viewer_count;     /* -1 when unknown */
+    long raised_hands;     /* -1 when unknown */
+    long raised_hands_cap; /* -1 when unknown */
     int room_ready, sync_ready, media_ready;
     struct view_provisioning provisioning;
 };

@@ -58,16 +58,28 @@
 
 /* The event names each webhook may carry (Twilio's documented callbacks);
  * a name not listed is refused. */
-static const char *const room_events[] = {
-    "room-created", "room-ended", "participant-connected", "participant-disconnected",
-    "participant-reconnecting", "participant-reconnected", "track-added", "track-removed",
-    "track-enabled", "track-disabled", "recording-started", "recording-completed", "recording-failed",
-    "transcription-started", "transcription-stopped", "transcription-failed", NULL};
+static const char *const room_events[] = {"room-created",
+                                          "room-ended",
+                                          "participant-connected",
+                                          "participant-disconnected",
+                                          "participant-reconnecting",
+                                          "participant-reconnected",
+                                          "track-added",
+                                          "track-removed",
+                                          "track-enabled",
+                                          "track-disabled",
+                                          "recording-started",
+                                          "recording-completed",
+                                          "recording-failed",
+                                          "transcription-started",
+                                          "transcription-stopped",
+                                          "transcription-failed",
+                                          NULL};
 static const char *const sync_events[] = {"endpoint_connected", "endpoint_disconnected", NULL};
 static const char *const media_events[] = {
-    "media-processor-created", "media-processor-started", "media-processor-ended", "media-processor-failed",
-    "player-streamer-created", "player-streamer-started", "player-streamer-ended", "player-streamer-failed",
-    NULL};
+    "media-processor-created", "media-processor-started", "media-processor-ended",
+    "media-processor-failed",  "player-streamer-created", "player-streamer-started",
+    "player-streamer-ended",   "player-streamer-failed",  NULL};
 
 int webhook_path(const char *path)
 {
@@ -183,9 +195,8 @@ static void ignore(struct request *req)
 }
 
 /* Produces the event (data taken) with a derived id. */
-static void emit_webhook_event(struct request *req, const char *type, const char *stream,
-                               const char *source, json_t *data, const char *const *id_fields,
-                               size_t nfields)
+static void emit_webhook_event(struct request *req, const char *type, const char *stream, const char *source,
+                               json_t *data, const char *const *id_fields, size_t nfields)
 {
     struct event ev;
     char err[256];
@@ -201,14 +212,13 @@ static void emit_webhook_event(struct request *req, const char *type, const char
         value = event_encode(&ev, err, sizeof err);
     }
     if (!value) {
-        log_warn("webhook fields do not make a valid event; ignored", "source", source, "type", type,
-                 "error", err, NULL);
+        log_warn("webhook fields do not make a valid event; ignored", "source", source, "type", type, "error", err,
+                 NULL);
         event_free(&ev);
         ignore(req);
         return;
     }
-    request_emit(req, &ev, value, time_monotonic_ms() + req->ing->produce_timeout_ms, NULL, NULL, 200,
-                 json_object());
+    request_emit(req, &ev, value, time_monotonic_ms() + req->ing->produce_timeout_ms, NULL, NULL, 200, json_object());
 }
 
 /* The query's "stream" parameter, or the view's owner of sid, into out. */
@@ -264,8 +274,7 @@ static void rooms_webhook(struct request *req, const struct kv_list *p)
         data = json_pack("{s:s}", "room_sid", room);
         if (duration)
             json_object_set_new(data, "room_duration_s", duration);
-    } else if (strcmp(event, "participant-connected") == 0 ||
-               strcmp(event, "participant-disconnected") == 0) {
+    } else if (strcmp(event, "participant-connected") == 0 || strcmp(event, "participant-disconnected") == 0) {
         if (!identity || !participant) {
             reject(req, 400, "invalid webhook",
                    "Participant events need ParticipantIdentity, ParticipantSid and Timestamp.");
@@ -280,8 +289,8 @@ static void rooms_webhook(struct request *req, const struct kv_list *p)
             return;
         }
         type = connected ? "participant.connected" : "participant.disconnected";
-        data = json_pack("{s:s, s:s, s:s, s:s}", "identity", identity, "participant_sid", participant,
-                         "room_sid", room, "timestamp", timestamp);
+        data = json_pack("{s:s, s:s, s:s, s:s}", "identity", identity, "participant_sid", participant, "room_sid", room,
+                         "timestamp", timestamp);
         if (duration)
             json_object_set_new(data, "duration_s", duration);
     } else {
@@ -329,8 +338,8 @@ static void sync_webhook(struct request *req, const struct kv_list *p)
     char when[RFC3339_MS_LEN + 1];
     canonical_time(ms, when);
     const char *fields[] = {"sync-webhook", service, endpoint, event, identity, when};
-    emit_webhook_event(req, "viewer.disconnected", stream, "sync-webhook",
-                       json_pack("{s:s}", "identity", identity), fields, sizeof fields / sizeof fields[0]);
+    emit_webhook_event(req, "viewer.disconnected", stream, "sync-webhook", json_pack("{s:s}", "identity", identity),
+                       fields, sizeof fields / sizeof fields[0]);
 }
 
 static void media_webhook(struct request *req, const struct kv_list *p)
@@ -377,8 +386,7 @@ static void media_webhook(struct request *req, const struct kv_list *p)
     char when[RFC3339_MS_LEN + 1];
     canonical_time(ms, when);
     const char *fields[] = {"media-webhook", sid, event, when};
-    emit_webhook_event(req, "media.ended", stream, "media-webhook", data, fields,
-                       sizeof fields / sizeof fields[0]);
+    emit_webhook_event(req, "media.ended", stream, "media-webhook", data, fields, sizeof fields / sizeof fields[0]);
 }
 
 void webhook_handle(struct request *req, const char *path)

@@ -96,8 +96,7 @@ void decide_outcome(const struct outcome_facts *f, struct verdict *out)
         out->attempts = f->attempts + 1;
         if (out->attempts < f->max_attempts) {
             out->kind = VERDICT_RETRY;
-            out->delay_ms = twilio_backoff_ms(out->attempts - 1, f->base_ms, f->max_ms, f->retry_after_ms,
-                                              f->jitter);
+            out->delay_ms = twilio_backoff_ms(out->attempts - 1, f->base_ms, f->max_ms, f->retry_after_ms, f->jitter);
             out->label = "retry";
             return;
         }

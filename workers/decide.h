@@ -39,68 +39,68 @@ enum admit_kind {
 };
 
 struct admit_facts {
-    int parsed;               /* the envelope parsed and passed its schema */
-    int below_committed;      /* its offset is below the group's committed offset */
-    int ours;                 /* the role handles its type */
-    int have_stream;          /* the stream's memory exists */
+    int parsed;          /* the envelope parsed and passed its schema */
+    int below_committed; /* its offset is below the group's committed offset */
+    int ours;            /* the role handles its type */
+    int have_stream;     /* the stream's memory exists */
     int64_t offset;
-    int64_t ts_ms;            /* the event's time */
-    int64_t since;            /* start of the stream's current life */
-    int in_recent;            /* its id is among the stream's last handled ids */
-    int in_restored;          /* ... among those of the stream's last published record */
-    int64_t applied_offset;   /* the stream's (-1: none) */
-    int64_t reapply_until;    /* the stream's (-1: none) */
+    int64_t ts_ms;          /* the event's time */
+    int64_t since;          /* start of the stream's current life */
+    int in_recent;          /* its id is among the stream's last handled ids */
+    int in_restored;        /* ... among those of the stream's last published record */
+    int64_t applied_offset; /* the stream's (-1: none) */
+    int64_t reapply_until;  /* the stream's (-1: none) */
 };
 
 struct admit {
     enum admit_kind kind;
-    int apply;                /* HANDLE: side effects are due (past the applied offset) */
-    int rebuilding;           /* HANDLE: still below what an earlier process reached */
-    const char *label;        /* events_total outcome, or NULL for none */
+    int apply;         /* HANDLE: side effects are due (past the applied offset) */
+    int rebuilding;    /* HANDLE: still below what an earlier process reached */
+    const char *label; /* events_total outcome, or NULL for none */
 };
 
 void decide_admit(const struct admit_facts *f, struct admit *out);
 
 enum verdict_kind {
-    VERDICT_DONE,   /* store offset + 1 now */
-    VERDICT_RETRY,  /* a failed attempt: rewind to the event, pause delay_ms */
-    VERDICT_WAIT,   /* not an attempt: rewind to the event, pause delay_ms */
-    VERDICT_DLQ,    /* to the DLQ; store offset + 1 once the DLQ record is acknowledged */
+    VERDICT_DONE,  /* store offset + 1 now */
+    VERDICT_RETRY, /* a failed attempt: rewind to the event, pause delay_ms */
+    VERDICT_WAIT,  /* not an attempt: rewind to the event, pause delay_ms */
+    VERDICT_DLQ,   /* to the DLQ; store offset + 1 once the DLQ record is acknowledged */
 };
 
 struct outcome_facts {
     enum outcome_kind kind;
-    long retry_after_ms;      /* the outcome's */
-    int attempts;             /* failed attempts already counted for this event */
-    int max_attempts;         /* MAX_ATTEMPTS */
-    long base_ms, max_ms;     /* backoff: TWILIO_RETRY_BASE_MS, TWILIO_RETRY_MAX_MS */
-    double jitter;            /* uniform in [0, 1) */
-    int apply;                /* the role was asked to apply side effects */
+    long retry_after_ms;  /* the outcome's */
+    int attempts;         /* failed attempts already counted for this event */
+    int max_attempts;     /* MAX_ATTEMPTS */
+    long base_ms, max_ms; /* backoff: TWILIO_RETRY_BASE_MS, TWILIO_RETRY_MAX_MS */
+    double jitter;        /* uniform in [0, 1) */
+    int apply;            /* the role was asked to apply side effects */
     int64_t offset;
-    int64_t applied_offset;   /* the stream's before the event */
+    int64_t applied_offset; /* the stream's before the event */
 };
 
 struct verdict {
     enum verdict_kind kind;
-    int attempts;             /* attempts counted once this one is (the DLQ's "attempts" header) */
-    long delay_ms;            /* RETRY, WAIT */
-    int64_t store;            /* DONE, DLQ: the offset to store (offset + 1); else -1 */
-    int64_t applied_offset;   /* the stream's afterwards (DLQ: once acknowledged) */
-    int remember;             /* DONE, DLQ: the id joins the stream's window */
-    const char *label;        /* events_total outcome */
+    int attempts;           /* attempts counted once this one is (the DLQ's "attempts" header) */
+    long delay_ms;          /* RETRY, WAIT */
+    int64_t store;          /* DONE, DLQ: the offset to store (offset + 1); else -1 */
+    int64_t applied_offset; /* the stream's afterwards (DLQ: once acknowledged) */
+    int remember;           /* DONE, DLQ: the id joins the stream's window */
+    const char *label;      /* events_total outcome */
 };
 
 void decide_outcome(const struct outcome_facts *f, struct verdict *out);
 
 struct tombstone_facts {
-    int ended;                /* the stream's phase is PHASE_ENDED */
-    int64_t ended_ms;         /* when it ended (the event's time; 0: unknown) */
-    int64_t now_ms;           /* wall clock */
-    int64_t after_ms;         /* STATE_TOMBSTONE_AFTER_S */
-    int64_t last_offset;      /* its newest event read (-1: none) */
-    int64_t committed;        /* the group's committed offset of its partition now (-1: unknown) */
-    int64_t read_to;          /* the partition has been read up to here (next offset; -1: nothing) */
-    int64_t floor;            /* the committed offset at assignment (-1: none) */
+    int ended;           /* the stream's phase is PHASE_ENDED */
+    int64_t ended_ms;    /* when it ended (the event's time; 0: unknown) */
+    int64_t now_ms;      /* wall clock */
+    int64_t after_ms;    /* STATE_TOMBSTONE_AFTER_S */
+    int64_t last_offset; /* its newest event read (-1: none) */
+    int64_t committed;   /* the group's committed offset of its partition now (-1: unknown) */
+    int64_t read_to;     /* the partition has been read up to here (next offset; -1: nothing) */
+    int64_t floor;       /* the committed offset at assignment (-1: none) */
 };
 
 /* 1 when the stream's state record may be replaced by a tombstone and the

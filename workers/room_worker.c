@@ -211,8 +211,8 @@ static void on_participant_connected(struct worker *w, struct stream *st, const 
     const char *identity = data_text(ev, "identity");
     const char *room_sid = data_text(ev, "room_sid");
     const char *participant = data_text(ev, "participant_sid");
-    if (!apply || !rc->enforce_stage || !room || st->phase != PHASE_READY || !identity || !room_sid ||
-        !participant || strcmp(room_sid, room->room_sid) != 0)
+    if (!apply || !rc->enforce_stage || !room || st->phase != PHASE_READY || !identity || !room_sid || !participant ||
+        strcmp(room_sid, room->room_sid) != 0)
         return; /* not enforced, or another life's room */
     if (strcmp(identity, st->host) == 0 || stage_is_invited(&room->stage, identity))
         return;
@@ -250,8 +250,7 @@ static void on_end(struct worker *w, struct stream *st, const struct event *ev, 
     worker_mark_dirty(st, 1);
 }
 
-static void on_room_ended(struct worker *w, struct stream *st, const struct event *ev, int apply,
-                          struct outcome *out)
+static void on_room_ended(struct worker *w, struct stream *st, const struct event *ev, int apply, struct outcome *out)
 {
     (void)w;
     (void)apply;
@@ -338,8 +337,7 @@ static int init(struct worker *w, char *err, size_t errlen)
     rc.empty_timeout = (long)config_int(c, "ROOM_EMPTY_TIMEOUT_MIN");
     rc.unused_timeout = (long)config_int(c, "ROOM_UNUSED_TIMEOUT_MIN");
     rc.enforce_stage = strcmp(config_str(c, "AUTH_MODE"), "jwt") == 0;
-    int n = snprintf(rc.callback_url, sizeof rc.callback_url, "%s/rooms-webhook",
-                     config_str(c, "PUBLIC_BASE_URL"));
+    int n = snprintf(rc.callback_url, sizeof rc.callback_url, "%s/rooms-webhook", config_str(c, "PUBLIC_BASE_URL"));
     if (n < 0 || (size_t)n >= sizeof rc.callback_url) {
         snprintf(err, errlen, "PUBLIC_BASE_URL is too long");
         return -1;
@@ -350,9 +348,9 @@ static int init(struct worker *w, char *err, size_t errlen)
 
 int main(int argc, char **argv)
 {
-    static const char *const types[] = {"stream.create_requested", "speaker.remove_requested",
-                                        "speaker.invited", "user.joined", "participant.connected",
-                                        "stream.end_requested", "room.ended", NULL};
+    static const char *const types[] = {
+        "stream.create_requested", "speaker.remove_requested", "speaker.invited", "user.joined",
+        "participant.connected",   "stream.end_requested",     "room.ended",      NULL};
     const struct worker_role role = {
         .name = "room",
         .event_types = types,

@@ -66,8 +66,8 @@ void snapshot_records_free(struct snapshot_records *r)
     memset(r, 0, sizeof *r);
 }
 
-int snapshot_encode(const char *role, int32_t partition, int64_t generation, const json_t *streams,
-                    size_t max_bytes, int64_t ts_ms, struct snapshot_records *out, char *err, size_t errlen)
+int snapshot_encode(const char *role, int32_t partition, int64_t generation, const json_t *streams, size_t max_bytes,
+                    int64_t ts_ms, struct snapshot_records *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     if (!json_is_array(streams) || max_bytes < 1) {
@@ -179,11 +179,9 @@ int snapshot_parts_offer(struct snapshot_parts *p, long chunk, const char *value
         if (!value)
             return 0;
         json_t *h = json_loadb(value, len, 0, NULL);
-        json_t *v = json_object_get(h, "v"), *gen = json_object_get(h, "generation"),
-               *n = json_object_get(h, "chunks");
-        int ok = json_is_integer(v) && json_is_integer(gen) && json_is_integer(n) &&
-                 json_integer_value(n) >= 1 && json_integer_value(n) <= SNAPSHOT_MAX_CHUNKS &&
-                 json_integer_value(gen) >= 0;
+        json_t *v = json_object_get(h, "v"), *gen = json_object_get(h, "generation"), *n = json_object_get(h, "chunks");
+        int ok = json_is_integer(v) && json_is_integer(gen) && json_is_integer(n) && json_integer_value(n) >= 1 &&
+                 json_integer_value(n) <= SNAPSHOT_MAX_CHUNKS && json_integer_value(gen) >= 0;
         if (ok) {
             p->have_header = 1;
             p->version = (int)json_integer_value(v);

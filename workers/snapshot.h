@@ -51,15 +51,15 @@ int snapshot_is_key(const char *key, size_t key_len);
 
 /* One checkpoint as records to produce: chunks first, then the header. */
 struct snapshot_records {
-    char **chunks;       /* values, NUL-terminated (no NUL inside: the text is JSON) */
+    char **chunks; /* values, NUL-terminated (no NUL inside: the text is JSON) */
     size_t *chunk_lens;
     size_t count;
     char *header;
 };
 
 /* Cuts streams (a JSON array) into records. Returns 0, or -1 with err. */
-int snapshot_encode(const char *role, int32_t partition, int64_t generation, const json_t *streams,
-                    size_t max_bytes, int64_t ts_ms, struct snapshot_records *out, char *err, size_t errlen);
+int snapshot_encode(const char *role, int32_t partition, int64_t generation, const json_t *streams, size_t max_bytes,
+                    int64_t ts_ms, struct snapshot_records *out, char *err, size_t errlen);
 
 void snapshot_records_free(struct snapshot_records *r);
 
@@ -69,8 +69,8 @@ struct snapshot_parts {
     int have_header;
     int version;
     int64_t generation;
-    long chunks;          /* the header's chunk count */
-    char **data;          /* per chunk index: its bytes (NULL: none or removed) */
+    long chunks; /* the header's chunk count */
+    char **data; /* per chunk index: its bytes (NULL: none or removed) */
     size_t *lens;
     int64_t *generations; /* per chunk index */
     long cap;

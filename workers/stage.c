@@ -75,7 +75,7 @@ int stage_from_json(struct stage *s, const json_t *list)
         return -1;
     size_t i;
     const json_t *entry;
-    json_array_foreach(list, i, entry) {
+    json_array_foreach (list, i, entry) {
         const char *identity = json_string_value(entry);
         if (!identity || identity_problem(identity, json_string_length(entry)) ||
             strlen(identity) != json_string_length(entry))

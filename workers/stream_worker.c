@@ -40,10 +40,10 @@ struct media_data {
     char room_sid[SID_LEN + 1];
     char streamer_sid[SID_LEN + 1];
     char processor_sid[SID_LEN + 1];
-    json_t *grant;                /* the PlaybackGrant's grant object */
-    int64_t grant_expires_ms;     /* wall clock */
-    int64_t grant_fetched_ms;     /* monotonic */
-    int media_over;               /* ended; no more grants */
+    json_t *grant;            /* the PlaybackGrant's grant object */
+    int64_t grant_expires_ms; /* wall clock */
+    int64_t grant_fetched_ms; /* monotonic */
+    int media_over;           /* ended; no more grants */
 };
 
 struct media_config {
@@ -74,8 +74,7 @@ static void retry_no_memory(struct outcome *out)
 }
 
 /* POSTs form to path and copies the answer's sid. Returns 0, or -1 with out. */
-static int create(struct worker *w, const char *path, struct kv_list *form, char sid[SID_LEN + 1],
-                  struct outcome *out)
+static int create(struct worker *w, const char *path, struct kv_list *form, char sid[SID_LEN + 1], struct outcome *out)
 {
     struct twilio_result res;
     worker_twilio(w, TWILIO_MEDIA, "POST", path, form, NULL, &res);
@@ -146,8 +145,8 @@ static int start_media(struct worker *w, struct stream *st, struct media_data *m
         worker_mark_dirty(st, 1);
     }
     if (!m->processor_sid[0]) {
-        json_t *context = json_pack("{s:{s:s}, s:[s], s:s}", "room", "name", m->room_sid, "outputs",
-                                    m->streamer_sid, "resolution", mc->resolution);
+        json_t *context = json_pack("{s:{s:s}, s:[s], s:s}", "room", "name", m->room_sid, "outputs", m->streamer_sid,
+                                    "resolution", mc->resolution);
         kv_init(&form);
         twilio_form_add(&form, "Extension", mc->extension);
         twilio_form_add_json(&form, "ExtensionContext", context);
@@ -192,8 +191,7 @@ static int end_resource(struct worker *w, const char *kind, const char *sid, str
 
 /* A new life of the stream begins: the old life's resources are forgotten
  * (they were ended, or the reconcile pass ends them). */
-static void on_create(struct worker *w, struct stream *st, const struct event *ev, int apply,
-                      struct outcome *out)
+static void on_create(struct worker *w, struct stream *st, const struct event *ev, int apply, struct outcome *out)
 {
     (void)w;
     (void)apply;
@@ -211,8 +209,7 @@ static void on_create(struct worker *w, struct stream *st, const struct event *e
     worker_mark_dirty(st, 0);
 }
 
-static void on_room_created(struct worker *w, struct stream *st, const struct event *ev, int apply,
-                            struct outcome *out)
+static void on_room_created(struct worker *w, struct stream *st, const struct event *ev, int apply, struct outcome *out)
 {
     struct media_data *m = media_of(st);
     const char *room = json_string_value(json_object_get(ev->data, "room_sid"));
@@ -244,7 +241,8 @@ static void on_end(struct worker *w, struct stream *st, const struct event *ev, 
         if ((m->processor_sid[0] && end_resource(w, "MediaProcessors", m->processor_sid, out) < 0) ||
             (m->streamer_sid[0] && end_resource(w, "PlayerStreamers", m->streamer_sid, out) < 0))
             return;
-        json_t *data = json_pack("{s:s}", "reason", strcmp(ev->type, "room.ended") == 0 ? "room_ended" : "stream_ended");
+        json_t *data = json_pack("{s:s}", "reason",
+                                 strcmp(ev->type, "room.ended") == 0 ? "room_ended" : "stream_ended");
         if (m->streamer_sid[0])
             json_object_set_new(data, "player_streamer_sid", json_string(m->streamer_sid));
         if (m->processor_sid[0])
@@ -260,8 +258,7 @@ static void on_end(struct worker *w, struct stream *st, const struct event *ev, 
     worker_mark_dirty(st, 1);
 }
 
-static void on_media_ended(struct worker *w, struct stream *st, const struct event *ev, int apply,
-                           struct outcome *out)
+static void on_media_ended(struct worker *w, struct stream *st, const struct event *ev, int apply, struct outcome *out)
 {
     (void)w;
     (void)ev;
@@ -383,8 +380,7 @@ static struct strmap *read_state_records(struct worker *w)
 {
     char err[256];
     struct strmap *latest = strmap_new();
-    struct kafka_reader_options opt = {.brokers = config_str(worker_config(w), "KAFKA_BROKERS"),
-                                       .topic = TOPIC_STATE};
+    struct kafka_reader_options opt = {.brokers = config_str(worker_config(w), "KAFKA_BROKERS"), .topic = TOPIC_STATE};
     struct kafka_reader *r = latest ? kafka_reader_new(&opt, err, sizeof err) : NULL;
     if (!r) {
         strmap_free(latest);
@@ -416,8 +412,7 @@ static struct strmap *read_state_records(struct worker *w)
     return latest;
 }
 
-static int end_if_orphan(struct worker *w, struct strmap *live, const char *kind, json_t *resource,
-                         int64_t now_ms)
+static int end_if_orphan(struct worker *w, struct strmap *live, const char *kind, json_t *resource, int64_t now_ms)
 {
     const struct media_config *mc = worker_role_context(w);
     const char *sid = json_string_value(json_object_get(resource, "sid"));
@@ -473,7 +468,7 @@ static void reconcile(struct worker *w)
         worker_twilio(w, TWILIO_MEDIA, "GET", lists[i].path, NULL, NULL, &res);
         size_t k;
         json_t *resource;
-        json_array_foreach(json_object_get(res.body, lists[i].key), k, resource)
+        json_array_foreach (json_object_get(res.body, lists[i].key), k, resource)
             ended += end_if_orphan(w, live, lists[i].kind, resource, now);
         twilio_result_free(&res);
     }
@@ -517,7 +512,7 @@ static int init(struct worker *w, char *err, size_t errlen)
 int main(int argc, char **argv)
 {
     static const char *const types[] = {"stream.create_requested", "room.created", "room.ended",
-                                        "stream.end_requested", "media.ended", NULL};
+                                        "stream.end_requested",    "media.ended",  NULL};
     const struct worker_role role = {
         .name = "stream",
         .event_types = types,

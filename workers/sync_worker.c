@@ -94,40 +94,40 @@
 
 struct sync_data {
     char service_sid[SID_LEN + 1];
-    struct users users;           /* by identity */
-    struct user_list waiting;     /* viewers not in the viewers map, in join order (viewers link) */
-    struct user_list shown;       /* the viewers map's items as Sync has them (viewers link) */
-    int shown_known;              /* shown was read from Sync, or the map made, in this process */
-    struct user_list work;        /* users with interactive work (work link) */
-    struct user_list queue;       /* eager viewers waiting for access, in join order (work link) */
-    int maps_known;               /* hand_shown and speaker_shown are Sync's truth */
-    int restored;                 /* this life began in another process: Sync may hold more than the
+    struct users users;       /* by identity */
+    struct user_list waiting; /* viewers not in the viewers map, in join order (viewers link) */
+    struct user_list shown;   /* the viewers map's items as Sync has them (viewers link) */
+    int shown_known;          /* shown was read from Sync, or the map made, in this process */
+    struct user_list work;    /* users with interactive work (work link) */
+    struct user_list queue;   /* eager viewers waiting for access, in join order (work link) */
+    int maps_known;           /* hand_shown and speaker_shown are Sync's truth */
+    int restored;             /* this life began in another process: Sync may hold more than the
                                    * records said (they lag what that process did) */
     long viewers;
-    struct user **hands;          /* raised hands in arrival order */
+    struct user **hands; /* raised hands in arrival order */
     long nhands;
-    struct user **speakers;       /* on stage, in arrival order */
+    struct user **speakers; /* on stage, in arrival order */
     long nspeakers, speakers_cap;
-    long count_written;           /* viewer_count in the "stream" document; -1 unknown */
-    long eager_admitted;          /* the seq of the last eager viewer */
-    long provisioned;             /* users with Sync access */
-    long cursor_restored;         /* eager viewers up to this seq had access (state record) */
-    long blind_after;             /* the lane stops reading first after this seq (0: reads all) */
-    int64_t next_round_ms;        /* monotonic; the next viewers round may not come before */
-    int64_t work_after_ms;        /* monotonic; interactive work waits until then after a failure */
-    int64_t lane_after_ms;        /* monotonic; the lane waits until then (budget, failure) */
-    int64_t host_left_ms;         /* monotonic; 0 while the host is on stage or never came */
+    long count_written;    /* viewer_count in the "stream" document; -1 unknown */
+    long eager_admitted;   /* the seq of the last eager viewer */
+    long provisioned;      /* users with Sync access */
+    long cursor_restored;  /* eager viewers up to this seq had access (state record) */
+    long blind_after;      /* the lane stops reading first after this seq (0: reads all) */
+    int64_t next_round_ms; /* monotonic; the next viewers round may not come before */
+    int64_t work_after_ms; /* monotonic; interactive work waits until then after a failure */
+    int64_t lane_after_ms; /* monotonic; the lane waits until then (budget, failure) */
+    int64_t host_left_ms;  /* monotonic; 0 while the host is on stage or never came */
     int end_requested, room_ended, media_ended, deleted;
 };
 
 struct sync_config {
     long viewers_cap, hands_cap, count_interval_ms, host_grace_ms, debounce_ms, eager_limit;
     long lane_slice_ms;
-    double lane_keep;             /* tokens the lane leaves in every bucket */
+    double lane_keep; /* tokens the lane leaves in every bucket */
     const char *public_base_url;
-    struct ratelimit *writes;     /* per Sync object */
-    struct ratelimit *creations;  /* per service */
-    int64_t lane_after_ms;        /* the lane's share of the worker's time */
+    struct ratelimit *writes;    /* per Sync object */
+    struct ratelimit *creations; /* per service */
+    int64_t lane_after_ms;       /* the lane's share of the worker's time */
     int64_t next_metrics_ms;
     struct metric *m_backlog, *m_oldest, *m_provisioned, *m_failed;
 };
@@ -271,8 +271,8 @@ static int budget(struct worker *w, const struct sync_data *d, const char *objec
 /* One Sync request; done when the outcome is OK or one of the accepted
  * ones (EXISTS, NOT_FOUND as asked). Returns 0, 1 for an accepted
  * NOT_FOUND, or -1 with out. */
-static int sync_call(struct worker *w, const char *method, const char *path, struct kv_list *form,
-                     int exists_ok, int missing_ok, struct outcome *out, json_t **body)
+static int sync_call(struct worker *w, const char *method, const char *path, struct kv_list *form, int exists_ok,
+                     int missing_ok, struct outcome *out, json_t **body)
 {
     struct twilio_result res;
     worker_twilio(w, TWILIO_SYNC, method, path, form, NULL, &res);
@@ -347,8 +347,8 @@ static const char *const permission_format = "/v1/Services/%s/%s/%s/Permissions/
 /* Read-only permission for identity on a map or document (a write to that
  * object). With verify, an existing read permission is left as it is.
  * Returns 0, or -1 with out. */
-static int grant_read(struct worker *w, struct sync_data *d, const char *kind, const char *object,
-                      const char *identity, int verify, double keep, struct outcome *out)
+static int grant_read(struct worker *w, struct sync_data *d, const char *kind, const char *object, const char *identity,
+                      int verify, double keep, struct outcome *out)
 {
     char path[1024];
     if (twilio_path(path, sizeof path, permission_format, d->service_sid, kind, object, identity) < 0)
@@ -785,7 +785,7 @@ static int read_map(struct worker *w, struct sync_data *d, const char *map,
         size_t i, n = json_array_size(items);
         json_t *item;
         int progress = 0;
-        json_array_foreach(items, i, item) {
+        json_array_foreach (items, i, item) {
             const char *key = json_string_value(json_object_get(item, "key"));
             struct user *u = key ? users_add(&d->users, key) : NULL;
             if (!u)
@@ -845,8 +845,8 @@ static int read_maps(struct worker *w, struct sync_data *d)
  * before writing it. keep: the headroom left in every budget. Returns 0,
  * or -1 with out (u->prov_step tells where it stopped). *absent is set
  * when Sync had no document for u. */
-static int provision(struct worker *w, struct sync_data *d, struct user *u, int verify, double keep,
-                     int *absent, struct outcome *out)
+static int provision(struct worker *w, struct sync_data *d, struct user *u, int verify, double keep, int *absent,
+                     struct outcome *out)
 {
     char doc[DOC_NAME_MAX];
     user_document_name(u->name, doc, sizeof doc);
@@ -924,8 +924,8 @@ static long round_failed(struct worker *w, const struct stream *st, const struct
     if (out->kind == OUTCOME_RETRY)
         return out->retry_after_ms > 0 ? out->retry_after_ms : FAILED_WAIT_MS;
     metrics_add(sc->m_failed, (const char *const[]){what}, 1);
-    log_error("Sync refused a write for good; it is dropped", "stream", st->name, "identity", u->name,
-              "work", what, "error_code", out->error_code, "error", out->error, NULL);
+    log_error("Sync refused a write for good; it is dropped", "stream", st->name, "identity", u->name, "work", what,
+              "error_code", out->error_code, "error", out->error, NULL);
     return 0;
 }
 
@@ -1189,9 +1189,9 @@ static void state_fields(struct worker *w, const struct stream *st, json_t *reco
     json_object_set_new(record, "provisioning",
                         json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "eager_limit", (json_int_t)sc->eager_limit,
                                   "eager_admitted", (json_int_t)d->eager_admitted, "provisioned",
-                                  (json_int_t)d->provisioned, "backlog",
-                                  (json_int_t)(d->queue.count + d->work.count), "oldest_wait_ms",
-                                  (json_int_t)oldest_wait_ms(d), "cursor", (json_int_t)provisioning_cursor(d)));
+                                  (json_int_t)d->provisioned, "backlog", (json_int_t)(d->queue.count + d->work.count),
+                                  "oldest_wait_ms", (json_int_t)oldest_wait_ms(d), "cursor",
+                                  (json_int_t)provisioning_cursor(d)));
 }
 
 static void restore(struct worker *w, struct stream *st, const json_t *record)
@@ -1205,7 +1205,8 @@ static void restore(struct worker *w, struct stream *st, const json_t *record)
     const json_t *count = json_object_get(record, "viewer_count");
     d->count_written = json_is_integer(count) ? (long)json_integer_value(count) : -1;
     const json_t *cursor = json_object_get(json_object_get(record, "provisioning"), "cursor");
-    d->cursor_restored = json_is_integer(cursor) && json_integer_value(cursor) > 0 ? (long)json_integer_value(cursor) : 0;
+    d->cursor_restored = json_is_integer(cursor) && json_integer_value(cursor) > 0 ? (long)json_integer_value(cursor)
+                                                                                   : 0;
     d->maps_known = d->shown_known = 0;
     d->restored = 1;
     d->deleted = st->phase == PHASE_ENDED;
@@ -1216,20 +1217,26 @@ static void restore(struct worker *w, struct stream *st, const json_t *record)
         speakers_set(d, host, 1);
         host->touched = 1;
     }
-
 }
 
 /* --- checkpoints ------------------------------------------------------------------------------ */
 
 /* A user's desired state as a checkpoint holds it (bits of "f"). */
-enum { SNAP_VIEWER = 1, SNAP_HAND = 2, SNAP_INVITED = 4, SNAP_REFUSED = 8, SNAP_SPEAKER = 16, SNAP_ACCESS = 32,
-       SNAP_TOUCHED = 64 };
+enum {
+    SNAP_VIEWER = 1,
+    SNAP_HAND = 2,
+    SNAP_INVITED = 4,
+    SNAP_REFUSED = 8,
+    SNAP_SPEAKER = 16,
+    SNAP_ACCESS = 32,
+    SNAP_TOUCHED = 64
+};
 
 static int user_flags(const struct user *u)
 {
     return (u->viewer ? SNAP_VIEWER : 0) | (u->hand ? SNAP_HAND : 0) | (u->invited ? SNAP_INVITED : 0) |
-           (u->refused ? SNAP_REFUSED : 0) | (u->speaker ? SNAP_SPEAKER : 0) |
-           (u->wants_access ? SNAP_ACCESS : 0) | (u->touched ? SNAP_TOUCHED : 0);
+           (u->refused ? SNAP_REFUSED : 0) | (u->speaker ? SNAP_SPEAKER : 0) | (u->wants_access ? SNAP_ACCESS : 0) |
+           (u->touched ? SNAP_TOUCHED : 0);
 }
 
 static int by_user_name(const void *a, const void *b)
@@ -1284,10 +1291,9 @@ static json_t *snapshot_save(struct worker *w, const struct stream *st)
         return NULL;
     }
     return json_pack("{s:s, s:I, s:b, s:b, s:b, s:b, s:b, s:o, s:o, s:o, s:o}", "service_sid", d->service_sid,
-                     "eager_admitted", (json_int_t)d->eager_admitted, "end_requested", d->end_requested,
-                     "room_ended", d->room_ended, "media_ended", d->media_ended, "deleted", d->deleted,
-                     "host_left", d->host_left_ms != 0, "users", users, "viewers", viewers, "hands", hands,
-                     "speakers", speakers);
+                     "eager_admitted", (json_int_t)d->eager_admitted, "end_requested", d->end_requested, "room_ended",
+                     d->room_ended, "media_ended", d->media_ended, "deleted", d->deleted, "host_left",
+                     d->host_left_ms != 0, "users", users, "viewers", viewers, "hands", hands, "speakers", speakers);
 }
 
 static int by_seq(const void *a, const void *b)
@@ -1334,7 +1340,7 @@ static int snapshot_load(struct worker *w, struct stream *st, const json_t *data
     const json_t *users = json_object_get(data, "users");
     size_t i;
     const json_t *entry;
-    json_array_foreach(users, i, entry) {
+    json_array_foreach (users, i, entry) {
         const char *name = json_string_value(json_array_get(entry, 0));
         const json_t *f = json_array_get(entry, 1), *seq = json_array_get(entry, 2), *qms = json_array_get(entry, 3);
         if (!name || identity_problem(name, strlen(name)) || !json_is_integer(f) || !json_is_integer(seq) ||
@@ -1358,24 +1364,24 @@ static int snapshot_load(struct worker *w, struct stream *st, const json_t *data
             u->provisioned = 1; /* the last process said so */
             u->prov_step = PROVISION_STEPS;
             d->provisioned++;
-            u->queued_ms = 0;   /* as the fold has it: never queued */
+            u->queued_ms = 0; /* as the fold has it: never queued */
         }
     }
-    json_array_foreach(json_object_get(data, "hands"), i, entry) {
+    json_array_foreach (json_object_get(data, "hands"), i, entry) {
         struct user *u = json_is_string(entry) ? users_find(&d->users, json_string_value(entry)) : NULL;
         if (u && !u->hand && d->nhands < sc->hands_cap) {
             d->hands[d->nhands++] = u;
             u->hand = 1;
         }
     }
-    json_array_foreach(json_object_get(data, "speakers"), i, entry) {
+    json_array_foreach (json_object_get(data, "speakers"), i, entry) {
         struct user *u = json_is_string(entry) ? users_find(&d->users, json_string_value(entry)) : NULL;
         if (u)
             speakers_set(d, u, 1);
     }
     /* The viewers, in their order; "checked" marks those placed (no
      * user is verified yet). */
-    json_array_foreach(json_object_get(data, "viewers"), i, entry) {
+    json_array_foreach (json_object_get(data, "viewers"), i, entry) {
         struct user *u = json_is_string(entry) ? users_find(&d->users, json_string_value(entry)) : NULL;
         if (u && u->viewer && !u->checked) {
             user_list_push(&d->waiting, u);
@@ -1450,10 +1456,19 @@ static int init(struct worker *w, char *err, size_t errlen)
 
 int main(int argc, char **argv)
 {
-    static const char *const types[] = {"stream.create_requested", "user.joined", "viewer.connected",
-                                        "viewer.disconnected", "hand.raised", "hand.lowered",
-                                        "speaker.invited", "participant.connected", "participant.disconnected",
-                                        "room.ended", "media.ended", "stream.end_requested", NULL};
+    static const char *const types[] = {"stream.create_requested",
+                                        "user.joined",
+                                        "viewer.connected",
+                                        "viewer.disconnected",
+                                        "hand.raised",
+                                        "hand.lowered",
+                                        "speaker.invited",
+                                        "participant.connected",
+                                        "participant.disconnected",
+                                        "room.ended",
+                                        "media.ended",
+                                        "stream.end_requested",
+                                        NULL};
     const struct worker_role role = {
         .name = "sync",
         .event_types = types,

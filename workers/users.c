@@ -91,9 +91,8 @@ struct user *users_add(struct users *t, const char *identity)
 
 int user_is_idle(const struct user *u)
 {
-    return !u->viewer && !u->listed && !u->hand && !u->invited && !u->refused && !u->speaker &&
-           !u->wants_access && !u->touched && !u->hand_shown && !u->speaker_shown && !u->provisioned &&
-           !u->queued && !u->working;
+    return !u->viewer && !u->listed && !u->hand && !u->invited && !u->refused && !u->speaker && !u->wants_access &&
+           !u->touched && !u->hand_shown && !u->speaker_shown && !u->provisioned && !u->queued && !u->working;
 }
 
 void users_remove(struct users *t, struct user *u)

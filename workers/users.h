@@ -21,28 +21,28 @@ struct user_link {
 };
 
 struct user {
-    struct user *chain;       /* the next user in the same bucket */
+    struct user *chain; /* the next user in the same bucket */
     struct user_link links[2];
     uint32_t hash;
-    uint32_t seq;             /* place among the stream's eager viewers (1, 2, ...); 0: none */
-    int64_t queued_ms;        /* wall clock: when it began to wait for provisioning */
+    uint32_t seq;      /* place among the stream's eager viewers (1, 2, ...); 0: none */
+    int64_t queued_ms; /* wall clock: when it began to wait for provisioning */
     /* What the events say (desired state): */
     unsigned viewer : 1, hand : 1, invited : 1, refused : 1, speaker : 1;
     unsigned wants_access : 1; /* Sync access due: eager join, speaker, hand or invitation */
     unsigned touched : 1;      /* ever had a hand, an invitation or the stage in this life */
     /* What Sync has (as far as this process knows): */
-    unsigned listed : 1;       /* an item in the viewers map */
-    unsigned hand_shown : 1;   /* an item in raised_hands */
-    unsigned speaker_shown : 1;/* an item in speakers */
-    unsigned provisioned : 1;  /* document and read permissions written */
-    unsigned prov_step : 3;    /* provisioning steps done so far (0..PROVISION_STEPS) */
+    unsigned listed : 1;                       /* an item in the viewers map */
+    unsigned hand_shown : 1;                   /* an item in raised_hands */
+    unsigned speaker_shown : 1;                /* an item in speakers */
+    unsigned provisioned : 1;                  /* document and read permissions written */
+    unsigned prov_step : 3;                    /* provisioning steps done so far (0..PROVISION_STEPS) */
     unsigned doc_invited : 1, doc_refused : 1; /* the document's content as written */
-    unsigned doc_unknown : 1;  /* read the document before writing it */
-    unsigned verify : 1;       /* the next work reads before each write (after a restart) */
-    unsigned checked : 1;      /* verified once since the restart */
+    unsigned doc_unknown : 1;                  /* read the document before writing it */
+    unsigned verify : 1;                       /* the next work reads before each write (after a restart) */
+    unsigned checked : 1;                      /* verified once since the restart */
     /* Which work list it is on: */
-    unsigned queued : 1;       /* the provisioning queue */
-    unsigned working : 1;      /* the interactive work list */
+    unsigned queued : 1;  /* the provisioning queue */
+    unsigned working : 1; /* the interactive work list */
     char name[];
 };
 

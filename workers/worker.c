@@ -51,17 +51,17 @@ struct report {
     int done;
     rd_kafka_resp_err_t err;
     int abandoned;
-    const char *what;        /* for the log of a late report */
+    const char *what; /* for the log of a late report */
 };
 
 /* An event's DLQ record awaiting its report: the event's offset is stored,
  * and its stream learns it handled it, only once Kafka acknowledged it. One
  * allocation (the callback frees it as a struct report). */
 struct dlq_pending {
-    struct report report;    /* first */
+    struct report report; /* first */
     int32_t partition;
     int64_t offset;
-    int apply;               /* the stream's applied offset moves to offset */
+    int apply; /* the stream's applied offset moves to offset */
     struct outcome out;
     int attempts;
     char stream[STREAM_NAME_MAX_CHARS * 4 + 1]; /* "" for an unreadable event */
@@ -78,7 +78,7 @@ struct dlq_pending {
  * held event is ever stored, whatever librdkafka's calls answered. */
 struct partition_state {
     int32_t partition;
-    int64_t offset;          /* the event the attempts are for (-1: none) */
+    int64_t offset; /* the event the attempts are for (-1: none) */
     int attempts;
     int paused;              /* paused in librdkafka (a pause that failed does not count) */
     int64_t hold;            /* -1, or the next event to handle */
@@ -104,41 +104,41 @@ struct worker {
     struct twilio_client *twilio;
     struct kafka_producer *producer;
     struct kafka_consumer *consumer;
-    struct strmap *streams;          /* name -> struct stream */
+    struct strmap *streams; /* name -> struct stream */
     struct partition_state *parts;
     size_t nparts;
     int max_attempts;
     long retry_base_ms, retry_max_ms;
     long publish_interval_ms;
-    int64_t tombstone_after_ms;      /* STATE_TOMBSTONE_AFTER_S */
-    int64_t snapshot_interval_ms;    /* SNAPSHOT_INTERVAL_S (0: no checkpoints) */
-    pthread_mutex_t debug_lock;      /* GET /debug/state: the HTTP thread asks, the poll loop answers */
+    int64_t tombstone_after_ms;   /* STATE_TOMBSTONE_AFTER_S */
+    int64_t snapshot_interval_ms; /* SNAPSHOT_INTERVAL_S (0: no checkpoints) */
+    pthread_mutex_t debug_lock;   /* GET /debug/state: the HTTP thread asks, the poll loop answers */
     pthread_cond_t debug_cond;
     int debug_asked;
     char *debug_answer;
-    int64_t next_sweep_ms;           /* monotonic: the next look for expired streams */
-    int64_t last_publish_ms;         /* of the last periodic round */
+    int64_t next_sweep_ms;   /* monotonic: the next look for expired streams */
+    int64_t last_publish_ms; /* of the last periodic round */
     char group[64];
-    int assigned;                    /* partitions held */
+    int assigned;                      /* partitions held */
     char current_id[EVENT_ID_LEN + 1]; /* the event in hand, for the logs */
     atomic_int stop;
 
     struct metrics *metrics;
-    struct metric *m_events;         /* type, outcome */
-    struct metric *m_twilio;         /* status */
+    struct metric *m_events; /* type, outcome */
+    struct metric *m_twilio; /* status */
     struct metric *m_retries;
     struct metric *m_dlq;
     struct metric *m_dlq_failures;
-    struct metric *m_held;           /* events fetched past a hold, kept out */
+    struct metric *m_held; /* events fetched past a hold, kept out */
     struct metric *m_state_records;
     struct metric *m_tombstones;
-    struct metric *m_checkpoints;    /* written */
+    struct metric *m_checkpoints;      /* written */
     struct metric *m_checkpoint_loads; /* outcome: loaded, fallback */
     struct metric *m_checkpoint_bytes;
     struct metric *m_streams;
     struct metric *m_partitions;
-    struct metric *m_lag;            /* partition */
-    struct metric *m_unapplied;      /* partition: the oldest unapplied event's age */
+    struct metric *m_lag;       /* partition */
+    struct metric *m_unapplied; /* partition: the oldest unapplied event's age */
     struct unapplied *unapplied;
     int64_t next_lag_ms;
     struct MHD_Daemon *http;
@@ -191,8 +191,7 @@ static int each_stream(void *ctx, const char *key, void *value)
     return 0;
 }
 
-void worker_each_stream(struct worker *w, void (*fn)(struct worker *w, struct stream *st, void *ctx),
-                        void *ctx)
+void worker_each_stream(struct worker *w, void (*fn)(struct worker *w, struct stream *st, void *ctx), void *ctx)
 {
     struct each_ctx e = {w, fn, ctx};
     strmap_each(w->streams, each_stream, &e);
@@ -207,8 +206,8 @@ int worker_twilio(struct worker *w, enum twilio_product product, const char *met
     char status[16];
     snprintf(status, sizeof status, "%ld", res->http_status);
     metrics_add(w->m_twilio, (const char *const[]){status}, 1);
-    log_debug("twilio call", "event_id", w->current_id, "method", method, "path", path, "status", status,
-              "outcome", twilio_outcome_name(res->outcome), NULL);
+    log_debug("twilio call", "event_id", w->current_id, "method", method, "path", path, "status", status, "outcome",
+              twilio_outcome_name(res->outcome), NULL);
     return rc;
 }
 
@@ -226,13 +225,12 @@ void worker_outcome_from_twilio(const struct twilio_result *res, struct outcome 
 
 int worker_refuse_path(struct outcome *out, const char *path_format)
 {
-    log_warn("no Twilio path can be built (a name that is empty, \".\" or \"..\", or too long); not sent",
-             "path", path_format, NULL);
+    log_warn("no Twilio path can be built (a name that is empty, \".\" or \"..\", or too long); not sent", "path",
+             path_format, NULL);
     if (out) {
         out->kind = OUTCOME_FAIL;
         snprintf(out->error_code, sizeof out->error_code, "bad_path");
-        snprintf(out->error, sizeof out->error, "a name in %s is empty, \".\" or \"..\", or too long",
-                 path_format);
+        snprintf(out->error, sizeof out->error, "a name in %s is empty, \".\" or \"..\", or too long", path_format);
     }
     return -1;
 }
@@ -322,9 +320,14 @@ static void on_delivery(void *opaque, const struct kafka_delivery *d)
 static int produce(struct worker *w, const char *topic, const char *key, const char *value,
                    const struct kv_list *headers, struct report *report)
 {
-    struct kafka_record rec = {.topic = topic, .partition = RD_KAFKA_PARTITION_UA, .key = key,
-                               .key_len = strlen(key), .value = value, .value_len = value ? strlen(value) : 0,
-                               .headers = headers, .opaque = report};
+    struct kafka_record rec = {.topic = topic,
+                               .partition = RD_KAFKA_PARTITION_UA,
+                               .key = key,
+                               .key_len = strlen(key),
+                               .value = value,
+                               .value_len = value ? strlen(value) : 0,
+                               .headers = headers,
+                               .opaque = report};
     char err[256];
     if (kafka_produce(w->producer, &rec, err, sizeof err) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         log_warn("cannot produce", "topic", topic, "error", err, NULL);
@@ -388,8 +391,10 @@ static struct partition_state *find_partition(struct worker *w, int32_t partitio
 
 static int expired(const struct worker *w, const struct stream *st)
 {
-    struct tombstone_facts f = {.ended = st->phase == PHASE_ENDED, .ended_ms = st->ended_ms,
-                                .now_ms = time_now_ms(), .after_ms = w->tombstone_after_ms};
+    struct tombstone_facts f = {.ended = st->phase == PHASE_ENDED,
+                                .ended_ms = st->ended_ms,
+                                .now_ms = time_now_ms(),
+                                .after_ms = w->tombstone_after_ms};
     return decide_expired(&f);
 }
 
@@ -402,10 +407,9 @@ static void publish_state(struct worker *w, struct stream *st)
         return; /* its record is to be removed (expire_ended), not brought back */
     char ts[RFC3339_MS_LEN + 1], key[STREAM_NAME_MAX_CHARS * 4 + 16];
     time_format_rfc3339_ms(time_now_ms(), ts);
-    json_t *record = json_pack("{s:s, s:s, s:i, s:s, s:I, s:I, s:s}", "stream", st->name, "role",
-                               w->role->name, "partition", (int)st->partition, "status", status, "since",
-                               (json_int_t)st->since, "applied_offset", (json_int_t)st->applied_offset,
-                               "ts", ts);
+    json_t *record = json_pack("{s:s, s:s, s:i, s:s, s:I, s:I, s:s}", "stream", st->name, "role", w->role->name,
+                               "partition", (int)st->partition, "status", status, "since", (json_int_t)st->since,
+                               "applied_offset", (json_int_t)st->applied_offset, "ts", ts);
     if (st->host[0])
         json_object_set_new(record, "host", json_string(st->host));
     if (st->ended_ms > 0)
@@ -432,9 +436,9 @@ static void publish_state(struct worker *w, struct stream *st)
 
 struct publish_ctx {
     int64_t now_ms;
-    int periodic;        /* the periodic round is due */
+    int periodic; /* the periodic round is due */
     int everything;
-    int32_t partition;   /* >= 0: only this partition */
+    int32_t partition; /* >= 0: only this partition */
 };
 
 static void publish_if_due(struct worker *w, struct stream *st, void *arg)
@@ -533,8 +537,8 @@ static void hold_partition(struct worker *w, struct partition_state *ps, int64_t
         if (kafka_consumer_pause(w->consumer, EVENTS_TOPIC, ps->partition, err, sizeof err) == 0)
             ps->paused = 1;
         else
-            log_warn("cannot pause a partition; events past the held one are kept out", "offset", at, "error",
-                     err, NULL);
+            log_warn("cannot pause a partition; events past the held one are kept out", "offset", at, "error", err,
+                     NULL);
     }
     ps->rewind_due = kafka_consumer_rewind(w->consumer, EVENTS_TOPIC, ps->partition, offset, err, sizeof err) < 0;
     if (ps->rewind_due)
@@ -613,12 +617,11 @@ static void dlq_refused(struct worker *w, struct partition_state *ps, int64_t of
     ps->redo = *out;
     ps->redo_attempts = attempts;
     metrics_add(w->m_dlq_failures, NULL, 1);
-    long delay = twilio_backoff_ms(ps->dlq_failures < 16 ? ps->dlq_failures - 1 : 15, w->retry_base_ms,
-                                   w->retry_max_ms, -1, random_unit());
+    long delay = twilio_backoff_ms(ps->dlq_failures < 16 ? ps->dlq_failures - 1 : 15, w->retry_base_ms, w->retry_max_ms,
+                                   -1, random_unit());
     char at[24];
     snprintf(at, sizeof at, "%lld", (long long)offset);
-    log_warn("the DLQ did not take an event; it will be sent again, and its offset is not stored", "offset", at,
-             NULL);
+    log_warn("the DLQ did not take an event; it will be sent again, and its offset is not stored", "offset", at, NULL);
     hold_partition(w, ps, offset, delay);
 }
 
@@ -737,8 +740,7 @@ static int dlq_waiting(struct worker *w, const rd_kafka_topic_partition_list_t *
 /* Before partitions go (revoke, stop): serves the reports of their DLQ
  * records for up to wait_ms, so that the offsets they allow are stored in
  * time to be committed. NULL: every partition. */
-static void settle_dlq_before_leaving(struct worker *w, const rd_kafka_topic_partition_list_t *partitions,
-                                      int wait_ms)
+static void settle_dlq_before_leaving(struct worker *w, const rd_kafka_topic_partition_list_t *partitions, int wait_ms)
 {
     int64_t until = time_monotonic_ms() + wait_ms;
     while (dlq_waiting(w, partitions) && time_monotonic_ms() < until)
@@ -757,8 +759,8 @@ static int handles(const struct worker_role *role, const char *type)
 }
 
 /* Gives an admitted event to the role and does what decide_outcome says. */
-static void handle(struct worker *w, struct partition_state *ps, const rd_kafka_message_t *msg,
-                   struct stream *st, const struct event *ev, const struct admit *a)
+static void handle(struct worker *w, struct partition_state *ps, const rd_kafka_message_t *msg, struct stream *st,
+                   const struct event *ev, const struct admit *a)
 {
     struct outcome out = {OUTCOME_DONE, -1, "", ""};
     int attempts = ps->offset == msg->offset ? ps->attempts : 0;
@@ -774,10 +776,16 @@ static void handle(struct worker *w, struct partition_state *ps, const rd_kafka_
         w->role->on_event(w, st, ev, a->apply, &out);
         w->current_id[0] = '\0';
     }
-    struct outcome_facts f = {.kind = out.kind, .retry_after_ms = out.retry_after_ms, .attempts = attempts,
-                              .max_attempts = w->max_attempts, .base_ms = w->retry_base_ms,
-                              .max_ms = w->retry_max_ms, .jitter = random_unit(), .apply = a->apply,
-                              .offset = msg->offset, .applied_offset = st->applied_offset};
+    struct outcome_facts f = {.kind = out.kind,
+                              .retry_after_ms = out.retry_after_ms,
+                              .attempts = attempts,
+                              .max_attempts = w->max_attempts,
+                              .base_ms = w->retry_base_ms,
+                              .max_ms = w->retry_max_ms,
+                              .jitter = random_unit(),
+                              .apply = a->apply,
+                              .offset = msg->offset,
+                              .applied_offset = st->applied_offset};
     struct verdict v;
     decide_outcome(&f, &v);
     switch (v.kind) {
@@ -833,8 +841,11 @@ static void process(struct worker *w, const rd_kafka_message_t *msg)
     struct event ev;
     char err[256];
     int parsed = event_parse(msg->payload, msg->len, &ev, err, sizeof err) == 0;
-    struct admit_facts f = {.parsed = parsed, .below_committed = ps->committed >= 0 && msg->offset < ps->committed,
-                            .offset = msg->offset, .applied_offset = -1, .reapply_until = -1};
+    struct admit_facts f = {.parsed = parsed,
+                            .below_committed = ps->committed >= 0 && msg->offset < ps->committed,
+                            .offset = msg->offset,
+                            .applied_offset = -1,
+                            .reapply_until = -1};
     struct stream *st = NULL;
     if (parsed) {
         f.ours = handles(w->role, ev.type);
@@ -881,7 +892,7 @@ static void process(struct worker *w, const rd_kafka_message_t *msg)
 /* --- assignment: rebuild before acting -------------------------------------------------------- */
 
 struct drop_ctx {
-    int32_t partition;       /* -1: every partition */
+    int32_t partition; /* -1: every partition */
     struct stream **victims;
     size_t n, cap;
 };
@@ -935,11 +946,11 @@ static json_t *stream_to_json(struct worker *w, const struct stream *st)
             return NULL;
         }
     }
-    json_t *o = json_pack("{s:s, s:i, s:i, s:I, s:s, s:I, s:I, s:I, s:I, s:b, s:o}", "stream", st->name,
-                          "partition", (int)st->partition, "phase", (int)st->phase, "since", (json_int_t)st->since,
-                          "host", st->host, "applied_offset", (json_int_t)st->applied_offset, "last_offset",
-                          (json_int_t)st->last_offset, "ended_ms", (json_int_t)st->ended_ms, "reapply_until",
-                          (json_int_t)st->reapply_until, "has_record", st->has_record, "recent", recent);
+    json_t *o = json_pack("{s:s, s:i, s:i, s:I, s:s, s:I, s:I, s:I, s:I, s:b, s:o}", "stream", st->name, "partition",
+                          (int)st->partition, "phase", (int)st->phase, "since", (json_int_t)st->since, "host", st->host,
+                          "applied_offset", (json_int_t)st->applied_offset, "last_offset", (json_int_t)st->last_offset,
+                          "ended_ms", (json_int_t)st->ended_ms, "reapply_until", (json_int_t)st->reapply_until,
+                          "has_record", st->has_record, "recent", recent);
     if (o && w->role->snapshot_save && st->role) {
         json_t *role = w->role->snapshot_save(w, st);
         if (role && json_object_set_new(o, "role", role) < 0) {
@@ -1101,7 +1112,7 @@ static int load_stream(struct worker *w, const json_t *o, int32_t partition, int
     st->recent_next = 0;
     size_t k;
     json_t *id;
-    json_array_foreach(json_object_get(o, "recent"), k, id) {
+    json_array_foreach (json_object_get(o, "recent"), k, id) {
         if (json_is_string(id) && json_string_length(id) == EVENT_ID_LEN)
             remember_handled(st, json_string_value(id));
     }
@@ -1123,8 +1134,8 @@ static int64_t use_checkpoint(struct worker *w, struct partition_state *ps, cons
     json_t *streams = snapshot_parts_decode(parts, &generation, why, sizeof why);
     if (!streams) {
         if (parts->have_header) {
-            log_warn("checkpoint not used; re-reading the partition from its beginning", "partition", part,
-                     "why", why, NULL);
+            log_warn("checkpoint not used; re-reading the partition from its beginning", "partition", part, "why", why,
+                     NULL);
             metrics_add(w->m_checkpoint_loads, (const char *const[]){"fallback"}, 1);
         }
         return 0;
@@ -1137,14 +1148,15 @@ static int64_t use_checkpoint(struct worker *w, struct partition_state *ps, cons
                                                                 ps->partition, &low, &high, 10000);
     if (werr || generation > high) {
         log_warn("checkpoint beyond the partition's end, or the end unknown; re-reading the partition from its "
-                 "beginning", "partition", part, "offset", at, "error", werr ? rd_kafka_err2str(werr) : "", NULL);
+                 "beginning",
+                 "partition", part, "offset", at, "error", werr ? rd_kafka_err2str(werr) : "", NULL);
         metrics_add(w->m_checkpoint_loads, (const char *const[]){"fallback"}, 1);
         json_decref(streams);
         return 0;
     }
     if (mark >= 0 && mark < generation) {
-        log_info("a re-apply mark lies below the checkpoint; re-reading the partition from its beginning",
-                 "partition", part, "offset", at, NULL);
+        log_info("a re-apply mark lies below the checkpoint; re-reading the partition from its beginning", "partition",
+                 part, "offset", at, NULL);
         metrics_add(w->m_checkpoint_loads, (const char *const[]){"fallback"}, 1);
         json_decref(streams);
         return 0;
@@ -1152,7 +1164,7 @@ static int64_t use_checkpoint(struct worker *w, struct partition_state *ps, cons
     size_t i;
     json_t *o;
     int rc = 0;
-    json_array_foreach(streams, i, o) {
+    json_array_foreach (streams, i, o) {
         if ((rc = load_stream(w, o, ps->partition, generation)) < 0)
             break;
     }
@@ -1168,8 +1180,8 @@ static int64_t use_checkpoint(struct worker *w, struct partition_state *ps, cons
     ps->snap_generation = generation;
     ps->snap_chunks = parts->chunks;
     metrics_add(w->m_checkpoint_loads, (const char *const[]){"loaded"}, 1);
-    log_info("checkpoint loaded; re-reading the partition from it", "partition", part, "offset", at, "streams",
-             count, NULL);
+    log_info("checkpoint loaded; re-reading the partition from it", "partition", part, "offset", at, "streams", count,
+             NULL);
     return generation;
 }
 
@@ -1211,7 +1223,6 @@ static char *ask_debug(struct worker *w)
     return text;
 }
 
-
 static int partition_in(const rd_kafka_topic_partition_list_t *list, int32_t partition)
 {
     for (int i = 0; i < list->cnt; i++)
@@ -1248,8 +1259,7 @@ static size_t forget_removed(struct worker *w, const rd_kafka_message_t *msg,
 /* Restores the streams of the assigned partitions from our records; when
  * parts is not NULL (one per element of assigned), gathers their
  * checkpoint records too. */
-static void read_state(struct worker *w, const rd_kafka_topic_partition_list_t *assigned,
-                       struct snapshot_parts *parts)
+static void read_state(struct worker *w, const rd_kafka_topic_partition_list_t *assigned, struct snapshot_parts *parts)
 {
     char err[256];
     struct kafka_reader_options opt = {.brokers = config_str(w->cfg, "KAFKA_BROKERS"), .topic = STATE_TOPIC};
@@ -1293,7 +1303,7 @@ static void read_state(struct worker *w, const rd_kafka_topic_partition_list_t *
                 st->applied_offset = json_integer_value(json_object_get(record, "applied_offset"));
                 st->rebuilding = st->applied_offset >= 0;
                 st->since = json_integer_value(json_object_get(record, "since"));
-                st->phase = !status ? PHASE_NONE
+                st->phase = !status                        ? PHASE_NONE
                             : strcmp(status, "ready") == 0 ? PHASE_READY
                             : strcmp(status, "ended") == 0 ? PHASE_ENDED
                                                            : PHASE_CREATING;
@@ -1308,7 +1318,7 @@ static void read_state(struct worker *w, const rd_kafka_topic_partition_list_t *
                 size_t k;
                 json_t *id;
                 memset(st->restored, 0, sizeof st->restored);
-                json_array_foreach(json_object_get(record, "recent_ids"), k, id)
+                json_array_foreach (json_object_get(record, "recent_ids"), k, id)
                     if (json_is_string(id) && json_string_length(id) == EVENT_ID_LEN && k < WORKER_RECENT_IDS)
                         memcpy(st->restored[k], json_string_value(id), EVENT_ID_LEN + 1);
                 if (w->role->restore)
@@ -1426,8 +1436,7 @@ static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *partitio
         int64_t from = 0;
         /* A checkpoint only with the re-apply marks known. */
         if (parts && committed && ps) {
-            const rd_kafka_topic_partition_t *tp =
-                rd_kafka_topic_partition_list_find(committed, EVENTS_TOPIC, p);
+            const rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(committed, EVENTS_TOPIC, p);
             from = use_checkpoint(w, ps, &parts[i], tp ? reapply_mark(tp) : -1);
             if (from < 0) {
                 /* Half loaded: the partition's streams are read again from their records. */
@@ -1528,13 +1537,16 @@ static void expire_ended(struct worker *w, int64_t now_ms)
     for (size_t i = 0; !err && committed && i < e.n; i++) {
         struct stream *st = e.due[i];
         const struct partition_state *ps = find_partition(w, st->partition);
-        const rd_kafka_topic_partition_t *tp =
-            rd_kafka_topic_partition_list_find(committed, EVENTS_TOPIC, st->partition);
-        struct tombstone_facts f = {.ended = st->phase == PHASE_ENDED, .ended_ms = st->ended_ms,
-                                    .now_ms = time_now_ms(), .after_ms = w->tombstone_after_ms,
+        const rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(committed, EVENTS_TOPIC,
+                                                                                  st->partition);
+        struct tombstone_facts f = {.ended = st->phase == PHASE_ENDED,
+                                    .ended_ms = st->ended_ms,
+                                    .now_ms = time_now_ms(),
+                                    .after_ms = w->tombstone_after_ms,
                                     .last_offset = st->last_offset,
                                     .committed = tp && !tp->err ? tp->offset : -1,
-                                    .read_to = ps ? ps->read_to : -1, .floor = ps ? ps->committed : 0};
+                                    .read_to = ps ? ps->read_to : -1,
+                                    .floor = ps ? ps->committed : 0};
         if (ps && decide_tombstone(&f))
             remove_stream(w, st);
     }
@@ -1601,8 +1613,7 @@ static void measure_lag(struct worker *w, int64_t now_ms)
 /* --- metrics endpoint ------------------------------------------------------------------------- */
 
 static enum MHD_Result on_http(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                               const char *version, const char *upload_data, size_t *upload_size,
-                               void **con_cls)
+                               const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
     (void)version;
     (void)upload_data;
@@ -1654,9 +1665,10 @@ static int create_metrics(struct worker *w)
     w->metrics = metrics_new();
     if (!w->metrics)
         return -1;
-    w->m_events = metrics_counter(w->metrics, "stagehand_worker_events_total",
-                                  "Events handled, by type and outcome (applied, folded, duplicate, retry, wait, dlq, skipped).", 2,
-                                  type_outcome);
+    w->m_events =
+        metrics_counter(w->metrics, "stagehand_worker_events_total",
+                        "Events handled, by type and outcome (applied, folded, duplicate, retry, wait, dlq, skipped).",
+                        2, type_outcome);
     w->m_twilio = metrics_counter(w->metrics, "stagehand_worker_twilio_calls_total",
                                   "Twilio REST calls, by HTTP status (0: no answer).", 1, status);
     w->m_retries = metrics_counter(w->metrics, "stagehand_worker_retries_total",
@@ -1685,16 +1697,16 @@ static int create_metrics(struct worker *w)
                                     "Partitions of stagehand.events assigned.", 0, NULL);
     static const char *const partition[] = {"partition"};
     w->m_lag = metrics_gauge(w->metrics, "stagehand_worker_consumer_lag",
-                             "Events of an assigned partition not yet consumed (high watermark - position).",
-                             1, partition);
+                             "Events of an assigned partition not yet consumed (high watermark - position).", 1,
+                             partition);
     w->m_unapplied = metrics_gauge(w->metrics, "stagehand_worker_oldest_unapplied_seconds",
                                    "Age of an assigned partition's oldest event not yet applied, from the events' "
                                    "timestamps (exact for an event held or awaiting its DLQ record, else an upper "
                                    "bound; 0 when caught up).",
                                    1, partition);
     w->unapplied = unapplied_new();
-    return w->m_unapplied && w->unapplied && w->m_events && w->m_twilio && w->m_retries && w->m_dlq && w->m_dlq_failures && w->m_held &&
-                   w->m_state_records && w->m_tombstones && w->m_streams &&
+    return w->m_unapplied && w->unapplied && w->m_events && w->m_twilio && w->m_retries && w->m_dlq &&
+                   w->m_dlq_failures && w->m_held && w->m_state_records && w->m_tombstones && w->m_streams &&
                    w->m_partitions && w->m_lag && w->m_checkpoints && w->m_checkpoint_loads && w->m_checkpoint_bytes
                ? 0
                : -1;
@@ -1708,9 +1720,9 @@ static int load_config(struct worker *w, char *err, size_t errlen)
         const struct config_spec *specs;
         size_t n;
     } tables[] = {
-        {settings_logging, settings_logging_count}, {settings_kafka, settings_kafka_count},
-        {settings_twilio, settings_twilio_count},   {settings_public, settings_public_count},
-        {settings_workers, settings_workers_count}, {settings_streams, settings_streams_count},
+        {settings_logging, settings_logging_count},   {settings_kafka, settings_kafka_count},
+        {settings_twilio, settings_twilio_count},     {settings_public, settings_public_count},
+        {settings_workers, settings_workers_count},   {settings_streams, settings_streams_count},
         {w->role->settings, w->role->settings_count},
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
@@ -1740,7 +1752,8 @@ static int start_clients(struct worker *w, char *err, size_t errlen)
     struct kv_list pprops;
     kv_init(&pprops);
     kv_add(&pprops, "message.timeout.ms", PRODUCE_TIMEOUT_MS);
-    struct kafka_producer_options popt = {.brokers = config_str(c, "KAFKA_BROKERS"), .properties = &pprops,
+    struct kafka_producer_options popt = {.brokers = config_str(c, "KAFKA_BROKERS"),
+                                          .properties = &pprops,
                                           .on_delivery = on_delivery};
     w->producer = kafka_producer_new(&popt, err, errlen);
     kv_free(&pprops);
@@ -1756,9 +1769,14 @@ static int start_clients(struct worker *w, char *err, size_t errlen)
     kv_add(&props, "heartbeat.interval.ms", heartbeat);
     const char *const topics[] = {EVENTS_TOPIC};
     snprintf(w->group, sizeof w->group, "%s%s", GROUP_PREFIX, w->role->name);
-    struct kafka_consumer_options copt = {.brokers = config_str(c, "KAFKA_BROKERS"), .group_id = w->group,
-                                          .topics = topics, .topic_count = 1, .properties = &props,
-                                          .on_assign = on_assign, .on_revoke = on_revoke, .ctx = w};
+    struct kafka_consumer_options copt = {.brokers = config_str(c, "KAFKA_BROKERS"),
+                                          .group_id = w->group,
+                                          .topics = topics,
+                                          .topic_count = 1,
+                                          .properties = &props,
+                                          .on_assign = on_assign,
+                                          .on_revoke = on_revoke,
+                                          .ctx = w};
     w->consumer = kafka_consumer_new(&copt, err, errlen);
     kv_free(&props);
     return w->consumer ? 0 : -1;

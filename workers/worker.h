@@ -70,21 +70,21 @@ struct stream {
     char *name;
     int32_t partition;
     enum stream_phase phase;
-    int64_t since;                /* ms timestamp of the create that began this life */
+    int64_t since; /* ms timestamp of the create that began this life */
     char host[IDENTITY_MAX_CHARS * 4 + 1];
-    int64_t applied_offset;       /* -1: nothing applied yet */
-    int64_t last_offset;          /* its newest event read (-1: none) */
-    int64_t ended_ms;             /* time of the event that ended this life (0: not ended) */
-    char recent[WORKER_RECENT_IDS][EVENT_ID_LEN + 1];   /* ids of the last events handled, a ring */
+    int64_t applied_offset;                           /* -1: nothing applied yet */
+    int64_t last_offset;                              /* its newest event read (-1: none) */
+    int64_t ended_ms;                                 /* time of the event that ended this life (0: not ended) */
+    char recent[WORKER_RECENT_IDS][EVENT_ID_LEN + 1]; /* ids of the last events handled, a ring */
     unsigned recent_next;
     char restored[WORKER_RECENT_IDS][EVENT_ID_LEN + 1]; /* the ring as last published, for live events */
-    int64_t reapply_until;        /* stagehand-replay offsets: the applied offset before (-1: none) */
-    int rebuilding;               /* events up to applied_offset (or reapply_until) are still being
+    int64_t reapply_until; /* stagehand-replay offsets: the applied offset before (-1: none) */
+    int rebuilding;        /* events up to applied_offset (or reapply_until) are still being
                                    * re-read; with apply set, memory may lag what Twilio has */
-    int dirty;                    /* its state record must be published */
-    int has_record;               /* stagehand.state holds a record of it (published or restored) */
-    int urgent;                   /* ... now, not at the next interval */
-    void *role;                   /* the role's own data, or NULL */
+    int dirty;             /* its state record must be published */
+    int has_record;        /* stagehand.state holds a record of it (published or restored) */
+    int urgent;            /* ... now, not at the next interval */
+    void *role;            /* the role's own data, or NULL */
 };
 
 /* How handling one event went. RETRY is a failed attempt: after
@@ -95,24 +95,23 @@ enum outcome_kind { OUTCOME_DONE, OUTCOME_RETRY, OUTCOME_FAIL, OUTCOME_WAIT };
 
 struct outcome {
     enum outcome_kind kind;
-    long retry_after_ms;          /* RETRY: at least this long (-1: backoff decides);
+    long retry_after_ms; /* RETRY: at least this long (-1: backoff decides);
                                    * WAIT: this long (10 ms to 60 s; <= 0: TWILIO_RETRY_BASE_MS) */
-    char error_code[32];          /* FAIL, RETRY, WAIT: Twilio's code or our reason */
+    char error_code[32]; /* FAIL, RETRY, WAIT: Twilio's code or our reason */
     char error[256];
 };
 
 struct worker;
 
 struct worker_role {
-    const char *name;                 /* "room", "stream", "sync" */
-    const char *const *event_types;   /* NULL-terminated: the events it handles */
+    const char *name;               /* "room", "stream", "sync" */
+    const char *const *event_types; /* NULL-terminated: the events it handles */
     /* Folds ev into st and, when apply is 1, performs its side effects
      * first. With apply 0 it must not call Twilio. On OUTCOME_RETRY or
      * OUTCOME_FAIL the fold must be left as it was (the event comes again,
      * or goes to the DLQ); fields it already learned (a SID just created)
      * may be kept, and should be, so that a retry adopts them. */
-    void (*on_event)(struct worker *w, struct stream *st, const struct event *ev, int apply,
-                     struct outcome *out);
+    void (*on_event)(struct worker *w, struct stream *st, const struct event *ev, int apply, struct outcome *out);
     /* Adds the role's fields to st's state record. */
     void (*state_fields)(struct worker *w, const struct stream *st, json_t *record);
     /* Restores the role's fields from its state record (on assignment). */
@@ -181,7 +180,6 @@ void worker_mark_dirty(struct stream *st, int urgent);
 struct stream *worker_find_stream(struct worker *w, const char *name);
 
 /* Calls fn for every known stream. */
-void worker_each_stream(struct worker *w, void (*fn)(struct worker *w, struct stream *st, void *ctx),
-                        void *ctx);
+void worker_each_stream(struct worker *w, void (*fn)(struct worker *w, struct stream *st, void *ctx), void *ctx);
 
 #endif

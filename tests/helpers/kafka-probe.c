@@ -54,11 +54,10 @@ static void on_stop_signal(int sig)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: kafka-probe produce --brokers B --topic T --count N [--key-prefix P]\n"
-            "       kafka-probe consume --brokers B --topic T --group G --out FILE\n"
-            "                           [--expect N] [--max-seconds S]\n"
-            "       (both) [--property NAME=VALUE]...\n");
+    fprintf(stderr, "usage: kafka-probe produce --brokers B --topic T --count N [--key-prefix P]\n"
+                    "       kafka-probe consume --brokers B --topic T --group G --out FILE\n"
+                    "                           [--expect N] [--max-seconds S]\n"
+                    "       (both) [--property NAME=VALUE]...\n");
 }
 
 static int parse_long(const char *s, long min, long *out)
@@ -81,16 +80,11 @@ static int bad_number(const char *s)
 static int parse_args(int argc, char **argv, struct args *a)
 {
     static const struct option longopts[] = {
-        {"brokers", required_argument, NULL, 'b'},
-        {"topic", required_argument, NULL, 't'},
-        {"group", required_argument, NULL, 'g'},
-        {"out", required_argument, NULL, 'o'},
-        {"key-prefix", required_argument, NULL, 'k'},
-        {"count", required_argument, NULL, 'n'},
-        {"expect", required_argument, NULL, 'e'},
-        {"max-seconds", required_argument, NULL, 's'},
-        {"property", required_argument, NULL, 'X'},
-        {NULL, 0, NULL, 0},
+        {"brokers", required_argument, NULL, 'b'},    {"topic", required_argument, NULL, 't'},
+        {"group", required_argument, NULL, 'g'},      {"out", required_argument, NULL, 'o'},
+        {"key-prefix", required_argument, NULL, 'k'}, {"count", required_argument, NULL, 'n'},
+        {"expect", required_argument, NULL, 'e'},     {"max-seconds", required_argument, NULL, 's'},
+        {"property", required_argument, NULL, 'X'},   {NULL, 0, NULL, 0},
     };
     a->brokers = getenv("KAFKA_BROKERS");
     a->key_prefix = "key-";
@@ -101,11 +95,21 @@ static int parse_args(int argc, char **argv, struct args *a)
     int c;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         switch (c) {
-        case 'b': a->brokers = optarg; break;
-        case 't': a->topic = optarg; break;
-        case 'g': a->group = optarg; break;
-        case 'o': a->out = optarg; break;
-        case 'k': a->key_prefix = optarg; break;
+        case 'b':
+            a->brokers = optarg;
+            break;
+        case 't':
+            a->topic = optarg;
+            break;
+        case 'g':
+            a->group = optarg;
+            break;
+        case 'o':
+            a->out = optarg;
+            break;
+        case 'k':
+            a->key_prefix = optarg;
+            break;
         case 'n':
             if (parse_long(optarg, 0, &a->count) != 0)
                 return bad_number(optarg);
@@ -228,13 +232,11 @@ static void write_assignment(struct consume_state *st)
     fflush(st->out);
 }
 
-static void mark(struct consume_state *st, const rd_kafka_topic_partition_list_t *parts,
-                 unsigned char value)
+static void mark(struct consume_state *st, const rd_kafka_topic_partition_list_t *parts, unsigned char value)
 {
     for (int i = 0; i < parts->cnt; i++) {
         int32_t part = parts->elems[i].partition;
-        if (strcmp(parts->elems[i].topic, st->topic) == 0 && part >= 0 &&
-            part < MAX_TRACKED_PARTITIONS)
+        if (strcmp(parts->elems[i].topic, st->topic) == 0 && part >= 0 && part < MAX_TRACKED_PARTITIONS)
             st->assigned[part] = value;
     }
 }
@@ -271,8 +273,7 @@ static int run_consume(struct args *a)
     /* Short group timeouts first; --property values given later win. */
     struct kv_list props;
     kv_init(&props);
-    int ok = kv_add(&props, "session.timeout.ms", "6000") == 0 &&
-             kv_add(&props, "heartbeat.interval.ms", "500") == 0;
+    int ok = kv_add(&props, "session.timeout.ms", "6000") == 0 && kv_add(&props, "heartbeat.interval.ms", "500") == 0;
     for (size_t i = 0; ok && i < a->props.len; i++)
         ok = kv_add(&props, a->props.items[i].name, a->props.items[i].value) == 0;
     if (!ok) {
@@ -304,13 +305,12 @@ static int run_consume(struct args *a)
 
     long seen = 0;
     int64_t deadline = time_monotonic_ms() + a->max_seconds * 1000;
-    while (!stop_requested && time_monotonic_ms() < deadline &&
-           (a->expect < 0 || seen < a->expect)) {
+    while (!stop_requested && time_monotonic_ms() < deadline && (a->expect < 0 || seen < a->expect)) {
         rd_kafka_message_t *m = kafka_consumer_poll(c, 100);
         if (!m)
             continue;
-        fprintf(st.out, "msg %d %lld %.*s\n", (int)m->partition, (long long)m->offset,
-                (int)m->key_len, m->key ? (const char *)m->key : "");
+        fprintf(st.out, "msg %d %lld %.*s\n", (int)m->partition, (long long)m->offset, (int)m->key_len,
+                m->key ? (const char *)m->key : "");
         fflush(st.out);
         seen++;
         if (kafka_consumer_done(c, m, err, sizeof err) != 0)

@@ -64,8 +64,12 @@ static void produce_joins(struct fixture *f, const char *stream, const char *pre
         assert_int_equal(event_init(&ev, "user.joined", stream, "api", identity, data, err, sizeof err), 0);
         char *value = event_serialize(&ev);
         assert_non_null(value);
-        struct kafka_record rec = {.topic = f->s.topic_events, .partition = RD_KAFKA_PARTITION_UA, .key = stream,
-                                   .key_len = strlen(stream), .value = value, .value_len = strlen(value)};
+        struct kafka_record rec = {.topic = f->s.topic_events,
+                                   .partition = RD_KAFKA_PARTITION_UA,
+                                   .key = stream,
+                                   .key_len = strlen(stream),
+                                   .value = value,
+                                   .value_len = strlen(value)};
         assert_int_equal(kafka_produce_waiting(f->producer, &rec, err, sizeof err), 0);
         free(value);
         event_free(&ev);
@@ -80,7 +84,7 @@ static long user_documents(struct fixture *f, const char *stream)
     long n = 0;
     json_t *d;
     size_t i;
-    json_array_foreach(json_object_get(service, "documents"), i, d)
+    json_array_foreach (json_object_get(service, "documents"), i, d)
         if (strncmp(json_string_value(json_object_get(d, "unique_name")), "user-", 5) == 0)
             n++;
     json_decref(service);
@@ -215,7 +219,7 @@ static const char *sid_of_map(json_t *service, const char *map)
 {
     json_t *m;
     size_t i;
-    json_array_foreach(json_object_get(service, "maps"), i, m)
+    json_array_foreach (json_object_get(service, "maps"), i, m)
         if (strcmp(json_string_value(json_object_get(m, "unique_name")), map) == 0)
             return json_string_value(json_object_get(m, "sid"));
     return NULL;
@@ -266,7 +270,7 @@ static void test_provisioned_once_across_kill(void **state)
     /* Each document: made with its data, then its permission. */
     json_t *d;
     size_t i;
-    json_array_foreach(json_object_get(service, "documents"), i, d) {
+    json_array_foreach (json_object_get(service, "documents"), i, d) {
         const char *name = json_string_value(json_object_get(d, "unique_name"));
         if (strncmp(name, "user-", 5) == 0 && writes_of(stats, json_string_value(json_object_get(d, "sid"))) != 2)
             fail_msg("%s was written %ld times, not twice", name,

@@ -66,9 +66,15 @@ enum endpoint {
 };
 
 static const char *const endpoint_paths[ENDPOINTS] = {
-    "/verify-passcode",       "/create-stream",   "/join-stream-as-speaker",
-    "/join-stream-as-viewer", "/viewer-connected-to-player", "/raise-hand",
-    "/send-speaker-invite",   "/remove-speaker",  "/delete-stream",
+    "/verify-passcode",
+    "/create-stream",
+    "/join-stream-as-speaker",
+    "/join-stream-as-viewer",
+    "/viewer-connected-to-player",
+    "/raise-hand",
+    "/send-speaker-invite",
+    "/remove-speaker",
+    "/delete-stream",
 };
 
 /* The classes every endpoint is checked against; OTHER rows (malformed
@@ -84,15 +90,16 @@ enum bad_class {
     BAD_AUTH,
     NOT_HOST,
     UNKNOWN_STREAM,
-    NOT_SELF, /* jwt mode: a user_identity that names someone else */
+    NOT_SELF,    /* jwt mode: a user_identity that names someone else */
     DOT_SEGMENT, /* an identity or stream name of "." or "..": a Twilio path segment naming the parent */
     CLASSES,
     OTHER = CLASSES
 };
 
 static const char *const class_names[CLASSES + 1] = {
-    "missing field", "wrong type", "too long", "invalid UTF-8", "control characters", "oversize body",
-    "wrong content type", "bad auth", "not host", "unknown stream", "not self", "dot segment", "other",
+    "missing field", "wrong type",         "too long", "invalid UTF-8", "control characters",
+    "oversize body", "wrong content type", "bad auth", "not host",      "unknown stream",
+    "not self",      "dot segment",        "other",
 };
 
 enum mode { PASSCODE, JWT };
@@ -101,9 +108,9 @@ enum mode { PASSCODE, JWT };
  * passcode, or in jwt mode a token for alice, the host of "friday". */
 enum credential {
     CALLER,
-    BOB,                /* jwt: a valid token for bob, who hosts nothing */
+    BOB, /* jwt: a valid token for bob, who hosts nothing */
     NO_AUTH,
-    THE_PASSCODE,       /* jwt mode: the passcode instead of a token */
+    THE_PASSCODE, /* jwt mode: the passcode instead of a token */
     WRONG_PASSCODE,
     PASSCODE_AS_BEARER, /* "Bearer <passcode>" */
     FORGED,             /* alice's token signed with another secret */
@@ -122,9 +129,9 @@ struct bad_row {
     enum endpoint endpoint;
     enum bad_class class;
     enum mode mode;
-    const char *content_type;   /* NULL: no Content-Type */
+    const char *content_type; /* NULL: no Content-Type */
     enum credential credential;
-    const char *body;           /* NULL in an OVERSIZE_BODY row: OVERSIZE_BYTES are sent */
+    const char *body; /* NULL in an OVERSIZE_BODY row: OVERSIZE_BYTES are sent */
     long status;
     const char *message;        /* the error's message */
     const char *not_applicable; /* why the combination does not apply; nothing is sent */
@@ -135,80 +142,84 @@ struct bad_row {
 #define JSON_TYPE "application/json"
 #define FORM_TYPE "application/x-www-form-urlencoded"
 
-#define ROW(ep, cls, md, type, cred, text, code, msg)                                                      \
-    {.endpoint = ep, .class = cls, .mode = md, .content_type = type, .credential = cred, .body = text,      \
-     .status = code, .message = msg}
+#define ROW(ep, cls, md, type, cred, text, code, msg)                                                                  \
+    {                                                                                                                  \
+        .endpoint = ep, .class = cls, .mode = md, .content_type = type, .credential = cred, .body = text,              \
+        .status = code, .message = msg                                                                                 \
+    }
 #define PJ(ep, cls, text, code, msg) ROW(ep, cls, PASSCODE, JSON_TYPE, CALLER, text, code, msg)
 #define PF(ep, cls, text, code, msg) ROW(ep, cls, PASSCODE, FORM_TYPE, CALLER, text, code, msg)
 #define JJ(ep, cls, cred, text, code, msg) ROW(ep, cls, JWT, JSON_TYPE, cred, text, code, msg)
-#define NA(ep, cls, why) {.endpoint = ep, .class = cls, .not_applicable = why}
+#define NA(ep, cls, why)                                                                                               \
+    {                                                                                                                  \
+        .endpoint = ep, .class = cls, .not_applicable = why                                                            \
+    }
 
 /* Rows every endpoint gets; valid is a body the endpoint would accept, so
  * that nothing but the class can be what is refused. */
 #define OVERSIZE(ep) ROW(ep, OVERSIZE_BODY, PASSCODE, JSON_TYPE, CALLER, NULL, 413, "body too large")
-#define WRONG_TYPES(ep, valid)                                                                              \
-    ROW(ep, WRONG_CONTENT_TYPE, PASSCODE, "text/plain", CALLER, valid, 415, "unsupported content type"),    \
+#define WRONG_TYPES(ep, valid)                                                                                         \
+    ROW(ep, WRONG_CONTENT_TYPE, PASSCODE, "text/plain", CALLER, valid, 415, "unsupported content type"),               \
         ROW(ep, WRONG_CONTENT_TYPE, PASSCODE, NULL, CALLER, valid, 415, "unsupported content type")
-#define BAD_PASSCODES(ep, valid)                                                                            \
-    ROW(ep, BAD_AUTH, PASSCODE, JSON_TYPE, NO_AUTH, valid, 401, "passcode incorrect"),                      \
+#define BAD_PASSCODES(ep, valid)                                                                                       \
+    ROW(ep, BAD_AUTH, PASSCODE, JSON_TYPE, NO_AUTH, valid, 401, "passcode incorrect"),                                 \
         ROW(ep, BAD_AUTH, PASSCODE, JSON_TYPE, WRONG_PASSCODE, valid, 401, "passcode incorrect")
 #define FORGED_TOKEN(ep, valid) JJ(ep, BAD_AUTH, FORGED, valid, 401, "invalid token")
 
-#define SELF_SERVICE_NOT_HOST                                                                               \
-    "acts on the caller only, so no host check applies (anyone may join or raise a hand, as in the "        \
+#define SELF_SERVICE_NOT_HOST                                                                                          \
+    "acts on the caller only, so no host check applies (anyone may join or raise a hand, as in the "                   \
     "reference); acting as someone else is the not-self row"
 
 /* Issue 15: a viewer called ".." raised and lowered a hand, and the sync
  * worker's DELETE .../raised_hands/Items/.. deleted the whole map. An
  * identity (user_identity, or a token's sub) or a stream name that is "."
  * or ".." is refused, in JSON and in forms, plain or percent-encoded. */
-#define DOT_IDENTITY_ROWS(ep, stream, json_more, form_more)                                                 \
-    PJ(ep, DOT_SEGMENT, "{\"user_identity\":\".\",\"stream_name\":\"" stream "\"" json_more "}", 400,           \
-       "invalid user_identity"),                                                                            \
-    PJ(ep, DOT_SEGMENT, "{\"user_identity\":\"..\",\"stream_name\":\"" stream "\"" json_more "}", 400,          \
-       "invalid user_identity"),                                                                            \
-    PF(ep, DOT_SEGMENT, "user_identity=..&stream_name=" stream form_more, 400, "invalid user_identity"),     \
-    PF(ep, DOT_SEGMENT, "user_identity=%2E%2E&stream_name=" stream form_more, 400, "invalid user_identity")
-#define DOT_STREAM_ROWS(ep, json_more)                                                                      \
-    PJ(ep, DOT_SEGMENT, "{\"user_identity\":\"bob\",\"stream_name\":\"..\"" json_more "}", 400,                \
-       "invalid stream_name")
+#define DOT_IDENTITY_ROWS(ep, stream, json_more, form_more)                                                            \
+    PJ(ep, DOT_SEGMENT, "{\"user_identity\":\".\",\"stream_name\":\"" stream "\"" json_more "}", 400,                  \
+       "invalid user_identity"),                                                                                       \
+        PJ(ep, DOT_SEGMENT, "{\"user_identity\":\"..\",\"stream_name\":\"" stream "\"" json_more "}", 400,             \
+           "invalid user_identity"),                                                                                   \
+        PF(ep, DOT_SEGMENT, "user_identity=..&stream_name=" stream form_more, 400, "invalid user_identity"),           \
+        PF(ep, DOT_SEGMENT, "user_identity=%2E%2E&stream_name=" stream form_more, 400, "invalid user_identity")
+#define DOT_STREAM_ROWS(ep, json_more)                                                                                 \
+    PJ(ep, DOT_SEGMENT, "{\"user_identity\":\"bob\",\"stream_name\":\"..\"" json_more "}", 400, "invalid stream_name")
 #define DOT_SUBJECT_ROW(ep, json_more) JJ(ep, DOT_SEGMENT, DOT_SUBJECT, "{" json_more "}", 401, "invalid token")
 
 /* The endpoints that act on the caller's own identity in a stream:
  * user_identity and stream_name, then json_more / form_more. */
-#define SELF_SERVICE_ROWS(ep, json_more, form_more)                                                         \
-    PJ(ep, MISSING_FIELD, "{\"stream_name\":\"friday\"" json_more "}", 400, "missing user_identity"),       \
-    PJ(ep, MISSING_FIELD, "{\"user_identity\":\"bob\"" json_more "}", 400, "missing stream_name"),          \
-    PF(ep, MISSING_FIELD, "stream_name=friday" form_more, 400, "missing user_identity"),                    \
-    PJ(ep, WRONG_TYPE, "{\"user_identity\":true,\"stream_name\":\"friday\"" json_more "}", 400,             \
-       "invalid user_identity"),                                                                            \
-    PJ(ep, WRONG_TYPE, "{\"user_identity\":\"bob\",\"stream_name\":{\"name\":\"friday\"}" json_more "}",    \
-       400, "invalid stream_name"),                                                                         \
-    PJ(ep, TOO_LONG, "{\"user_identity\":\"" LONG_IDENTITY "\",\"stream_name\":\"friday\"" json_more "}",   \
-       400, "invalid user_identity"),                                                                       \
-    PJ(ep, TOO_LONG, "{\"user_identity\":\"bob\",\"stream_name\":\"" LONG_STREAM "\"" json_more "}", 400,   \
-       "invalid stream_name"),                                                                              \
-    PF(ep, TOO_LONG, "user_identity=" LONG_IDENTITY "&stream_name=friday" form_more, 400,                   \
-       "invalid user_identity"),                                                                            \
-    PJ(ep, INVALID_UTF8, "{\"user_identity\":\"b\xff" "ob\",\"stream_name\":\"friday\"" json_more "}", 400, \
-       "invalid body"),                                                                                     \
-    PF(ep, INVALID_UTF8, "user_identity=b%FFob&stream_name=friday" form_more, 400, "invalid body"),         \
-    PJ(ep, CONTROL_CHARS, "{\"user_identity\":\"b\\u001bob\",\"stream_name\":\"friday\"" json_more "}",     \
-       400, "invalid user_identity"),                                                                       \
-    PF(ep, CONTROL_CHARS, "user_identity=bob&stream_name=fri%7Fday" form_more, 400, "invalid stream_name"), \
-    OVERSIZE(ep),                                                                                           \
-    WRONG_TYPES(ep, "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"" json_more "}"),                 \
-    BAD_PASSCODES(ep, "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"" json_more "}"),               \
-    PJ(ep, UNKNOWN_STREAM, "{\"user_identity\":\"bob\",\"stream_name\":\"nope\"" json_more "}", 404,        \
-       "stream not found"),                                                                                 \
-    PJ(ep, UNKNOWN_STREAM, "{\"user_identity\":\"bob\",\"stream_name\":\"gone\"" json_more "}", 404,        \
-       "stream not found"),                                                                                 \
-    JJ(ep, NOT_SELF, BOB, "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"" json_more "}", 403,     \
-       "identity mismatch"),                                                                                \
-    FORGED_TOKEN(ep, "{\"stream_name\":\"friday\"" json_more "}"),                                            \
-    DOT_IDENTITY_ROWS(ep, "friday", json_more, form_more),                                                  \
-    DOT_STREAM_ROWS(ep, json_more),                                                                         \
-    DOT_SUBJECT_ROW(ep, "\"stream_name\":\"friday\"" json_more)
+#define SELF_SERVICE_ROWS(ep, json_more, form_more)                                                                    \
+    PJ(ep, MISSING_FIELD, "{\"stream_name\":\"friday\"" json_more "}", 400, "missing user_identity"),                  \
+        PJ(ep, MISSING_FIELD, "{\"user_identity\":\"bob\"" json_more "}", 400, "missing stream_name"),                 \
+        PF(ep, MISSING_FIELD, "stream_name=friday" form_more, 400, "missing user_identity"),                           \
+        PJ(ep, WRONG_TYPE, "{\"user_identity\":true,\"stream_name\":\"friday\"" json_more "}", 400,                    \
+           "invalid user_identity"),                                                                                   \
+        PJ(ep, WRONG_TYPE, "{\"user_identity\":\"bob\",\"stream_name\":{\"name\":\"friday\"}" json_more "}", 400,      \
+           "invalid stream_name"),                                                                                     \
+        PJ(ep, TOO_LONG, "{\"user_identity\":\"" LONG_IDENTITY "\",\"stream_name\":\"friday\"" json_more "}", 400,     \
+           "invalid user_identity"),                                                                                   \
+        PJ(ep, TOO_LONG, "{\"user_identity\":\"bob\",\"stream_name\":\"" LONG_STREAM "\"" json_more "}", 400,          \
+           "invalid stream_name"),                                                                                     \
+        PF(ep, TOO_LONG, "user_identity=" LONG_IDENTITY "&stream_name=friday" form_more, 400,                          \
+           "invalid user_identity"),                                                                                   \
+        PJ(ep, INVALID_UTF8,                                                                                           \
+           "{\"user_identity\":\"b\xff"                                                                                \
+           "ob\",\"stream_name\":\"friday\"" json_more "}",                                                            \
+           400, "invalid body"),                                                                                       \
+        PF(ep, INVALID_UTF8, "user_identity=b%FFob&stream_name=friday" form_more, 400, "invalid body"),                \
+        PJ(ep, CONTROL_CHARS, "{\"user_identity\":\"b\\u001bob\",\"stream_name\":\"friday\"" json_more "}", 400,       \
+           "invalid user_identity"),                                                                                   \
+        PF(ep, CONTROL_CHARS, "user_identity=bob&stream_name=fri%7Fday" form_more, 400, "invalid stream_name"),        \
+        OVERSIZE(ep), WRONG_TYPES(ep, "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"" json_more "}"),          \
+        BAD_PASSCODES(ep, "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"" json_more "}"),                      \
+        PJ(ep, UNKNOWN_STREAM, "{\"user_identity\":\"bob\",\"stream_name\":\"nope\"" json_more "}", 404,               \
+           "stream not found"),                                                                                        \
+        PJ(ep, UNKNOWN_STREAM, "{\"user_identity\":\"bob\",\"stream_name\":\"gone\"" json_more "}", 404,               \
+           "stream not found"),                                                                                        \
+        JJ(ep, NOT_SELF, BOB, "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"" json_more "}", 403,            \
+           "identity mismatch"),                                                                                       \
+        FORGED_TOKEN(ep, "{\"stream_name\":\"friday\"" json_more "}"),                                                 \
+        DOT_IDENTITY_ROWS(ep, "friday", json_more, form_more), DOT_STREAM_ROWS(ep, json_more),                         \
+        DOT_SUBJECT_ROW(ep, "\"stream_name\":\"friday\"" json_more)
 
 /* "friday" is live, hosted by alice, with 2 raised hands of 2; "gone" has
  * ended; "nope" was never heard of. In passcode mode host-only actions
@@ -222,8 +233,9 @@ static const struct bad_row bad_rows[] = {
     PJ(VERIFY, INVALID_UTF8, "{\"x\":\"\xff\"}", 400, "invalid body"),
     PF(VERIFY, INVALID_UTF8, "x=%FF", 400, "invalid body"),
     PJ(VERIFY, CONTROL_CHARS, "{\"x\":\"a\x01\"}", 400, "invalid body"), /* raw, so not JSON */
-    NA(VERIFY, CONTROL_CHARS, "in a form (the JSON row applies): a control character breaks only a field "
-                              "rule, and no field is read, so the form is accepted"),
+    NA(VERIFY, CONTROL_CHARS,
+       "in a form (the JSON row applies): a control character breaks only a field "
+       "rule, and no field is read, so the form is accepted"),
     OVERSIZE(VERIFY),
     WRONG_TYPES(VERIFY, "{}"),
     BAD_PASSCODES(VERIFY, "{}"),
@@ -244,8 +256,7 @@ static const struct bad_row bad_rows[] = {
     ROW(CREATE, MISSING_FIELD, PASSCODE, NULL, CALLER, "", 400, "missing user_identity"), /* no body */
     PJ(CREATE, WRONG_TYPE, "{\"user_identity\":7,\"stream_name\":\"saturday\"}", 400, "invalid user_identity"),
     PJ(CREATE, WRONG_TYPE, "{\"user_identity\":null,\"stream_name\":\"saturday\"}", 400, "invalid user_identity"),
-    PJ(CREATE, WRONG_TYPE, "{\"user_identity\":\"alice\",\"stream_name\":[\"saturday\"]}", 400,
-       "invalid stream_name"),
+    PJ(CREATE, WRONG_TYPE, "{\"user_identity\":\"alice\",\"stream_name\":[\"saturday\"]}", 400, "invalid stream_name"),
     PJ(CREATE, WRONG_TYPE, "[1,2]", 400, "invalid body"),
     PJ(CREATE, TOO_LONG, "{\"user_identity\":\"" LONG_IDENTITY "\",\"stream_name\":\"saturday\"}", 400,
        "invalid user_identity"),
@@ -267,8 +278,7 @@ static const struct bad_row bad_rows[] = {
        "invalid body"), /* jansson refuses NUL */
     PF(CREATE, CONTROL_CHARS, "user_identity=a%07b&stream_name=saturday", 400, "invalid user_identity"),
     PF(CREATE, CONTROL_CHARS, "user_identity=a%00b&stream_name=saturday", 400, "invalid user_identity"),
-    PF(CREATE, CONTROL_CHARS, "user_identity=alice&stream_name=x%E2%80%A8", 400,
-       "invalid stream_name"), /* U+2028 */
+    PF(CREATE, CONTROL_CHARS, "user_identity=alice&stream_name=x%E2%80%A8", 400, "invalid stream_name"), /* U+2028 */
     OVERSIZE(CREATE),
     WRONG_TYPES(CREATE, "{\"user_identity\":\"alice\",\"stream_name\":\"saturday\"}"),
     ROW(CREATE, WRONG_CONTENT_TYPE, PASSCODE, "application/jsonx", CALLER,
@@ -281,8 +291,7 @@ static const struct bad_row bad_rows[] = {
     /* Creating makes the caller host; a live stream of another host's is not to be taken. */
     JJ(CREATE, NOT_HOST, BOB, "{\"stream_name\":\"friday\"}", 409, "stream exists"),
     NA(CREATE, UNKNOWN_STREAM, "creates the stream: a name nobody knows is the normal case"),
-    JJ(CREATE, NOT_SELF, BOB, "{\"user_identity\":\"alice\",\"stream_name\":\"saturday\"}", 403,
-       "identity mismatch"),
+    JJ(CREATE, NOT_SELF, BOB, "{\"user_identity\":\"alice\",\"stream_name\":\"saturday\"}", 403, "identity mismatch"),
     FORGED_TOKEN(CREATE, "{\"stream_name\":\"saturday\"}"),
     DOT_IDENTITY_ROWS(CREATE, "saturday", "", ""),
     PJ(CREATE, DOT_SEGMENT, "{\"user_identity\":\"alice\",\"stream_name\":\".\"}", 400, "invalid stream_name"),
@@ -290,21 +299,31 @@ static const struct bad_row bad_rows[] = {
     PF(CREATE, DOT_SEGMENT, "user_identity=alice&stream_name=%2E%2E", 400, "invalid stream_name"),
     DOT_SUBJECT_ROW(CREATE, "\"stream_name\":\"saturday\""),
     PJ(CREATE, OTHER, "{\"user_identity\":", 400, "invalid body"),
-    PJ(CREATE, OTHER, "{\"user_identity\":\"a\",\"user_identity\":\"b\",\"stream_name\":\"x\"}", 400,
-       "invalid body"),
+    PJ(CREATE, OTHER, "{\"user_identity\":\"a\",\"user_identity\":\"b\",\"stream_name\":\"x\"}", 400, "invalid body"),
     PF(CREATE, OTHER, "user_identity=a&user_identity=b&stream_name=x", 400, "invalid body"),
-    PJ(CREATE, OTHER, "{\"user_identity\":\"video-composer-1\",\"stream_name\":\"x\"}", 400,
-       "invalid user_identity"),
+    PJ(CREATE, OTHER, "{\"user_identity\":\"video-composer-1\",\"stream_name\":\"x\"}", 400, "invalid user_identity"),
     PJ(CREATE, OTHER, "{\"user_identity\":\" a\",\"stream_name\":\"x\"}", 400, "invalid user_identity"),
     PJ(CREATE, OTHER, "{\"user_identity\":\"\",\"stream_name\":\"x\"}", 400, "invalid user_identity"),
     PJ(CREATE, OTHER, "{\"user_identity\":\"a\",\"stream_name\":\"a/b\"}", 400, "invalid stream_name"),
     PJ(CREATE, OTHER, "{\"user_identity\":\"a\",\"stream_name\":\"...\"}", 400, "invalid stream_name"),
     PJ(CREATE, OTHER, "{\"user_identity\":\"a\",\"stream_name\":\"" ROOM_SID "\"}", 400, "invalid stream_name"),
     PJ(CREATE, OTHER, "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"}", 409, "stream exists"),
-    {.endpoint = CREATE, .class = OTHER, .mode = PASSCODE, .content_type = JSON_TYPE, .body = "{}",
-     .status = 404, .message = "not found", .path = "/create-streams"},
-    {.endpoint = CREATE, .class = OTHER, .mode = PASSCODE, .content_type = JSON_TYPE, .body = "",
-     .status = 405, .message = "method not allowed", .method = "GET"},
+    {.endpoint = CREATE,
+     .class = OTHER,
+     .mode = PASSCODE,
+     .content_type = JSON_TYPE,
+     .body = "{}",
+     .status = 404,
+     .message = "not found",
+     .path = "/create-streams"},
+    {.endpoint = CREATE,
+     .class = OTHER,
+     .mode = PASSCODE,
+     .content_type = JSON_TYPE,
+     .body = "",
+     .status = 405,
+     .message = "method not allowed",
+     .method = "GET"},
 
     SELF_SERVICE_ROWS(JOIN_SPEAKER, "", ""),
     /* Issue 15: in jwt mode the stage is the host's; bob was never invited. */
@@ -315,14 +334,12 @@ static const struct bad_row bad_rows[] = {
     NA(VIEWER_CONNECTED, NOT_HOST, SELF_SERVICE_NOT_HOST),
     SELF_SERVICE_ROWS(RAISE_HAND, ",\"hand_raised\":false", "&hand_raised=false"),
     NA(RAISE_HAND, NOT_HOST, SELF_SERVICE_NOT_HOST),
-    PJ(RAISE_HAND, MISSING_FIELD, "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"}", 400,
-       "missing hand_raised"),
-    PJ(RAISE_HAND, WRONG_TYPE, "{\"user_identity\":\"bob\",\"stream_name\":\"friday\",\"hand_raised\":\"false\"}",
-       400, "invalid hand_raised"),
+    PJ(RAISE_HAND, MISSING_FIELD, "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"}", 400, "missing hand_raised"),
+    PJ(RAISE_HAND, WRONG_TYPE, "{\"user_identity\":\"bob\",\"stream_name\":\"friday\",\"hand_raised\":\"false\"}", 400,
+       "invalid hand_raised"),
     PJ(RAISE_HAND, WRONG_TYPE, "{\"user_identity\":\"bob\",\"stream_name\":\"friday\",\"hand_raised\":1}", 400,
        "invalid hand_raised"),
-    PF(RAISE_HAND, WRONG_TYPE, "user_identity=bob&stream_name=friday&hand_raised=yes", 400,
-       "invalid hand_raised"),
+    PF(RAISE_HAND, WRONG_TYPE, "user_identity=bob&stream_name=friday&hand_raised=yes", 400, "invalid hand_raised"),
     PJ(RAISE_HAND, OTHER, "{\"user_identity\":\"bob\",\"stream_name\":\"friday\",\"hand_raised\":true}", 409,
        "raised hands full"),
 
@@ -340,7 +357,10 @@ static const struct bad_row bad_rows[] = {
     PJ(INVITE, TOO_LONG, "{\"user_identity\":\"carol\",\"stream_name\":\"" LONG_STREAM "\"}", 400,
        "invalid stream_name"),
     PJ(INVITE, TOO_LONG, "{\"user_identity\":\"carol\",\"room_sid\":\"" ROOM_SID "0\"}", 400, "invalid room_sid"),
-    PJ(INVITE, INVALID_UTF8, "{\"user_identity\":\"car\xff" "ol\",\"stream_name\":\"friday\"}", 400, "invalid body"),
+    PJ(INVITE, INVALID_UTF8,
+       "{\"user_identity\":\"car\xff"
+       "ol\",\"stream_name\":\"friday\"}",
+       400, "invalid body"),
     PF(INVITE, INVALID_UTF8, "user_identity=carol&room_sid=RM%FF", 400, "invalid body"),
     PJ(INVITE, CONTROL_CHARS, "{\"user_identity\":\"carol\\t\",\"stream_name\":\"friday\"}", 400,
        "invalid user_identity"),
@@ -352,8 +372,8 @@ static const struct bad_row bad_rows[] = {
     JJ(INVITE, NOT_HOST, BOB, "{\"user_identity\":\"carol\",\"room_sid\":\"" ROOM_SID "\"}", 403, "not the host"),
     PJ(INVITE, UNKNOWN_STREAM, "{\"user_identity\":\"carol\",\"stream_name\":\"nope\"}", 404, "stream not found"),
     PJ(INVITE, UNKNOWN_STREAM, "{\"user_identity\":\"carol\",\"stream_name\":\"gone\"}", 404, "stream not found"),
-    PJ(INVITE, UNKNOWN_STREAM, "{\"user_identity\":\"carol\",\"room_sid\":\"RMffffffffffffffffffffffffffffffff\"}",
-       404, "stream not found"),
+    PJ(INVITE, UNKNOWN_STREAM, "{\"user_identity\":\"carol\",\"room_sid\":\"RMffffffffffffffffffffffffffffffff\"}", 404,
+       "stream not found"),
     NA(INVITE, NOT_SELF, "user_identity names the invitee, not the caller"),
     FORGED_TOKEN(INVITE, "{\"user_identity\":\"carol\",\"stream_name\":\"friday\"}"),
     DOT_IDENTITY_ROWS(INVITE, "friday", "", ""),
@@ -370,10 +390,12 @@ static const struct bad_row bad_rows[] = {
     PJ(REMOVE, TOO_LONG, "{\"user_identity\":\"" LONG_IDENTITY "\",\"stream_name\":\"friday\"}", 400,
        "invalid user_identity"),
     PJ(REMOVE, TOO_LONG, "{\"user_identity\":\"bob\",\"room_name\":\"" LONG_STREAM "\"}", 400, "invalid room_name"),
-    PJ(REMOVE, INVALID_UTF8, "{\"user_identity\":\"bob\",\"room_name\":\"fri\xff" "day\"}", 400, "invalid body"),
+    PJ(REMOVE, INVALID_UTF8,
+       "{\"user_identity\":\"bob\",\"room_name\":\"fri\xff"
+       "day\"}",
+       400, "invalid body"),
     PF(REMOVE, INVALID_UTF8, "user_identity=bob&room_name=fri%FFday", 400, "invalid body"),
-    PJ(REMOVE, CONTROL_CHARS, "{\"user_identity\":\"bob\",\"room_name\":\"fri\\u0008day\"}", 400,
-       "invalid room_name"),
+    PJ(REMOVE, CONTROL_CHARS, "{\"user_identity\":\"bob\",\"room_name\":\"fri\\u0008day\"}", 400, "invalid room_name"),
     PF(REMOVE, CONTROL_CHARS, "user_identity=bob&stream_name=%C2%9B", 400, "invalid stream_name"), /* U+009B */
     OVERSIZE(REMOVE),
     WRONG_TYPES(REMOVE, "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"}"),
@@ -396,7 +418,10 @@ static const struct bad_row bad_rows[] = {
     PJ(DELETE, WRONG_TYPE, "{\"stream_name\":1.5}", 400, "invalid stream_name"),
     PJ(DELETE, WRONG_TYPE, "\"friday\"", 400, "invalid body"),
     PJ(DELETE, TOO_LONG, "{\"stream_name\":\"" LONG_STREAM "\"}", 400, "invalid stream_name"),
-    PJ(DELETE, INVALID_UTF8, "{\"stream_name\":\"fri\xe2\x82" "day\"}", 400, "invalid body"), /* cut short */
+    PJ(DELETE, INVALID_UTF8,
+       "{\"stream_name\":\"fri\xe2\x82"
+       "day\"}",
+       400, "invalid body"), /* cut short */
     PF(DELETE, INVALID_UTF8, "stream_name=fri%E2%82day", 400, "invalid body"),
     PJ(DELETE, CONTROL_CHARS, "{\"stream_name\":\"friday\\r\\n\"}", 400, "invalid stream_name"),
     PF(DELETE, CONTROL_CHARS, "stream_name=friday%0D%0A", 400, "invalid stream_name"),
@@ -448,10 +473,10 @@ static const struct valid_request valid_passcode[ENDPOINTS] = {
                       "user.joined", "friday"},
     [JOIN_VIEWER] = {"/join-stream-as-viewer", "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"}", 200,
                      "user.joined", "friday"},
-    [VIEWER_CONNECTED] = {"/viewer-connected-to-player", "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"}",
-                          200, "viewer.connected", "friday"},
-    [RAISE_HAND] = {"/raise-hand", "{\"user_identity\":\"bob\",\"stream_name\":\"friday\",\"hand_raised\":false}",
-                    200, "hand.lowered", "friday"},
+    [VIEWER_CONNECTED] = {"/viewer-connected-to-player", "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"}", 200,
+                          "viewer.connected", "friday"},
+    [RAISE_HAND] = {"/raise-hand", "{\"user_identity\":\"bob\",\"stream_name\":\"friday\",\"hand_raised\":false}", 200,
+                    "hand.lowered", "friday"},
     [INVITE] = {"/send-speaker-invite", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\"}", 200,
                 "speaker.invited", "friday"},
     [REMOVE] = {"/remove-speaker", "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"}", 200,
@@ -467,8 +492,7 @@ static const struct valid_request valid_jwt[ENDPOINTS] = {
     [JOIN_VIEWER] = {"/join-stream-as-viewer", "{\"stream_name\":\"friday\"}", 200, "user.joined", "friday"},
     [VIEWER_CONNECTED] = {"/viewer-connected-to-player", "{\"stream_name\":\"friday\"}", 200, "viewer.connected",
                           "friday"},
-    [RAISE_HAND] = {"/raise-hand", "{\"stream_name\":\"friday\",\"hand_raised\":false}", 200, "hand.lowered",
-                    "friday"},
+    [RAISE_HAND] = {"/raise-hand", "{\"stream_name\":\"friday\",\"hand_raised\":false}", 200, "hand.lowered", "friday"},
     [INVITE] = {"/send-speaker-invite", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\"}", 200,
                 "speaker.invited", "friday"},
     [REMOVE] = {"/remove-speaker", "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"}", 200,
@@ -492,20 +516,20 @@ enum webhook_class {
 };
 
 static const char *const webhook_class_names[WEBHOOK_CLASSES + 1] = {
-    "no signature", "wrong signature", "signed for another URL", "wrong content type",
-    "oversize body", "field not UTF-8 text", "other",
+    "no signature",         "wrong signature", "signed for another URL", "wrong content type", "oversize body",
+    "field not UTF-8 text", "other",
 };
 
 /* How a webhook row is signed. */
 enum signing {
-    SIGNED,        /* as Twilio would: PUBLIC_BASE_URL + path and query, the auth token */
-    UNSIGNED,      /* no X-Twilio-Signature */
-    GARBAGE,       /* a well-formed signature of nothing */
-    OTHER_TOKEN,   /* under another auth token */
-    TAMPERED,      /* signed, then the field changed */
-    OTHER_PATH,    /* signed for another webhook's path */
-    OTHER_QUERY,   /* signed for another query */
-    OTHER_BASE,    /* signed for the address the test reached, not PUBLIC_BASE_URL */
+    SIGNED,      /* as Twilio would: PUBLIC_BASE_URL + path and query, the auth token */
+    UNSIGNED,    /* no X-Twilio-Signature */
+    GARBAGE,     /* a well-formed signature of nothing */
+    OTHER_TOKEN, /* under another auth token */
+    TAMPERED,    /* signed, then the field changed */
+    OTHER_PATH,  /* signed for another webhook's path */
+    OTHER_QUERY, /* signed for another query */
+    OTHER_BASE,  /* signed for the address the test reached, not PUBLIC_BASE_URL */
 };
 
 /* A webhook's valid delivery: the fields of an event that produces one.
@@ -517,24 +541,42 @@ struct webhook_info {
     const char *query;       /* "" or "?stream=friday" */
     const char *other_query; /* what OTHER_QUERY signs */
     const char *fields[8][2];
-    const char *event;       /* produced for the valid delivery, on "friday" */
+    const char *event; /* produced for the valid delivery, on "friday" */
 };
 
 static const struct webhook_info webhooks[WEBHOOKS] = {
-    [ROOMS] = {"/rooms-webhook", "", "?x=1",
-               {{"AccountSid", TEST_ACCOUNT_SID}, {"RoomName", "friday"}, {"RoomSid", ROOM_SID},
-                {"StatusCallbackEvent", "participant-connected"}, {"Timestamp", WEBHOOK_NOW},
-                {"ParticipantIdentity", "bob"}, {"ParticipantSid", "PA0123456789abcdef0123456789abcdef"},
+    [ROOMS] = {"/rooms-webhook",
+               "",
+               "?x=1",
+               {{"AccountSid", TEST_ACCOUNT_SID},
+                {"RoomName", "friday"},
+                {"RoomSid", ROOM_SID},
+                {"StatusCallbackEvent", "participant-connected"},
+                {"Timestamp", WEBHOOK_NOW},
+                {"ParticipantIdentity", "bob"},
+                {"ParticipantSid", "PA0123456789abcdef0123456789abcdef"},
                 {NULL, NULL}},
                "participant.connected"},
-    [SYNC] = {"/sync-webhook", "?stream=friday", "?stream=saturday",
-              {{"AccountSid", TEST_ACCOUNT_SID}, {"ServiceSid", SERVICE_SID}, {"EventType", "endpoint_disconnected"},
-               {"Identity", "carol"}, {"EndpointId", "EP1"}, {"DateCreated", WEBHOOK_NOW}, {NULL, NULL}},
+    [SYNC] = {"/sync-webhook",
+              "?stream=friday",
+              "?stream=saturday",
+              {{"AccountSid", TEST_ACCOUNT_SID},
+               {"ServiceSid", SERVICE_SID},
+               {"EventType", "endpoint_disconnected"},
+               {"Identity", "carol"},
+               {"EndpointId", "EP1"},
+               {"DateCreated", WEBHOOK_NOW},
+               {NULL, NULL}},
               "viewer.disconnected"},
-    [MEDIA] = {"/media-webhook", "?stream=friday", "?stream=saturday",
-               {{"AccountSid", TEST_ACCOUNT_SID}, {"MediaProcessorSid", PROCESSOR_SID},
-                {"StatusCallbackEvent", "media-processor-ended"}, {"EndedReason", "max-duration-exceeded"},
-                {"Timestamp", WEBHOOK_NOW}, {NULL, NULL}},
+    [MEDIA] = {"/media-webhook",
+               "?stream=friday",
+               "?stream=saturday",
+               {{"AccountSid", TEST_ACCOUNT_SID},
+                {"MediaProcessorSid", PROCESSOR_SID},
+                {"StatusCallbackEvent", "media-processor-ended"},
+                {"EndedReason", "max-duration-exceeded"},
+                {"Timestamp", WEBHOOK_NOW},
+                {NULL, NULL}},
                "media.ended"},
 };
 
@@ -548,36 +590,52 @@ struct webhook_row {
     size_t value_len;         /* 0: strlen(value) */
     const char *query;        /* NULL: the webhook's own */
     long status;
-    const char *message;      /* the error's message; NULL: the answer is 200 {} (ignored) */
+    const char *message; /* the error's message; NULL: the answer is 200 {} (ignored) */
 };
 
-#define HOOK_ROW(h, cls, sig, type, code, msg) \
-    {.hook = h, .class = cls, .signing = sig, .content_type = type, .status = code, .message = msg}
-#define HOOK_FIELD(h, cls, name, text, len, code, msg)                                                      \
-    {.hook = h, .class = cls, .signing = SIGNED, .content_type = FORM_TYPE, .field = name, .value = text,    \
-     .value_len = len, .status = code, .message = msg}
+#define HOOK_ROW(h, cls, sig, type, code, msg)                                                                         \
+    {                                                                                                                  \
+        .hook = h, .class = cls, .signing = sig, .content_type = type, .status = code, .message = msg                  \
+    }
+#define HOOK_FIELD(h, cls, name, text, len, code, msg)                                                                 \
+    {                                                                                                                  \
+        .hook = h, .class = cls, .signing = SIGNED, .content_type = FORM_TYPE, .field = name, .value = text,           \
+        .value_len = len, .status = code, .message = msg                                                               \
+    }
 #define OVERSIZE_FIELD "Padding" /* its value is made OVERSIZE_BYTES long */
 
 /* The rows every webhook gets; identity is a field that goes into its event. */
-#define WEBHOOK_ROWS(h, identity)                                                                           \
-    HOOK_ROW(h, NO_SIGNATURE, UNSIGNED, FORM_TYPE, 403, "invalid signature"),                               \
-    HOOK_ROW(h, WRONG_SIGNATURE, GARBAGE, FORM_TYPE, 403, "invalid signature"),                             \
-    HOOK_ROW(h, WRONG_SIGNATURE, OTHER_TOKEN, FORM_TYPE, 403, "invalid signature"),                         \
-    {.hook = h, .class = WRONG_SIGNATURE, .signing = TAMPERED, .content_type = FORM_TYPE, .field = identity, \
-     .value = "mallory", .status = 403, .message = "invalid signature"},                                    \
-    HOOK_ROW(h, SIGNED_FOR_ANOTHER_URL, OTHER_PATH, FORM_TYPE, 403, "invalid signature"),                   \
-    HOOK_ROW(h, SIGNED_FOR_ANOTHER_URL, OTHER_QUERY, FORM_TYPE, 403, "invalid signature"),                  \
-    HOOK_ROW(h, SIGNED_FOR_ANOTHER_URL, OTHER_BASE, FORM_TYPE, 403, "invalid signature"),                   \
-    HOOK_ROW(h, WEBHOOK_CONTENT_TYPE, SIGNED, "application/json", 415, "unsupported content type"),         \
-    HOOK_ROW(h, WEBHOOK_CONTENT_TYPE, SIGNED, NULL, 415, "unsupported content type"),                       \
-    HOOK_ROW(h, WEBHOOK_CONTENT_TYPE, SIGNED, FORM_TYPE "x", 415, "unsupported content type"),              \
-    HOOK_FIELD(h, WEBHOOK_OVERSIZE, OVERSIZE_FIELD, "", 0, 413, "body too large"),                          \
-    HOOK_FIELD(h, WEBHOOK_NOT_UTF8, identity, "b\xff" "ob", 0, 400, "invalid webhook"),                     \
-    HOOK_FIELD(h, WEBHOOK_NOT_UTF8, identity, "b\0ob", 4, 400, "invalid webhook")
+#define WEBHOOK_ROWS(h, identity)                                                                                      \
+    HOOK_ROW(h, NO_SIGNATURE, UNSIGNED, FORM_TYPE, 403, "invalid signature"),                                          \
+        HOOK_ROW(h, WRONG_SIGNATURE, GARBAGE, FORM_TYPE, 403, "invalid signature"),                                    \
+        HOOK_ROW(h, WRONG_SIGNATURE, OTHER_TOKEN, FORM_TYPE, 403, "invalid signature"),                                \
+        {.hook = h,                                                                                                    \
+         .class = WRONG_SIGNATURE,                                                                                     \
+         .signing = TAMPERED,                                                                                          \
+         .content_type = FORM_TYPE,                                                                                    \
+         .field = identity,                                                                                            \
+         .value = "mallory",                                                                                           \
+         .status = 403,                                                                                                \
+         .message = "invalid signature"},                                                                              \
+        HOOK_ROW(h, SIGNED_FOR_ANOTHER_URL, OTHER_PATH, FORM_TYPE, 403, "invalid signature"),                          \
+        HOOK_ROW(h, SIGNED_FOR_ANOTHER_URL, OTHER_QUERY, FORM_TYPE, 403, "invalid signature"),                         \
+        HOOK_ROW(h, SIGNED_FOR_ANOTHER_URL, OTHER_BASE, FORM_TYPE, 403, "invalid signature"),                          \
+        HOOK_ROW(h, WEBHOOK_CONTENT_TYPE, SIGNED, "application/json", 415, "unsupported content type"),                \
+        HOOK_ROW(h, WEBHOOK_CONTENT_TYPE, SIGNED, NULL, 415, "unsupported content type"),                              \
+        HOOK_ROW(h, WEBHOOK_CONTENT_TYPE, SIGNED, FORM_TYPE "x", 415, "unsupported content type"),                     \
+        HOOK_FIELD(h, WEBHOOK_OVERSIZE, OVERSIZE_FIELD, "", 0, 413, "body too large"),                                 \
+        HOOK_FIELD(h, WEBHOOK_NOT_UTF8, identity,                                                                      \
+                   "b\xff"                                                                                             \
+                   "ob",                                                                                               \
+                   0, 400, "invalid webhook"),                                                                         \
+        HOOK_FIELD(h, WEBHOOK_NOT_UTF8, identity, "b\0ob", 4, 400, "invalid webhook")
 
 static const struct webhook_row webhook_rows[] = {
     WEBHOOK_ROWS(ROOMS, "ParticipantIdentity"),
-    HOOK_FIELD(ROOMS, WEBHOOK_NOT_UTF8, "RoomName", "fri\xff" "day", 0, 400, "invalid webhook"),
+    HOOK_FIELD(ROOMS, WEBHOOK_NOT_UTF8, "RoomName",
+               "fri\xff"
+               "day",
+               0, 400, "invalid webhook"),
     HOOK_FIELD(ROOMS, WEBHOOK_OTHER, "RoomSid", NULL, 0, 400, "invalid webhook"),
     HOOK_FIELD(ROOMS, WEBHOOK_OTHER, "Timestamp", NULL, 0, 400, "invalid webhook"),
     /* A name that cannot be a stream: a stream nobody knows, ignored. */
@@ -588,8 +646,13 @@ static const struct webhook_row webhook_rows[] = {
     WEBHOOK_ROWS(SYNC, "Identity"),
     HOOK_FIELD(SYNC, WEBHOOK_OTHER, "ServiceSid", NULL, 0, 400, "invalid webhook"),
     HOOK_FIELD(SYNC, WEBHOOK_OTHER, "Identity", ".", 0, 200, NULL),
-    {.hook = SYNC, .class = WEBHOOK_OTHER, .signing = SIGNED, .content_type = FORM_TYPE,
-     .query = "?stream=%FF", .status = 200, .message = NULL},
+    {.hook = SYNC,
+     .class = WEBHOOK_OTHER,
+     .signing = SIGNED,
+     .content_type = FORM_TYPE,
+     .query = "?stream=%FF",
+     .status = 200,
+     .message = NULL},
     WEBHOOK_ROWS(MEDIA, "EndedReason"),
     HOOK_FIELD(MEDIA, WEBHOOK_NOT_UTF8, "MediaProcessorSid", "ZX\xff", 0, 400, "invalid webhook"),
     HOOK_FIELD(MEDIA, WEBHOOK_OTHER, "MediaProcessorSid", NULL, 0, 400, "invalid webhook"),
@@ -622,8 +685,8 @@ static char *twilio_typed_token(const char *identity)
     free(c);
     unsigned char mac[32];
     unsigned int mac_len = 0;
-    assert_non_null(HMAC(EVP_sha256(), JWT_SECRET, (int)strlen(JWT_SECRET), (const unsigned char *)input,
-                         strlen(input), mac, &mac_len));
+    assert_non_null(HMAC(EVP_sha256(), JWT_SECRET, (int)strlen(JWT_SECRET), (const unsigned char *)input, strlen(input),
+                         mac, &mac_len));
     base64url_encode(mac, mac_len, sig64);
     size_t n = strlen(input) + strlen(sig64) + 32;
     char *out = malloc(n);
@@ -664,10 +727,10 @@ static void credentials_make(struct credentials *c)
     c->header[PASSCODE_AS_BEARER] = strdup("Authorization: Bearer " TEST_PASSCODE);
     c->header[FORGED] = bearer_for("alice", "not-the-identity-service-secret");
     c->header[EXPIRED] = bearer_expiring("alice", JWT_SECRET, -3600);
-    c->header[NOT_YET_VALID] = bearer_with_claims(
-        json_pack("{s:s, s:I, s:I}", "sub", "alice", "exp", (json_int_t)(time(NULL) + 7200), "nbf",
-                  (json_int_t)(time(NULL) + 3600)),
-        JWT_SECRET);
+    c->header[NOT_YET_VALID] = bearer_with_claims(json_pack("{s:s, s:I, s:I}", "sub", "alice", "exp",
+                                                            (json_int_t)(time(NULL) + 7200), "nbf",
+                                                            (json_int_t)(time(NULL) + 3600)),
+                                                  JWT_SECRET);
     c->header[MALFORMED] = strdup("Authorization: Bearer not.a.jwt");
     c->header[BAD_SUBJECT] = bearer_for("video-composer-1", JWT_SECRET);
     c->header[UNSIGNED_TOKEN] = unsigned_token("alice");
@@ -786,8 +849,7 @@ static size_t run_rows(struct fixture *f, enum mode mode)
             ran++;
         }
         expect_no_event(f);
-        expect_valid(f, mode == PASSCODE ? &valid_passcode[ep] : &valid_jwt[ep], caller_header(f, &cred, mode),
-                     events);
+        expect_valid(f, mode == PASSCODE ? &valid_passcode[ep] : &valid_jwt[ep], caller_header(f, &cred, mode), events);
     }
     credentials_free(&cred);
     return ran;
@@ -836,8 +898,8 @@ static void test_matrix_is_complete(void **state)
             if (row->status < 400 || !row->message || (!row->body && row->class != OVERSIZE_BODY))
                 fail_msg("row %zu: an applicable row has a 4xx status, a message and a body", i);
             int jwt_only = row->credential == BOB || row->credential == THE_PASSCODE || row->credential >= FORGED;
-            if ((row->mode == PASSCODE && jwt_only) || (row->mode == JWT && (row->credential == WRONG_PASSCODE ||
-                                                                             row->credential == PASSCODE_AS_BEARER)))
+            if ((row->mode == PASSCODE && jwt_only) ||
+                (row->mode == JWT && (row->credential == WRONG_PASSCODE || row->credential == PASSCODE_AS_BEARER)))
                 fail_msg("row %zu: credential %d does not belong to its mode", i, row->credential);
             applicable++;
         }
@@ -858,14 +920,14 @@ static void test_matrix_is_complete(void **state)
         printf("# %-20s", class_names[c]);
         for (int e = 0; e < ENDPOINTS; e++) {
             if (!cells[e][c][0])
-                fail_msg("no row for %s x %s: add one, or one that does not apply, with the reason",
-                         endpoint_paths[e], class_names[c]);
+                fail_msg("no row for %s x %s: add one, or one that does not apply, with the reason", endpoint_paths[e],
+                         class_names[c]);
             printf(" %s", cells[e][c]);
         }
         printf("\n");
     }
-    printf("# client API: %zu rows apply (%zu passcode, %zu jwt), %zu do not\n", applicable,
-           applicable_rows(PASSCODE), applicable_rows(JWT), not_applicable);
+    printf("# client API: %zu rows apply (%zu passcode, %zu jwt), %zu do not\n", applicable, applicable_rows(PASSCODE),
+           applicable_rows(JWT), not_applicable);
     assert_int_equal(applicable, APPLICABLE_ROWS);
     assert_int_equal(not_applicable, NOT_APPLICABLE_ROWS);
 
@@ -1029,7 +1091,8 @@ static int raw_connect(struct fixture *f)
         fail_msg("cannot read the port of %s", f->s.ingress_url);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)port),
                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0)
         fail_msg("cannot connect to the ingress: %s", strerror(errno));
@@ -1232,37 +1295,43 @@ struct state_row {
     const char *method; /* NULL: GET */
     const char *path;
     enum credential credential;
-    int oversize;       /* a body of OVERSIZE_BYTES */
+    int oversize; /* a body of OVERSIZE_BYTES */
     long status;
     const char *message;
 };
 
-#define SP(path, code, msg) {PASSCODE, NULL, path, CALLER, 0, code, msg}
-#define SJ(cred, code, msg) {JWT, NULL, "/streams/friday/state", cred, 0, code, msg}
+#define SP(path, code, msg)                                                                                            \
+    {                                                                                                                  \
+        PASSCODE, NULL, path, CALLER, 0, code, msg                                                                     \
+    }
+#define SJ(cred, code, msg)                                                                                            \
+    {                                                                                                                  \
+        JWT, NULL, "/streams/friday/state", cred, 0, code, msg                                                         \
+    }
 
 static const struct state_row state_rows[] = {
     SP("/streams/fri%ZZday/state", 400, "invalid path"),
     SP("/streams/friday%/state", 400, "invalid path"),
     SP("/streams/friday%2/state", 400, "invalid path"),
-    SP("/streams/fri%FFday/state", 400, "invalid stream name"),   /* not UTF-8 */
-    SP("/streams/%C0%AF/state", 400, "invalid stream name"),      /* an overlong '/' */
-    SP("/streams/%ED%A0%80/state", 400, "invalid stream name"),   /* a surrogate */
-    SP("/streams/fri%07day/state", 400, "invalid stream name"),   /* control characters */
+    SP("/streams/fri%FFday/state", 400, "invalid stream name"), /* not UTF-8 */
+    SP("/streams/%C0%AF/state", 400, "invalid stream name"),    /* an overlong '/' */
+    SP("/streams/%ED%A0%80/state", 400, "invalid stream name"), /* a surrogate */
+    SP("/streams/fri%07day/state", 400, "invalid stream name"), /* control characters */
     SP("/streams/fri%00day/state", 400, "invalid stream name"),
     SP("/streams/friday%0D%0A/state", 400, "invalid stream name"),
-    SP("/streams/x%C2%85/state", 400, "invalid stream name"),     /* C1 */
-    SP("/streams/x%E2%80%A8/state", 400, "invalid stream name"),  /* U+2028 */
+    SP("/streams/x%C2%85/state", 400, "invalid stream name"),    /* C1 */
+    SP("/streams/x%E2%80%A8/state", 400, "invalid stream name"), /* U+2028 */
     SP("/streams/" LONG_STREAM "/state", 400, "invalid stream name"),
-    SP("/streams/fri%2Fday/state", 400, "invalid stream name"),   /* reserved characters */
+    SP("/streams/fri%2Fday/state", 400, "invalid stream name"), /* reserved characters */
     SP("/streams/fri%3Fday/state", 400, "invalid stream name"),
     SP("/streams/a%25b/state", 400, "invalid stream name"),
-    SP("/streams/%2E%2E/state", 400, "invalid stream name"),      /* dot segments */
+    SP("/streams/%2E%2E/state", 400, "invalid stream name"), /* dot segments */
     SP("/streams/%2E/state", 400, "invalid stream name"),
     SP("/streams/" ROOM_SID "/state", 400, "invalid stream name"), /* shaped like a Room SID */
     SP("/streams//state", 400, "invalid stream name"),
-    SP("/streams/%20friday/state", 400, "invalid stream name"),   /* a space at one end */
+    SP("/streams/%20friday/state", 400, "invalid stream name"), /* a space at one end */
     SP("/streams/nope/state", 404, "stream not found"),
-    SP("/streams/friday/state/", 404, "stream not found"),        /* then GET /streams/{name}, no such name */
+    SP("/streams/friday/state/", 404, "stream not found"), /* then GET /streams/{name}, no such name */
     {PASSCODE, NULL, "/streams/friday/state", NO_AUTH, 0, 401, "passcode incorrect"},
     {PASSCODE, NULL, "/streams/friday/state", WRONG_PASSCODE, 0, 401, "passcode incorrect"},
     {PASSCODE, NULL, "/streams/friday/state", PASSCODE_AS_BEARER, 0, 401, "passcode incorrect"},

@@ -120,8 +120,8 @@ static int32_t stream_leader(struct fixture *f, int32_t *partition)
         const rd_kafka_metadata_topic_t *t = &md->topics[0];
         if (t->partition_cnt > 0) {
             /* librdkafka's default partitioner for keyed records. */
-            *partition = rd_kafka_msg_partitioner_consistent_random(rkt, STREAM, strlen(STREAM),
-                                                                    t->partition_cnt, NULL, NULL);
+            *partition = rd_kafka_msg_partitioner_consistent_random(rkt, STREAM, strlen(STREAM), t->partition_cnt, NULL,
+                                                                    NULL);
             for (int i = 0; i < t->partition_cnt; i++)
                 if (t->partitions[i].id == *partition && t->partitions[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
                     leader = t->partitions[i].leader;
@@ -183,8 +183,8 @@ static long viewer_count(struct fixture *f)
     long n = -1;
     size_t i, j;
     json_t *svc, *doc;
-    json_array_foreach(json_object_get(state, "sync_services"), i, svc)
-        json_array_foreach(json_object_get(svc, "documents"), j, doc) {
+    json_array_foreach (json_object_get(state, "sync_services"), i, svc)
+        json_array_foreach (json_object_get(svc, "documents"), j, doc) {
             const char *u = json_string_value(json_object_get(doc, "unique_name"));
             if (u && strcmp(u, "stream") == 0)
                 n = (long)json_integer_value(json_object_get(json_object_get(doc, "data"), "viewer_count"));
@@ -196,7 +196,8 @@ static long viewer_count(struct fixture *f)
 static void test_leader_killed_mid_burst(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"" STREAM "\"}", NULL), 200);
+    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"" STREAM "\"}", NULL),
+                     200);
     pid_t ingress_pid = f->s.ingress.pid, worker_pid[ROLES];
     for (int r = 0; r < ROLES; r++)
         worker_pid[r] = f->workers[r].pid;
@@ -253,8 +254,8 @@ static void test_leader_killed_mid_burst(void **state)
     }
     assert_true(first_ok_after > 0);
     printf("# node %d leads partition %d %.2f s after the kill; the first 2xx for a request sent after the kill "
-           "came %.2f s after it\n", (int)now, (int)partition, (elected - killed) / 1000.0,
-           (first_ok_after - killed) / 1000.0);
+           "came %.2f s after it\n",
+           (int)now, (int)partition, (elected - killed) / 1000.0, (first_ok_after - killed) / 1000.0);
     printf("# %d viewers in %.1f s: %d answered 2xx, %d answered 503\n", VIEWERS, (ended - started) / 1000.0, ok,
            unavailable);
 
@@ -267,8 +268,7 @@ static void test_leader_killed_mid_burst(void **state)
             fail_msg("viewer %d was answered 2xx and has %d events", i, counts[i]);
         landed_503 += status_of[i] == 503 && counts[i] > 0;
     }
-    printf("# every 2xx has its event once; %d of the %d answered 503 landed all the same\n", landed_503,
-           unavailable);
+    printf("# every 2xx has its event once; %d of the %d answered 503 landed all the same\n", landed_503, unavailable);
 
     /* The clients answered 503 ask again: the same processes answer 2xx. */
     for (int i = 0; i < VIEWERS; i++) {

@@ -48,8 +48,7 @@ static int setup_compacting(void **state)
     }
     static const char *const state_configs[] = {"segment.ms=100", "min.cleanable.dirty.ratio=0.01",
                                                 "delete.retention.ms=100", "min.compaction.lag.ms=0", NULL};
-    struct fixture_options o = {.broker = 1, .state_configs = state_configs, .ingress = FIXTURE_INGRESS,
-                                .producer = 1};
+    struct fixture_options o = {.broker = 1, .state_configs = state_configs, .ingress = FIXTURE_INGRESS, .producer = 1};
     return fixture_setup(state, &o);
 }
 

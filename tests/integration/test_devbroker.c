@@ -110,16 +110,20 @@ static int teardown(void **state)
 
 /* Starts the dev broker with extra arguments and waits for its bootstrap
  * file; f->brokers then holds bootstrap.servers. */
-static void start_broker(struct fixture *f, const char *partitions,
-                         const char *state_partitions)
+static void start_broker(struct fixture *f, const char *partitions, const char *state_partitions)
 {
     char prog[512], out[512], errp[512], err[256];
     build_path("stagehand-devbroker", prog, sizeof prog);
     path_in(f, "devbroker.out", out, sizeof out);
     path_in(f, "devbroker.err", errp, sizeof errp);
-    const char *argv[] = {prog, "--partitions", partitions, "--bootstrap-file",
-                          f->bootstrap_file, state_partitions ? "--state-partitions" : NULL,
-                          state_partitions, NULL};
+    const char *argv[] = {prog,
+                          "--partitions",
+                          partitions,
+                          "--bootstrap-file",
+                          f->bootstrap_file,
+                          state_partitions ? "--state-partitions" : NULL,
+                          state_partitions,
+                          NULL};
     if (process_spawn(&f->broker, argv, NULL, out, errp, err, sizeof err) != 0)
         fail_msg("%s", err);
     if (process_wait_file(f->bootstrap_file, WAIT_MS) != 0)
@@ -133,8 +137,7 @@ static void start_broker(struct fixture *f, const char *partitions,
 }
 
 /* Runs the dev broker with argv[1..] and returns its exit status. */
-static int run_broker_args(struct fixture *f, const char *a1, const char *a2,
-                           char **stdout_text, char **stderr_text)
+static int run_broker_args(struct fixture *f, const char *a1, const char *a2, char **stdout_text, char **stderr_text)
 {
     char prog[512], out[512], errp[512], err[256];
     build_path("stagehand-devbroker", prog, sizeof prog);
@@ -226,8 +229,7 @@ struct probe_view {
 /* Parses a kafka-probe consume file (complete lines only). Records, per key
  * index, which probe saw it (owner[k] = probe, or -2 when seen twice) and the
  * partition it came from. */
-static void read_probe_file(const char *path, int probe, struct probe_view *v, int *owner,
-                            int *key_partition)
+static void read_probe_file(const char *path, int probe, struct probe_view *v, int *owner, int *key_partition)
 {
     memset(v, 0, sizeof *v);
     char *text = process_read_file(path, NULL);
@@ -264,9 +266,8 @@ static void start_consumer_probe(struct fixture *f, int i, const char *out)
     build_path("tests/helpers/kafka-probe", prog, sizeof prog);
     snprintf(name, sizeof name, "consumer%d.err", i);
     path_in(f, name, errp, sizeof errp);
-    const char *argv[] = {prog, "consume", "--brokers", f->brokers, "--topic",
-                          TOPIC_EVENTS, "--group", "pair", "--out", out,
-                          "--max-seconds", "120", NULL};
+    const char *argv[] = {prog,   "consume", "--brokers", f->brokers,      "--topic", TOPIC_EVENTS, "--group",
+                          "pair", "--out",   out,         "--max-seconds", "120",     NULL};
     if (process_spawn(&f->probes[i], argv, NULL, NULL, errp, err, sizeof err) != 0)
         fail_msg("%s", err);
 }
@@ -304,8 +305,7 @@ static void test_two_consumers_split_partitions_and_keys(void **state)
     build_path("tests/helpers/kafka-probe", prog, sizeof prog);
     path_in(f, "producer.out", pout, sizeof pout);
     path_in(f, "producer.err", perr, sizeof perr);
-    const char *argv[] = {prog, "produce", "--brokers", f->brokers, "--topic",
-                          TOPIC_EVENTS, "--count", "300", NULL};
+    const char *argv[] = {prog, "produce", "--brokers", f->brokers, "--topic", TOPIC_EVENTS, "--count", "300", NULL};
     if (process_spawn(&f->probes[2], argv, NULL, pout, perr, err, sizeof err) != 0)
         fail_msg("%s", err);
     assert_int_equal(process_wait(&f->probes[2], WAIT_MS), 0);
@@ -372,8 +372,7 @@ static void quick_group_props(struct kv_list *props)
 
 /* A consumer of stagehand.events in group; strategy NULL keeps the module's
  * cooperative-sticky, else it is the partition.assignment.strategy. */
-static struct kafka_consumer *new_consumer_with(struct fixture *f, const char *group,
-                                               const char *strategy)
+static struct kafka_consumer *new_consumer_with(struct fixture *f, const char *group, const char *strategy)
 {
     char err[512];
     struct kv_list props;
@@ -381,11 +380,8 @@ static struct kafka_consumer *new_consumer_with(struct fixture *f, const char *g
     if (strategy)
         assert_int_equal(kv_add(&props, "partition.assignment.strategy", strategy), 0);
     const char *topics[] = {TOPIC_EVENTS};
-    struct kafka_consumer_options opt = {.brokers = f->brokers,
-                                         .group_id = group,
-                                         .topics = topics,
-                                         .topic_count = 1,
-                                         .properties = &props};
+    struct kafka_consumer_options opt = {
+        .brokers = f->brokers, .group_id = group, .topics = topics, .topic_count = 1, .properties = &props};
     struct kafka_consumer *c = kafka_consumer_new(&opt, err, sizeof err);
     kv_free(&props);
     if (!c)
@@ -462,9 +458,7 @@ static void test_kafka_headers_and_delivery_opaque(void **state)
     static struct dr_slot slots[N];
     memset(slots, 0, sizeof slots);
 
-    struct kafka_producer_options opt = {.brokers = f->brokers,
-                                         .on_delivery = record_delivery,
-                                         .poll_thread = 1};
+    struct kafka_producer_options opt = {.brokers = f->brokers, .on_delivery = record_delivery, .poll_thread = 1};
     f->producer = kafka_producer_new(&opt, err, sizeof err);
     if (!f->producer)
         fail_msg("%s", err);
@@ -679,8 +673,7 @@ static void test_kafka_eager_assignor_is_handled(void **state)
             assert_int_equal(kafka_consumer_done(f->consumers[0], m, err, sizeof err), 0);
         rd_kafka_message_destroy(m);
     }
-    assert_string_equal(rd_kafka_rebalance_protocol(kafka_consumer_handle(f->consumers[0])),
-                        "EAGER");
+    assert_string_equal(rd_kafka_rebalance_protocol(kafka_consumer_handle(f->consumers[0])), "EAGER");
     assert_int_equal(counts.assigned, 2);
     assert_int_equal(counts.revoked, 0);
     assert_int_equal(kafka_consumer_close(f->consumers[0]), 0);
@@ -700,18 +693,12 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_help_and_bad_options, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sigterm_exits_zero_and_removes_bootstrap_file,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_two_consumers_split_partitions_and_keys, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_kafka_headers_and_delivery_opaque,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kafka_offsets_resume_after_last_done,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kafka_pause_rewind_resume_redelivers,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kafka_eager_assignor_is_handled,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_exits_zero_and_removes_bootstrap_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_consumers_split_partitions_and_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_headers_and_delivery_opaque, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_offsets_resume_after_last_done, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_pause_rewind_resume_redelivers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_eager_assignor_is_handled, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

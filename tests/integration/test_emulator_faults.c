@@ -14,7 +14,6 @@
 #include "../support/fixture.h"
 #include "twilio.h"
 
-
 /* POST /_emulator/faults with one setting; returns the HTTP status. */
 static long set_fault(struct fixture *f, const char *name, const char *value)
 {
@@ -29,8 +28,7 @@ static long set_fault(struct fixture *f, const char *name, const char *value)
     return status;
 }
 
-static enum twilio_outcome get(struct fixture *f, enum twilio_product product, const char *path,
-                               long *status)
+static enum twilio_outcome get(struct fixture *f, enum twilio_product product, const char *path, long *status)
 {
     struct twilio_result res;
     twilio_request(f->emu_client, product, "GET", path, NULL, NULL, &res);

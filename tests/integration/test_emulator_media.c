@@ -17,11 +17,9 @@
 #include "token.h"
 #include "twilio.h"
 
-
 /* Performs a request; returns the body (caller decrefs) and the outcome. */
-static json_t *request(struct fixture *f, enum twilio_product product, const char *method,
-                       const char *path, struct kv_list *form, enum twilio_outcome *outcome,
-                       long *status)
+static json_t *request(struct fixture *f, enum twilio_product product, const char *method, const char *path,
+                       struct kv_list *form, enum twilio_outcome *outcome, long *status)
 {
     struct twilio_result res;
     twilio_request(f->emu_client, product, method, path, form, NULL, &res);
@@ -43,8 +41,7 @@ static void copy_sid(json_t *body, char out[40])
 }
 
 /* The status of the room's participant with this identity ("" when none). */
-static void participant_status(struct fixture *f, const char *room, const char *identity,
-                               char out[16])
+static void participant_status(struct fixture *f, const char *room, const char *identity, char out[16])
 {
     enum twilio_outcome outcome;
     char path[256];
@@ -109,8 +106,8 @@ static void test_live_stream_lifecycle(void **state)
     json_decref(body);
 
     /* The composer: room and outputs are checked. */
-    json_t *ctx = json_pack("{s:{s:s}, s:[s], s:s}", "room", "name", room, "outputs", streamer,
-                            "resolution", "1920x1080");
+    json_t *ctx = json_pack("{s:{s:s}, s:[s], s:s}", "room", "name", room, "outputs", streamer, "resolution",
+                            "1920x1080");
     kv_init(&form);
     kv_add(&form, "Extension", "video-composer-v2");
     twilio_form_add_json(&form, "ExtensionContext", ctx);
@@ -251,7 +248,7 @@ static void test_bad_media_requests(void **state)
 
     static const char *const contexts[] = {
         "not json",
-        "{\"outputs\":[\"%s\"]}",                                   /* no room */
+        "{\"outputs\":[\"%s\"]}", /* no room */
         "{\"room\":{\"name\":\"no-such-room\"},\"outputs\":[\"%s\"]}",
     };
     for (size_t i = 0; i < sizeof contexts / sizeof contexts[0]; i++) {
@@ -273,8 +270,8 @@ static void test_bad_media_requests(void **state)
     snprintf(path, sizeof path, "/v1/PlayerStreamers/%s", streamer);
     json_decref(request(f, TWILIO_MEDIA, "POST", path, NULL, &outcome, &status));
     assert_int_equal(outcome, TWILIO_PERMANENT); /* Status missing */
-    json_decref(request(f, TWILIO_MEDIA, "GET", "/v1/PlayerStreamers/VJ00000000000000000000000000000000",
-                        NULL, &outcome, &status));
+    json_decref(request(f, TWILIO_MEDIA, "GET", "/v1/PlayerStreamers/VJ00000000000000000000000000000000", NULL,
+                        &outcome, &status));
     assert_int_equal(outcome, TWILIO_NOT_FOUND);
     json_decref(request(f, TWILIO_MEDIA, "GET", "/v1/MediaProcessors/ZX0", NULL, &outcome, &status));
     assert_int_equal(outcome, TWILIO_NOT_FOUND);

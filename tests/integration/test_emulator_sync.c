@@ -16,7 +16,6 @@
 #include "../support/fixture.h"
 #include "twilio.h"
 
-
 /* One request; the answer's outcome, status, code, etag and body are kept. */
 struct answer {
     enum twilio_outcome outcome;
@@ -26,8 +25,8 @@ struct answer {
     json_t *body;
 };
 
-static struct answer sync_request(struct fixture *f, const char *method, const char *path,
-                          struct kv_list *form, const char *if_match)
+static struct answer sync_request(struct fixture *f, const char *method, const char *path, struct kv_list *form,
+                                  const char *if_match)
 {
     struct twilio_result res;
     twilio_request(f->emu_client, TWILIO_SYNC, method, path, form, if_match, &res);
@@ -62,9 +61,10 @@ static int setup(void **state)
     struct fixture *f = *state;
     struct kv_list kv;
     struct answer a = sync_request(f, "POST", "/v1/Services",
-                           form(&kv, "FriendlyName", "Live Video Stream friday", "AclEnabled", "true",
-                                "ReachabilityWebhooksEnabled", "true", "ReachabilityDebouncingEnabled",
-                                "true", "WebhookUrl", "http://127.0.0.1:9/sync-webhook", NULL), NULL);
+                                   form(&kv, "FriendlyName", "Live Video Stream friday", "AclEnabled", "true",
+                                        "ReachabilityWebhooksEnabled", "true", "ReachabilityDebouncingEnabled", "true",
+                                        "WebhookUrl", "http://127.0.0.1:9/sync-webhook", NULL),
+                                   NULL);
     assert_int_equal(a.status, 201);
     snprintf(f->service, sizeof f->service, "%s", json_string_value(json_object_get(a.body, "sid")));
     assert_int_equal(strncmp(f->service, "IS", 2), 0);
@@ -155,7 +155,8 @@ static void test_documents(void **state)
     char path[512], doc[512];
     snprintf(path, sizeof path, "/v1/Services/%s/Documents", f->service);
     struct answer a = sync_request(f, "POST", path,
-                           form(&kv, "UniqueName", "user-bob", "Data", "{\"speaker_invite\":false}", NULL), NULL);
+                                   form(&kv, "UniqueName", "user-bob", "Data", "{\"speaker_invite\":false}", NULL),
+                                   NULL);
     assert_int_equal(a.status, 201);
     assert_int_equal(strncmp(json_string_value(json_object_get(a.body, "sid")), "ET", 2), 0);
     json_decref(a.body);
@@ -238,8 +239,7 @@ static void test_write_limit_stats_and_reset(void **state)
     struct kv_list kv;
     struct answer a = sync_request(&f, "POST", "/v1/Services", NULL, NULL);
     char path[256], map_sid[40];
-    snprintf(path, sizeof path, "/v1/Services/%s/Maps",
-             json_string_value(json_object_get(a.body, "sid")));
+    snprintf(path, sizeof path, "/v1/Services/%s/Maps", json_string_value(json_object_get(a.body, "sid")));
     json_decref(a.body);
     a = sync_request(&f, "POST", path, form(&kv, "UniqueName", "raised_hands", NULL), NULL);
     snprintf(map_sid, sizeof map_sid, "%s", json_string_value(json_object_get(a.body, "sid")));
@@ -357,8 +357,7 @@ static size_t raw_write(char *data, size_t size, size_t nmemb, void *userdata)
 /* Sends method to path exactly as written (CURLOPT_PATH_AS_IS: libcurl
  * resolves no dot segment), with the test API key. Returns the status and
  * stores Twilio's error code (0 when the body has none) in *code. */
-static long raw_request(const struct fixture *f, const char *method, const char *path, const char *body,
-                        int *code)
+static long raw_request(const struct fixture *f, const char *method, const char *path, const char *body, int *code)
 {
     char url[512];
     struct raw_body answer = {.len = 0};
@@ -395,10 +394,10 @@ static json_t *map_items(struct fixture *f, const char *map)
     assert_int_equal(twilio_request(f->emu_client, TWILIO_SYNC, "GET", "/_emulator/state", NULL, NULL, &res), 0);
     json_t *found = NULL, *service, *m;
     size_t i, k;
-    json_array_foreach(json_object_get(res.body, "sync_services"), i, service) {
+    json_array_foreach (json_object_get(res.body, "sync_services"), i, service) {
         if (strcmp(json_string_value(json_object_get(service, "sid")), f->service) != 0)
             continue;
-        json_array_foreach(json_object_get(service, "maps"), k, m)
+        json_array_foreach (json_object_get(service, "maps"), k, m)
             if (strcmp(json_string_value(json_object_get(m, "unique_name")), map) == 0)
                 found = json_incref(json_object_get(m, "items"));
     }

@@ -20,8 +20,8 @@ static void test_twilio_python_library(void **state)
     char err[256], script[512], out_path[64];
     if (emulator_start(&e, NULL, err, sizeof err) < 0)
         fail_msg("%s", err);
-    if (process_path_from_env(script, sizeof script, "STAGEHAND_ROOT",
-                              "tests/helpers/twilio_library_check.py", err, sizeof err) < 0)
+    if (process_path_from_env(script, sizeof script, "STAGEHAND_ROOT", "tests/helpers/twilio_library_check.py", err,
+                              sizeof err) < 0)
         fail_msg("%s", err);
     snprintf(out_path, sizeof out_path, "/tmp/stagehand-twilio-lib-%d.out", (int)getpid());
 

@@ -23,9 +23,14 @@
 
 static struct twilio_client *client(const struct fixture *f, const char *user, const char *pass)
 {
-    struct twilio_options opt = {.account_sid = ACCOUNT, .api_key_sid = user, .api_key_secret = pass,
-                                 .api_base = f->emu.base_url, .timeout_ms = 5000, .max_retries = 0,
-                                 .retry_base_ms = 10, .retry_max_ms = 100};
+    struct twilio_options opt = {.account_sid = ACCOUNT,
+                                 .api_key_sid = user,
+                                 .api_key_secret = pass,
+                                 .api_base = f->emu.base_url,
+                                 .timeout_ms = 5000,
+                                 .max_retries = 0,
+                                 .retry_base_ms = 10,
+                                 .retry_max_ms = 100};
     char err[256];
     struct twilio_client *c = twilio_client_new(&opt, err, sizeof err);
     if (!c)
@@ -34,8 +39,8 @@ static struct twilio_client *client(const struct fixture *f, const char *user, c
 }
 
 /* POSTs one parameter (or none) and returns the outcome; res is freed. */
-static enum twilio_outcome call(struct twilio_client *c, const char *method, const char *path,
-                                const char *name, const char *value, long *status, char *sid_out)
+static enum twilio_outcome call(struct twilio_client *c, const char *method, const char *path, const char *name,
+                                const char *value, long *status, char *sid_out)
 {
     struct kv_list form;
     kv_init(&form);
@@ -181,8 +186,8 @@ static void test_command_line(void **state)
     /* Missing credentials: refused, naming the variable, secret not shown. */
     char errpath[128];
     snprintf(errpath, sizeof errpath, "/tmp/emulator-noenv-%d.err", (int)getpid());
-    const char *env[] = {"TWILIO_ACCOUNT_SID=" ACCOUNT, "TWILIO_API_KEY_SID=" KEY_SID,
-                         "TWILIO_API_KEY_SECRET=" SECRET, "TWILIO_AUTH_TOKEN=", NULL};
+    const char *env[] = {"TWILIO_ACCOUNT_SID=" ACCOUNT, "TWILIO_API_KEY_SID=" KEY_SID, "TWILIO_API_KEY_SECRET=" SECRET,
+                         "TWILIO_AUTH_TOKEN=", NULL};
     const char *plain[] = {bin, "--port", "0", NULL};
     assert_int_equal(process_spawn(&p, plain, env, "/dev/null", errpath, err, sizeof err), 0);
     assert_int_equal(process_wait(&p, 10000), 0);

@@ -48,9 +48,8 @@ struct upload {
     size_t len;
 };
 
-static enum MHD_Result on_hook(void *cls, struct MHD_Connection *conn, const char *url,
-                               const char *method, const char *version, const char *upload_data,
-                               size_t *upload_size, void **con_cls)
+static enum MHD_Result on_hook(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                               const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
     (void)url;
     (void)method;
@@ -88,8 +87,7 @@ static enum MHD_Result on_hook(void *cls, struct MHD_Connection *conn, const cha
     return ret;
 }
 
-static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
-                    enum MHD_RequestTerminationCode toe)
+static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
     (void)conn;
@@ -245,8 +243,8 @@ static void test_room_callbacks_signed_and_in_order(void **state)
     assert_int_equal(post(c, path, "Status", "completed"), 202);
 
     assert_int_equal(wait_for_hooks(r, 4), 4);
-    static const char *const events[] = {"room-created", "participant-connected",
-                                         "participant-disconnected", "room-ended"};
+    static const char *const events[] = {"room-created", "participant-connected", "participant-disconnected",
+                                         "room-ended"};
     for (int i = 0; i < 4; i++) {
         struct kv_list params;
         check_hook(&r->hooks[i], url, events[i], &params);
@@ -288,8 +286,8 @@ static void create_resource(struct twilio_client *c, const char *path, struct kv
     kv_free(form);
 }
 
-static void check_media_hook(const struct hook *h, const char *url, const char *event,
-                             const char *sid_name, const char *sid, const char *seq)
+static void check_media_hook(const struct hook *h, const char *url, const char *event, const char *sid_name,
+                             const char *sid, const char *seq)
 {
     struct kv_list params;
     char err[128], expected[64];
@@ -428,8 +426,8 @@ static void test_unused_and_empty_rooms_end(void **state)
     assert_int_equal(post(c, "/_emulator/rooms/emptied/participants/alice/leave", NULL, NULL), 200);
     free(token);
     assert_int_equal(wait_for_hooks(r, 6), 6);
-    static const char *const events[] = {"room-created", "participant-connected",
-                                         "participant-disconnected", "room-ended"};
+    static const char *const events[] = {"room-created", "participant-connected", "participant-disconnected",
+                                         "room-ended"};
     for (int i = 0; i < 4; i++) {
         check_hook(&r->hooks[2 + i], url, events[i], &params);
         assert_string_equal(kv_get(&params, "RoomName"), "emptied");
@@ -494,8 +492,8 @@ static long disconnect_endpoint(struct twilio_client *c, const char *service, co
     return post(c, path, NULL, NULL);
 }
 
-static void check_sync_hook(const struct hook *h, const char *url, const char *event,
-                            const char *identity, const char *service)
+static void check_sync_hook(const struct hook *h, const char *url, const char *event, const char *identity,
+                            const char *service)
 {
     struct kv_list params;
     char err[128];

@@ -34,11 +34,16 @@ static void produce_viewer(struct fixture *f, const char *stream, int i)
     char who[32], err[256];
     snprintf(who, sizeof who, "fan-%05d", i);
     struct event ev;
-    if (event_init(&ev, "viewer.connected", stream, "api", who, json_pack("{s:s}", "identity", who), err, sizeof err) < 0)
+    if (event_init(&ev, "viewer.connected", stream, "api", who, json_pack("{s:s}", "identity", who), err, sizeof err) <
+        0)
         fail_msg("%s", err);
     char *value = event_serialize(&ev);
-    struct kafka_record rec = {.topic = f->s.topic_events, .partition = RD_KAFKA_PARTITION_UA, .key = stream,
-                               .key_len = strlen(stream), .value = value, .value_len = strlen(value)};
+    struct kafka_record rec = {.topic = f->s.topic_events,
+                               .partition = RD_KAFKA_PARTITION_UA,
+                               .key = stream,
+                               .key_len = strlen(stream),
+                               .value = value,
+                               .value_len = strlen(value)};
     rd_kafka_resp_err_t rc = kafka_produce_waiting(f->producer, &rec, err, sizeof err);
     assert_int_equal(rc, 0);
     kafka_producer_poll(f->producer, 0);
@@ -54,7 +59,7 @@ static json_t *service_of(struct fixture *f, const char *stream)
     snprintf(friendly, sizeof friendly, "Live Video Stream %s", stream);
     json_t *found = NULL, *s;
     size_t i;
-    json_array_foreach(json_object_get(state, "sync_services"), i, s)
+    json_array_foreach (json_object_get(state, "sync_services"), i, s)
         if (json_string_value(json_object_get(s, "friendly_name")) &&
             strcmp(json_string_value(json_object_get(s, "friendly_name")), friendly) == 0)
             found = json_incref(s);
@@ -66,7 +71,7 @@ static json_t *named(json_t *service, const char *kind, const char *name)
 {
     size_t i;
     json_t *o;
-    json_array_foreach(json_object_get(service, kind), i, o) {
+    json_array_foreach (json_object_get(service, kind), i, o) {
         const char *unique = json_string_value(json_object_get(o, "unique_name"));
         if (unique && strcmp(unique, name) == 0)
             return o;
@@ -80,7 +85,7 @@ static int count_in_state(json_t *list, const char *field, const char *value)
     int n = 0;
     size_t i;
     json_t *o;
-    json_array_foreach(list, i, o) {
+    json_array_foreach (list, i, o) {
         const char *v = json_string_value(json_object_get(o, field));
         n += v && strcmp(v, value) == 0;
     }
@@ -115,7 +120,8 @@ static void test_kill_every_worker_mid_burst(void **state)
     json_t *service = service_of(f, "crowd");
     assert_non_null(service);
     char viewers_sid[40];
-    snprintf(viewers_sid, sizeof viewers_sid, "%s", json_string_value(json_object_get(named(service, "maps", "viewers"), "sid")));
+    snprintf(viewers_sid, sizeof viewers_sid, "%s",
+             json_string_value(json_object_get(named(service, "maps", "viewers"), "sid")));
     json_decref(service);
 
     for (int i = 0; i < BURST; i++) {
@@ -201,7 +207,8 @@ static void test_twilio_faults_heal(void **state)
         snprintf(body, sizeof body, "{\"user_identity\":\"fan-%d\",\"stream_name\":\"storm\",\"hand_raised\":true}", i);
         assert_int_equal(api(f, "/raise-hand", body, NULL), 200);
     }
-    assert_int_equal(api(f, "/send-speaker-invite", "{\"user_identity\":\"fan-0\",\"stream_name\":\"storm\"}", NULL), 200);
+    assert_int_equal(api(f, "/send-speaker-invite", "{\"user_identity\":\"fan-0\",\"stream_name\":\"storm\"}", NULL),
+                     200);
 
     /* Everything lands, exactly once, however often Twilio said no. */
     int exact = 0;

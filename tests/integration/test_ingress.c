@@ -62,13 +62,17 @@ static void test_client_api(void **state)
     expect_true(f, "/verify-passcode", NULL, "verified");
 
     /* A live stream cannot be created again. */
-    assert_int_equal(post(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"}", &answer), 409);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(answer, "error"), "message")), "stream exists");
+    assert_int_equal(post(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"}", &answer),
+                     409);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(answer, "error"), "message")),
+                        "stream exists");
     json_decref(answer);
     expect_no_event(f);
 
     /* A speaker joins: video and Sync grants, the reference's names. */
-    assert_int_equal(post(f, "/join-stream-as-speaker", "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"}", &answer), 200);
+    assert_int_equal(post(f, "/join-stream-as-speaker", "{\"user_identity\":\"bob\",\"stream_name\":\"friday\"}",
+                          &answer),
+                     200);
     assert_string_equal(json_string_value(json_object_get(answer, "room_sid")), ROOM_SID);
     assert_true(json_is_false(json_object_get(answer, "chat_enabled")));
     json_t *names = json_object_get(answer, "sync_object_names");
@@ -79,7 +83,8 @@ static void test_client_api(void **state)
     grants = grants_of(answer);
     assert_string_equal(json_string_value(json_object_get(grants, "identity")), "bob");
     assert_string_equal(json_string_value(json_object_get(json_object_get(grants, "video"), "room")), "friday");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(grants, "data_sync"), "service_sid")), SERVICE_SID);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(grants, "data_sync"), "service_sid")),
+                        SERVICE_SID);
     assert_null(json_object_get(grants, "player"));
     json_decref(grants);
     json_decref(answer);
@@ -99,18 +104,22 @@ static void test_client_api(void **state)
     grants = grants_of(answer);
     assert_string_equal(json_string_value(json_object_get(grants, "identity")), "Zo\xc3\xab K");
     assert_null(json_object_get(grants, "video"));
-    assert_string_equal(json_string_value(json_object_get(json_object_get(grants, "player"), "playerStreamerSid")), STREAMER_SID);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(grants, "player"), "playerStreamerSid")),
+                        STREAMER_SID);
     json_decref(grants);
     json_decref(answer);
     data = expect_event(f, "user.joined", "friday", NULL);
     assert_string_equal(json_string_value(json_object_get(data, "role")), "viewer");
     json_decref(data);
 
-    expect_true(f, "/viewer-connected-to-player", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\"}", "success");
+    expect_true(f, "/viewer-connected-to-player", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\"}",
+                "success");
     json_decref(expect_event(f, "viewer.connected", "friday", NULL));
-    expect_true(f, "/raise-hand", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\",\"hand_raised\":true}", "sent");
+    expect_true(f, "/raise-hand", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\",\"hand_raised\":true}",
+                "sent");
     json_decref(expect_event(f, "hand.raised", "friday", NULL));
-    expect_true(f, "/raise-hand", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\",\"hand_raised\":false}", "sent");
+    expect_true(f, "/raise-hand", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\",\"hand_raised\":false}",
+                "sent");
     json_decref(expect_event(f, "hand.lowered", "friday", NULL));
 
     /* Host actions, named the reference's way (room_sid, room_name). */
@@ -172,7 +181,8 @@ static void test_create_stream(void **state)
     json_decref(expect_event(f, "stream.create_requested", "caf\xc3\xa9 night", NULL));
 
     /* Not ready within CREATE_WAIT_MS (3 s here): 202 too. */
-    assert_int_equal(post(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"sunday\"}", &answer), 202);
+    assert_int_equal(post(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"sunday\"}", &answer),
+                     202);
     assert_string_equal(json_string_value(json_object_get(answer, "status")), "creating");
     json_decref(answer);
     json_decref(expect_event(f, "stream.create_requested", "sunday", NULL));
@@ -181,11 +191,13 @@ static void test_create_stream(void **state)
     publish_state(f, "monday", "room", json_pack("{s:s, s:i, s:s}", "status", "creating", "since", 5, "host", "alice"));
     wait_stream_status(f, "monday", "creating");
     /* Someone else cannot take a name that is being created. */
-    assert_int_equal(post(f, "/create-stream", "{\"user_identity\":\"mallory\",\"stream_name\":\"monday\"}", NULL), 409);
+    assert_int_equal(post(f, "/create-stream", "{\"user_identity\":\"mallory\",\"stream_name\":\"monday\"}", NULL),
+                     409);
     expect_no_event(f);
     pthread_t later;
     assert_int_equal(pthread_create(&later, NULL, publish_monday_later, f), 0);
-    assert_int_equal(post(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"monday\"}", &answer), 200);
+    assert_int_equal(post(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"monday\"}", &answer),
+                     200);
     pthread_join(later, NULL);
     assert_string_equal(json_string_value(json_object_get(answer, "room_sid")), ROOM_SID);
     assert_null(json_object_get(json_object_get(answer, "sync_object_names"), "user_document"));
@@ -267,7 +279,8 @@ static void test_webhooks(void **state)
     kv_add(&p, "EndpointId", "EP1");
     char now[RFC3339_MS_LEN + 1];
     kv_add(&p, "DateCreated", webhook_now(now));
-    assert_int_equal(webhook(f, "/sync-webhook?stream=friday", TEST_PUBLIC_BASE_URL "/sync-webhook?stream=friday", &p), 200);
+    assert_int_equal(webhook(f, "/sync-webhook?stream=friday", TEST_PUBLIC_BASE_URL "/sync-webhook?stream=friday", &p),
+                     200);
     data = expect_event(f, "viewer.disconnected", "friday", NULL);
     assert_string_equal(json_string_value(json_object_get(data, "identity")), "carol");
     json_decref(data);
@@ -318,15 +331,21 @@ static void test_jwt_mode(void **state)
     assert_string_equal(json_string_value(json_object_get(data, "identity")), "bob");
     json_decref(data);
     assert_int_equal(post_as(f, bob, "/viewer-connected-to-player",
-                             "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"}"), 403);
+                             "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"}"),
+                     403);
     assert_int_equal(post_as(f, forged, "/delete-stream", "{\"stream_name\":\"friday\"}"), 401);
-    assert_int_equal(post_as(f, "Authorization: " TEST_PASSCODE, "/delete-stream", "{\"stream_name\":\"friday\"}"), 401);
+    assert_int_equal(post_as(f, "Authorization: " TEST_PASSCODE, "/delete-stream", "{\"stream_name\":\"friday\"}"),
+                     401);
     /* Host-only actions: bob is not the host. */
-    assert_int_equal(post_as(f, bob, "/remove-speaker", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\"}"), 403);
-    assert_int_equal(post_as(f, bob, "/send-speaker-invite", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\"}"), 403);
+    assert_int_equal(post_as(f, bob, "/remove-speaker", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\"}"),
+                     403);
+    assert_int_equal(post_as(f, bob, "/send-speaker-invite",
+                             "{\"user_identity\":\"carol\",\"stream_name\":\"friday\"}"),
+                     403);
     assert_int_equal(post_as(f, bob, "/delete-stream", "{\"stream_name\":\"friday\"}"), 403);
     expect_no_event(f);
-    assert_int_equal(post_as(f, alice, "/remove-speaker", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\"}"), 200);
+    assert_int_equal(post_as(f, alice, "/remove-speaker", "{\"user_identity\":\"carol\",\"stream_name\":\"friday\"}"),
+                     200);
     assert_int_equal(post_as(f, alice, "/delete-stream", "{\"stream_name\":\"friday\"}"), 200);
     json_decref(expect_event(f, "speaker.remove_requested", "friday", NULL));
     json_decref(expect_event(f, "stream.end_requested", "friday", NULL));
@@ -370,8 +389,8 @@ static long verify_forwarded_for(struct fixture *f, const char *client)
 
 static int setup_behind_proxy(void **state)
 {
-    static const char *const env[] = {"TRUSTED_PROXIES=127.0.0.1", "RATE_LIMIT_IP_PER_S=1",
-                                      "RATE_LIMIT_IP_BURST=2", NULL};
+    static const char *const env[] = {"TRUSTED_PROXIES=127.0.0.1", "RATE_LIMIT_IP_PER_S=1", "RATE_LIMIT_IP_BURST=2",
+                                      NULL};
     return fixture_setup_ingress(state, env);
 }
 
@@ -440,7 +459,9 @@ static void test_identity_rate_limit(void **state)
     assert_int_equal(r.status, 429);
     assert_true(atoi(r.retry_after) >= 1);
     http_reply_free(&r);
-    assert_int_equal(post(f, "/viewer-connected-to-player", "{\"user_identity\":\"erin\",\"stream_name\":\"nope\"}", NULL), 404);
+    assert_int_equal(post(f, "/viewer-connected-to-player", "{\"user_identity\":\"erin\",\"stream_name\":\"nope\"}",
+                          NULL),
+                     404);
 
     /* The metrics saw all of it. They are served on METRICS_LISTEN only,
      * not on the public port (issue 15 item 9). */
@@ -452,8 +473,10 @@ static void test_identity_rate_limit(void **state)
     snprintf(metrics_url, sizeof metrics_url, "%s/metrics", f->s.metrics_url);
     assert_int_equal(http_call("GET", metrics_url, NULL, NULL, 0, &r), 0);
     assert_int_equal(r.status, 200);
-    assert_non_null(strstr(r.body, "stagehand_ingress_requests_total{route=\"/viewer-connected-to-player\",status=\"404\"} 3"));
-    assert_non_null(strstr(r.body, "stagehand_ingress_requests_total{route=\"/viewer-connected-to-player\",status=\"429\"} 1"));
+    assert_non_null(
+        strstr(r.body, "stagehand_ingress_requests_total{route=\"/viewer-connected-to-player\",status=\"404\"} 3"));
+    assert_non_null(
+        strstr(r.body, "stagehand_ingress_requests_total{route=\"/viewer-connected-to-player\",status=\"429\"} 1"));
     assert_non_null(strstr(r.body, "stagehand_ingress_request_seconds_count{route=\"/viewer-connected-to-player\"} 4"));
     assert_non_null(strstr(r.body, "stagehand_ingress_view_streams"));
     http_reply_free(&r);

@@ -101,18 +101,22 @@ static void test_jwt_claims(void **state)
     json_int_t exp = (json_int_t)time(NULL) + 600;
     const char *iss = "https://id.example.test";
     assert_int_equal(verify_with(f, json_pack("{s:s, s:I, s:s, s:s}", "sub", "bob", "exp", exp, "iss", iss, "aud",
-                                              "stagehand")), 200);
-    assert_int_equal(verify_with(f, json_pack("{s:s, s:I, s:s, s:[s, s]}", "sub", "bob", "exp", exp, "iss", iss,
-                                              "aud", "other", "stagehand")), 200);
-    assert_int_equal(verify_with(f, json_pack("{s:s, s:I, s:s}", "sub", "bob", "exp", exp, "aud", "stagehand")),
-                     401);
+                                              "stagehand")),
+                     200);
+    assert_int_equal(verify_with(f, json_pack("{s:s, s:I, s:s, s:[s, s]}", "sub", "bob", "exp", exp, "iss", iss, "aud",
+                                              "other", "stagehand")),
+                     200);
+    assert_int_equal(verify_with(f, json_pack("{s:s, s:I, s:s}", "sub", "bob", "exp", exp, "aud", "stagehand")), 401);
     assert_int_equal(verify_with(f, json_pack("{s:s, s:I, s:s, s:s}", "sub", "bob", "exp", exp, "iss",
-                                              "https://evil.example", "aud", "stagehand")), 401);
+                                              "https://evil.example", "aud", "stagehand")),
+                     401);
     assert_int_equal(verify_with(f, json_pack("{s:s, s:I, s:s}", "sub", "bob", "exp", exp, "iss", iss)), 401);
     assert_int_equal(verify_with(f, json_pack("{s:s, s:I, s:s, s:[s]}", "sub", "bob", "exp", exp, "iss", iss, "aud",
-                                              "other")), 401);
+                                              "other")),
+                     401);
     assert_int_equal(verify_with(f, json_pack("{s:s, s:I, s:s, s:s, s:{s:s}}", "sub", "bob", "exp", exp, "iss", iss,
-                                              "aud", "stagehand", "grants", "identity", "bob")), 401);
+                                              "aud", "stagehand", "grants", "identity", "bob")),
+                     401);
     expect_no_event(f);
 }
 
@@ -120,7 +124,8 @@ static void test_jwt_claims(void **state)
 static long long token_ttl_of(json_t *answer)
 {
     json_t *claims = token_claims(json_string_value(json_object_get(answer, "token")));
-    long long ttl = json_integer_value(json_object_get(claims, "exp")) - json_integer_value(json_object_get(claims, "iat"));
+    long long ttl = json_integer_value(json_object_get(claims, "exp")) -
+                    json_integer_value(json_object_get(claims, "iat"));
     json_decref(claims);
     return ttl;
 }
@@ -185,14 +190,20 @@ static void test_jwt_secret_not_the_api_key_secret(void **state)
 {
     (void)state;
     char bin[1024], err[256], dir[] = "/tmp/stagehand-jwt-XXXXXX", out[128], errp[128];
-    assert_int_equal(process_path_from_env(bin, sizeof bin, "STAGEHAND_BUILD", "stagehand-ingress", err, sizeof err), 0);
+    assert_int_equal(process_path_from_env(bin, sizeof bin, "STAGEHAND_BUILD", "stagehand-ingress", err, sizeof err),
+                     0);
     assert_non_null(mkdtemp(dir));
     snprintf(out, sizeof out, "%s/out", dir);
     snprintf(errp, sizeof errp, "%s/err", dir);
-    const char *const env[] = {"TWILIO_ACCOUNT_SID=" TEST_ACCOUNT_SID, "TWILIO_API_KEY_SID=" TEST_API_KEY_SID,
-                               "TWILIO_API_KEY_SECRET=" TEST_API_KEY_SECRET, "TWILIO_AUTH_TOKEN=" TEST_AUTH_TOKEN,
-                               "AUTH_MODE=jwt", "AUTH_JWT_SECRET=" TEST_API_KEY_SECRET, "INGRESS_PORT=0",
-                               "KAFKA_BROKERS=127.0.0.1:1", NULL};
+    const char *const env[] = {"TWILIO_ACCOUNT_SID=" TEST_ACCOUNT_SID,
+                               "TWILIO_API_KEY_SID=" TEST_API_KEY_SID,
+                               "TWILIO_API_KEY_SECRET=" TEST_API_KEY_SECRET,
+                               "TWILIO_AUTH_TOKEN=" TEST_AUTH_TOKEN,
+                               "AUTH_MODE=jwt",
+                               "AUTH_JWT_SECRET=" TEST_API_KEY_SECRET,
+                               "INGRESS_PORT=0",
+                               "KAFKA_BROKERS=127.0.0.1:1",
+                               NULL};
     const char *argv[] = {bin, NULL};
     struct process p = {0};
     assert_int_equal(process_spawn(&p, argv, env, out, errp, err, sizeof err), 0);

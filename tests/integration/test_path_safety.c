@@ -33,7 +33,7 @@ static json_t *service_of(struct fixture *f)
     json_t *state = emulator_get(f, "/_emulator/state");
     json_t *found = NULL, *service;
     size_t i;
-    json_array_foreach(json_object_get(state, "sync_services"), i, service) {
+    json_array_foreach (json_object_get(state, "sync_services"), i, service) {
         const char *name = json_string_value(json_object_get(service, "friendly_name"));
         if (name && strcmp(name, "Live Video Stream " STREAM) == 0)
             found = json_incref(service);
@@ -48,7 +48,7 @@ static json_t *sync_map_items(struct fixture *f, const char *map)
 {
     json_t *service = service_of(f), *items = NULL, *m;
     size_t i;
-    json_array_foreach(json_object_get(service, "maps"), i, m) {
+    json_array_foreach (json_object_get(service, "maps"), i, m) {
         const char *name = json_string_value(json_object_get(m, "unique_name"));
         if (name && strcmp(name, map) == 0)
             items = json_incref(json_object_get(m, "items"));
@@ -91,8 +91,10 @@ static void expect_maps(struct fixture *f, const char *const hands[], size_t nha
 /* A live stream hosted by alice, with bob's hand up. */
 static void live_stream_with_a_hand(struct fixture *f)
 {
-    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"" STREAM "\"}", NULL), 200);
-    assert_int_equal(api(f, "/join-stream-as-viewer", "{\"user_identity\":\"bob\",\"stream_name\":\"" STREAM "\"}", NULL),
+    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"" STREAM "\"}", NULL),
+                     200);
+    assert_int_equal(api(f, "/join-stream-as-viewer", "{\"user_identity\":\"bob\",\"stream_name\":\"" STREAM "\"}",
+                         NULL),
                      200);
     assert_int_equal(api(f, "/raise-hand",
                          "{\"user_identity\":\"bob\",\"stream_name\":\"" STREAM "\",\"hand_raised\":true}", NULL),
@@ -141,12 +143,16 @@ static void produce_unchecked(struct fixture *f, const char *type, const char *i
     struct event ev;
     char err[256];
     json_t *data = strcmp(type, "user.joined") == 0 ? json_pack("{s:s, s:s}", "identity", identity, "role", "viewer")
-                                                     : json_pack("{s:s}", "identity", identity);
+                                                    : json_pack("{s:s}", "identity", identity);
     assert_int_equal(event_build(&ev, type, STREAM, "api", identity, data, err, sizeof err), 0);
     char *value = event_serialize(&ev);
     assert_non_null(value);
-    struct kafka_record rec = {.topic = f->s.topic_events, .partition = RD_KAFKA_PARTITION_UA, .key = STREAM,
-                               .key_len = strlen(STREAM), .value = value, .value_len = strlen(value)};
+    struct kafka_record rec = {.topic = f->s.topic_events,
+                               .partition = RD_KAFKA_PARTITION_UA,
+                               .key = STREAM,
+                               .key_len = strlen(STREAM),
+                               .value = value,
+                               .value_len = strlen(value)};
     assert_int_equal(kafka_produce_waiting(f->producer, &rec, err, sizeof err), 0);
     free(value);
     event_free(&ev);
@@ -166,9 +172,15 @@ static void test_workers_never_send_dot_paths(void **state)
     snprintf(room_sid, sizeof room_sid, "%s", json_string_value(json_object_get(room, "sid")));
     json_decref(room);
 
-    static const char *const types[] = {"user.joined", "hand.raised", "hand.lowered", "viewer.connected",
-                                        "viewer.disconnected", "speaker.invited", "participant.connected",
-                                        "participant.disconnected", "speaker.remove_requested"};
+    static const char *const types[] = {"user.joined",
+                                        "hand.raised",
+                                        "hand.lowered",
+                                        "viewer.connected",
+                                        "viewer.disconnected",
+                                        "speaker.invited",
+                                        "participant.connected",
+                                        "participant.disconnected",
+                                        "speaker.remove_requested"};
     static const char *const dots[] = {"..", "."};
     enum { TYPES = sizeof types / sizeof types[0] };
     for (size_t d = 0; d < 2; d++)

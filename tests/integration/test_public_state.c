@@ -47,7 +47,7 @@ struct state_reply {
     char etag[128];
     char cache_control[128];
     char content_type[128];
-    long content_length;   /* -1 when absent */
+    long content_length; /* -1 when absent */
 };
 
 struct body_buffer {
@@ -179,12 +179,12 @@ static void expect_error(struct state_reply *r, long status, const char *message
 
 /* A sync record of stream's life since, ready, with these public fields
  * and provisioning numbers (eager_admitted). */
-static void publish_sync(struct fixture *f, const char *stream, int64_t since, long viewer_count, long raised,
-                         long cap, json_t *speakers, json_t *viewers, long eager_admitted)
+static void publish_sync(struct fixture *f, const char *stream, int64_t since, long viewer_count, long raised, long cap,
+                         json_t *speakers, json_t *viewers, long eager_admitted)
 {
-    json_t *record = json_pack("{s:s, s:I, s:s, s:s, s:i, s:i, s:i}", "status", "ready", "since",
-                               (json_int_t)since, "host", "alice", "service_sid", SERVICE_SID, "viewer_count",
-                               (int)viewer_count, "raised_hands", (int)raised, "raised_hands_cap", (int)cap);
+    json_t *record = json_pack("{s:s, s:I, s:s, s:s, s:i, s:i, s:i}", "status", "ready", "since", (json_int_t)since,
+                               "host", "alice", "service_sid", SERVICE_SID, "viewer_count", (int)viewer_count,
+                               "raised_hands", (int)raised, "raised_hands_cap", (int)cap);
     assert_non_null(record);
     if (speakers)
         json_object_set_new(record, "speakers", speakers);
@@ -199,8 +199,7 @@ static void publish_sync(struct fixture *f, const char *stream, int64_t since, l
 
 static json_t *two_speakers(void)
 {
-    return json_pack("[{s:s, s:b}, {s:s, s:b}]", "identity", "alice", "host", 1, "identity", "Zo\xc3\xab K", "host",
-                     0);
+    return json_pack("[{s:s, s:b}, {s:s, s:b}]", "identity", "alice", "host", 1, "identity", "Zo\xc3\xab K", "host", 0);
 }
 
 /* Waits until the public state of path holds needle (a piece of its
@@ -233,7 +232,8 @@ static void expect_304_has_no_body(struct fixture *f, size_t body_len)
         fail_msg("cannot read the port of %s", f->s.ingress_url);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)port),
                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0);
     static const char requests[] = "GET /streams/friday/state HTTP/1.1\r\nHost: t\r\n" PASSCODE_HEADER
@@ -519,8 +519,8 @@ static void test_eager_tier(void **state)
     publish_sync(f, "friday", since, 0, 0, 100, NULL, NULL, -1);
     publish_state(f, "friday", "stream",
                   json_pack("{s:s, s:I, s:s, s:s, s:{s:s}, s:I}", "status", "ready", "since", (json_int_t)since,
-                            "player_streamer_sid", STREAMER_SID, "media_processor_sid", PROCESSOR_SID,
-                            "playback_grant", "playbackUrl", "https://play.example/2.m3u8", "playback_grant_expires_ms",
+                            "player_streamer_sid", STREAMER_SID, "media_processor_sid", PROCESSOR_SID, "playback_grant",
+                            "playbackUrl", "https://play.example/2.m3u8", "playback_grant_expires_ms",
                             (json_int_t)(time_now_ms() + 3600 * 1000)));
     json_decref(wait_state(f, "/streams/friday/state", "\"viewer_count\":0", etag)); /* the new life's */
     join(f, "friday", "v7", "viewer", 1);

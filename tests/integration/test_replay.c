@@ -43,8 +43,12 @@ static int setup(void **state)
 static void produce_raw(struct fixture *f, const char *stream, const char *value)
 {
     char err[256];
-    struct kafka_record rec = {.topic = f->s.topic_events, .partition = RD_KAFKA_PARTITION_UA, .key = stream,
-                               .key_len = strlen(stream), .value = value, .value_len = strlen(value)};
+    struct kafka_record rec = {.topic = f->s.topic_events,
+                               .partition = RD_KAFKA_PARTITION_UA,
+                               .key = stream,
+                               .key_len = strlen(stream),
+                               .value = value,
+                               .value_len = strlen(value)};
     assert_int_equal(kafka_produce(f->producer, &rec, err, sizeof err), 0);
     while (kafka_producer_outstanding(f->producer) > 0)
         kafka_producer_poll(f->producer, 20);
@@ -125,7 +129,7 @@ static struct snapshot take_snapshot(struct fixture *f)
     json_t *stats = emulator_get(f, "/_emulator/stats");
     const char *key;
     json_t *v;
-    json_object_foreach(json_object_get(stats, "sync_writes"), key, v)
+    json_object_foreach (json_object_get(stats, "sync_writes"), key, v)
         s.writes += (long)json_integer_value(v);
     json_decref(stats);
     assert_non_null(s.services);
@@ -140,10 +144,11 @@ static char *client_view(struct fixture *f)
     json_t *view = json_object();
     size_t i, j;
     json_t *service, *obj;
-    json_array_foreach(json_object_get(state, "sync_services"), i, service) {
-        json_array_foreach(json_object_get(service, "maps"), j, obj)
-            json_object_set(view, json_string_value(json_object_get(obj, "unique_name")), json_object_get(obj, "items"));
-        json_array_foreach(json_object_get(service, "documents"), j, obj)
+    json_array_foreach (json_object_get(state, "sync_services"), i, service) {
+        json_array_foreach (json_object_get(service, "maps"), j, obj)
+            json_object_set(view, json_string_value(json_object_get(obj, "unique_name")),
+                            json_object_get(obj, "items"));
+        json_array_foreach (json_object_get(service, "documents"), j, obj)
             json_object_set(view, json_string_value(json_object_get(obj, "unique_name")), json_object_get(obj, "data"));
     }
     char *text = json_dumps(view, JSON_SORT_KEYS | JSON_COMPACT);
@@ -261,18 +266,14 @@ static void test_reapply_from_beginning_leaves_sync_as_it_was(void **state)
     snprintf(group, sizeof group, "%ssync", f->s.group_prefix);
 
     /* Refused while a worker of the group runs. */
-    assert_int_not_equal(run_replay(f, (const char *const[]){"offsets", "--group", group, "--to-beginning",
-                                                             NULL}),
-                         0);
+    assert_int_not_equal(run_replay(f, (const char *const[]){"offsets", "--group", group, "--to-beginning", NULL}), 0);
     char *said = replay_output(f, 1);
     if (!strstr(said, "stop its workers first"))
         fail_msg("stagehand-replay said: %s", said);
     free(said);
 
     assert_int_equal(process_stop(&f->workers[0], 20000), 0);
-    assert_int_equal(run_replay(f, (const char *const[]){"offsets", "--group", group, "--to-beginning",
-                                                         NULL}),
-                     0);
+    assert_int_equal(run_replay(f, (const char *const[]){"offsets", "--group", group, "--to-beginning", NULL}), 0);
     said = replay_output(f, 0);
     assert_non_null(strstr(said, "applies again from offset 0"));
     free(said);
@@ -357,8 +358,8 @@ static void test_bad_input_is_refused_whole(void **state)
     snprintf(path, sizeof path, "%s/bad.ndjson", f->s.dir);
     struct event ev;
     char err[256];
-    assert_int_equal(event_init(&ev, "viewer.connected", "gala", "api", "v1", json_pack("{s:s}", "identity", "v1"),
-                                err, sizeof err),
+    assert_int_equal(event_init(&ev, "viewer.connected", "gala", "api", "v1", json_pack("{s:s}", "identity", "v1"), err,
+                                sizeof err),
                      0);
     char *good = event_serialize(&ev);
     event_free(&ev);

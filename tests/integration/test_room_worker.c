@@ -26,8 +26,12 @@
 /* The room worker is worker 0; the ingress is not public (no webhooks). */
 static int setup_env(void **state, const char *const worker_env[])
 {
-    struct fixture_options o = {.broker = 1, .ingress = FIXTURE_INGRESS, .emulator = 1,
-                                .workers = {{"room", worker_env}}, .events = FIXTURE_READER, .producer = 1};
+    struct fixture_options o = {.broker = 1,
+                                .ingress = FIXTURE_INGRESS,
+                                .emulator = 1,
+                                .workers = {{"room", worker_env}},
+                                .events = FIXTURE_READER,
+                                .producer = 1};
     return fixture_setup(state, &o);
 }
 
@@ -59,7 +63,8 @@ static const char *participant_status_in(struct fixture *f, const char *room_sid
     char path[256];
     snprintf(path, sizeof path, "/v1/Rooms/%s/Participants/%s", room_sid, identity);
     json_t *p = emulator_get(f, path);
-    snprintf(out, 16, "%s", json_string_value(json_object_get(p, "status")) ? json_string_value(json_object_get(p, "status")) : "");
+    snprintf(out, 16, "%s",
+             json_string_value(json_object_get(p, "status")) ? json_string_value(json_object_get(p, "status")) : "");
     json_decref(p);
     return out;
 }
@@ -76,7 +81,8 @@ static void test_room_lifecycle(void **state)
     json_t *room = wait_room(f, "friday", "in-progress");
     char room_sid[40];
     snprintf(room_sid, sizeof room_sid, "%s", json_string_value(json_object_get(room, "sid")));
-    assert_string_equal(json_string_value(json_object_get(room, "status_callback")), TEST_PUBLIC_BASE_URL "/rooms-webhook");
+    assert_string_equal(json_string_value(json_object_get(room, "status_callback")),
+                        TEST_PUBLIC_BASE_URL "/rooms-webhook");
     assert_string_equal(json_string_value(json_object_get(room, "type")), "group");
     assert_int_equal(json_integer_value(json_object_get(room, "max_participants")), 50);
     json_decref(room);
@@ -120,8 +126,12 @@ static void test_room_lifecycle(void **state)
     assert_int_equal(kafka_header_string(msg, "id", id, sizeof id), 0);
     kv_add(&headers, "id", id);
     kv_add(&headers, "type", "speaker.remove_requested");
-    struct kafka_record copy = {.topic = f->s.topic_events, .partition = msg->partition, .key = msg->key,
-                                .key_len = msg->key_len, .value = msg->payload, .value_len = msg->len,
+    struct kafka_record copy = {.topic = f->s.topic_events,
+                                .partition = msg->partition,
+                                .key = msg->key,
+                                .key_len = msg->key_len,
+                                .value = msg->payload,
+                                .value_len = msg->len,
                                 .headers = &headers};
     assert_int_equal(kafka_produce(f->producer, &copy, err, sizeof err), 0);
     kv_free(&headers);
@@ -143,7 +153,8 @@ static void test_room_lifecycle(void **state)
     static const char *const full_reread[] = {"SNAPSHOT_INTERVAL_S=0", NULL};
     fixture_start_worker(f, 0, full_reread);
     wait_metric(f, 0, "stagehand_worker_events_total{type=\"stream.end_requested\",outcome=\"folded\"}", 1);
-    assert_true(metric(f, 0, "stagehand_worker_events_total{type=\"stream.create_requested\",outcome=\"applied\"}") < 0);
+    assert_true(metric(f, 0, "stagehand_worker_events_total{type=\"stream.create_requested\",outcome=\"applied\"}") <
+                0);
     assert_int_equal(video_requests(f), calls);
 
     /* Lag is measured for every assigned partition (the dev broker has 3). */
@@ -170,7 +181,8 @@ static void test_outage_goes_to_dlq(void **state)
     http_call("POST", url, NULL, "VideoErrorRate=1", 16, &r);
     assert_int_equal(r.status, 200);
     http_reply_free(&r);
-    assert_int_equal(post_async(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"saturday\"}"), 202);
+    assert_int_equal(post_async(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"saturday\"}"),
+                     202);
     wait_metric(f, 0, "stagehand_worker_dlq_total", 1);
     assert_true(metric(f, 0, "stagehand_worker_retries_total") >= 2);
 

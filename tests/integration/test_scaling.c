@@ -59,9 +59,9 @@
 #include "twilio.h"
 
 #define STREAMS 20
-#define VIEWERS 28   /* fan-01 .. fan-28 per stream */
-#define LISTED 20    /* VIEWERS_MAP_CAP: fan-01 .. fan-20, who never leave */
-#define FIRST_HAND 21 /* fan-21 .. fan-24 raise a hand; 21 is invited, 24 lowers it */
+#define VIEWERS 28      /* fan-01 .. fan-28 per stream */
+#define LISTED 20       /* VIEWERS_MAP_CAP: fan-01 .. fan-20, who never leave */
+#define FIRST_HAND 21   /* fan-21 .. fan-24 raise a hand; 21 is invited, 24 lowers it */
 #define FIRST_LEAVER 25 /* fan-25 .. fan-28 leave */
 #define CLIENTS 4
 #define ROLES 3
@@ -77,9 +77,9 @@ struct fixture {
     struct process members[ROLES][MEMBERS];
     int ports[ROLES][MEMBERS];
     char public_env[96], port_env[32];
-    char service[2][STREAMS][40];         /* per run: each stream's Sync service SID */
+    char service[2][STREAMS][40]; /* per run: each stream's Sync service SID */
     char *leaver_token[2][STREAMS][VIEWERS - FIRST_LEAVER + 1];
-    int64_t actions_ms[8];                /* when each rebalance was started */
+    int64_t actions_ms[8]; /* when each rebalance was started */
     const char *action_names[8];
     int nactions;
     int64_t base_start_ms, live_start_ms; /* each run's first wave after its streams were created */
@@ -159,7 +159,7 @@ static json_t *service_of(json_t *state, const char *stream, int *count)
     json_t *found = NULL, *s;
     size_t i;
     *count = 0;
-    json_array_foreach(json_object_get(state, "sync_services"), i, s) {
+    json_array_foreach (json_object_get(state, "sync_services"), i, s) {
         const char *name = json_string_value(json_object_get(s, "friendly_name"));
         if (name && strcmp(name, friendly) == 0) {
             found = s;
@@ -173,7 +173,7 @@ static json_t *named(json_t *service, const char *kind, const char *name)
 {
     size_t i;
     json_t *o;
-    json_array_foreach(json_object_get(service, kind), i, o) {
+    json_array_foreach (json_object_get(service, kind), i, o) {
         const char *unique = json_string_value(json_object_get(o, "unique_name"));
         if (unique && strcmp(unique, name) == 0)
             return o;
@@ -186,7 +186,7 @@ static int count_named(json_t *list, const char *field, const char *value)
     int n = 0;
     size_t i;
     json_t *o;
-    json_array_foreach(list, i, o) {
+    json_array_foreach (list, i, o) {
         const char *v = json_string_value(json_object_get(o, field));
         n += v && strcmp(v, value) == 0;
     }
@@ -228,16 +228,15 @@ static int sync_exact(json_t *state, const char *stream, char *why, size_t whyle
     json_t *invited = json_object_get(json_object_get(named(service, "documents", "user-fan-21"), "data"),
                                       "speaker_invite");
     json_t *speakers = json_object_get(named(service, "maps", "speakers"), "items");
-    const char *problem = services != 1                                       ? "not exactly one service"
-                          : json_integer_value(count) != VIEWERS - (VIEWERS - FIRST_LEAVER + 1)
-                              ? "viewer_count"
-                          : !items_are(service, "viewers", 1, LISTED, 0)      ? "viewers map"
+    const char *problem = services != 1 ? "not exactly one service"
+                          : json_integer_value(count) != VIEWERS - (VIEWERS - FIRST_LEAVER + 1) ? "viewer_count"
+                          : !items_are(service, "viewers", 1, LISTED, 0)                        ? "viewers map"
                           : !items_are(service, "raised_hands", FIRST_HAND, FIRST_HAND + 3, FIRST_HAND + 3)
                               ? "raised hands"
-                          : !json_is_true(invited)                            ? "invitation"
-                          : !has_docs(service, FIRST_HAND, FIRST_HAND + 3)    ? "hand raisers' documents"
+                          : !json_is_true(invited)                         ? "invitation"
+                          : !has_docs(service, FIRST_HAND, FIRST_HAND + 3) ? "hand raisers' documents"
                           : json_object_size(speakers) != 1 || !json_object_get(speakers, "host") ? "speakers"
-                                                                              : NULL;
+                                                                                                  : NULL;
     if (problem)
         snprintf(why, whylen, "%s: %s (count %lld)", stream, problem, (long long)json_integer_value(count));
     return problem == NULL;
@@ -323,10 +322,11 @@ static json_t *writes_of(json_t *state, json_t *stats, const char *stream)
     for (int k = 0; k < 2; k++) {
         size_t i;
         json_t *o;
-        json_array_foreach(json_object_get(service, kinds[k]), i, o) {
+        json_array_foreach (json_object_get(service, kinds[k]), i, o) {
             char key[160];
             const char *name = json_string_value(json_object_get(o, "unique_name"));
-            json_int_t n = json_integer_value(json_object_get(sync_writes, json_string_value(json_object_get(o, "sid"))));
+            json_int_t n = json_integer_value(
+                json_object_get(sync_writes, json_string_value(json_object_get(o, "sid"))));
             snprintf(key, sizeof key, "%s/%s", k ? "doc" : "map", name ? name : "?");
             if (k && name && strcmp(name, "stream") == 0) {
                 const char *revision = json_string_value(json_object_get(o, "revision"));
@@ -345,7 +345,7 @@ static json_t *writes_of(json_t *state, json_t *stats, const char *stream)
 struct client {
     struct fixture *f;
     int run, wave, id;
-    long spread_ms;        /* the wave's requests spread over this long (0: at once) */
+    long spread_ms; /* the wave's requests spread over this long (0: at once) */
     int ok, refused429, failed;
     char failure[256];
 };
@@ -424,8 +424,16 @@ static void step(struct client *c, int i, int v)
 static void *client_main(void *arg)
 {
     struct client *c = arg;
-    int from = c->wave == 0 ? 0 : c->wave == 1 ? 1 : c->wave == 2 ? LISTED / 2 + 1 : c->wave == 3 ? FIRST_HAND : FIRST_LEAVER;
-    int to = c->wave == 0 ? 0 : c->wave == 1 ? LISTED / 2 : c->wave == 2 ? VIEWERS : c->wave == 3 ? FIRST_HAND + 3 : VIEWERS;
+    int from = c->wave == 0   ? 0
+               : c->wave == 1 ? 1
+               : c->wave == 2 ? LISTED / 2 + 1
+               : c->wave == 3 ? FIRST_HAND
+                              : FIRST_LEAVER;
+    int to = c->wave == 0   ? 0
+             : c->wave == 1 ? LISTED / 2
+             : c->wave == 2 ? VIEWERS
+             : c->wave == 3 ? FIRST_HAND + 3
+                            : VIEWERS;
     int steps = 0, total = 0;
     for (int v = from; v <= to; v++)
         for (int i = c->id; i < STREAMS; i += CLIENTS)
@@ -477,8 +485,13 @@ static void wave_end(void)
 static void start_member(struct fixture *f, int role, int m)
 {
     char err[512];
-    const char *env[] = {f->public_env, "VIEWERS_MAP_CAP=20", "COUNT_INTERVAL_MS=200", "SYNC_EAGER_VIEWERS=0",
-                         "SYNC_DEBOUNCE_MS=1000", "LOG_LEVEL=info", NULL};
+    const char *env[] = {f->public_env,
+                         "VIEWERS_MAP_CAP=20",
+                         "COUNT_INTERVAL_MS=200",
+                         "SYNC_EAGER_VIEWERS=0",
+                         "SYNC_DEBOUNCE_MS=1000",
+                         "LOG_LEVEL=info",
+                         NULL};
     f->ports[role][m] = stack_start_worker(&f->s, roles[role], f->emu.base_url, env, &f->members[role][m], err,
                                            sizeof err);
     if (f->ports[role][m] < 0)
@@ -533,7 +546,8 @@ static int setup(void **state)
     snprintf(f->public_env, sizeof f->public_env, "PUBLIC_BASE_URL=http://127.0.0.1:%d", port);
     snprintf(f->port_env, sizeof f->port_env, "INGRESS_PORT=%d", port);
     const char *ingress_env[] = {f->public_env, f->port_env, "CREATE_WAIT_MS=20000", "SYNC_EAGER_VIEWERS=0", NULL};
-    if (stack_start_broker(&f->s, err, sizeof err) < 0 || stack_start_ingress(&f->s, ingress_env, err, sizeof err) < 0 ||
+    if (stack_start_broker(&f->s, err, sizeof err) < 0 ||
+        stack_start_ingress(&f->s, ingress_env, err, sizeof err) < 0 ||
         emulator_start(&f->emu, NULL, err, sizeof err) < 0)
         fail_msg("%s", err);
     f->emu_client = emulator_client(&f->emu, err, sizeof err);
@@ -641,9 +655,9 @@ static void wait_public_state(struct fixture *f, int run)
 struct logged {
     int32_t partition;
     int64_t offset, ts;
-    char key[96];     /* events: the stream; state: "<stream>/<role>" */
-    char type[40];    /* events only */
-    int64_t applied;  /* state only */
+    char key[96];    /* events: the stream; state: "<stream>/<role>" */
+    char type[40];   /* events only */
+    int64_t applied; /* state only */
 };
 
 static struct logged *read_topic(struct fixture *f, const char *topic, int state, size_t *count)
@@ -693,8 +707,9 @@ static struct logged *read_topic(struct fixture *f, const char *topic, int state
 static int handled_by(const char *role, const char *type)
 {
     static const char *const room[] = {"user.joined", "speaker.invited", NULL};
-    static const char *const sync[] = {"user.joined", "viewer.connected", "viewer.disconnected", "hand.raised",
-                                       "hand.lowered", "speaker.invited", NULL};
+    static const char *const sync[] = {"user.joined", "viewer.connected", "viewer.disconnected",
+                                       "hand.raised", "hand.lowered",     "speaker.invited",
+                                       NULL};
     const char *const *types = strcmp(role, "room") == 0 ? room : sync;
     for (int i = 0; types[i]; i++)
         if (strcmp(types[i], type) == 0)
@@ -709,9 +724,8 @@ struct applied {
     int64_t ts, at;
 };
 
-static struct applied *applied_times(const struct logged *events, size_t nev, const struct logged *records,
-                                     size_t nst, const char *role, const char *prefix, int64_t since,
-                                     size_t *count)
+static struct applied *applied_times(const struct logged *events, size_t nev, const struct logged *records, size_t nst,
+                                     const char *role, const char *prefix, int64_t since, size_t *count)
 {
     struct applied *out = calloc(nev ? nev : 1, sizeof *out);
     assert_non_null(out);
@@ -769,8 +783,8 @@ static struct moved *read_rebalances(struct fixture *f, size_t *count)
             const char *parts = strstr(line, "\"partitions\":\"");
             char stamp[40];
             int64_t ms;
-            if ((took || gave) && time && parts && atoi(parts + 14) > 0 &&
-                sscanf(time + 8, "%39[^\"]", stamp) == 1 && time_parse_rfc3339(stamp, &ms) == 0) {
+            if ((took || gave) && time && parts && atoi(parts + 14) > 0 && sscanf(time + 8, "%39[^\"]", stamp) == 1 &&
+                time_parse_rfc3339(stamp, &ms) == 0) {
                 if (n == cap) {
                     cap *= 2;
                     struct moved *grown = realloc(all, cap * sizeof *all);
@@ -1034,7 +1048,8 @@ static void test_scale_out_and_in_mid_burst(void **state)
     }
 
     printf("# %d requests answered 200, 0 429s; the stream documents' count updates: %ld on the base streams, "
-           "%ld on the live ones\n", requests_ok, data_base, data_live);
+           "%ld on the live ones\n",
+           requests_ok, data_base, data_live);
     printf("# base run %.1f s, live run (with the rebalances) %.1f s\n", (double)(t1 - t0) / 1000,
            (double)(t2 - t1) / 1000);
     report_handoffs(f);

@@ -61,11 +61,16 @@ static void start_workers(struct fixture *f, const char *snapshots)
 {
     char err[256];
     for (int i = 0; i < ROLES; i++) {
-        const char *env[] = {f->public_env, "VIEWERS_MAP_CAP=20", "COUNT_INTERVAL_MS=200", "LOG_LEVEL=warn",
-                             "STATE_TOMBSTONE_AFTER_S=2", snapshots,
-                             getenv("TEST_LOG_LEVEL"), NULL};
-        f->metrics_ports[i] =
-            stack_start_worker(&f->s, roles[i], f->emu.base_url, env, &f->workers[i], err, sizeof err);
+        const char *env[] = {f->public_env,
+                             "VIEWERS_MAP_CAP=20",
+                             "COUNT_INTERVAL_MS=200",
+                             "LOG_LEVEL=warn",
+                             "STATE_TOMBSTONE_AFTER_S=2",
+                             snapshots,
+                             getenv("TEST_LOG_LEVEL"),
+                             NULL};
+        f->metrics_ports[i] = stack_start_worker(&f->s, roles[i], f->emu.base_url, env, &f->workers[i], err,
+                                                 sizeof err);
         if (f->metrics_ports[i] < 0)
             fail_msg("%s", err);
     }
@@ -86,9 +91,12 @@ static int setup(void **state)
     assert_true(port > 0);
     snprintf(f->public_env, sizeof f->public_env, "PUBLIC_BASE_URL=http://127.0.0.1:%d", port);
     snprintf(f->port_env, sizeof f->port_env, "INGRESS_PORT=%d", port);
-    const char *ingress_env[] = {f->public_env, f->port_env, "CREATE_WAIT_MS=20000", "PRODUCE_TIMEOUT_MS=1000",
-                                 "RATE_LIMIT_IP_PER_S=0", "RATE_LIMIT_IDENTITY_PER_S=0", "LOG_LEVEL=warn", NULL};
-    if (stack_start_broker(&f->s, err, sizeof err) < 0 || stack_start_ingress(&f->s, ingress_env, err, sizeof err) < 0 ||
+    const char *ingress_env[] = {f->public_env,           f->port_env,
+                                 "CREATE_WAIT_MS=20000",  "PRODUCE_TIMEOUT_MS=1000",
+                                 "RATE_LIMIT_IP_PER_S=0", "RATE_LIMIT_IDENTITY_PER_S=0",
+                                 "LOG_LEVEL=warn",        NULL};
+    if (stack_start_broker(&f->s, err, sizeof err) < 0 ||
+        stack_start_ingress(&f->s, ingress_env, err, sizeof err) < 0 ||
         emulator_start(&f->emu, NULL, err, sizeof err) < 0)
         fail_msg("%s", err);
     f->emu_client = emulator_client(&f->emu, err, sizeof err);
@@ -128,8 +136,7 @@ static long api(struct fixture *f, const char *path, const char *body)
     return status;
 }
 
-static void user_api(struct fixture *f, const char *path, const char *stream, const char *identity,
-                     const char *extra)
+static void user_api(struct fixture *f, const char *path, const char *stream, const char *identity, const char *extra)
 {
     char body[256];
     snprintf(body, sizeof body, "{\"user_identity\":\"%s\",\"stream_name\":\"%s\"%s}", identity, stream,
@@ -200,7 +207,7 @@ static void service_sid(struct fixture *f, char out[64])
         json_t *state = emulator_get(f, "/_emulator/state"), *service;
         size_t i;
         out[0] = '\0';
-        json_array_foreach(json_object_get(state, "sync_services"), i, service) {
+        json_array_foreach (json_object_get(state, "sync_services"), i, service) {
             const char *name = json_string_value(json_object_get(service, "friendly_name"));
             const char *sid = json_string_value(json_object_get(service, "sid"));
             if (name && sid && strcmp(name, friendly) == 0)
@@ -345,7 +352,7 @@ static json_t *dump(struct fixture *f, int i)
     assert_non_null(got);
     json_t *streams = json_object_get(got, "streams"), *st;
     size_t k;
-    json_array_foreach(streams, k, st) {
+    json_array_foreach (streams, k, st) {
         json_t *viewers = json_object_get(json_object_get(st, "role"), "viewers");
         size_t n = json_array_size(viewers);
         for (size_t a = 1; a < n; a++) /* insertion sort: a handful of names */
@@ -539,7 +546,7 @@ static void test_checkpoint_and_tail_equal_full_reread(void **state)
         size_t k;
         /* What the mark re-applied is remembered (reapply_until: the applied
          * offset before it); all the rest is as it was. */
-        json_array_foreach(now, k, st)
+        json_array_foreach (now, k, st)
             json_object_set_new(st, "reapply_until", json_integer(-1));
         if (!json_equal(now, dumps_a[i]))
             fail_msg("the %s worker's state after the re-apply mark differs", roles[i]);

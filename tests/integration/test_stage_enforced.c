@@ -56,8 +56,7 @@ static char *bearer(const char *identity)
     base64url_encode((const unsigned char *)c, cn, input + strlen(input));
     unsigned char mac[32];
     unsigned int mac_len = 0;
-    HMAC(EVP_sha256(), JWT_SECRET, (int)strlen(JWT_SECRET), (const unsigned char *)input, strlen(input), mac,
-         &mac_len);
+    HMAC(EVP_sha256(), JWT_SECRET, (int)strlen(JWT_SECRET), (const unsigned char *)input, strlen(input), mac, &mac_len);
     char sig[64];
     base64url_encode(mac, mac_len, sig);
     size_t n = strlen("Authorization: Bearer ") + strlen(input) + 1 + strlen(sig) + 1;
@@ -209,13 +208,13 @@ static void test_stage_is_the_hosts(void **state)
     /* bob watches; he may not go on stage uninvited. */
     assert_int_equal(call_as(f, bob, "/join-stream-as-viewer", "{\"stream_name\":\"" STREAM "\"}", NULL), 200);
     assert_int_equal(call_as(f, bob, "/join-stream-as-speaker", "{\"stream_name\":\"" STREAM "\"}", &answer), 403);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(answer, "error"), "message")),
-                        "not invited");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(answer, "error"), "message")), "not invited");
     json_decref(answer);
 
     /* Invited, he is admitted, with a short-lived token, and stays. */
     assert_int_equal(call_as(f, alice, "/send-speaker-invite",
-                             "{\"user_identity\":\"bob\",\"stream_name\":\"" STREAM "\"}", NULL), 200);
+                             "{\"user_identity\":\"bob\",\"stream_name\":\"" STREAM "\"}", NULL),
+                     200);
     answer = join_speaker_until(f, bob, 200);
     const char *token = json_string_value(json_object_get(answer, "token"));
     assert_int_equal(claim(token, "exp") - claim(token, "iat"), 300); /* SPEAKER_TOKEN_TTL_S */
@@ -226,14 +225,16 @@ static void test_stage_is_the_hosts(void **state)
     wait_participant(f, room_sid, bob_sid, "connected");
 
     /* Removed: refused until invited again, and his token no longer keeps him in. */
-    assert_int_equal(call_as(f, alice, "/remove-speaker",
-                             "{\"user_identity\":\"bob\",\"stream_name\":\"" STREAM "\"}", NULL), 200);
+    assert_int_equal(call_as(f, alice, "/remove-speaker", "{\"user_identity\":\"bob\",\"stream_name\":\"" STREAM "\"}",
+                             NULL),
+                     200);
     wait_participant(f, room_sid, bob_sid, "disconnected");
     join_speaker_until(f, bob, 403);
     connect_room(f, old_token, bob_sid);
     wait_participant(f, room_sid, bob_sid, "disconnected");
     assert_int_equal(call_as(f, alice, "/send-speaker-invite",
-                             "{\"user_identity\":\"bob\",\"stream_name\":\"" STREAM "\"}", NULL), 200);
+                             "{\"user_identity\":\"bob\",\"stream_name\":\"" STREAM "\"}", NULL),
+                     200);
     json_decref(join_speaker_until(f, bob, 200));
     connect_room(f, old_token, bob_sid);
     free(old_token);
@@ -267,10 +268,12 @@ static void test_passcode_stage_is_open(void **state)
 {
     struct fixture *f = *state;
     json_t *answer = NULL;
-    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"" STREAM "\"}", NULL), 200);
+    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"" STREAM "\"}", NULL),
+                     200);
     const char *auth = "Authorization: " TEST_PASSCODE;
     assert_int_equal(call_as(f, auth, "/join-stream-as-speaker",
-                             "{\"user_identity\":\"bob\",\"stream_name\":\"" STREAM "\"}", &answer), 200);
+                             "{\"user_identity\":\"bob\",\"stream_name\":\"" STREAM "\"}", &answer),
+                     200);
     const char *token = json_string_value(json_object_get(answer, "token"));
     assert_int_equal(claim(token, "exp") - claim(token, "iat"), 14400); /* TOKEN_TTL_S */
     char room_sid[40], bob_sid[40], mallory_sid[40];

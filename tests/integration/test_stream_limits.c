@@ -58,16 +58,18 @@ static long create(struct fixture *f, const char *host, const char *stream, char
 /* The room and sync records of a live stream whose life began at since. */
 static void live(struct fixture *f, const char *stream, const char *host, int64_t since)
 {
-    publish_state(f, stream, "room", json_pack("{s:s, s:I, s:s, s:s}", "status", "ready", "since", (json_int_t)since,
-                                               "host", host, "room_sid", ROOM_SID));
-    publish_state(f, stream, "sync", json_pack("{s:s, s:I, s:s, s:s}", "status", "ready", "since", (json_int_t)since,
-                                               "host", host, "service_sid", SERVICE_SID));
+    publish_state(f, stream, "room",
+                  json_pack("{s:s, s:I, s:s, s:s}", "status", "ready", "since", (json_int_t)since, "host", host,
+                            "room_sid", ROOM_SID));
+    publish_state(f, stream, "sync",
+                  json_pack("{s:s, s:I, s:s, s:s}", "status", "ready", "since", (json_int_t)since, "host", host,
+                            "service_sid", SERVICE_SID));
 }
 
 static void ended(struct fixture *f, const char *stream, const char *host, int64_t since)
 {
-    publish_state(f, stream, "room", json_pack("{s:s, s:I, s:s}", "status", "ended", "since", (json_int_t)since,
-                                               "host", host));
+    publish_state(f, stream, "room",
+                  json_pack("{s:s, s:I, s:s}", "status", "ended", "since", (json_int_t)since, "host", host));
 }
 
 static void test_stream_limits(void **state)
@@ -124,8 +126,8 @@ static void test_retention(void **state)
     long status = 200;
     for (int i = 0; i < 100 && status == 200; i++) {
         usleep(100 * 1000);
-        struct http_reply r = call(f, "GET", "/streams/gone", (const char *const[]){"Authorization: " TEST_PASSCODE, NULL},
-                                   NULL);
+        struct http_reply r = call(f, "GET", "/streams/gone",
+                                   (const char *const[]){"Authorization: " TEST_PASSCODE, NULL}, NULL);
         status = r.status;
         http_reply_free(&r);
     }

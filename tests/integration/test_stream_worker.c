@@ -28,8 +28,11 @@
 static int setup(void **state)
 {
     static const char *const env[] = {"GRANT_REFRESH_S=1", "RECONCILE_GRACE_S=0", NULL};
-    struct fixture_options o = {.broker = 1, .ingress = FIXTURE_INGRESS, .emulator = 1,
-                                .workers = {{"room", NULL}, {"stream", env}}, .events = FIXTURE_READER,
+    struct fixture_options o = {.broker = 1,
+                                .ingress = FIXTURE_INGRESS,
+                                .emulator = 1,
+                                .workers = {{"room", NULL}, {"stream", env}},
+                                .events = FIXTURE_READER,
                                 .producer = 1};
     return fixture_setup(state, &o);
 }
@@ -41,7 +44,8 @@ static int setup(void **state)
 static void test_live_resources(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(post_async(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"friday night\"}"), 202);
+    assert_int_equal(post_async(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"friday night\"}"),
+                     202);
     json_t *room = wait_room(f, "friday night", "in-progress");
     char room_sid[40];
     snprintf(room_sid, sizeof room_sid, "%s", json_string_value(json_object_get(room, "sid")));

@@ -28,8 +28,13 @@
 #include "token.h"
 #include "twilio.h"
 
-static const char *const story_env[] = {"VIEWERS_MAP_CAP=3", "RAISED_HANDS_CAP=2", "COUNT_INTERVAL_MS=200",
-                                        "HOST_GRACE_S=1", "SYNC_DEBOUNCE_MS=1000", "GRANT_REFRESH_S=5", NULL};
+static const char *const story_env[] = {"VIEWERS_MAP_CAP=3",
+                                        "RAISED_HANDS_CAP=2",
+                                        "COUNT_INTERVAL_MS=200",
+                                        "HOST_GRACE_S=1",
+                                        "SYNC_DEBOUNCE_MS=1000",
+                                        "GRANT_REFRESH_S=5",
+                                        NULL};
 
 static void test_story(void **state)
 {
@@ -37,7 +42,8 @@ static void test_story(void **state)
     json_t *answer, *service;
 
     /* The host creates the stream: answered once room, Sync and media are ready. */
-    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"}", &answer), 200);
+    assert_int_equal(api(f, "/create-stream", "{\"user_identity\":\"alice\",\"stream_name\":\"friday\"}", &answer),
+                     200);
     assert_non_null(json_object_get(answer, "token"));
     json_decref(answer);
     service = sync_service(f, "friday");
@@ -73,8 +79,12 @@ static void test_story(void **state)
     expect_doc(f, "user-v1", "speaker_invite", 0);
 
     /* Hands: two fit under the cap; a third is refused and told so. */
-    assert_int_equal(api(f, "/raise-hand", "{\"user_identity\":\"v1\",\"stream_name\":\"friday\",\"hand_raised\":true}", NULL), 200);
-    assert_int_equal(api(f, "/raise-hand", "{\"user_identity\":\"v2\",\"stream_name\":\"friday\",\"hand_raised\":true}", NULL), 200);
+    assert_int_equal(api(f, "/raise-hand", "{\"user_identity\":\"v1\",\"stream_name\":\"friday\",\"hand_raised\":true}",
+                         NULL),
+                     200);
+    assert_int_equal(api(f, "/raise-hand", "{\"user_identity\":\"v2\",\"stream_name\":\"friday\",\"hand_raised\":true}",
+                         NULL),
+                     200);
     expect_items(f, "raised_hands", 2, "v1", NULL);
     produce_event(f, "hand.raised", "friday", "v3");
     wait_produced(f);
@@ -83,9 +93,11 @@ static void test_story(void **state)
 
     /* The host invites v1, who goes on stage: off viewers (backfilled by
      * v4) and raised hands, onto speakers. */
-    assert_int_equal(api(f, "/send-speaker-invite", "{\"user_identity\":\"v1\",\"stream_name\":\"friday\"}", NULL), 200);
+    assert_int_equal(api(f, "/send-speaker-invite", "{\"user_identity\":\"v1\",\"stream_name\":\"friday\"}", NULL),
+                     200);
     expect_doc(f, "user-v1", "speaker_invite", 1);
-    assert_int_equal(api(f, "/join-stream-as-speaker", "{\"user_identity\":\"v1\",\"stream_name\":\"friday\"}", NULL), 200);
+    assert_int_equal(api(f, "/join-stream-as-speaker", "{\"user_identity\":\"v1\",\"stream_name\":\"friday\"}", NULL),
+                     200);
     room_join(f, "v1");
     expect_items(f, "speakers", 2, "v1", NULL);
     expect_items(f, "viewers", 3, "v4", "v1");
@@ -114,8 +126,10 @@ static void test_story(void **state)
     assert_int_equal(api(f, "/remove-speaker", "{\"user_identity\":\"v1\",\"stream_name\":\"friday\"}", NULL), 200);
     expect_participant(f, "v1", "disconnected");
     expect_items(f, "speakers", 1, "alice", "v1");
-    assert_int_equal(api(f, "/join-stream-as-viewer", "{\"user_identity\":\"v1\",\"stream_name\":\"friday\"}", NULL), 200);
-    assert_int_equal(api(f, "/viewer-connected-to-player", "{\"user_identity\":\"v1\",\"stream_name\":\"friday\"}", NULL),
+    assert_int_equal(api(f, "/join-stream-as-viewer", "{\"user_identity\":\"v1\",\"stream_name\":\"friday\"}", NULL),
+                     200);
+    assert_int_equal(api(f, "/viewer-connected-to-player", "{\"user_identity\":\"v1\",\"stream_name\":\"friday\"}",
+                         NULL),
                      200);
     expect_doc(f, "user-v1", "speaker_invite", 0);
     expect_doc(f, "stream", "viewer_count", 4);
@@ -123,8 +137,10 @@ static void test_story(void **state)
 
     /* v3 is invited up, then leaves the stage by choice: v1 takes v3's
      * place in the map, and v3 is off speakers once gone. */
-    assert_int_equal(api(f, "/send-speaker-invite", "{\"user_identity\":\"v3\",\"stream_name\":\"friday\"}", NULL), 200);
-    assert_int_equal(api(f, "/join-stream-as-speaker", "{\"user_identity\":\"v3\",\"stream_name\":\"friday\"}", NULL), 200);
+    assert_int_equal(api(f, "/send-speaker-invite", "{\"user_identity\":\"v3\",\"stream_name\":\"friday\"}", NULL),
+                     200);
+    assert_int_equal(api(f, "/join-stream-as-speaker", "{\"user_identity\":\"v3\",\"stream_name\":\"friday\"}", NULL),
+                     200);
     room_join(f, "v3");
     expect_items(f, "speakers", 2, "v3", NULL);
     expect_items(f, "viewers", 3, "v1", "v3");
@@ -159,7 +175,9 @@ static void test_story(void **state)
      * new offsets, as a re-imported log would be): nothing is written. */
     int copied = copy_stream_events(f, "friday");
     assert_true(copied >= 20);
-    for (int i = 0; i < 400 && metric(f, 2, "stagehand_worker_events_total{type=\"viewer.connected\",outcome=\"duplicate\"}") < 5; i++)
+    for (int i = 0;
+         i < 400 && metric(f, 2, "stagehand_worker_events_total{type=\"viewer.connected\",outcome=\"duplicate\"}") < 5;
+         i++)
         usleep(50 * 1000);
     assert_true(metric(f, 2, "stagehand_worker_events_total{type=\"viewer.connected\",outcome=\"duplicate\"}") >= 5);
     usleep(500 * 1000);
@@ -186,7 +204,7 @@ static void test_story(void **state)
         status = NULL;
         json_t *r;
         size_t i;
-        json_array_foreach(json_object_get(state_json, "rooms"), i, r)
+        json_array_foreach (json_object_get(state_json, "rooms"), i, r)
             if (strcmp(json_string_value(json_object_get(r, "unique_name")), "friday") == 0)
                 status = json_string_value(json_object_get(r, "status"));
         if (status && strcmp(status, "completed") == 0)
@@ -231,8 +249,8 @@ static void test_leave_burst(void **state)
     expect_doc(f, "stream", "viewer_count", 0);
     expect_items(f, "viewers", 0, NULL, NULL);
     long writes = sync_writes_total(f) - before;
-    assert_true(writes >= 4);             /* three items gone, the count written */
-    assert_true(writes < CROWD / 10);     /* backfilling each leave would take 2 x CROWD */
+    assert_true(writes >= 4);         /* three items gone, the count written */
+    assert_true(writes < CROWD / 10); /* backfilling each leave would take 2 x CROWD */
     json_t *stats = emulator_get(f, "/_emulator/stats");
     assert_int_equal(json_integer_value(json_object_get(stats, "responses_429")), 0);
     json_decref(stats);

@@ -156,7 +156,8 @@ static long requests_of(char **snapshot, const char *product)
     json_t *stats = json_object_get(all, "stats");
     json_t *by_product = json_object_get(stats, "requests_by_product");
     long media = (long)json_integer_value(json_object_get(by_product, product));
-    json_object_set_new(stats, "requests", json_integer(json_integer_value(json_object_get(stats, "requests")) - media));
+    json_object_set_new(stats, "requests",
+                        json_integer(json_integer_value(json_object_get(stats, "requests")) - media));
     json_object_del(by_product, product);
     free(*snapshot);
     *snapshot = json_dumps(all, JSON_COMPACT | JSON_SORT_KEYS);
@@ -186,9 +187,9 @@ static char *settled_snapshot(struct fixture *f)
 }
 
 struct census {
-    int live_records;  /* non-null records of live streams' keys */
-    int ended_records; /* non-null records of ended streams' keys */
-    int ended_keys;    /* ended streams' keys present at all */
+    int live_records;    /* non-null records of live streams' keys */
+    int ended_records;   /* non-null records of ended streams' keys */
+    int ended_keys;      /* ended streams' keys present at all */
     int ended_last_null; /* ended keys whose last record is null */
 };
 
@@ -245,7 +246,9 @@ static void publish_fillers(struct fixture *f)
 {
     char err[256];
     for (int32_t p = 0; p < 3; p++) { /* the test topics' partitions (tests/support/stack.c) */
-        struct kafka_record rec = {.topic = f->s.topic_state, .partition = p, .key = FILLER_KEY,
+        struct kafka_record rec = {.topic = f->s.topic_state,
+                                   .partition = p,
+                                   .key = FILLER_KEY,
                                    .key_len = strlen(FILLER_KEY)};
         assert_int_equal(kafka_produce(f->producer, &rec, err, sizeof err), 0);
     }
@@ -292,8 +295,7 @@ static void test_ended_streams_leave_and_nothing_is_applied_twice(void **state)
      * the group committed past the stream's last event (within 5 s). */
     int64_t started = time_monotonic_ms();
     for (int i = 0; i < ROLES; i++) {
-        while (family(f, i, "stagehand_worker_state_tombstones_total") < ENDED &&
-               time_monotonic_ms() - started < 60000)
+        while (family(f, i, "stagehand_worker_state_tombstones_total") < ENDED && time_monotonic_ms() - started < 60000)
             usleep(200 * 1000);
         if (family(f, i, "stagehand_worker_state_tombstones_total") < ENDED)
             fail_msg("the %s worker removed no record of the ended streams", f->options.workers[i].role);

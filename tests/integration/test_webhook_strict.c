@@ -109,11 +109,11 @@ static void test_resplit_replays(void **state)
         const char *ts;
         int same_signature;
     } variants[] = {
-        {"Timestamp=%s&Z=", cut, 1},         /* the Z split off as an empty parameter */
-        {"Timestamp=%sZ=", cut, 0},          /* a trailing '=' in the value (not even a form) */
-        {"Timestamp%s=", ts, 1},             /* the whole pair as one name */
-        {"Timestam=p%s", ts, 1},             /* the boundary moved into the name */
-        {"Timestamp=%s&=", ts, 0},           /* an empty parameter */
+        {"Timestamp=%s&Z=", cut, 1}, /* the Z split off as an empty parameter */
+        {"Timestamp=%sZ=", cut, 0},  /* a trailing '=' in the value (not even a form) */
+        {"Timestamp%s=", ts, 1},     /* the whole pair as one name */
+        {"Timestam=p%s", ts, 1},     /* the boundary moved into the name */
+        {"Timestamp=%s&=", ts, 0},   /* an empty parameter */
     };
     for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
         char variant[512], own[SIGNATURE_LEN + 1];
@@ -255,8 +255,8 @@ static void test_strict_fields(void **state)
         {"/rooms-webhook", "ParticipantDuration", "+42"},
         {"/rooms-webhook", "ParticipantDuration", " 42"},
         {"/rooms-webhook", "ParticipantDuration", "4e2"},
-        {"/rooms-webhook", "", "x"},                       /* an empty name */
-        {"/rooms-webhook", "Timestamp", "twice"},          /* see below: a repeated name */
+        {"/rooms-webhook", "", "x"},              /* an empty name */
+        {"/rooms-webhook", "Timestamp", "twice"}, /* see below: a repeated name */
         {"/sync-webhook?stream=friday", "ServiceSid", "IS1"},
         {"/sync-webhook?stream=friday", "EventType", "endpoint_exploded"},
         {"/sync-webhook?stream=friday", "DateCreated", NULL},

@@ -48,8 +48,12 @@ static void on_delivered(void *opaque, const struct kafka_delivery *d)
  * faults may exit uncleanly: its exit is not checked. */
 static int setup(void **state)
 {
-    struct fixture_options o = {.broker = 1, .workers = {{"room", NULL}}, .workers_later = 1,
-                                .twilio_base = DEAD_TWILIO, .producer = 1, .on_delivery = on_delivered,
+    struct fixture_options o = {.broker = 1,
+                                .workers = {{"room", NULL}},
+                                .workers_later = 1,
+                                .twilio_base = DEAD_TWILIO,
+                                .producer = 1,
+                                .on_delivery = on_delivered,
                                 .unchecked_exit = 1};
     return fixture_setup(state, &o);
 }
@@ -67,8 +71,13 @@ static void start_worker(struct fixture *f, const char *faults, const char *extr
 static struct delivered produce(struct fixture *f, const char *key, const char *value)
 {
     struct delivered d = {0, -1, -1};
-    struct kafka_record rec = {.topic = f->s.topic_events, .partition = RD_KAFKA_PARTITION_UA, .key = key,
-                               .key_len = strlen(key), .value = value, .value_len = strlen(value), .opaque = &d};
+    struct kafka_record rec = {.topic = f->s.topic_events,
+                               .partition = RD_KAFKA_PARTITION_UA,
+                               .key = key,
+                               .key_len = strlen(key),
+                               .value = value,
+                               .value_len = strlen(value),
+                               .opaque = &d};
     char err[256];
     assert_int_equal(kafka_produce(f->producer, &rec, err, sizeof err), 0);
     for (int i = 0; i < 200 && !d.done; i++)
@@ -132,8 +141,7 @@ static int dlq_offsets(struct fixture *f, int32_t partition, int want, int64_t *
         rd_kafka_message_t *msg = kafka_reader_poll(r, 50);
         if (!msg)
             continue;
-        if (kafka_header_string(msg, "original_partition", header, sizeof header) == 0 &&
-            atoi(header) == partition &&
+        if (kafka_header_string(msg, "original_partition", header, sizeof header) == 0 && atoi(header) == partition &&
             kafka_header_string(msg, "original_offset", header, sizeof header) == 0 && n < max)
             out[n++] = atoll(header);
         rd_kafka_message_destroy(msg);

@@ -8,12 +8,11 @@
 
 #include "twilio.h"
 
-const char *const emulator_test_env[] = {
-    "TWILIO_ACCOUNT_SID=" TEST_ACCOUNT_SID, "TWILIO_API_KEY_SID=" TEST_API_KEY_SID,
-    "TWILIO_API_KEY_SECRET=" TEST_API_KEY_SECRET, "TWILIO_AUTH_TOKEN=" TEST_AUTH_TOKEN, NULL};
+const char *const emulator_test_env[] = {"TWILIO_ACCOUNT_SID=" TEST_ACCOUNT_SID, "TWILIO_API_KEY_SID=" TEST_API_KEY_SID,
+                                         "TWILIO_API_KEY_SECRET=" TEST_API_KEY_SECRET,
+                                         "TWILIO_AUTH_TOKEN=" TEST_AUTH_TOKEN, NULL};
 
-int emulator_start(struct emulator_process *e, const char *const extra_args[], char *err,
-                   size_t errlen)
+int emulator_start(struct emulator_process *e, const char *const extra_args[], char *err, size_t errlen)
 {
     static int serial;
     char bin[1024];
@@ -61,9 +60,13 @@ int emulator_stop(struct emulator_process *e)
 
 struct twilio_client *emulator_client(const struct emulator_process *e, char *err, size_t errlen)
 {
-    struct twilio_options opt = {.account_sid = TEST_ACCOUNT_SID, .api_key_sid = TEST_API_KEY_SID,
-                                 .api_key_secret = TEST_API_KEY_SECRET, .api_base = e->base_url,
-                                 .timeout_ms = 5000, .max_retries = 0, .retry_base_ms = 10,
+    struct twilio_options opt = {.account_sid = TEST_ACCOUNT_SID,
+                                 .api_key_sid = TEST_API_KEY_SID,
+                                 .api_key_secret = TEST_API_KEY_SECRET,
+                                 .api_base = e->base_url,
+                                 .timeout_ms = 5000,
+                                 .max_retries = 0,
+                                 .retry_base_ms = 10,
                                  .retry_max_ms = 100};
     return twilio_client_new(&opt, err, errlen);
 }

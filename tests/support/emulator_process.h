@@ -27,8 +27,7 @@ extern const char *const emulator_test_env[];
 /* Starts the emulator (STAGEHAND_BUILD/twilio-emulator --port 0, then
  * extra_args, a NULL-terminated list or NULL) and waits up to 10 s for it to
  * print its port. Returns 0, or -1 with err. */
-int emulator_start(struct emulator_process *e, const char *const extra_args[], char *err,
-                   size_t errlen);
+int emulator_start(struct emulator_process *e, const char *const extra_args[], char *err, size_t errlen);
 
 /* A Twilio REST client for the emulator with the test API key, no retries.
  * NULL with err when it cannot be made. */

@@ -52,8 +52,7 @@ static char **build_env(const char *const env_extra[])
         size_t name_len = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
         int replaced = 0;
         for (size_t j = 0; j < n_extra && !replaced; j++)
-            replaced = strncmp(env_extra[j], environ[i], name_len) == 0 &&
-                       env_extra[j][name_len] == '=';
+            replaced = strncmp(env_extra[j], environ[i], name_len) == 0 && env_extra[j][name_len] == '=';
         if (!replaced)
             env[k++] = environ[i];
     }
@@ -65,8 +64,7 @@ static char **build_env(const char *const env_extra[])
 
 /* In the child between fork and exec: only async-signal-safe calls, since
  * the parent may have other threads (librdkafka's) holding locks. */
-static void child_exec(pid_t parent, const char *const argv[], char **env, int out_fd,
-                       int err_fd, int report_fd)
+static void child_exec(pid_t parent, const char *const argv[], char **env, int out_fd, int err_fd, int report_fd)
 {
     /* Die with the thread that started us; if it is already gone, stop. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
@@ -74,8 +72,7 @@ static void child_exec(pid_t parent, const char *const argv[], char **env, int o
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    if ((out_fd >= 0 && dup2(out_fd, STDOUT_FILENO) < 0) ||
-        (err_fd >= 0 && dup2(err_fd, STDERR_FILENO) < 0)) {
+    if ((out_fd >= 0 && dup2(out_fd, STDOUT_FILENO) < 0) || (err_fd >= 0 && dup2(err_fd, STDERR_FILENO) < 0)) {
         int e = errno;
         (void)!write(report_fd, &e, sizeof e);
         _exit(127);
@@ -96,8 +93,7 @@ static int open_output(const char *path, char *err, size_t errlen)
     return fd;
 }
 
-int process_spawn(struct process *p, const char *const argv[],
-                  const char *const env_extra[], const char *out_path,
+int process_spawn(struct process *p, const char *const argv[], const char *const env_extra[], const char *out_path,
                   const char *err_path, char *err, size_t errlen)
 {
     p->pid = 0;
@@ -280,20 +276,17 @@ int process_free_port(void)
     addr.sin_port = 0;
     socklen_t alen = sizeof addr;
     int port = -1;
-    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 &&
-        getsockname(fd, (struct sockaddr *)&addr, &alen) == 0)
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 && getsockname(fd, (struct sockaddr *)&addr, &alen) == 0)
         port = ntohs(addr.sin_port);
     close(fd);
     return port;
 }
 
-int process_path_from_env(char *out, size_t outlen, const char *env_var,
-                          const char *name, char *err, size_t errlen)
+int process_path_from_env(char *out, size_t outlen, const char *env_var, const char *name, char *err, size_t errlen)
 {
     const char *dir = getenv(env_var);
     if (!dir || !dir[0]) {
-        snprintf(err, errlen, "%s is not set (run the tests through tests/run-tests.sh)",
-                 env_var);
+        snprintf(err, errlen, "%s is not set (run the tests through tests/run-tests.sh)", env_var);
         return -1;
     }
     int n = snprintf(out, outlen, "%s/%s", dir, name);

@@ -9,8 +9,8 @@
 #include <sys/types.h>
 
 struct process {
-    pid_t pid;   /* 0 when not started or already reaped */
-    int status;  /* exit code, or 128 + signal number; valid once reaped */
+    pid_t pid;  /* 0 when not started or already reaped */
+    int status; /* exit code, or 128 + signal number; valid once reaped */
 };
 
 /* Starts argv[0] (a path) with argv, the environment plus env_extra
@@ -19,8 +19,7 @@ struct process {
  * (created or truncated; NULL keeps ours). The child is killed when the
  * calling thread exits, so a crashed test leaves nothing running.
  * Returns 0, or -1 with err. */
-int process_spawn(struct process *p, const char *const argv[],
-                  const char *const env_extra[], const char *out_path,
+int process_spawn(struct process *p, const char *const argv[], const char *const env_extra[], const char *out_path,
                   const char *err_path, char *err, size_t errlen);
 
 /* Sends sig to a running child. Returns 0, or -1 if it is not running. */
@@ -49,7 +48,6 @@ int process_free_port(void);
 /* Writes dir/name into out, dir being the environment variable env_var
  * (e.g. STAGEHAND_BUILD). Returns 0, or -1 with err when it is unset or the
  * result does not fit. */
-int process_path_from_env(char *out, size_t outlen, const char *env_var,
-                          const char *name, char *err, size_t errlen);
+int process_path_from_env(char *out, size_t outlen, const char *env_var, const char *name, char *err, size_t errlen);
 
 #endif

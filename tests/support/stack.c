@@ -85,8 +85,7 @@ int stack_start_broker(struct stack *s, char *err, size_t errlen)
     return stack_start_broker_with(s, NULL, err, errlen);
 }
 
-int stack_start_broker_with(struct stack *s, const char *const state_configs[], char *err,
-                            size_t errlen)
+int stack_start_broker_with(struct stack *s, const char *const state_configs[], char *err, size_t errlen)
 {
     char bin[1024], out[128], errp[128], file[128];
     memset(s, 0, sizeof *s);
@@ -141,8 +140,7 @@ static int read_port(const char *path, const char *format, unsigned *port)
 /* defaults then extras into env (at most max - 1 entries and a NULL); an
  * extra replaces the default of the same name, since a child would see only
  * the first of two. */
-static void merge_env(const char **env, size_t max, const char *const defaults[],
-                      const char *const extras[])
+static void merge_env(const char **env, size_t max, const char *const defaults[], const char *const extras[])
 {
     size_t n = 0;
     for (size_t i = 0; defaults[i] && n < max - 1; i++)
@@ -160,8 +158,8 @@ static void merge_env(const char **env, size_t max, const char *const defaults[]
 }
 
 /* defaults, then middle, then extras (later ones win). */
-static void merge_env3(const char **env, size_t max, const char *const defaults[],
-                       const char *const middle[], const char *const extras[])
+static void merge_env3(const char **env, size_t max, const char *const defaults[], const char *const middle[],
+                       const char *const extras[])
 {
     const char *first[64];
     merge_env(first, 64, defaults, middle);
@@ -177,13 +175,24 @@ int stack_start_ingress(struct stack *s, const char *const env_extra[], char *er
     snprintf(out, sizeof out, "%s/ingress-%d.out", s->dir, s->ingress_serial);
     snprintf(errp, sizeof errp, "%s/ingress-%d.err", s->dir, s->ingress_serial);
     snprintf(brokers, sizeof brokers, "KAFKA_BROKERS=%s", s->brokers);
-    const char *const defaults[] = {
-        "TWILIO_ACCOUNT_SID=" TEST_ACCOUNT_SID, "TWILIO_API_KEY_SID=" TEST_API_KEY_SID,
-        "TWILIO_API_KEY_SECRET=" TEST_API_KEY_SECRET, "TWILIO_AUTH_TOKEN=" TEST_AUTH_TOKEN,
-        "PASSCODE=" TEST_PASSCODE, "PUBLIC_BASE_URL=" TEST_PUBLIC_BASE_URL, "INGRESS_PORT=0",
-        "PRODUCE_TIMEOUT_MS=3000", "CREATE_WAIT_MS=3000", "RATE_LIMIT_IP_PER_S=0",
-        "RATE_LIMIT_IDENTITY_PER_S=0", "METRICS_LISTEN=127.0.0.1:0",
-        "MAX_STREAMS_PER_HOST=0", "MAX_STREAMS_PER_CLIENT=0", "MAX_STREAMS=0", "LOG_LEVEL=warn", brokers, NULL};
+    const char *const defaults[] = {"TWILIO_ACCOUNT_SID=" TEST_ACCOUNT_SID,
+                                    "TWILIO_API_KEY_SID=" TEST_API_KEY_SID,
+                                    "TWILIO_API_KEY_SECRET=" TEST_API_KEY_SECRET,
+                                    "TWILIO_AUTH_TOKEN=" TEST_AUTH_TOKEN,
+                                    "PASSCODE=" TEST_PASSCODE,
+                                    "PUBLIC_BASE_URL=" TEST_PUBLIC_BASE_URL,
+                                    "INGRESS_PORT=0",
+                                    "PRODUCE_TIMEOUT_MS=3000",
+                                    "CREATE_WAIT_MS=3000",
+                                    "RATE_LIMIT_IP_PER_S=0",
+                                    "RATE_LIMIT_IDENTITY_PER_S=0",
+                                    "METRICS_LISTEN=127.0.0.1:0",
+                                    "MAX_STREAMS_PER_HOST=0",
+                                    "MAX_STREAMS_PER_CLIENT=0",
+                                    "MAX_STREAMS=0",
+                                    "LOG_LEVEL=warn",
+                                    brokers,
+                                    NULL};
     const char *env[64];
     merge_env3(env, 64, defaults, s->kafka_envp, env_extra);
     const char *argv[] = {bin, NULL};
@@ -211,8 +220,8 @@ int stack_start_ingress(struct stack *s, const char *const env_extra[], char *er
     return -1;
 }
 
-int stack_start_worker(struct stack *s, const char *role, const char *twilio_base,
-                       const char *const env_extra[], struct process *p, char *err, size_t errlen)
+int stack_start_worker(struct stack *s, const char *role, const char *twilio_base, const char *const env_extra[],
+                       struct process *p, char *err, size_t errlen)
 {
     char bin[1024], name[64], out[160], errp[160], brokers[160], base[160];
     snprintf(name, sizeof name, "stagehand-%s-worker", role);
@@ -223,12 +232,20 @@ int stack_start_worker(struct stack *s, const char *role, const char *twilio_bas
     snprintf(errp, sizeof errp, "%s/%s-%d.err", s->dir, role, s->worker_serial);
     snprintf(brokers, sizeof brokers, "KAFKA_BROKERS=%s", s->brokers);
     snprintf(base, sizeof base, "TWILIO_API_BASE=%s", twilio_base);
-    const char *const defaults[] = {
-        "TWILIO_ACCOUNT_SID=" TEST_ACCOUNT_SID, "TWILIO_API_KEY_SID=" TEST_API_KEY_SID,
-        "TWILIO_API_KEY_SECRET=" TEST_API_KEY_SECRET, "TWILIO_AUTH_TOKEN=" TEST_AUTH_TOKEN,
-        "PUBLIC_BASE_URL=" TEST_PUBLIC_BASE_URL, "METRICS_PORT=0", "KAFKA_SESSION_TIMEOUT_MS=6000",
-        "TWILIO_RETRY_BASE_MS=20", "TWILIO_RETRY_MAX_MS=200", "STATE_PUBLISH_INTERVAL_MS=50",
-        "LOG_LEVEL=warn", brokers, base, NULL};
+    const char *const defaults[] = {"TWILIO_ACCOUNT_SID=" TEST_ACCOUNT_SID,
+                                    "TWILIO_API_KEY_SID=" TEST_API_KEY_SID,
+                                    "TWILIO_API_KEY_SECRET=" TEST_API_KEY_SECRET,
+                                    "TWILIO_AUTH_TOKEN=" TEST_AUTH_TOKEN,
+                                    "PUBLIC_BASE_URL=" TEST_PUBLIC_BASE_URL,
+                                    "METRICS_PORT=0",
+                                    "KAFKA_SESSION_TIMEOUT_MS=6000",
+                                    "TWILIO_RETRY_BASE_MS=20",
+                                    "TWILIO_RETRY_MAX_MS=200",
+                                    "STATE_PUBLISH_INTERVAL_MS=50",
+                                    "LOG_LEVEL=warn",
+                                    brokers,
+                                    base,
+                                    NULL};
     const char *env[64];
     merge_env3(env, 64, defaults, s->kafka_envp, env_extra);
     const char *argv[] = {bin, NULL};
@@ -339,8 +356,8 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-int http_call(const char *method, const char *url, const char *const headers[], const char *body,
-              size_t body_len, struct http_reply *out)
+int http_call(const char *method, const char *url, const char *const headers[], const char *body, size_t body_len,
+              struct http_reply *out)
 {
     memset(out, 0, sizeof *out);
     struct buffer b = {NULL, 0};

@@ -21,20 +21,20 @@
 #define TEST_PUBLIC_BASE_URL "https://stagehand.example.test"
 
 struct stack {
-    char dir[64];           /* scratch directory for outputs */
-    struct process broker;  /* the dev broker (pid 0 on real Kafka) */
-    char brokers[128];      /* bootstrap.servers */
-    int real_kafka;         /* 1: STAGEHAND_TEST_KAFKA's broker, shared by the run */
-    int frozen;             /* the real broker is stopped (SIGSTOP) by this stack */
-    char topic_events[96];  /* the topics and group prefix of this stack */
+    char dir[64];          /* scratch directory for outputs */
+    struct process broker; /* the dev broker (pid 0 on real Kafka) */
+    char brokers[128];     /* bootstrap.servers */
+    int real_kafka;        /* 1: STAGEHAND_TEST_KAFKA's broker, shared by the run */
+    int frozen;            /* the real broker is stopped (SIGSTOP) by this stack */
+    char topic_events[96]; /* the topics and group prefix of this stack */
     char topic_state[96];
     char topic_dlq[96];
     char group_prefix[96];
     char kafka_env[4][128]; /* the same as "NAME=value", for child processes */
     const char *kafka_envp[5];
     struct process ingress;
-    char ingress_url[64];   /* http://127.0.0.1:PORT */
-    char metrics_url[64];   /* http://127.0.0.1:PORT of its METRICS_LISTEN */
+    char ingress_url[64]; /* http://127.0.0.1:PORT */
+    char metrics_url[64]; /* http://127.0.0.1:PORT of its METRICS_LISTEN */
     int ingress_serial;
     int worker_serial;
 };
@@ -45,8 +45,7 @@ int stack_start_broker(struct stack *s, char *err, size_t errlen);
 
 /* The same, with more configs of the state topic on real Kafka ("name=value",
  * NULL-terminated; e.g. a small segment.ms to see compaction). */
-int stack_start_broker_with(struct stack *s, const char *const state_configs[], char *err,
-                            size_t errlen);
+int stack_start_broker_with(struct stack *s, const char *const state_configs[], char *err, size_t errlen);
 
 /* 1 when the tests run on real Kafka (STAGEHAND_TEST_KAFKA is set). */
 int stack_real_kafka(void);
@@ -76,8 +75,8 @@ int stack_start_ingress(struct stack *s, const char *const env_extra[], char *er
 /* Starts a worker of role ("room", ...) against the broker and the Twilio
  * base URL (the emulator), with the test credentials, short session and
  * retry timings, then env_extra. Returns its metrics port, or -1 with err. */
-int stack_start_worker(struct stack *s, const char *role, const char *twilio_base,
-                       const char *const env_extra[], struct process *p, char *err, size_t errlen);
+int stack_start_worker(struct stack *s, const char *role, const char *twilio_base, const char *const env_extra[],
+                       struct process *p, char *err, size_t errlen);
 
 /* SIGTERM to the ingress; its exit status (0 when it stopped cleanly). */
 int stack_stop_ingress(struct stack *s);
@@ -88,9 +87,9 @@ int stack_stop_ingress(struct stack *s);
 int stack_stop(struct stack *s);
 
 struct http_reply {
-    long status;            /* 0 when there was no HTTP answer */
-    char *body;             /* NUL-terminated, "" when empty */
-    char retry_after[32];   /* the header's value, or "" */
+    long status;          /* 0 when there was no HTTP answer */
+    char *body;           /* NUL-terminated, "" when empty */
+    char retry_after[32]; /* the header's value, or "" */
     char location[256];
     char content_type[128];
 };
@@ -98,8 +97,8 @@ struct http_reply {
 /* One request. headers: NULL-terminated "Name: value" strings, or NULL.
  * body may be NULL. Returns 0 (see out->status), or -1 when curl failed
  * before any answer (out->status 0). */
-int http_call(const char *method, const char *url, const char *const headers[], const char *body,
-              size_t body_len, struct http_reply *out);
+int http_call(const char *method, const char *url, const char *const headers[], const char *body, size_t body_len,
+              struct http_reply *out);
 
 void http_reply_free(struct http_reply *r);
 

@@ -181,8 +181,7 @@ static int env_add(struct parser *p, struct env *env, const char *key, const cha
     if (env->count == MAX_VARS)
         return parse_error(p, "more than %d entries in one mapping", MAX_VARS);
     struct var *v = &env->vars[env->count];
-    if (copy_text(v->name, sizeof v->name, key, strlen(key)) < 0 ||
-        unquote(raw, v->value, sizeof v->value) < 0)
+    if (copy_text(v->name, sizeof v->name, key, strlen(key)) < 0 || unquote(raw, v->value, sizeof v->value) < 0)
         return parse_error(p, "%s: name or value too long", key);
     env->count++;
     return 0;
@@ -269,8 +268,7 @@ static int parse_service_key(struct parser *p, const char *body)
     } else if (strcmp(key, "env_file") == 0) {
         s->has_env_file = 1;
     } else if (strcmp(key, "<<") == 0) {
-        return parse_error(p, "%s: a merge into the service itself is not followed by this reader",
-                           s->name);
+        return parse_error(p, "%s: a merge into the service itself is not followed by this reader", s->name);
     }
     return 0;
 }
@@ -390,8 +388,8 @@ static const struct anchor *find_anchor(const struct compose *c, const char *nam
 
 /* Folds env into out: first what it merges (recursively), then its own
  * entries, which replace merged ones of the same name. */
-static int resolve_env(const struct compose *c, const struct env *env, struct env *out, int depth,
-                       char *err, size_t errlen)
+static int resolve_env(const struct compose *c, const struct env *env, struct env *out, int depth, char *err,
+                       size_t errlen)
 {
     if (env->merge[0]) {
         const struct anchor *a = find_anchor(c, env->merge);
@@ -444,8 +442,7 @@ static int substitution_default(const char *value, char *out, size_t outlen)
 {
     size_t len = strlen(value);
     out[0] = '\0';
-    if (len < 4 || strncmp(value, "${", 2) != 0 || value[len - 1] != '}' ||
-        strchr(value + 2, '}') != value + len - 1)
+    if (len < 4 || strncmp(value, "${", 2) != 0 || value[len - 1] != '}' || strchr(value + 2, '}') != value + len - 1)
         return 0;
     const char *p = value + 2;
     p += strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
@@ -513,21 +510,24 @@ struct binary {
     const char *extra;      /* one variable read outside the tables, or NULL */
 };
 
-#define TABLE(t) {t, &t##_count}
-#define WORKER_TABLES                                                                         \
-    TABLE(settings_logging), TABLE(settings_kafka), TABLE(settings_twilio), TABLE(settings_public), \
+#define TABLE(t)                                                                                                       \
+    {                                                                                                                  \
+        t, &t##_count                                                                                                  \
+    }
+#define WORKER_TABLES                                                                                                  \
+    TABLE(settings_logging), TABLE(settings_kafka), TABLE(settings_twilio), TABLE(settings_public),                    \
         TABLE(settings_workers), TABLE(settings_streams)
 
 static const struct binary binaries[] = {
-    {"ingress", "stagehand-ingress",
+    {"ingress",
+     "stagehand-ingress",
      {TABLE(settings_logging), TABLE(settings_kafka), TABLE(settings_twilio), TABLE(settings_public),
       TABLE(settings_ingress), TABLE(settings_streams)},
      NULL},
     {"room-worker", "stagehand-room-worker", {WORKER_TABLES, TABLE(settings_rooms)}, NULL},
     {"stream-worker", "stagehand-stream-worker", {WORKER_TABLES, TABLE(settings_media)}, NULL},
     {"sync-worker", "stagehand-sync-worker", {WORKER_TABLES, TABLE(settings_sync)}, NULL},
-    {"emulator", "twilio-emulator", {TABLE(settings_logging), TABLE(settings_twilio)},
-     "TWILIO_EMULATOR_FAULTS"},
+    {"emulator", "twilio-emulator", {TABLE(settings_logging), TABLE(settings_twilio)}, "TWILIO_EMULATOR_FAULTS"},
 };
 #define BINARY_COUNT (sizeof binaries / sizeof binaries[0])
 
@@ -535,8 +535,7 @@ static const struct binary binaries[] = {
 static const char *const pipeline_services[] = {"ingress", "room-worker", "stream-worker", "sync-worker"};
 #define PIPELINE_COUNT (sizeof pipeline_services / sizeof pipeline_services[0])
 
-static const char *const secrets[] = {"TWILIO_API_KEY_SECRET", "TWILIO_AUTH_TOKEN", "PASSCODE",
-                                      "AUTH_JWT_SECRET"};
+static const char *const secrets[] = {"TWILIO_API_KEY_SECRET", "TWILIO_AUTH_TOKEN", "PASSCODE", "AUTH_JWT_SECRET"};
 
 static int binary_reads(const struct binary *b, const char *name)
 {
@@ -573,8 +572,7 @@ static int load_fixture(void **state)
         return -1;
     }
     char err[ERR_LEN];
-    if (compose_load(&f->compose, err, sizeof err) < 0 ||
-        !(f->readme = read_text_file("README.md", err, sizeof err))) {
+    if (compose_load(&f->compose, err, sizeof err) < 0 || !(f->readme = read_text_file("README.md", err, sizeof err))) {
         print_error("%s\n", err);
         free(f);
         return -1;
@@ -640,8 +638,7 @@ static void test_every_variable_is_read_by_its_binary(void **state)
         service_env(c, s, &env);
         for (size_t v = 0; v < env.count; v++)
             if (!binary_reads(b, env.vars[v].name))
-                fail_msg("service %s sets %s, which %s does not read", b->service, env.vars[v].name,
-                         b->program);
+                fail_msg("service %s sets %s, which %s does not read", b->service, env.vars[v].name, b->program);
     }
 }
 
@@ -660,8 +657,7 @@ static void test_every_variable_is_documented(void **state)
             char row[NAME_LEN + 16];
             snprintf(row, sizeof row, "\n| `%s` |", name);
             if (!strstr(readme, row))
-                fail_msg("service %s sets %s, which README.md's configuration table lacks", b->service,
-                         name);
+                fail_msg("service %s sets %s, which README.md's configuration table lacks", b->service, name);
         }
     }
 }
@@ -678,11 +674,10 @@ static void test_secrets_come_from_the_environment(void **state)
                 continue;
             char fallback[VALUE_LEN];
             if (!substitution_default(v->value, fallback, sizeof fallback))
-                fail_msg("service %s sets %s to a literal; write ${%s:?...}", c->services[i].name,
-                         v->name, v->name);
+                fail_msg("service %s sets %s to a literal; write ${%s:?...}", c->services[i].name, v->name, v->name);
             if (fallback[0])
-                fail_msg("service %s gives %s a literal default; write ${%s:?...} or ${%s:-}",
-                         c->services[i].name, v->name, v->name, v->name);
+                fail_msg("service %s gives %s a literal default; write ${%s:?...} or ${%s:-}", c->services[i].name,
+                         v->name, v->name, v->name);
         }
     }
 }
@@ -704,8 +699,8 @@ static void test_log_level_is_valid(void **state)
         for (size_t l = 0; l < sizeof levels / sizeof levels[0]; l++)
             known |= strcmp(level, levels[l]) == 0;
         if (!known)
-            fail_msg("service %s sets LOG_LEVEL to `%s`, not debug, info, warn or error",
-                     binaries[i].service, v->value);
+            fail_msg("service %s sets LOG_LEVEL to `%s`, not debug, info, warn or error", binaries[i].service,
+                     v->value);
     }
 }
 
@@ -787,7 +782,8 @@ static void test_kafka_agrees_with_the_local_broker(void **state)
         images++;
     }
     assert_int_equal(images, 2); /* kafka and kafka-init */
-    if (!strstr(yml, "KAFKA_AUTO_CREATE_TOPICS_ENABLE: \"false\"") || !strstr(script, "auto.create.topics.enable=false"))
+    if (!strstr(yml, "KAFKA_AUTO_CREATE_TOPICS_ENABLE: \"false\"") ||
+        !strstr(script, "auto.create.topics.enable=false"))
         fail_msg("compose and kafka.sh must both refuse to create topics on first use");
     if (!strstr(script, "${KAFKA_PARTITIONS:-12}") || !strstr(script, "${KAFKA_RETENTION_MS:-604800000}"))
         fail_msg("kafka.sh's partitions or retention differ from compose's");
@@ -847,8 +843,10 @@ static void test_scaling_signals_are_scraped(void **state)
         if (!port)
             fail_msg("service %s sets no METRICS_PORT", workers[i]);
         char job[1024];
-        snprintf(job, sizeof job, "- job_name: %s\n    dns_sd_configs:\n      - names: [%s]\n        type: A\n"
-                 "        port: %s\n", workers[i], workers[i], port->value);
+        snprintf(job, sizeof job,
+                 "- job_name: %s\n    dns_sd_configs:\n      - names: [%s]\n        type: A\n"
+                 "        port: %s\n",
+                 workers[i], workers[i], port->value);
         if (!strstr(scrape, job))
             fail_msg("prometheus.yml does not scrape %s on port %s (as `%s`)", workers[i], port->value, job);
     }

@@ -32,35 +32,46 @@ static const char *check_starts_with_k(const char *value)
 }
 
 static const struct config_spec TEST_SPECS[] = {
-    {.name = "SHT_STR", .type = CONFIG_STRING, .default_value = "hello",
-     .description = "a string"},
-    {.name = "SHT_INT", .type = CONFIG_INT, .default_value = "3600", .min = 1, .max = 86400,
+    {.name = "SHT_STR", .type = CONFIG_STRING, .default_value = "hello", .description = "a string"},
+    {.name = "SHT_INT",
+     .type = CONFIG_INT,
+     .default_value = "3600",
+     .min = 1,
+     .max = 86400,
      .description = "an integer"},
-    {.name = "SHT_BOOL", .type = CONFIG_BOOL, .default_value = "false",
-     .description = "a boolean"},
-    {.name = "SHT_ENUM", .type = CONFIG_ENUM, .default_value = "passcode",
-     .choices = "passcode|jwt", .description = "an enum"},
-    {.name = "SHT_URL", .type = CONFIG_URL, .default_value = "http://127.0.0.1:8080/",
-     .description = "a URL"},
-    {.name = "SHT_URL_EMPTY", .type = CONFIG_URL, .default_value = "",
-     .description = "a URL unset by default"},
-    {.name = "SHT_EVEN", .type = CONFIG_INT, .default_value = "2", .min = 0, .max = 100,
-     .check = check_even, .description = "an even integer"},
-    {.name = "SHT_SECRET", .type = CONFIG_STRING, .default_value = "", .secret = 1,
-     .check = check_starts_with_k, .description = "a secret"},
+    {.name = "SHT_BOOL", .type = CONFIG_BOOL, .default_value = "false", .description = "a boolean"},
+    {.name = "SHT_ENUM",
+     .type = CONFIG_ENUM,
+     .default_value = "passcode",
+     .choices = "passcode|jwt",
+     .description = "an enum"},
+    {.name = "SHT_URL", .type = CONFIG_URL, .default_value = "http://127.0.0.1:8080/", .description = "a URL"},
+    {.name = "SHT_URL_EMPTY", .type = CONFIG_URL, .default_value = "", .description = "a URL unset by default"},
+    {.name = "SHT_EVEN",
+     .type = CONFIG_INT,
+     .default_value = "2",
+     .min = 0,
+     .max = 100,
+     .check = check_even,
+     .description = "an even integer"},
+    {.name = "SHT_SECRET",
+     .type = CONFIG_STRING,
+     .default_value = "",
+     .secret = 1,
+     .check = check_starts_with_k,
+     .description = "a secret"},
 };
 #define TEST_SPECS_COUNT (sizeof TEST_SPECS / sizeof TEST_SPECS[0])
 
 static const char *const TEST_NAMES[] = {
-    "SHT_STR", "SHT_INT", "SHT_BOOL", "SHT_ENUM", "SHT_URL", "SHT_URL_EMPTY",
-    "SHT_EVEN", "SHT_SECRET", "SHT_REQ", "SHT_WIDE",
+    "SHT_STR",       "SHT_INT",  "SHT_BOOL",   "SHT_ENUM", "SHT_URL",
+    "SHT_URL_EMPTY", "SHT_EVEN", "SHT_SECRET", "SHT_REQ",  "SHT_WIDE",
 };
 
 static const char *const SETTINGS_NAMES[] = {
-    "LOG_LEVEL", "KAFKA_BROKERS", "TWILIO_ACCOUNT_SID", "TWILIO_API_KEY_SID",
-    "TWILIO_API_KEY_SECRET", "TWILIO_AUTH_TOKEN", "TWILIO_API_BASE", "TWILIO_VIDEO_BASE",
-    "TWILIO_SYNC_BASE", "TWILIO_MEDIA_BASE", "TWILIO_TIMEOUT_MS", "TWILIO_MAX_RETRIES",
-    "TWILIO_RETRY_BASE_MS", "TWILIO_RETRY_MAX_MS", "PUBLIC_BASE_URL",
+    "LOG_LEVEL",         "KAFKA_BROKERS",      "TWILIO_ACCOUNT_SID",   "TWILIO_API_KEY_SID",  "TWILIO_API_KEY_SECRET",
+    "TWILIO_AUTH_TOKEN", "TWILIO_API_BASE",    "TWILIO_VIDEO_BASE",    "TWILIO_SYNC_BASE",    "TWILIO_MEDIA_BASE",
+    "TWILIO_TIMEOUT_MS", "TWILIO_MAX_RETRIES", "TWILIO_RETRY_BASE_MS", "TWILIO_RETRY_MAX_MS", "PUBLIC_BASE_URL",
 };
 
 static int clear_env(void **state)
@@ -168,8 +179,12 @@ static void test_int_good_values(void **state)
 
     /* The full 64-bit range, both ends. */
     static const struct config_spec wide[] = {
-        {.name = "SHT_WIDE", .type = CONFIG_INT, .default_value = "0", .min = LLONG_MIN,
-         .max = LLONG_MAX, .description = "any integer"},
+        {.name = "SHT_WIDE",
+         .type = CONFIG_INT,
+         .default_value = "0",
+         .min = LLONG_MIN,
+         .max = LLONG_MAX,
+         .description = "any integer"},
     };
     struct config *cfg = config_new();
     assert_int_equal(config_register(cfg, wide, 1, err, sizeof err), 0);
@@ -194,8 +209,7 @@ static void test_int_bad_values(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "abc", "12x", " 12", "12 ", "+5", "0x10", "1.5", "-", "",
-        "99999999999999999999999", "86401", "0", "-1",
+        "abc", "12x", " 12", "12 ", "+5", "0x10", "1.5", "-", "", "99999999999999999999999", "86401", "0", "-1",
     };
     char err[256];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -214,8 +228,8 @@ static void test_bool_values(void **state)
     static const struct {
         const char *text;
         int value;
-    } cases[] = {{"true", 1}, {"TRUE", 1}, {"1", 1}, {"yes", 1}, {"On", 1},
-                 {"false", 0}, {"False", 0}, {"0", 0}, {"NO", 0}, {"off", 0}};
+    } cases[] = {{"true", 1},  {"TRUE", 1},  {"1", 1}, {"yes", 1}, {"On", 1},
+                 {"false", 0}, {"False", 0}, {"0", 0}, {"NO", 0},  {"off", 0}};
     char err[256];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct config *cfg = test_config();
@@ -376,8 +390,13 @@ static void test_secret_never_shown(void **state)
 
     /* Refused by a type rule of a secret variable. */
     static const struct config_spec secret_int[] = {
-        {.name = "SHT_WIDE", .type = CONFIG_INT, .default_value = "1", .min = 1, .max = 9,
-         .secret = 1, .description = "secret number"},
+        {.name = "SHT_WIDE",
+         .type = CONFIG_INT,
+         .default_value = "1",
+         .min = 1,
+         .max = 9,
+         .secret = 1,
+         .description = "secret number"},
     };
     struct config *cfg = config_new();
     assert_int_equal(config_register(cfg, secret_int, 1, err, sizeof err), 0);
@@ -440,8 +459,7 @@ static void test_print_json_and_help(void **state)
     assert_true(json_is_integer(json_object_get(json, "SHT_INT")));
     assert_int_equal(json_integer_value(json_object_get(json, "SHT_INT")), 42);
     assert_true(json_is_true(json_object_get(json, "SHT_BOOL")));
-    assert_string_equal(json_string_value(json_object_get(json, "SHT_URL")),
-                        "http://127.0.0.1:8080");
+    assert_string_equal(json_string_value(json_object_get(json, "SHT_URL")), "http://127.0.0.1:8080");
     assert_int_equal(json_object_size(json), TEST_SPECS_COUNT);
     json_decref(json);
 
@@ -483,20 +501,37 @@ static void test_registration_refusals(void **state)
 
     /* Malformed specs. */
     static const struct config_spec malformed[][1] = {
-        {{.name = "SHT_WIDE", .type = CONFIG_INT, .default_value = "abc", .min = 0, .max = 9,
+        {{.name = "SHT_WIDE",
+          .type = CONFIG_INT,
+          .default_value = "abc",
+          .min = 0,
+          .max = 9,
           .description = "bad default"}},
-        {{.name = "SHT_WIDE", .type = CONFIG_INT, .default_value = "5", .min = 9, .max = 0,
+        {{.name = "SHT_WIDE",
+          .type = CONFIG_INT,
+          .default_value = "5",
+          .min = 9,
+          .max = 0,
           .description = "min above max"}},
-        {{.name = "SHT_WIDE", .type = CONFIG_ENUM, .default_value = "a", .choices = "a||b",
+        {{.name = "SHT_WIDE",
+          .type = CONFIG_ENUM,
+          .default_value = "a",
+          .choices = "a||b",
           .description = "empty choice"}},
-        {{.name = "SHT_WIDE", .type = CONFIG_ENUM, .default_value = "c", .choices = "a|b",
+        {{.name = "SHT_WIDE",
+          .type = CONFIG_ENUM,
+          .default_value = "c",
+          .choices = "a|b",
           .description = "default not a choice"}},
-        {{.name = "SHT_WIDE", .type = CONFIG_INT, .default_value = "", .min = 0, .max = 9,
+        {{.name = "SHT_WIDE",
+          .type = CONFIG_INT,
+          .default_value = "",
+          .min = 0,
+          .max = 9,
           .description = "empty default for an integer"}},
         {{.name = "SHT_WIDE", .type = CONFIG_STRING, .default_value = "x"}},
         {{.name = "", .type = CONFIG_STRING, .default_value = "x", .description = "no name"}},
-        {{.name = "SHT_WIDE", .type = CONFIG_URL, .default_value = "ftp://x",
-          .description = "bad URL default"}},
+        {{.name = "SHT_WIDE", .type = CONFIG_URL, .default_value = "ftp://x", .description = "bad URL default"}},
     };
     for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++) {
         err[0] = '\0';
@@ -569,14 +604,10 @@ static struct config *settings_config(void)
     char err[256];
     struct config *cfg = config_new();
     assert_non_null(cfg);
-    assert_int_equal(
-        config_register(cfg, settings_logging, settings_logging_count, err, sizeof err), 0);
-    assert_int_equal(
-        config_register(cfg, settings_kafka, settings_kafka_count, err, sizeof err), 0);
-    assert_int_equal(
-        config_register(cfg, settings_twilio, settings_twilio_count, err, sizeof err), 0);
-    assert_int_equal(
-        config_register(cfg, settings_public, settings_public_count, err, sizeof err), 0);
+    assert_int_equal(config_register(cfg, settings_logging, settings_logging_count, err, sizeof err), 0);
+    assert_int_equal(config_register(cfg, settings_kafka, settings_kafka_count, err, sizeof err), 0);
+    assert_int_equal(config_register(cfg, settings_twilio, settings_twilio_count, err, sizeof err), 0);
+    assert_int_equal(config_register(cfg, settings_public, settings_public_count, err, sizeof err), 0);
     return cfg;
 }
 
@@ -678,8 +709,8 @@ static void test_settings_bad_values(void **state)
 
     static const char *const brokers_reason = "must be a comma-separated list of host:port";
     static const char *const bad_brokers[] = {
-        "localhost", "localhost:0", "localhost:65536", "a:1,,b:2", "a:1,", ",a:1",
-        "a:1, b:2", ":9092", "host:port", "[::1]", "bad host:1",
+        "localhost", "localhost:0", "localhost:65536", "a:1,,b:2", "a:1,",       ",a:1",
+        "a:1, b:2",  ":9092",       "host:port",       "[::1]",    "bad host:1",
     };
     for (size_t i = 0; i < sizeof bad_brokers / sizeof bad_brokers[0]; i++)
         expect_settings_bad("KAFKA_BROKERS", bad_brokers[i], brokers_reason);

@@ -13,8 +13,14 @@
 /* A readable event of the role, new, past the stream's applied offset 5. */
 static struct admit_facts fresh(void)
 {
-    struct admit_facts f = {.parsed = 1, .ours = 1, .have_stream = 1, .offset = 10, .ts_ms = 2000, .since = 1000,
-                            .applied_offset = 5, .reapply_until = -1};
+    struct admit_facts f = {.parsed = 1,
+                            .ours = 1,
+                            .have_stream = 1,
+                            .offset = 10,
+                            .ts_ms = 2000,
+                            .since = 1000,
+                            .applied_offset = 5,
+                            .reapply_until = -1};
     return f;
 }
 
@@ -121,8 +127,15 @@ static void test_admit_apply_or_fold(void **state)
 
 static struct outcome_facts facts(enum outcome_kind kind, int attempts)
 {
-    struct outcome_facts f = {.kind = kind, .retry_after_ms = -1, .attempts = attempts, .max_attempts = 3,
-                              .base_ms = 100, .max_ms = 5000, .jitter = 0.5, .apply = 1, .offset = 10,
+    struct outcome_facts f = {.kind = kind,
+                              .retry_after_ms = -1,
+                              .attempts = attempts,
+                              .max_attempts = 3,
+                              .base_ms = 100,
+                              .max_ms = 5000,
+                              .jitter = 0.5,
+                              .apply = 1,
+                              .offset = 10,
                               .applied_offset = 5};
     return f;
 }
@@ -268,8 +281,14 @@ static void test_admit_floor_is_the_committed_offset(void **state)
 static void test_tombstone(void **state)
 {
     (void)state;
-    const struct tombstone_facts base = {.ended = 1, .ended_ms = 1000, .now_ms = 5000, .after_ms = 4000,
-                                         .last_offset = 41, .committed = 42, .read_to = 42, .floor = 30};
+    const struct tombstone_facts base = {.ended = 1,
+                                         .ended_ms = 1000,
+                                         .now_ms = 5000,
+                                         .after_ms = 4000,
+                                         .last_offset = 41,
+                                         .committed = 42,
+                                         .read_to = 42,
+                                         .floor = 30};
     struct tombstone_facts f = base;
     assert_true(decide_expired(&f));
     assert_true(decide_tombstone(&f));
@@ -286,12 +305,12 @@ static void test_tombstone(void **state)
     f.committed = 41; /* its last event is not committed yet */
     assert_false(decide_tombstone(&f));
     assert_true(decide_expired(&f)); /* ... but its record is not published again */
-    f.committed = -1; /* unknown */
+    f.committed = -1;                /* unknown */
     assert_false(decide_tombstone(&f));
     f = base;
     f.read_to = 29; /* a rebuild has not reached the floor: older events may follow */
     assert_false(decide_tombstone(&f));
-    f.floor = -1;   /* a new group: no floor */
+    f.floor = -1; /* a new group: no floor */
     assert_true(decide_tombstone(&f));
 }
 

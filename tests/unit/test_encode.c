@@ -57,11 +57,11 @@ static void test_base64_rejects_bad_input(void **state)
 {
     (void)state;
     unsigned char out[16];
-    assert_int_equal(base64url_decode("Zm9v=", 5, out), -1);   /* padding not allowed */
-    assert_int_equal(base64url_decode("Zm+v", 4, out), -1);    /* wrong alphabet */
-    assert_int_equal(base64url_decode("Z", 1, out), -1);       /* impossible length */
-    assert_int_equal(base64url_decode("Zh", 2, out), -1);      /* non-zero leftover bits */
-    assert_int_equal(base64url_decode("Zm\0v", 4, out), -1);   /* NUL inside */
+    assert_int_equal(base64url_decode("Zm9v=", 5, out), -1); /* padding not allowed */
+    assert_int_equal(base64url_decode("Zm+v", 4, out), -1);  /* wrong alphabet */
+    assert_int_equal(base64url_decode("Z", 1, out), -1);     /* impossible length */
+    assert_int_equal(base64url_decode("Zh", 2, out), -1);    /* non-zero leftover bits */
+    assert_int_equal(base64url_decode("Zm\0v", 4, out), -1); /* NUL inside */
     assert_int_equal(base64_decode("Zm9v!A==", 8, out), -1);
     assert_int_equal(base64_decode("Zm-v", 4, out), -1);
 }

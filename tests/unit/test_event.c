@@ -19,7 +19,9 @@
 /* A valid data example for each catalogue type. */
 static const char *example_data(const char *type)
 {
-    static const struct { const char *type, *data; } examples[] = {
+    static const struct {
+        const char *type, *data;
+    } examples[] = {
         {"stream.create_requested", "{\"host\":\"alice\"}"},
         {"room.created", "{\"room_sid\":\"" RM "\"}"},
         {"room.ended", "{\"room_sid\":\"" RM "\",\"room_duration_s\":42}"},
@@ -52,7 +54,8 @@ static void test_round_trip(void **state)
     struct event ev, back;
     char err[256];
     assert_int_equal(event_init(&ev, "hand.raised", "friday townhall", "api", "bob",
-                                json_pack("{s:s}", "identity", "bob"), err, sizeof err), 0);
+                                json_pack("{s:s}", "identity", "bob"), err, sizeof err),
+                     0);
     char *text = event_serialize(&ev);
     assert_non_null(text);
     assert_int_equal(strncmp(text, "{\"id\":\"", 7), 0);
@@ -113,26 +116,37 @@ static void test_bad_envelopes(void **state)
         {"empty", ""},
         {"no id", "{\"type\":\"hand.raised\"," OK_REST ",\"data\":{\"identity\":\"b\"}}"},
         {"no type", ENV(OK_REST ",\"data\":{}")},
-        {"no stream", ENV("\"type\":\"hand.raised\",\"ts\":\"2026-11-23T22:59:01.123Z\",\"source\":\"api\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
-        {"no ts", ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"source\":\"api\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
-        {"no source", ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"ts\":\"2026-11-23T22:59:01.123Z\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
+        {"no stream",
+         ENV("\"type\":\"hand.raised\",\"ts\":\"2026-11-23T22:59:01.123Z\",\"source\":\"api\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
+        {"no ts",
+         ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"source\":\"api\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
+        {"no source",
+         ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"ts\":\"2026-11-23T22:59:01.123Z\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
         {"no data", ENV("\"type\":\"hand.raised\"," OK_REST)},
-        {"no v", ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"ts\":\"2026-11-23T22:59:01.123Z\",\"source\":\"api\",\"data\":{\"identity\":\"b\"}")},
-        {"v 2", ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"ts\":\"2026-11-23T22:59:01.123Z\",\"source\":\"api\",\"v\":2,\"data\":{\"identity\":\"b\"}")},
+        {"no v",
+         ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"ts\":\"2026-11-23T22:59:01.123Z\",\"source\":\"api\",\"data\":{\"identity\":\"b\"}")},
+        {"v 2",
+         ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"ts\":\"2026-11-23T22:59:01.123Z\",\"source\":\"api\",\"v\":2,\"data\":{\"identity\":\"b\"}")},
         {"type not string", ENV("\"type\":7," OK_REST ",\"data\":{}")},
         {"unknown type", ENV("\"type\":\"hand.waved\"," OK_REST ",\"data\":{}")},
-        {"unknown source", ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"ts\":\"2026-11-23T22:59:01.123Z\",\"source\":\"me\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
+        {"unknown source",
+         ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"ts\":\"2026-11-23T22:59:01.123Z\",\"source\":\"me\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
         {"extra field", ENV("\"type\":\"hand.raised\"," OK_REST ",\"data\":{\"identity\":\"b\"},\"x\":1")},
         {"bad id", "{\"id\":\"xyz\",\"type\":\"hand.raised\"," OK_REST ",\"data\":{\"identity\":\"b\"}}"},
-        {"ts before 1970 (found by fuzzing)", ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"ts\":\"0506-12-02T14:46:21.326Z\",\"source\":\"api\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
-        {"bad ts", ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"ts\":\"23/11/2026\",\"source\":\"api\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
-        {"stream with slash", ENV("\"type\":\"hand.raised\",\"stream\":\"a/b\",\"ts\":\"2026-11-23T22:59:01.123Z\",\"source\":\"api\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
+        {"ts before 1970 (found by fuzzing)",
+         ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"ts\":\"0506-12-02T14:46:21.326Z\",\"source\":\"api\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
+        {"bad ts",
+         ENV("\"type\":\"hand.raised\",\"stream\":\"s1\",\"ts\":\"23/11/2026\",\"source\":\"api\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
+        {"stream with slash",
+         ENV("\"type\":\"hand.raised\",\"stream\":\"a/b\",\"ts\":\"2026-11-23T22:59:01.123Z\",\"source\":\"api\",\"v\":1,\"data\":{\"identity\":\"b\"}")},
         {"data not object", ENV("\"type\":\"hand.raised\"," OK_REST ",\"data\":[]")},
         {"data missing identity", ENV("\"type\":\"hand.raised\"," OK_REST ",\"data\":{}")},
         {"data extra field", ENV("\"type\":\"hand.raised\"," OK_REST ",\"data\":{\"identity\":\"b\",\"x\":1}")},
         {"data bad sid", ENV("\"type\":\"room.created\"," OK_REST ",\"data\":{\"room_sid\":\"RM1\"}")},
-        {"bad actor", ENV("\"type\":\"hand.raised\"," OK_REST ",\"actor\":\"a\\u0000b\",\"data\":{\"identity\":\"b\"}")},
-        {"duplicate key", ENV("\"type\":\"hand.raised\",\"type\":\"hand.lowered\"," OK_REST ",\"data\":{\"identity\":\"b\"}")},
+        {"bad actor",
+         ENV("\"type\":\"hand.raised\"," OK_REST ",\"actor\":\"a\\u0000b\",\"data\":{\"identity\":\"b\"}")},
+        {"duplicate key",
+         ENV("\"type\":\"hand.raised\",\"type\":\"hand.lowered\"," OK_REST ",\"data\":{\"identity\":\"b\"}")},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct event ev;
@@ -164,8 +178,9 @@ static void test_init_refuses_bad_events(void **state)
     (void)state;
     struct event ev;
     char err[256];
-    assert_int_equal(event_init(&ev, "hand.raised", "a/b", "api", NULL,
-                                json_pack("{s:s}", "identity", "bob"), err, sizeof err), -1);
+    assert_int_equal(event_init(&ev, "hand.raised", "a/b", "api", NULL, json_pack("{s:s}", "identity", "bob"), err,
+                                sizeof err),
+                     -1);
     assert_non_null(strstr(err, "stream"));
     assert_int_equal(event_init(&ev, "hand.raised", "s", "api", NULL, json_object(), err, sizeof err), -1);
     assert_string_equal(err, "data.identity: is required");
@@ -179,8 +194,9 @@ static void test_build_then_encode(void **state)
     (void)state;
     struct event ev;
     char err[256];
-    assert_int_equal(event_build(&ev, "hand.raised", "friday", "api", "bob",
-                                 json_pack("{s:s}", "identity", "bob"), err, sizeof err), 0);
+    assert_int_equal(event_build(&ev, "hand.raised", "friday", "api", "bob", json_pack("{s:s}", "identity", "bob"), err,
+                                 sizeof err),
+                     0);
     char *encoded = event_encode(&ev, err, sizeof err);
     char *serialized = event_serialize(&ev);
     assert_non_null(encoded);
@@ -191,8 +207,9 @@ static void test_build_then_encode(void **state)
     event_free(&ev);
 
     /* Built without a check; refused when written. */
-    assert_int_equal(event_build(&ev, "hand.raised", "a/b", "api", NULL,
-                                 json_pack("{s:s}", "identity", "bob"), err, sizeof err), 0);
+    assert_int_equal(event_build(&ev, "hand.raised", "a/b", "api", NULL, json_pack("{s:s}", "identity", "bob"), err,
+                                 sizeof err),
+                     0);
     assert_null(event_encode(&ev, err, sizeof err));
     assert_non_null(strstr(err, "stream"));
     event_free(&ev);
@@ -201,7 +218,8 @@ static void test_build_then_encode(void **state)
     assert_string_equal(err, "data.identity: is required");
     event_free(&ev);
     assert_int_equal(event_build(&ev, "hand.raised", "s", "api", "bad \xff utf-8",
-                                 json_pack("{s:s}", "identity", "bob"), err, sizeof err), 0);
+                                 json_pack("{s:s}", "identity", "bob"), err, sizeof err),
+                     0);
     assert_null(event_encode(&ev, err, sizeof err));
     assert_non_null(strstr(err, "UTF-8"));
     event_free(&ev);

@@ -112,10 +112,8 @@ static void test_percent_encode(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_basics),
-        cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_too_many_pairs),
-        cmocka_unit_test(test_encode_and_round_trip),
+        cmocka_unit_test(test_parse_basics),   cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_too_many_pairs), cmocka_unit_test(test_encode_and_round_trip),
         cmocka_unit_test(test_percent_encode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -34,8 +34,8 @@ static void dead_broker(char *out, size_t outlen)
 }
 
 /* Creates a producer with one extra property; returns it or NULL (err set). */
-static struct kafka_producer *producer_with(const char *name, const char *value,
-                                            size_t value_len, char *err, size_t errlen)
+static struct kafka_producer *producer_with(const char *name, const char *value, size_t value_len, char *err,
+                                            size_t errlen)
 {
     struct kv_list props;
     kv_init(&props);
@@ -64,17 +64,18 @@ static void test_producer_rejects_bad_options(void **state)
     assert_non_null(strstr(err, "invalid value for kafka property \"linger.ms\""));
 
     /* Properties that may hold secrets never have their value echoed. */
-    assert_null(producer_with("ssl.endpoint.identification.algorithm", "hunter2", 7, err,
-                              sizeof err));
+    assert_null(producer_with("ssl.endpoint.identification.algorithm", "hunter2", 7, err, sizeof err));
     assert_non_null(strstr(err, "ssl.endpoint.identification.algorithm"));
     assert_null(strstr(err, "hunter2"));
 
-    assert_null(producer_with("linger.ms", "5\0" "0", 3, err, sizeof err));
+    assert_null(producer_with("linger.ms",
+                              "5\0"
+                              "0",
+                              3, err, sizeof err));
     assert_non_null(strstr(err, "NUL byte"));
 
     /* The guarantees of the module cannot be switched off. */
-    const char *fixed[] = {"enable.idempotence", "acks", "request.required.acks",
-                           "bootstrap.servers"};
+    const char *fixed[] = {"enable.idempotence", "acks", "request.required.acks", "bootstrap.servers"};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         assert_null(producer_with(fixed[i], "1", 1, err, sizeof err));
         assert_non_null(strstr(err, "cannot be overridden"));
@@ -88,10 +89,7 @@ static void test_consumer_rejects_bad_options(void **state)
     char err[512];
     const char *topics[] = {TOPIC_EVENTS};
     const char *empty_topic[] = {""};
-    struct kafka_consumer_options opt = {.brokers = "127.0.0.1:9",
-                                         .group_id = "g",
-                                         .topics = topics,
-                                         .topic_count = 1};
+    struct kafka_consumer_options opt = {.brokers = "127.0.0.1:9", .group_id = "g", .topics = topics, .topic_count = 1};
 
     struct kafka_consumer_options o = opt;
     o.brokers = NULL;
@@ -185,8 +183,7 @@ static void produce_n(struct kafka_producer *p)
     }
     kv_free(&headers);
     struct kafka_record no_topic = {.topic = NULL, .opaque = &reports};
-    assert_int_equal(kafka_produce(p, &no_topic, err, sizeof err),
-                     RD_KAFKA_RESP_ERR__INVALID_ARG);
+    assert_int_equal(kafka_produce(p, &no_topic, err, sizeof err), RD_KAFKA_RESP_ERR__INVALID_ARG);
     assert_string_equal(err, "no kafka topic given");
 }
 
@@ -255,8 +252,16 @@ static void test_faults(void **state)
 {
     (void)state;
     char err[256], broker[64];
-    static const char *const bad[] = {"pause", "pause:", "pause:x", "pause:-2", "pause:1:", "pause:1:-1",
-                                      "jump:1", "produce@:1", "produce:1", "pause:1,,rewind:1",
+    static const char *const bad[] = {"pause",
+                                      "pause:",
+                                      "pause:x",
+                                      "pause:-2",
+                                      "pause:1:",
+                                      "pause:1:-1",
+                                      "jump:1",
+                                      "produce@:1",
+                                      "produce:1",
+                                      "pause:1,,rewind:1",
                                       "pause:1,pause:1,pause:1,pause:1,pause:1,pause:1,pause:1,pause:1,pause:1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
@@ -283,15 +288,15 @@ static void test_faults(void **state)
     assert_int_equal(kafka_producer_close(p, 100), 3); /* the three accepted, never delivered */
 }
 
-
 static void test_properties_parse(void **state)
 {
     (void)state;
     char err[256];
     struct kv_list kv;
     kv_init(&kv);
-    assert_int_equal(kafka_properties_parse(" security.protocol = SASL_SSL,,sasl.jaas_x=a=b ,", ',', &kv,
-                                            err, sizeof err), 0);
+    assert_int_equal(kafka_properties_parse(" security.protocol = SASL_SSL,,sasl.jaas_x=a=b ,", ',', &kv, err,
+                                            sizeof err),
+                     0);
     assert_int_equal(kv.len, 2);
     assert_string_equal(kv.items[0].name, "security.protocol");
     assert_string_equal(kv.items[0].value, "SASL_SSL");
@@ -301,7 +306,8 @@ static void test_properties_parse(void **state)
 
     kv_init(&kv);
     assert_int_equal(kafka_properties_parse("# TLS\r\nssl.ca.location=/etc/ca.pem\r\n\n  # x=y\nsasl.password=p,w\n",
-                                            '\n', &kv, err, sizeof err), 0);
+                                            '\n', &kv, err, sizeof err),
+                     0);
     assert_int_equal(kv.len, 2);
     assert_string_equal(kv_get(&kv, "ssl.ca.location"), "/etc/ca.pem");
     assert_string_equal(kv_get(&kv, "sasl.password"), "p,w");
@@ -357,7 +363,9 @@ static void test_site_properties_reach_every_client(void **state)
     /* debug=conf makes librdkafka log its whole configuration. */
     assert_int_equal(setenv("KAFKA_PROPERTIES",
                             "security.protocol=sasl_plaintext,sasl.mechanism=PLAIN,"
-                            "sasl.password=hunter2,client.id=from-env,debug=conf", 1), 0);
+                            "sasl.password=hunter2,client.id=from-env,debug=conf",
+                            1),
+                     0);
 
     struct kafka_producer *p = producer_logged(err, sizeof err);
     if (!p)
@@ -397,7 +405,9 @@ static void test_site_properties_reach_every_client(void **state)
     /* Consumers, readers and admin clients take them too: each refuses
      * a property stagehand sets itself before it connects anywhere. */
     const char *topics[] = {"t"};
-    struct kafka_consumer_options copt = {.brokers = "127.0.0.1:9", .group_id = "g", .topics = topics,
+    struct kafka_consumer_options copt = {.brokers = "127.0.0.1:9",
+                                          .group_id = "g",
+                                          .topics = topics,
                                           .topic_count = 1};
     assert_int_equal(setenv("KAFKA_PROPERTIES", "enable.auto.offset.store=true", 1), 0);
     assert_null(kafka_consumer_new(&copt, err, sizeof err));

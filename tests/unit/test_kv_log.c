@@ -60,8 +60,8 @@ static void emit_two_lines(void)
     log_init("test", LOG_LEVEL_INFO);
     log_debug("hidden", NULL);
     log_info("stream created", "stream", "friday", "room_sid", "RM123", NULL);
-    log_error("line\nbreak \"quoted\"", "api_key_secret", "s3cr3t", "auth_token", "t0k3n",
-              "Authorization", "Basic abc", "passcode", "123456", "token_ttl_s", "3600", NULL);
+    log_error("line\nbreak \"quoted\"", "api_key_secret", "s3cr3t", "auth_token", "t0k3n", "Authorization", "Basic abc",
+              "passcode", "123456", "token_ttl_s", "3600", NULL);
 }
 
 static void test_log_lines_are_json_and_redacted(void **state)

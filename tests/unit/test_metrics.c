@@ -28,8 +28,7 @@ static void test_counter_with_labels(void **state)
     (void)state;
     struct metrics *m = metrics_new();
     assert_non_null(m);
-    struct metric *c = metrics_counter(m, "http_requests_total", "HTTP requests handled.", 2,
-                                       V("route", "status"));
+    struct metric *c = metrics_counter(m, "http_requests_total", "HTTP requests handled.", 2, V("route", "status"));
     assert_non_null(c);
     /* A family with labels and no child yet renders only its header. */
     assert_render(m, "# HELP http_requests_total HTTP requests handled.\n"
@@ -111,8 +110,7 @@ static void test_number_formats(void **state)
         struct metric *g = metrics_gauge(m, "g", "h", 0, NULL);
         assert_int_equal(metrics_set(g, NULL, cases[i].value), 0);
         char expected[128];
-        snprintf(expected, sizeof expected, "# HELP g h\n# TYPE g gauge\ng %s\n",
-                 cases[i].text);
+        snprintf(expected, sizeof expected, "# HELP g h\n# TYPE g gauge\ng %s\n", cases[i].text);
         assert_render(m, expected);
         metrics_free(m);
     }
@@ -123,8 +121,7 @@ static void test_histogram(void **state)
     (void)state;
     struct metrics *m = metrics_new();
     static const double bounds[] = {0.1, 0.5, 1};
-    struct metric *h = metrics_histogram(m, "request_seconds", "Request latency.", 1,
-                                         V("route"), bounds, 3);
+    struct metric *h = metrics_histogram(m, "request_seconds", "Request latency.", 1, V("route"), bounds, 3);
     assert_non_null(h);
     static const double observations[] = {0.05, 0.1, 0.3, 0.7, 2, 0.5};
     for (size_t i = 0; i < sizeof observations / sizeof observations[0]; i++)
@@ -151,8 +148,7 @@ static void test_histogram_without_labels_and_default_buckets(void **state)
 {
     (void)state;
     struct metrics *m = metrics_new();
-    struct metric *h = metrics_histogram(m, "t_seconds", "T.", 0, NULL,
-                                         metrics_latency_buckets,
+    struct metric *h = metrics_histogram(m, "t_seconds", "T.", 0, NULL, metrics_latency_buckets,
                                          metrics_latency_buckets_count);
     assert_non_null(h);
     assert_int_equal(metrics_observe(h, NULL, 0.003), 0);
@@ -194,8 +190,7 @@ static void test_escaping(void **state)
 {
     (void)state;
     struct metrics *m = metrics_new();
-    struct metric *c = metrics_counter(m, "esc_total", "Back\\slash and\nnewline \"kept\".",
-                                       1, V("v"));
+    struct metric *c = metrics_counter(m, "esc_total", "Back\\slash and\nnewline \"kept\".", 1, V("v"));
     assert_non_null(c);
     assert_int_equal(metrics_add(c, V("a\\b \"q\"\nz"), 1), 0);
     assert_int_equal(metrics_add(c, V("caf\xc3\xa9 \xf0\x9f\x8e\xac"), 1), 0);

@@ -26,9 +26,9 @@ static void test_parse_lists(void **state)
     assert_int_equal(netaddr_ranges_parse("::ffff:10.0.0.0/104", &r, err, sizeof err), 0);
 
     static const char *const bad[] = {
-        "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/8x", "10.0.0", "proxy.local",
-        "10.0.0.1,", ",10.0.0.1", "10.0.0.1,,10.0.0.2", "fd00::/129", "::ffff:10.0.0.0/95",
-        "1.2.3.4/0001", "10.0.0.1 10.0.0.2",
+        "10.0.0.0/33",        "10.0.0.0/",    "10.0.0.0/-1",       "10.0.0.0/8x",        "10.0.0",
+        "proxy.local",        "10.0.0.1,",    ",10.0.0.1",         "10.0.0.1,,10.0.0.2", "fd00::/129",
+        "::ffff:10.0.0.0/95", "1.2.3.4/0001", "10.0.0.1 10.0.0.2",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
@@ -90,7 +90,8 @@ static void test_client_behind_proxies(void **state)
     expect_client(&r, "127.0.0.1", "198.51.100.1,", "127.0.0.1");
     expect_client(&r, "127.0.0.1", "2001:db8::1", "2001:db8::1");
     expect_client(&r, "127.0.0.1", "2001:DB8:0::1", "2001:db8::1"); /* normalised */
-    expect_client(&r, "127.0.0.1", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "127.0.0.1");
+    expect_client(&r, "127.0.0.1", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                  "127.0.0.1");
     /* Entries with a port, as some proxies write them (issue 15 item 7):
      * the address, not the proxy's. */
     expect_client(&r, "127.0.0.1", "198.51.100.1:51234", "198.51.100.1");
@@ -154,10 +155,23 @@ static void test_listen_addresses(void **state)
     assert_int_equal(netaddr_listen_parse("[::1]:65535", &a, &len), 0);
     assert_int_equal(a.ss_family, AF_INET6);
     assert_int_equal(ntohs(((struct sockaddr_in6 *)(void *)&a)->sin6_port), 65535);
-    static const char *const bad[] = {
-        "", "127.0.0.1", "127.0.0.1:", ":9100", "localhost:9100", "127.0.0.1:65536", "127.0.0.1:-1",
-        "127.0.0.1:9100x", "127.0.0.1:123456", "::1:9100", "[::1]", "[::1]9100", "[127.0.0.1]:9100",
-        "[::1:9100", "1.2.3:80", " 127.0.0.1:9100", NULL};
+    static const char *const bad[] = {"",
+                                      "127.0.0.1",
+                                      "127.0.0.1:",
+                                      ":9100",
+                                      "localhost:9100",
+                                      "127.0.0.1:65536",
+                                      "127.0.0.1:-1",
+                                      "127.0.0.1:9100x",
+                                      "127.0.0.1:123456",
+                                      "::1:9100",
+                                      "[::1]",
+                                      "[::1]9100",
+                                      "[127.0.0.1]:9100",
+                                      "[::1:9100",
+                                      "1.2.3:80",
+                                      " 127.0.0.1:9100",
+                                      NULL};
     for (int i = 0; bad[i]; i++)
         if (netaddr_listen_parse(bad[i], &a, &len) == 0)
             fail_msg("accepted \"%s\"", bad[i]);
@@ -167,10 +181,8 @@ static void test_listen_addresses(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_lists),
-        cmocka_unit_test(test_contain),
-        cmocka_unit_test(test_client_behind_proxies),
-        cmocka_unit_test(test_limit_keys),
+        cmocka_unit_test(test_parse_lists),           cmocka_unit_test(test_contain),
+        cmocka_unit_test(test_client_behind_proxies), cmocka_unit_test(test_limit_keys),
         cmocka_unit_test(test_listen_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

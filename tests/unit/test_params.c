@@ -109,8 +109,9 @@ static void test_identity_and_stream(void **state)
     (void)state;
     struct params p;
     struct api_error e;
-    assert_int_equal(parse(JSON, "{\"user_identity\":\"Zo\xc3\xab\",\"stream_name\":\"friday night\",\"n\":3,"
-                                 "\"dot\":\"..\",\"slash\":\"a/b\",\"sid\":\"RM0123456789abcdef0123456789abcdef\"}",
+    assert_int_equal(parse(JSON,
+                           "{\"user_identity\":\"Zo\xc3\xab\",\"stream_name\":\"friday night\",\"n\":3,"
+                           "\"dot\":\"..\",\"slash\":\"a/b\",\"sid\":\"RM0123456789abcdef0123456789abcdef\"}",
                            &p, &e),
                      0);
     assert_string_equal(params_identity(&p, "user_identity", &e), "Zo\xc3\xab");

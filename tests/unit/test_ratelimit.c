@@ -29,7 +29,7 @@ static void test_burst_refill_and_wait(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(ratelimit_take(rl, "alice", 1000), 0);
     long wait = ratelimit_take(rl, "alice", 1000);
-    assert_in_range(wait, 499, 501); /* 2 tokens/s: one token in 500 ms */
+    assert_in_range(wait, 499, 501);                      /* 2 tokens/s: one token in 500 ms */
     assert_int_equal(ratelimit_take(rl, "bob", 1000), 0); /* keys are independent */
     assert_true(ratelimit_take(rl, "alice", 1250) > 0);
     assert_int_equal(ratelimit_take(rl, "alice", 1500), 0);
@@ -151,12 +151,9 @@ static void test_concurrent_exact(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_unlimited),
-        cmocka_unit_test(test_burst_refill_and_wait),
-        cmocka_unit_test(test_keeping_headroom),
-        cmocka_unit_test(test_bounded_keys),
-        cmocka_unit_test(test_whole_table_used),
-        cmocka_unit_test(test_concurrent_exact),
+        cmocka_unit_test(test_unlimited),        cmocka_unit_test(test_burst_refill_and_wait),
+        cmocka_unit_test(test_keeping_headroom), cmocka_unit_test(test_bounded_keys),
+        cmocka_unit_test(test_whole_table_used), cmocka_unit_test(test_concurrent_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

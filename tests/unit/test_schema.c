@@ -97,17 +97,17 @@ static int check(const char *schema, const char *instance, char *err, size_t err
     return rc;
 }
 
-#define GOOD(schema, instance)                                                     \
-    do {                                                                           \
-        char e_[256] = "";                                                        \
-        if (check(schema, instance, e_, sizeof e_) != 0)                           \
-            fail_msg("%s refused %s: %s", schema, instance, e_);                   \
+#define GOOD(schema, instance)                                                                                         \
+    do {                                                                                                               \
+        char e_[256] = "";                                                                                             \
+        if (check(schema, instance, e_, sizeof e_) != 0)                                                               \
+            fail_msg("%s refused %s: %s", schema, instance, e_);                                                       \
     } while (0)
-#define BAD(schema, instance)                                                      \
-    do {                                                                           \
-        char e_[256] = "";                                                        \
-        if (check(schema, instance, e_, sizeof e_) == 0)                           \
-            fail_msg("%s accepted %s", schema, instance);                          \
+#define BAD(schema, instance)                                                                                          \
+    do {                                                                                                               \
+        char e_[256] = "";                                                                                             \
+        if (check(schema, instance, e_, sizeof e_) == 0)                                                               \
+            fail_msg("%s accepted %s", schema, instance);                                                              \
     } while (0)
 
 static void test_keywords(void **state)

@@ -45,18 +45,16 @@ static void test_port_variants(void **state)
     vector_params(&kv);
     /* twilio-python's vector: an http URL signed with its port 1234 kept. */
     assert_int_equal(signature_valid(TOKEN, "http://mycompany.com:1234/myapp.php?foo=1&bar=2", &kv,
-                                     "Zmvh+3yNM1Phv2jhDCwEM3q5ebU="), 1);
+                                     "Zmvh+3yNM1Phv2jhDCwEM3q5ebU="),
+                     1);
     /* Signed without the port, received with :443 (and the reverse). */
-    assert_int_equal(signature_valid(TOKEN, "https://mycompany.com:443/myapp.php?foo=1&bar=2", &kv,
-                                     FORM_SIG), 1);
+    assert_int_equal(signature_valid(TOKEN, "https://mycompany.com:443/myapp.php?foo=1&bar=2", &kv, FORM_SIG), 1);
     char with_port[SIGNATURE_LEN + 1];
-    assert_int_equal(signature_compute(TOKEN, "https://mycompany.com:443/myapp.php?foo=1&bar=2",
-                                       &kv, with_port), 0);
+    assert_int_equal(signature_compute(TOKEN, "https://mycompany.com:443/myapp.php?foo=1&bar=2", &kv, with_port), 0);
     assert_string_not_equal(with_port, FORM_SIG);
     assert_int_equal(signature_valid(TOKEN, URL, &kv, with_port), 1);
     /* A non-default port is not interchangeable with another one. */
-    assert_int_equal(signature_valid(TOKEN, "https://mycompany.com:8443/myapp.php?foo=1&bar=2", &kv,
-                                     with_port), 0);
+    assert_int_equal(signature_valid(TOKEN, "https://mycompany.com:8443/myapp.php?foo=1&bar=2", &kv, with_port), 0);
     kv_free(&kv);
 }
 

@@ -18,14 +18,14 @@ static void test_utf8_length(void **state)
     (void)state;
     assert_int_equal(utf8_length("", 0), 0);
     assert_int_equal(utf8_length("abc", 3), 3);
-    assert_int_equal(utf8_length("Zo\xc3\xab", 4), 3);            /* Zoë */
-    assert_int_equal(utf8_length("\xf0\x9f\x8e\xa4", 4), 1);      /* microphone emoji */
-    assert_int_equal(utf8_length("\xff", 1), -1);                  /* never valid */
-    assert_int_equal(utf8_length("\xc3", 1), -1);                  /* truncated */
-    assert_int_equal(utf8_length("\xc0\xaf", 2), -1);              /* overlong '/' */
-    assert_int_equal(utf8_length("\xed\xa0\x80", 3), -1);          /* surrogate */
-    assert_int_equal(utf8_length("\xf4\x90\x80\x80", 4), -1);      /* above U+10FFFF */
-    assert_int_equal(utf8_length("a\x80", 2), -1);                 /* stray continuation */
+    assert_int_equal(utf8_length("Zo\xc3\xab", 4), 3);        /* Zoë */
+    assert_int_equal(utf8_length("\xf0\x9f\x8e\xa4", 4), 1);  /* microphone emoji */
+    assert_int_equal(utf8_length("\xff", 1), -1);             /* never valid */
+    assert_int_equal(utf8_length("\xc3", 1), -1);             /* truncated */
+    assert_int_equal(utf8_length("\xc0\xaf", 2), -1);         /* overlong '/' */
+    assert_int_equal(utf8_length("\xed\xa0\x80", 3), -1);     /* surrogate */
+    assert_int_equal(utf8_length("\xf4\x90\x80\x80", 4), -1); /* above U+10FFFF */
+    assert_int_equal(utf8_length("a\x80", 2), -1);            /* stray continuation */
 }
 
 static void test_identity_accepts_what_people_type(void **state)
@@ -49,8 +49,8 @@ static void test_identity_rejects(void **state)
     IDENTITY_BAD("tab\there");
     IDENTITY_BAD("new\nline");
     IDENTITY_BAD("del\x7f");
-    IDENTITY_BAD("c1\xc2\x85");              /* U+0085 NEL */
-    IDENTITY_BAD("ls\xe2\x80\xa8");          /* U+2028 */
+    IDENTITY_BAD("c1\xc2\x85");     /* U+0085 NEL */
+    IDENTITY_BAD("ls\xe2\x80\xa8"); /* U+2028 */
     IDENTITY_BAD("bad\xff");
     IDENTITY_BAD(" leading");
     IDENTITY_BAD("trailing ");
@@ -111,12 +111,12 @@ static void test_dot_segments_refused_everywhere(void **state)
     IDENTITY_OK(".a");
     IDENTITY_OK("a..");
     IDENTITY_OK("J. R. R.");
-    STREAM_BAD("...");                 /* stream names: no name made only of dots */
+    STREAM_BAD("..."); /* stream names: no name made only of dots */
     assert_int_equal(is_dot_segment("...", 3), 0);
     assert_int_equal(is_dot_segment("", 0), 0);
     assert_int_equal(is_dot_segment(".a", 2), 0);
     assert_int_equal(is_dot_segment("..x", 2), 1); /* only len bytes count */
-    IDENTITY_BAD(". ");                /* a trailing space is refused anyway */
+    IDENTITY_BAD(". ");                            /* a trailing space is refused anyway */
 }
 
 static void test_length_counts_characters_not_bytes(void **state)

@@ -43,10 +43,9 @@ static json_t *segment(const char *jwt, int i)
 static char *mint_full(long ttl)
 {
     json_t *player = json_pack("{s:s, s:s, s:n}", "playbackUrl", "https://x.playback.live-video.net/?token=abc",
-                               "playerStreamerSid", "VJ0123456789abcdef0123456789abcdef",
-                               "requestCredentials");
-    struct token_grants g = {"Zo\xc3\xab \xf0\x9f\x8e\xa4", "friday-townhall",
-                             "IS0123456789abcdef0123456789abcdef", player};
+                               "playerStreamerSid", "VJ0123456789abcdef0123456789abcdef", "requestCredentials");
+    struct token_grants g = {"Zo\xc3\xab \xf0\x9f\x8e\xa4", "friday-townhall", "IS0123456789abcdef0123456789abcdef",
+                             player};
     char err[128];
     char *jwt = token_mint(&KEY, &g, ttl, NOW, err, sizeof err);
     json_decref(player);
@@ -184,7 +183,8 @@ static void test_we_verify_pyjwt_token(void **state)
         fail_msg("PyJWT could not mint a token: %s", out);
     json_t *claims = NULL;
     char err[128];
-    assert_int_equal(token_verify_hs256(out, SECRET, strlen(SECRET), (int64_t)time(NULL), 0, &claims, err, sizeof err), 0);
+    assert_int_equal(token_verify_hs256(out, SECRET, strlen(SECRET), (int64_t)time(NULL), 0, &claims, err, sizeof err),
+                     0);
     assert_string_equal(json_string_value(json_object_get(claims, "sub")), "bob");
     json_decref(claims);
 }
@@ -229,8 +229,9 @@ static void test_verifier_refuses_bad_tokens(void **state)
     assert_string_equal(err, "bad signature");
     assert_int_equal(verify(forge(HS256, "{\"exp\":1795474741}", SECRET), err, sizeof err), -1);
     assert_string_equal(err, "token expired");
-    assert_int_equal(token_verify_hs256(forge(HS256, "{\"exp\":1795474700}", SECRET), SECRET,
-                                        strlen(SECRET), NOW, 60, NULL, err, sizeof err), 0);
+    assert_int_equal(token_verify_hs256(forge(HS256, "{\"exp\":1795474700}", SECRET), SECRET, strlen(SECRET), NOW, 60,
+                                        NULL, err, sizeof err),
+                     0);
     assert_int_equal(verify(forge(HS256, "{\"exp\":1795478341,\"nbf\":1795474800}", SECRET), err, sizeof err), -1);
     assert_string_equal(err, "token not valid yet");
     assert_int_equal(verify(forge(HS256, "{\"sub\":\"bob\"}", SECRET), err, sizeof err), -1);
@@ -296,18 +297,19 @@ static void test_login_rules(void **state)
     assert_non_null(strstr(err, "cty"));
     free(minted);
     assert_int_equal(login(forge(TWILIO_HEADER, GOOD, SECRET), NULL, NULL, err, sizeof err), -1);
-    assert_int_equal(login(forge("{\"alg\":\"HS256\",\"cty\":\"application/TWILIO-FPA\"}", GOOD, SECRET), NULL,
-                           NULL, err, sizeof err), -1);
-    assert_int_equal(login(forge("{\"alg\":\"HS256\",\"cty\":7}", GOOD, SECRET), NULL, NULL, err, sizeof err),
+    assert_int_equal(login(forge("{\"alg\":\"HS256\",\"cty\":\"application/TWILIO-FPA\"}", GOOD, SECRET), NULL, NULL,
+                           err, sizeof err),
                      -1);
-    assert_int_equal(login(forge("{\"alg\":\"HS256\",\"cty\":\"JWT\"}", GOOD, SECRET), NULL, NULL, err, sizeof err),
-                     0);
+    assert_int_equal(login(forge("{\"alg\":\"HS256\",\"cty\":7}", GOOD, SECRET), NULL, NULL, err, sizeof err), -1);
+    assert_int_equal(login(forge("{\"alg\":\"HS256\",\"cty\":\"JWT\"}", GOOD, SECRET), NULL, NULL, err, sizeof err), 0);
     /* ... and for its grants, whatever the header says. */
-    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"grants\":{}}", SECRET), NULL, NULL,
-                           err, sizeof err), -1);
+    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"grants\":{}}", SECRET), NULL, NULL, err,
+                           sizeof err),
+                     -1);
     assert_non_null(strstr(err, "grants"));
-    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"grants\":null}", SECRET), NULL,
-                           NULL, err, sizeof err), -1);
+    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"grants\":null}", SECRET), NULL, NULL,
+                           err, sizeof err),
+                     -1);
 
     /* iss, when set: exactly. */
     const char *with_iss = "{\"sub\":\"bob\",\"exp\":1795478341,\"iss\":\"https://id.example\"}";
@@ -315,21 +317,27 @@ static void test_login_rules(void **state)
     assert_int_equal(login(forge(HS256, with_iss, SECRET), "https://id.example/", NULL, err, sizeof err), -1);
     assert_string_equal(err, "token issuer (iss) is not the expected one");
     assert_int_equal(login(forge(HS256, GOOD, SECRET), "https://id.example", NULL, err, sizeof err), -1);
-    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"iss\":7}", SECRET),
-                           "https://id.example", NULL, err, sizeof err), -1);
+    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"iss\":7}", SECRET), "https://id.example",
+                           NULL, err, sizeof err),
+                     -1);
 
     /* aud, when set: a string, or an array naming it. */
-    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"aud\":\"stagehand\"}", SECRET),
-                           NULL, "stagehand", err, sizeof err), 0);
-    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"aud\":[\"a\",\"stagehand\"]}",
-                                 SECRET), NULL, "stagehand", err, sizeof err), 0);
-    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"aud\":\"stagehand-2\"}", SECRET),
-                           NULL, "stagehand", err, sizeof err), -1);
+    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"aud\":\"stagehand\"}", SECRET), NULL,
+                           "stagehand", err, sizeof err),
+                     0);
+    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"aud\":[\"a\",\"stagehand\"]}", SECRET),
+                           NULL, "stagehand", err, sizeof err),
+                     0);
+    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"aud\":\"stagehand-2\"}", SECRET), NULL,
+                           "stagehand", err, sizeof err),
+                     -1);
     assert_string_equal(err, "token audience (aud) does not name this service");
     assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"aud\":[\"a\",7]}", SECRET), NULL,
-                           "stagehand", err, sizeof err), -1);
-    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"aud\":[]}", SECRET), NULL,
-                           "stagehand", err, sizeof err), -1);
+                           "stagehand", err, sizeof err),
+                     -1);
+    assert_int_equal(login(forge(HS256, "{\"sub\":\"bob\",\"exp\":1795478341,\"aud\":[]}", SECRET), NULL, "stagehand",
+                           err, sizeof err),
+                     -1);
     assert_int_equal(login(forge(HS256, GOOD, SECRET), NULL, "stagehand", err, sizeof err), -1);
     /* Both, and the claims come back. */
     json_t *claims = NULL;

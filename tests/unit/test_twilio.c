@@ -71,9 +71,8 @@ static void copy_header(struct MHD_Connection *conn, const char *name, char *out
     snprintf(out, outlen, "%s", v ? v : "");
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
-                              const char *method, const char *version, const char *upload_data,
-                              size_t *upload_size, void **con_cls)
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                              const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
     (void)version;
     struct server *s = cls;
@@ -123,8 +122,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     return ret;
 }
 
-static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
+static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
     (void)conn;
@@ -139,11 +137,9 @@ static struct server *server_start(const struct canned *script, size_t n)
     pthread_mutex_init(&s->lock, NULL);
     s->script = script;
     s->script_len = n;
-    s->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
-                                 0, NULL, NULL, handle, s,
-                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-                                 MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
-                                 MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, handle,
+                                 s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_NOTIFY_COMPLETED,
+                                 request_done, NULL, MHD_OPTION_END);
     assert_non_null(s->daemon);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info->port;
@@ -226,10 +222,10 @@ static void test_room_create_request_shape(void **state)
     assert_string_equal(r->method, "POST");
     assert_string_equal(r->url, "/v1/Rooms");
     assert_string_equal(r->content_type, "application/x-www-form-urlencoded");
-    assert_string_equal(r->body,
-                        "UniqueName=friday%20townhall&Type=group&RecordParticipantsOnConnect=false"
-                        "&MaxParticipants=50&VideoCodecs=VP8&VideoCodecs=H264"
-                        "&RecordingRules=%7B%22rules%22%3A%5B%7B%22type%22%3A%22include%22%2C%22all%22%3Atrue%7D%5D%7D");
+    assert_string_equal(
+        r->body, "UniqueName=friday%20townhall&Type=group&RecordParticipantsOnConnect=false"
+                 "&MaxParticipants=50&VideoCodecs=VP8&VideoCodecs=H264"
+                 "&RecordingRules=%7B%22rules%22%3A%5B%7B%22type%22%3A%22include%22%2C%22all%22%3Atrue%7D%5D%7D");
     char expected_auth[256], creds[128];
     snprintf(creds, sizeof creds, "%s:%s", KEY_SID, SECRET);
     char b64[200];
@@ -247,8 +243,8 @@ static void test_paths_and_queries(void **state)
 {
     (void)state;
     char path[256];
-    assert_int_equal(twilio_path(path, sizeof path, "/v1/Rooms/%s/Participants/%s", "my room",
-                                 "dj \xf0\x9f\x8e\xa7/1"), 0);
+    assert_int_equal(twilio_path(path, sizeof path, "/v1/Rooms/%s/Participants/%s", "my room", "dj \xf0\x9f\x8e\xa7/1"),
+                     0);
     assert_string_equal(path, "/v1/Rooms/my%20room/Participants/dj%20%F0%9F%8E%A7%2F1");
     assert_int_equal(twilio_path(path, 10, "/v1/Rooms/%s", "far too long for ten"), -1);
     assert_int_equal(twilio_path(path, sizeof path, "/v1/%d", 3), -1);
@@ -264,8 +260,9 @@ static void test_paths_and_queries(void **state)
     struct twilio_result res;
     assert_int_equal(twilio_request(c, TWILIO_VIDEO, "GET", "/v1/Rooms", &q, NULL, &res), 0);
     twilio_result_free(&res);
-    assert_int_equal(twilio_request(c, TWILIO_SYNC, "DELETE", "/v1/Services/IS1/Maps/viewers/Items/bob",
-                                    NULL, "7", &res), 0);
+    assert_int_equal(twilio_request(c, TWILIO_SYNC, "DELETE", "/v1/Services/IS1/Maps/viewers/Items/bob", NULL, "7",
+                                    &res),
+                     0);
     assert_null(res.body);
     assert_string_equal(s->requests[0].method, "GET");
     assert_string_equal(s->requests[0].body, "");
@@ -288,10 +285,11 @@ static void test_path_refuses_dot_segments(void **state)
     for (int i = 0; i < 3; i++) {
         strcpy(path, "stale");
         assert_int_equal(twilio_path(path, sizeof path, "/v1/Services/%s/Maps/raised_hands/Items/%s", "IS1",
-                                     refused[i]), -1);
+                                     refused[i]),
+                         -1);
         assert_string_equal(path, "");
-        assert_int_equal(twilio_path(path, sizeof path, "/v1/Services/%s/Maps/%s/Items/%s", "IS1", refused[i],
-                                     "bob"), -1);
+        assert_int_equal(twilio_path(path, sizeof path, "/v1/Services/%s/Maps/%s/Items/%s", "IS1", refused[i], "bob"),
+                         -1);
         assert_int_equal(twilio_path(path, sizeof path, "/v1/Rooms/%s/Participants/%s", refused[i], "bob"), -1);
     }
     assert_int_equal(twilio_path(path, sizeof path, "/v1/Rooms/%s", (const char *)NULL), -1);
@@ -312,7 +310,8 @@ static void test_path_refuses_dot_segments(void **state)
         memcpy(identity + 4 * i, "\xf0\x9f\x8e\xa4", 4);
     identity[128 * 4] = '\0';
     assert_int_equal(twilio_path(path, sizeof path, "/v1/Services/%s/Documents/user-%s/Permissions/%s",
-                                 "IS0123456789abcdef0123456789abcdef", identity, identity), 0);
+                                 "IS0123456789abcdef0123456789abcdef", identity, identity),
+                     0);
 }
 
 /* Paths go out as given (CURLOPT_PATH_AS_IS): libcurl would otherwise
@@ -327,8 +326,9 @@ static void test_path_sent_as_is(void **state)
     struct server *s = server_start(script, 2);
     struct twilio_client *c = client_for(s, 0, 5000);
     struct twilio_result res;
-    assert_int_equal(twilio_request(c, TWILIO_SYNC, "DELETE", "/v1/Services/IS1/Maps/raised_hands/Items/..", NULL,
-                                    NULL, &res), -1);
+    assert_int_equal(twilio_request(c, TWILIO_SYNC, "DELETE", "/v1/Services/IS1/Maps/raised_hands/Items/..", NULL, NULL,
+                                    &res),
+                     -1);
     assert_int_equal(res.outcome, TWILIO_NOT_FOUND);
     twilio_result_free(&res);
     assert_int_equal(twilio_request(c, TWILIO_SYNC, "POST", "/v1/Services/IS1/Maps/./Items", NULL, NULL, &res), -1);
@@ -345,17 +345,25 @@ static void test_error_shapes_and_classification(void **state)
 {
     (void)state;
     static const struct canned script[] = {
-        {400, "{\"code\":53113,\"message\":\"Room exists\",\"more_info\":\"https://www.twilio.com/docs/errors/53113\",\"status\":400}", NULL, NULL, 0},
+        {400,
+         "{\"code\":53113,\"message\":\"Room exists\",\"more_info\":\"https://www.twilio.com/docs/errors/53113\",\"status\":400}",
+         NULL, NULL, 0},
         {409, "{\"code\":54208,\"message\":\"Item already exists\",\"status\":409}", NULL, NULL, 0},
         {409, "{\"code\":54301,\"message\":\"Unique name already exists\",\"status\":409}", NULL, NULL, 0},
         {404, "{\"code\":20404,\"message\":\"The requested resource was not found\",\"status\":404}", NULL, NULL, 0},
-        {400, "{\"type\":\"https://www.twilio.com/docs/errors/20001\",\"title\":\"Missing parameter\",\"status\":400,\"code\":20001,\"detail\":\"Status is required\"}", NULL, NULL, 0},
+        {400,
+         "{\"type\":\"https://www.twilio.com/docs/errors/20001\",\"title\":\"Missing parameter\",\"status\":400,\"code\":20001,\"detail\":\"Status is required\"}",
+         NULL, NULL, 0},
         {400, "<html>Bad request</html>", NULL, NULL, 0},
         {403, "", NULL, NULL, 0},
     };
     struct server *s = server_start(script, 7);
     struct twilio_client *c = client_for(s, 3, 5000);
-    static const struct { enum twilio_outcome outcome; int code; const char *message; } want[] = {
+    static const struct {
+        enum twilio_outcome outcome;
+        int code;
+        const char *message;
+    } want[] = {
         {TWILIO_EXISTS, 53113, "Room exists"},
         {TWILIO_EXISTS, 54208, "Item already exists"},
         {TWILIO_EXISTS, 54301, "Unique name already exists"},
@@ -456,9 +464,13 @@ static void test_timeout_and_unreachable(void **state)
     server_stop(s);
 
     /* Nothing listens on the port any more. */
-    struct twilio_options opt = {.account_sid = "AC1", .api_key_sid = KEY_SID, .api_key_secret = SECRET,
-                                 .api_base = "http://127.0.0.1:1", .timeout_ms = 1000,
-                                 .retry_base_ms = 1, .retry_max_ms = 1};
+    struct twilio_options opt = {.account_sid = "AC1",
+                                 .api_key_sid = KEY_SID,
+                                 .api_key_secret = SECRET,
+                                 .api_base = "http://127.0.0.1:1",
+                                 .timeout_ms = 1000,
+                                 .retry_base_ms = 1,
+                                 .retry_max_ms = 1};
     char err[128];
     c = twilio_client_new(&opt, err, sizeof err);
     assert_non_null(c);
@@ -484,8 +496,8 @@ static void test_strange_bodies_never_crash(void **state)
     };
     struct server *s = server_start(script, 5);
     struct twilio_client *c = client_for(s, 0, 5000);
-    static const enum twilio_outcome want[] = {TWILIO_RETRYABLE, TWILIO_PERMANENT, TWILIO_PERMANENT,
-                                              TWILIO_RETRYABLE, TWILIO_RETRYABLE};
+    static const enum twilio_outcome want[] = {TWILIO_RETRYABLE, TWILIO_PERMANENT, TWILIO_PERMANENT, TWILIO_RETRYABLE,
+                                               TWILIO_RETRYABLE};
     for (int i = 0; i < 5; i++) {
         struct twilio_result res;
         twilio_request(c, TWILIO_VIDEO, "GET", "/v1/Rooms", NULL, NULL, &res);
@@ -500,8 +512,10 @@ static void test_strange_bodies_never_crash(void **state)
 static void test_connection_reused(void **state)
 {
     (void)state;
-    static const struct canned script[] = {{200, "{}", NULL, NULL, 0}, {200, "{}", NULL, NULL, 0},
-                                           {201, "{}", NULL, NULL, 0}, {204, "", NULL, NULL, 0}};
+    static const struct canned script[] = {{200, "{}", NULL, NULL, 0},
+                                           {200, "{}", NULL, NULL, 0},
+                                           {201, "{}", NULL, NULL, 0},
+                                           {204, "", NULL, NULL, 0}};
     struct server *s = server_start(script, 4);
     struct twilio_client *c = client_for(s, 0, 5000);
     const char *methods[] = {"GET", "GET", "POST", "DELETE"};
@@ -519,10 +533,15 @@ static void test_connection_reused(void **state)
 static void test_product_bases(void **state)
 {
     (void)state;
-    struct twilio_options opt = {.account_sid = "AC1", .api_key_sid = KEY_SID, .api_key_secret = SECRET,
-                                 .video_base = "https://video.twilio.com", .sync_base = "https://sync.twilio.com/",
-                                 .media_base = "https://media.twilio.com", .timeout_ms = 1000,
-                                 .retry_base_ms = 100, .retry_max_ms = 1000};
+    struct twilio_options opt = {.account_sid = "AC1",
+                                 .api_key_sid = KEY_SID,
+                                 .api_key_secret = SECRET,
+                                 .video_base = "https://video.twilio.com",
+                                 .sync_base = "https://sync.twilio.com/",
+                                 .media_base = "https://media.twilio.com",
+                                 .timeout_ms = 1000,
+                                 .retry_base_ms = 100,
+                                 .retry_max_ms = 1000};
     char err[128];
     struct twilio_client *c = twilio_client_new(&opt, err, sizeof err);
     assert_non_null(c);

@@ -68,9 +68,9 @@ static void test_forget(void **state)
     assert_true(unapplied_age(u, 5, 1, 4000) == 3.0);
     unapplied_forget(u, 5, 5000);
     assert_true(unapplied_age(u, 5, 1, 6000) == 1.0); /* rebuilt since 5 s */
-    unapplied_forget(u, 9, 6000);                       /* unknown: nothing happens */
+    unapplied_forget(u, 9, 6000);                     /* unknown: nothing happens */
     assert_true(unapplied_age(u, 9, 0, 6000) == 0);
-    assert_int_equal(unapplied_seen(u, 5, -1, 1), 0);  /* no timestamp: not an age */
+    assert_int_equal(unapplied_seen(u, 5, -1, 1), 0); /* no timestamp: not an age */
     assert_true(unapplied_age(u, 5, 0, 7000) == 0);
     unapplied_free(u);
     unapplied_free(NULL);

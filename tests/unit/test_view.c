@@ -83,10 +83,9 @@ static void test_public_state_fields(void **state)
     apply_room(v, "friday", 1000);
     assert_int_equal(apply_sync(v, "friday", 1000,
                                 json_pack("{s:[{s:s, s:b}, {s:s}], s:[s, s], s:{s:i, s:i, s:i, s:i, s:i}}", "speakers",
-                                          "identity", "alice", "host", 1, "identity", "Zo\xc3\xab K",
-                                          "viewers_listed", "carol", "dave", "provisioning", "eager_limit", 1000,
-                                          "eager_admitted", 40, "provisioned", 30, "backlog", 10,
-                                          "oldest_wait_ms", 2500)),
+                                          "identity", "alice", "host", 1, "identity", "Zo\xc3\xab K", "viewers_listed",
+                                          "carol", "dave", "provisioning", "eager_limit", 1000, "eager_admitted", 40,
+                                          "provisioned", 30, "backlog", 10, "oldest_wait_ms", 2500)),
                      0);
     json_t *doc = public_json(v, "friday", NULL);
     /* A speaker without "host" is not the host; the hand queue is full at the cap. */
@@ -151,11 +150,11 @@ static void test_malformed_fields_dropped(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "{\"speakers\": {\"identity\": \"alice\"}}",                    /* not an array */
-        "{\"speakers\": [\"alice\"]}",                                  /* not objects */
-        "{\"speakers\": [{\"host\": true}]}",                           /* no identity */
-        "{\"speakers\": [{\"identity\": \"a/b\", \"host\": true}]}",    /* not an identity */
-        "{\"speakers\": [{\"identity\": \"alice\", \"host\": 1}]}",     /* host not a boolean */
+        "{\"speakers\": {\"identity\": \"alice\"}}",                 /* not an array */
+        "{\"speakers\": [\"alice\"]}",                               /* not objects */
+        "{\"speakers\": [{\"host\": true}]}",                        /* no identity */
+        "{\"speakers\": [{\"identity\": \"a/b\", \"host\": true}]}", /* not an identity */
+        "{\"speakers\": [{\"identity\": \"alice\", \"host\": 1}]}",  /* host not a boolean */
         "{\"speakers\": [{\"identity\": \"video-composer-1\"}]}",
         "{\"speakers\": [{\"identity\": \" alice\"}]}",
         "{\"viewers_listed\": \"carol\"}",
@@ -289,16 +288,16 @@ static void test_nothing_private(void **state)
     apply_sync(v, "friday", 1000, json_pack("{s:{s:i}}", "provisioning", "backlog", 3));
     assert_int_equal(apply(v, "friday", "stream",
                            json_pack("{s:s, s:i, s:s, s:s, s:{s:s}, s:I}", "status", "ready", "since", 1000,
-                                     "player_streamer_sid", "VJ0123456789abcdef0123456789abcdef",
-                                     "media_processor_sid", "ZX0123456789abcdef0123456789abcdef", "playback_grant",
-                                     "playbackUrl", "https://secret.example/x", "playback_grant_expires_ms",
+                                     "player_streamer_sid", "VJ0123456789abcdef0123456789abcdef", "media_processor_sid",
+                                     "ZX0123456789abcdef0123456789abcdef", "playback_grant", "playbackUrl",
+                                     "https://secret.example/x", "playback_grant_expires_ms",
                                      (json_int_t)4102444800000)),
                      0);
     int oom;
     struct view_public *p = view_public_get(v, "friday", &oom);
     assert_non_null(p);
-    static const char *const private_bits[] = {"RM0", "IS0", "VJ0", "ZX0", "secret", "grant", "provisioning",
-                                               "backlog", "sid"};
+    static const char *const private_bits[] = {"RM0",   "IS0",          "VJ0",     "ZX0", "secret",
+                                               "grant", "provisioning", "backlog", "sid"};
     for (size_t i = 0; i < sizeof private_bits / sizeof private_bits[0]; i++)
         if (strstr(p->body, private_bits[i]))
             fail_msg("the public state shows %s: %s", private_bits[i], p->body);
@@ -348,8 +347,8 @@ static void test_eager_admission(void **state)
 static int apply_room_invited(struct view *v, const char *stream, int64_t since, json_t *invited)
 {
     return apply(v, stream, "room",
-                 json_pack("{s:s, s:I, s:s, s:s, s:o}", "status", "ready", "since", (json_int_t)since, "host",
-                           "alice", "room_sid", ROOM_SID, "invited", invited));
+                 json_pack("{s:s, s:I, s:s, s:s, s:o}", "status", "ready", "since", (json_int_t)since, "host", "alice",
+                           "room_sid", ROOM_SID, "invited", invited));
 }
 
 /* Issue 15, item 2: who may join the stage is the host of the newest life,
@@ -426,14 +425,10 @@ static void test_checkpoints_ignored(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_public_state_fields),
-        cmocka_unit_test(test_old_records),
-        cmocka_unit_test(test_malformed_fields_dropped),
-        cmocka_unit_test(test_lists_bounded),
-        cmocka_unit_test(test_rendered_once_per_change),
-        cmocka_unit_test(test_nothing_private),
-        cmocka_unit_test(test_eager_admission),
-        cmocka_unit_test(test_stage),
+        cmocka_unit_test(test_public_state_fields),      cmocka_unit_test(test_old_records),
+        cmocka_unit_test(test_malformed_fields_dropped), cmocka_unit_test(test_lists_bounded),
+        cmocka_unit_test(test_rendered_once_per_change), cmocka_unit_test(test_nothing_private),
+        cmocka_unit_test(test_eager_admission),          cmocka_unit_test(test_stage),
         cmocka_unit_test(test_checkpoints_ignored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

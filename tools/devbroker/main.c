@@ -97,22 +97,19 @@ static int parse_options(int argc, char **argv, struct options *o)
         switch (c) {
         case 'p':
             if (parse_int(optarg, 1, MAX_PARTITIONS, &o->partitions) != 0) {
-                fprintf(stderr, "--partitions: expected 1..%d, got \"%s\"\n",
-                        MAX_PARTITIONS, optarg);
+                fprintf(stderr, "--partitions: expected 1..%d, got \"%s\"\n", MAX_PARTITIONS, optarg);
                 return -1;
             }
             break;
         case 's':
             if (parse_int(optarg, 1, MAX_PARTITIONS, &o->state_partitions) != 0) {
-                fprintf(stderr, "--state-partitions: expected 1..%d, got \"%s\"\n",
-                        MAX_PARTITIONS, optarg);
+                fprintf(stderr, "--state-partitions: expected 1..%d, got \"%s\"\n", MAX_PARTITIONS, optarg);
                 return -1;
             }
             break;
         case 'b':
             if (parse_int(optarg, 1, MAX_BROKERS, &o->brokers) != 0) {
-                fprintf(stderr, "--brokers: expected 1..%d, got \"%s\"\n", MAX_BROKERS,
-                        optarg);
+                fprintf(stderr, "--brokers: expected 1..%d, got \"%s\"\n", MAX_BROKERS, optarg);
                 return -1;
             }
             break;
@@ -145,8 +142,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 /* Writes line + "\n" to path through a temporary file (path.tmp.PID) and
  * rename(2), so a reader sees either no file or the whole line. Returns 0,
  * or -1 with err. */
-static int write_file_atomically(const char *path, const char *line, char *err,
-                                 size_t errlen)
+static int write_file_atomically(const char *path, const char *line, char *err, size_t errlen)
 {
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
@@ -175,8 +171,7 @@ static int write_file_atomically(const char *path, const char *line, char *err,
     return 0;
 }
 
-static int create_topic(rd_kafka_mock_cluster_t *mc, const char *name, int partitions,
-                        int brokers)
+static int create_topic(rd_kafka_mock_cluster_t *mc, const char *name, int partitions, int brokers)
 {
     int replicas = brokers < 3 ? brokers : 3;
     rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(mc, name, partitions, replicas);
@@ -230,8 +225,7 @@ int main(int argc, char **argv)
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     kafka_conf_set_log(conf);
-    if (rd_kafka_conf_set(conf, "client.id", "stagehand-devbroker", errstr, sizeof errstr) !=
-        RD_KAFKA_CONF_OK) {
+    if (rd_kafka_conf_set(conf, "client.id", "stagehand-devbroker", errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
         log_error("cannot configure the mock cluster handle", "reason", errstr, NULL);
         rd_kafka_conf_destroy(conf);
         return 1;
@@ -259,8 +253,7 @@ int main(int argc, char **argv)
     int wrote_file = 0;
     if (rc == 0 && o.bootstrap_file) {
         if (write_file_atomically(o.bootstrap_file, bootstrap, errstr, sizeof errstr) != 0) {
-            log_error("cannot write the bootstrap file", "path", o.bootstrap_file, "reason",
-                      errstr, NULL);
+            log_error("cannot write the bootstrap file", "path", o.bootstrap_file, "reason", errstr, NULL);
             rc = 1;
         } else {
             wrote_file = 1;
@@ -271,16 +264,15 @@ int main(int argc, char **argv)
         fflush(stdout);
         char brokers[16];
         snprintf(brokers, sizeof brokers, "%d", o.brokers);
-        log_info("dev broker ready", "bootstrap_servers", bootstrap, "brokers", brokers,
-                 "bootstrap_file", o.bootstrap_file ? o.bootstrap_file : "", NULL);
+        log_info("dev broker ready", "bootstrap_servers", bootstrap, "brokers", brokers, "bootstrap_file",
+                 o.bootstrap_file ? o.bootstrap_file : "", NULL);
 
         int sig = wait_for_stop_signal(&stop);
         log_info("stopping", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
     }
 
     if (wrote_file && unlink(o.bootstrap_file) != 0 && errno != ENOENT)
-        log_warn("cannot remove the bootstrap file", "path", o.bootstrap_file, "reason",
-                 strerror(errno), NULL);
+        log_warn("cannot remove the bootstrap file", "path", o.bootstrap_file, "reason", strerror(errno), NULL);
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(rk);
     if (rc == 0)

@@ -87,8 +87,10 @@ static int publish_state(struct kafka_producer *p, const char *prefix, long coun
             } else if (r == 1) {
                 fake_sid(sid, "VJ", i);
                 fake_sid(sid2, "ZX", i);
-                snprintf(url, sizeof url, "https://0000000000000000.us-east-1.playback.live-video.net/api/video/v1/"
-                                          "us-east-1.000000000000.channel.%s.m3u8", sid);
+                snprintf(url, sizeof url,
+                         "https://0000000000000000.us-east-1.playback.live-video.net/api/video/v1/"
+                         "us-east-1.000000000000.channel.%s.m3u8",
+                         sid);
                 json_object_set_new(rec, "player_streamer_sid", json_string(sid));
                 json_object_set_new(rec, "media_processor_sid", json_string(sid2));
                 json_object_set_new(rec, "playback_grant",
@@ -113,8 +115,12 @@ static int publish_state(struct kafka_producer *p, const char *prefix, long coun
                 fprintf(stderr, "stagehand-loadgen: out of memory\n");
                 return 1;
             }
-            struct kafka_record kr = {.topic = TOPIC_STATE, .partition = RD_KAFKA_PARTITION_UA, .key = key,
-                                      .key_len = strlen(key), .value = value, .value_len = strlen(value)};
+            struct kafka_record kr = {.topic = TOPIC_STATE,
+                                      .partition = RD_KAFKA_PARTITION_UA,
+                                      .key = key,
+                                      .key_len = strlen(key),
+                                      .value = value,
+                                      .value_len = strlen(value)};
             rd_kafka_resp_err_t rc = kafka_produce_waiting(p, &kr, err, sizeof err);
             free(value);
             if (rc) {
@@ -172,18 +178,13 @@ int main(int argc, char **argv)
     const char *brokers = getenv("KAFKA_BROKERS");
     long count = -1, first = 0, rate = 0, listed = 0;
     int read = 0, state = 0;
-    static const struct option options[] = {{"stream", required_argument, NULL, 's'},
-                                            {"count", required_argument, NULL, 'n'},
-                                            {"type", required_argument, NULL, 't'},
-                                            {"prefix", required_argument, NULL, 'p'},
-                                            {"first", required_argument, NULL, 'f'},
-                                            {"rate", required_argument, NULL, 'r'},
-                                            {"read", no_argument, NULL, 'R'},
-                                            {"state", no_argument, NULL, 'S'},
-                                            {"listed", required_argument, NULL, 'l'},
-                                            {"brokers", required_argument, NULL, 'b'},
-                                            {"help", no_argument, NULL, 'h'},
-                                            {NULL, 0, NULL, 0}};
+    static const struct option options[] = {
+        {"stream", required_argument, NULL, 's'}, {"count", required_argument, NULL, 'n'},
+        {"type", required_argument, NULL, 't'},   {"prefix", required_argument, NULL, 'p'},
+        {"first", required_argument, NULL, 'f'},  {"rate", required_argument, NULL, 'r'},
+        {"read", no_argument, NULL, 'R'},         {"state", no_argument, NULL, 'S'},
+        {"listed", required_argument, NULL, 'l'}, {"brokers", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
         char *end;
@@ -283,9 +284,13 @@ int main(int argc, char **argv)
         kv_init(&headers);
         kv_add(&headers, "id", ev.id);
         kv_add(&headers, "type", ev.type);
-        struct kafka_record rec = {.topic = TOPIC_EVENTS, .partition = RD_KAFKA_PARTITION_UA,
-                                   .key = stream, .key_len = strlen(stream), .value = value,
-                                   .value_len = strlen(value), .headers = &headers};
+        struct kafka_record rec = {.topic = TOPIC_EVENTS,
+                                   .partition = RD_KAFKA_PARTITION_UA,
+                                   .key = stream,
+                                   .key_len = strlen(stream),
+                                   .value = value,
+                                   .value_len = strlen(value),
+                                   .headers = &headers};
         rd_kafka_resp_err_t rc = kafka_produce_waiting(p, &rec, err, sizeof err);
         kv_free(&headers);
         free(value);

@@ -18,7 +18,7 @@
 
 struct export_filter {
     const char *stream;
-    int64_t partition;           /* -1: any */
+    int64_t partition; /* -1: any */
     int64_t from_offset, to_offset;
     int64_t since_ms, until_ms;
     int by_time;

@@ -49,8 +49,12 @@ int replay_produce(struct kafka_producer *p, const char *stream, const char *id,
     kv_add(&headers, "type", type);
     if (redriven_from)
         kv_add(&headers, "redriven_from", redriven_from);
-    struct kafka_record rec = {.topic = TOPIC_EVENTS, .partition = RD_KAFKA_PARTITION_UA, .key = stream,
-                               .key_len = strlen(stream), .value = value, .value_len = strlen(value),
+    struct kafka_record rec = {.topic = TOPIC_EVENTS,
+                               .partition = RD_KAFKA_PARTITION_UA,
+                               .key = stream,
+                               .key_len = strlen(stream),
+                               .value = value,
+                               .value_len = strlen(value),
                                .headers = &headers};
     rd_kafka_resp_err_t rc = kafka_produce_waiting(p, &rec, err, sizeof err);
     kv_free(&headers);

@@ -221,8 +221,10 @@ int replay_offsets(int argc, char **argv, const char *brokers)
     if ((list = all_partitions(rk)) && find_offsets(rk, list, time_ms) == 0) {
         int held = join_group(rk);
         if (held >= 0 && held < list->cnt)
-            fprintf(stderr, "stagehand-replay: group %s has other members (this one holds %d of %d partitions): "
-                            "stop its workers first\n", group, held, list->cnt);
+            fprintf(stderr,
+                    "stagehand-replay: group %s has other members (this one holds %d of %d partitions): "
+                    "stop its workers first\n",
+                    group, held, list->cnt);
         else if (held == list->cnt && commit_marked(rk, list) == 0)
             rc = 0;
         rd_kafka_consumer_close(rk);

@@ -22,18 +22,17 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: stagehand-topics [options]\n"
-            "waits until Kafka answers, then creates $KAFKA_TOPIC_EVENTS, $KAFKA_TOPIC_DLQ and\n"
-            "$KAFKA_TOPIC_STATE (compacted); names default to stagehand.events, .dlq, .state\n"
-            "  --brokers B            bootstrap servers (default $KAFKA_BROKERS)\n"
-            "  --partitions N         partitions of the events and DLQ topics (default 12)\n"
-            "  --state-partitions N   partitions of the state topic (default: --partitions)\n"
-            "  --replication N        replication factor (default: the broker's)\n"
-            "  --retention-ms MS      retention of the events and DLQ topics (default 604800000, 7 days)\n"
-            "  --state-config K=V     another config of the state topic (repeatable)\n"
-            "  --wait-ms MS           how long to wait for the cluster (default 60000)\n"
-            "  --wait-only            only wait for the cluster\n");
+    fprintf(out, "usage: stagehand-topics [options]\n"
+                 "waits until Kafka answers, then creates $KAFKA_TOPIC_EVENTS, $KAFKA_TOPIC_DLQ and\n"
+                 "$KAFKA_TOPIC_STATE (compacted); names default to stagehand.events, .dlq, .state\n"
+                 "  --brokers B            bootstrap servers (default $KAFKA_BROKERS)\n"
+                 "  --partitions N         partitions of the events and DLQ topics (default 12)\n"
+                 "  --state-partitions N   partitions of the state topic (default: --partitions)\n"
+                 "  --replication N        replication factor (default: the broker's)\n"
+                 "  --retention-ms MS      retention of the events and DLQ topics (default 604800000, 7 days)\n"
+                 "  --state-config K=V     another config of the state topic (repeatable)\n"
+                 "  --wait-ms MS           how long to wait for the cluster (default 60000)\n"
+                 "  --wait-only            only wait for the cluster\n");
 }
 
 static int read_int(const char *text, long min, long max, long *out)
@@ -55,30 +54,51 @@ int main(int argc, char **argv)
     int wait_only = 0;
     const char *state_configs[MAX_STATE_CONFIGS + 2] = {"cleanup.policy=compact"};
     size_t n_state = 1;
-    static const struct option options[] = {
-        {"brokers", required_argument, NULL, 'b'},      {"partitions", required_argument, NULL, 'p'},
-        {"state-partitions", required_argument, NULL, 's'}, {"replication", required_argument, NULL, 'r'},
-        {"retention-ms", required_argument, NULL, 't'}, {"state-config", required_argument, NULL, 'c'},
-        {"wait-ms", required_argument, NULL, 'w'},      {"wait-only", no_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
+    static const struct option options[] = {{"brokers", required_argument, NULL, 'b'},
+                                            {"partitions", required_argument, NULL, 'p'},
+                                            {"state-partitions", required_argument, NULL, 's'},
+                                            {"replication", required_argument, NULL, 'r'},
+                                            {"retention-ms", required_argument, NULL, 't'},
+                                            {"state-config", required_argument, NULL, 'c'},
+                                            {"wait-ms", required_argument, NULL, 'w'},
+                                            {"wait-only", no_argument, NULL, 'o'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
     int opt, bad = 0;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
-        case 'b': brokers = optarg; break;
-        case 'p': bad |= read_int(optarg, 1, 10000, &partitions); break;
-        case 's': bad |= read_int(optarg, 1, 10000, &state_partitions); break;
-        case 'r': bad |= read_int(optarg, 1, 100, &replication); break;
-        case 't': bad |= read_int(optarg, -1, 1L << 40, &retention_ms); break;
-        case 'w': bad |= read_int(optarg, 0, 3600000, &wait_ms); break;
-        case 'o': wait_only = 1; break;
+        case 'b':
+            brokers = optarg;
+            break;
+        case 'p':
+            bad |= read_int(optarg, 1, 10000, &partitions);
+            break;
+        case 's':
+            bad |= read_int(optarg, 1, 10000, &state_partitions);
+            break;
+        case 'r':
+            bad |= read_int(optarg, 1, 100, &replication);
+            break;
+        case 't':
+            bad |= read_int(optarg, -1, 1L << 40, &retention_ms);
+            break;
+        case 'w':
+            bad |= read_int(optarg, 0, 3600000, &wait_ms);
+            break;
+        case 'o':
+            wait_only = 1;
+            break;
         case 'c':
             if (n_state >= MAX_STATE_CONFIGS || !strchr(optarg, '='))
                 bad = 1;
             else
                 state_configs[n_state++] = optarg;
             break;
-        case 'h': usage(stdout); return 0;
-        default: bad = 1;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            bad = 1;
         }
     }
     if (bad || optind != argc) {

@@ -28,17 +28,17 @@ struct emu_room {
     char *unique_name;
     char status[16]; /* in-progress, completed */
     char type[16];
-    char *status_callback;        /* NULL when none */
+    char *status_callback; /* NULL when none */
     char status_callback_method[8];
-    long sequence_number;         /* of its status callbacks */
+    long sequence_number; /* of its status callbacks */
     int max_participants;
     int max_participant_duration;
-    int empty_room_timeout;       /* minutes */
-    int unused_room_timeout;      /* minutes */
+    int empty_room_timeout;  /* minutes */
+    int unused_room_timeout; /* minutes */
     int audio_only;
     int record_participants_on_connect;
     int64_t created_ms, updated_ms, ended_ms;
-    int64_t empty_since_ms;       /* when the last participant left; 0 while occupied or unused */
+    int64_t empty_since_ms; /* when the last participant left; 0 while occupied or unused */
     int ever_occupied;
     int64_t composer_alone_since_ms; /* the video composer is the only one connected */
     struct emu_participant *participants;
@@ -56,32 +56,32 @@ struct emu_playback_grant {
 
 struct emu_player_streamer {
     char sid[EMU_SID_LEN + 1];
-    char status[16];          /* created, started, ended, failed */
-    char ended_reason[32];    /* "" while running */
+    char status[16];       /* created, started, ended, failed */
+    char ended_reason[32]; /* "" while running */
     int video;
     int max_duration;
-    char *status_callback;    /* NULL when none */
+    char *status_callback; /* NULL when none */
     char status_callback_method[8];
-    long sequence_number;     /* of its status callbacks */
+    long sequence_number;                              /* of its status callbacks */
     struct emu_playback_grant grants[EMU_GRANTS_KEPT]; /* the latest ones, a ring */
     size_t next_grant;
-    long players;             /* players connected with a valid grant */
+    long players; /* players connected with a valid grant */
     int64_t created_ms, updated_ms;
 };
 
 struct emu_media_processor {
     char sid[EMU_SID_LEN + 1];
-    char status[16];          /* started, ended, failed */
+    char status[16]; /* started, ended, failed */
     char ended_reason[32];
     char *extension;
-    char *extension_context;  /* the JSON text as sent */
+    char *extension_context; /* the JSON text as sent */
     char *extension_environment;
     char room_sid[EMU_SID_LEN + 1];
     int max_duration;
     char *status_callback;
     char status_callback_method[8];
     long sequence_number;
-    char *composer_identity;  /* the participant it joined the room as, or NULL */
+    char *composer_identity; /* the participant it joined the room as, or NULL */
     int64_t created_ms, updated_ms;
 };
 
@@ -115,14 +115,14 @@ struct emulator {
     atomic_long in_flight;
 
     struct webhook_sender *webhooks;
-    double time_scale;           /* > 1 shortens the rooms' empty/unused timeouts */
+    double time_scale; /* > 1 shortens the rooms' empty/unused timeouts */
     struct emu_faults faults;
 
     /* Counters for GET /_emulator/stats. */
     long requests;
     long requests_by_product[EMU_PRODUCTS];
     long responses_429;
-    json_t *sync_writes;         /* object SID -> writes accepted (items, data, permissions) */
+    json_t *sync_writes; /* object SID -> writes accepted (items, data, permissions) */
 };
 
 /* Writes prefix + 32 random hex digits into out. */
@@ -152,8 +152,7 @@ void video_tick(struct emulator *emu, int64_t now_ms);
  * participant-connected. Returns the participant (valid until the next
  * change to the room), or NULL with the Twilio error code in *code (53105
  * when the room is full). */
-struct emu_participant *video_connect(struct emulator *emu, struct emu_room *r, char *identity,
-                                      int *code);
+struct emu_participant *video_connect(struct emulator *emu, struct emu_room *r, char *identity, int *code);
 
 /* Disconnects the connected participant with this identity, if there is one. */
 void video_disconnect(struct emulator *emu, struct emu_room *r, const char *identity);
@@ -204,9 +203,8 @@ json_t *sync_state(const struct emulator *emu);
  * (want2 may be NULL). Returns the identity (malloc'd), or NULL after
  * answering with the error (401 for a bad token, 403 for missing grants).
  * When grant_out is not NULL it receives a reference to the grant object. */
-char *emu_check_access_token(const struct emulator *emu, const char *token, const char *grant,
-                             const char *field, const char *want1, const char *want2,
-                             json_t **grant_out, struct emu_response *resp);
+char *emu_check_access_token(const struct emulator *emu, const char *token, const char *grant, const char *field,
+                             const char *want1, const char *want2, json_t **grant_out, struct emu_response *resp);
 
 /* Shared by the products: Twilio's "not found" and list envelope. */
 void emu_not_found(struct emu_response *resp);

@@ -35,8 +35,8 @@ enum fault_action faults_decide(struct emu_faults *f, enum emu_product product)
 }
 
 /* Reads an optional number in [min, max]; 0 when fine, -1 when bad. */
-static int number(const struct emu_request *req, const char *name, double min, double max,
-                  double *out, char *err, size_t errlen)
+static int number(const struct emu_request *req, const char *name, double min, double max, double *out, char *err,
+                  size_t errlen)
 {
     const char *text = emu_param(req, name);
     if (!text)
@@ -79,9 +79,8 @@ int faults_configure(struct emu_faults *f, const struct emu_request *req, char *
 
 json_t *faults_json(const struct emu_faults *f)
 {
-    return json_pack("{s:{s:f, s:f, s:f}, s:f, s:I, s:I, s:I}", "error_rate",
-                     "video", f->error_rate[EMU_VIDEO], "media", f->error_rate[EMU_MEDIA],
-                     "sync", f->error_rate[EMU_SYNC], "drop_rate", f->drop_rate,
-                     "burst_429", (json_int_t)f->burst_429, "latency_ms", (json_int_t)f->latency_ms,
-                     "seed", (json_int_t)f->seed);
+    return json_pack("{s:{s:f, s:f, s:f}, s:f, s:I, s:I, s:I}", "error_rate", "video", f->error_rate[EMU_VIDEO],
+                     "media", f->error_rate[EMU_MEDIA], "sync", f->error_rate[EMU_SYNC], "drop_rate", f->drop_rate,
+                     "burst_429", (json_int_t)f->burst_429, "latency_ms", (json_int_t)f->latency_ms, "seed",
+                     (json_int_t)f->seed);
 }

@@ -22,8 +22,8 @@ void emu_error(struct emu_response *resp, unsigned status, int code, const char 
     char more_info[80];
     snprintf(more_info, sizeof more_info, "https://www.twilio.com/docs/errors/%d", code);
     emu_reply(resp, status,
-              json_pack("{s:i, s:s, s:s, s:i}", "code", code, "message", message,
-                        "more_info", more_info, "status", (int)status));
+              json_pack("{s:i, s:s, s:s, s:i}", "code", code, "message", message, "more_info", more_info, "status",
+                        (int)status));
 }
 
 const char *emu_header(const struct emu_request *req, const char *name)
@@ -95,21 +95,19 @@ json_t *emu_list_page(const char *key, json_t *all, const struct emu_request *re
     snprintf(self, sizeof self, "%s?PageSize=%ld&Page=%ld", url, page_size, page);
     snprintf(next, sizeof next, "%s?PageSize=%ld&Page=%ld", url, page_size, page + 1);
     int has_next = (size_t)((page + 1) * page_size) < total;
-    return json_pack("{s:o, s:{s:i, s:i, s:s, s:o, s:s, s:o, s:s}}", key, items, "meta",
-                     "page", (int)page, "page_size", (int)page_size, "first_page_url", first,
-                     "previous_page_url", page > 0 ? json_string(first) : json_null(),
-                     "url", self, "next_page_url", has_next ? json_string(next) : json_null(),
-                     "key", key);
+    return json_pack("{s:o, s:{s:i, s:i, s:s, s:o, s:s, s:o, s:s}}", key, items, "meta", "page", (int)page, "page_size",
+                     (int)page_size, "first_page_url", first, "previous_page_url",
+                     page > 0 ? json_string(first) : json_null(), "url", self, "next_page_url",
+                     has_next ? json_string(next) : json_null(), "key", key);
 }
 
-char *emu_check_access_token(const struct emulator *emu, const char *token, const char *grant,
-                             const char *field, const char *want1, const char *want2,
-                             json_t **grant_out, struct emu_response *resp)
+char *emu_check_access_token(const struct emulator *emu, const char *token, const char *grant, const char *field,
+                             const char *want1, const char *want2, json_t **grant_out, struct emu_response *resp)
 {
     char err[128];
     json_t *claims = NULL;
-    if (!token || token_verify_hs256(token, emu->api_key_secret, strlen(emu->api_key_secret),
-                                     time_now_ms() / 1000, 0, &claims, err, sizeof err) < 0) {
+    if (!token || token_verify_hs256(token, emu->api_key_secret, strlen(emu->api_key_secret), time_now_ms() / 1000, 0,
+                                     &claims, err, sizeof err) < 0) {
         emu_error(resp, 401, 20101, "Invalid Access Token");
         return NULL;
     }

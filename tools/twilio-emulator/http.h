@@ -13,10 +13,10 @@
 struct emu_request {
     struct MHD_Connection *conn;
     const char *method;
-    const char *path;                        /* decoded by MHD */
-    char *segments[EMU_MAX_SEGMENTS];        /* path split on '/' (owned) */
+    const char *path;                 /* decoded by MHD */
+    char *segments[EMU_MAX_SEGMENTS]; /* path split on '/' (owned) */
     int nsegments;
-    struct kv_list params;                   /* form body (POST) or query (GET) */
+    struct kv_list params; /* form body (POST) or query (GET) */
 };
 
 struct emu_response {

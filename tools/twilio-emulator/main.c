@@ -92,8 +92,7 @@ static int authorized(const struct emulator *emu, struct MHD_Connection *conn)
     return key_ok | account_ok;
 }
 
-static enum MHD_Result add_query_param(void *cls, enum MHD_ValueKind kind, const char *key,
-                                       const char *value)
+static enum MHD_Result add_query_param(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     (void)kind;
     kv_add(cls, key, value ? value : "");
@@ -205,25 +204,23 @@ static void own_api(struct emulator *emu, const struct emu_request *req, struct 
     const char *what = req->path + 11;
     const char *method = req->method;
     pthread_mutex_lock(&emu->lock);
-    if (video_simulate(emu, req, resp) || sync_simulate(emu, req, resp) ||
-        media_simulate(emu, req, resp)) {
+    if (video_simulate(emu, req, resp) || sync_simulate(emu, req, resp) || media_simulate(emu, req, resp)) {
         /* answered */
     } else if (strcmp(what, "state") == 0 && strcmp(method, "GET") == 0) {
-        emu_reply(resp, 200, json_pack("{s:o, s:o, s:o}", "rooms", video_state(emu),
-                                       "media", media_state(emu), "sync_services", sync_state(emu)));
+        emu_reply(resp, 200,
+                  json_pack("{s:o, s:o, s:o}", "rooms", video_state(emu), "media", media_state(emu), "sync_services",
+                            sync_state(emu)));
     } else if (strcmp(what, "stats") == 0 && strcmp(method, "GET") == 0) {
         long sent = 0, failed = 0, queued = 0;
         if (emu->webhooks)
             webhook_sender_counts(emu->webhooks, &sent, &failed, &queued);
-        emu_reply(resp, 200, json_pack("{s:I, s:{s:I, s:I, s:I}, s:I, s:O, s:{s:I, s:I, s:I}}",
-                                       "requests", (json_int_t)emu->requests, "requests_by_product",
-                                       "video", (json_int_t)emu->requests_by_product[0],
-                                       "media", (json_int_t)emu->requests_by_product[1],
-                                       "sync", (json_int_t)emu->requests_by_product[2],
-                                       "responses_429", (json_int_t)emu->responses_429,
-                                       "sync_writes", emu->sync_writes, "webhooks",
-                                       "sent", (json_int_t)sent, "failed", (json_int_t)failed,
-                                       "queued", (json_int_t)queued));
+        emu_reply(resp, 200,
+                  json_pack("{s:I, s:{s:I, s:I, s:I}, s:I, s:O, s:{s:I, s:I, s:I}}", "requests",
+                            (json_int_t)emu->requests, "requests_by_product", "video",
+                            (json_int_t)emu->requests_by_product[0], "media", (json_int_t)emu->requests_by_product[1],
+                            "sync", (json_int_t)emu->requests_by_product[2], "responses_429",
+                            (json_int_t)emu->responses_429, "sync_writes", emu->sync_writes, "webhooks", "sent",
+                            (json_int_t)sent, "failed", (json_int_t)failed, "queued", (json_int_t)queued));
     } else if (strcmp(what, "faults") == 0 && strcmp(method, "GET") == 0) {
         emu_reply(resp, 200, faults_json(&emu->faults));
     } else if (strcmp(what, "faults") == 0 && strcmp(method, "POST") == 0) {
@@ -246,8 +243,7 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, const struct e
     char *text = r->body ? json_dumps(r->body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     size_t len = text ? strlen(text) : 0;
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, text ? text : (void *)"",
-                                                                text ? MHD_RESPMEM_MUST_FREE
-                                                                     : MHD_RESPMEM_PERSISTENT);
+                                                                text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!resp) {
         free(text);
         return MHD_NO;
@@ -261,9 +257,8 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, const struct e
     return ret;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_size, void **con_cls)
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
     (void)version;
     struct emulator *emu = cls;
@@ -330,8 +325,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return ret;
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
     (void)conn;
@@ -565,10 +559,10 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    struct MHD_Daemon *daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL,
-        (uint16_t)port, NULL, NULL, on_request, &emu, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_CONNECTION_TIMEOUT, 60U, MHD_OPTION_END);
+    struct MHD_Daemon *daemon =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL, (uint16_t)port,
+                         NULL, NULL, on_request, &emu, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                         MHD_OPTION_CONNECTION_TIMEOUT, 60U, MHD_OPTION_END);
     if (!daemon) {
         fprintf(stderr, "twilio-emulator: cannot listen on port %ld\n", port);
         webhook_sender_free(emu.webhooks);

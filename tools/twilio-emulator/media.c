@@ -28,9 +28,8 @@
 #define DEFAULT_GRANT_TTL 15
 
 /* Starts a status callback's parameters with those both resources share. */
-static void callback_params(const struct emulator *emu, struct kv_list *params, const char *sid_name,
-                            const char *sid, const char *status, const char *event,
-                            const char *ended_reason, long *sequence)
+static void callback_params(const struct emulator *emu, struct kv_list *params, const char *sid_name, const char *sid,
+                            const char *status, const char *event, const char *ended_reason, long *sequence)
 {
     char ts[RFC3339_MS_LEN + 1], seq[24];
     time_format_rfc3339_ms(time_now_ms(), ts);
@@ -51,8 +50,7 @@ static void streamer_event(struct emulator *emu, struct emu_player_streamer *s, 
     if (!s->status_callback || !emu->webhooks)
         return;
     struct kv_list params;
-    callback_params(emu, &params, "PlayerStreamerSid", s->sid, s->status, event, s->ended_reason,
-                    &s->sequence_number);
+    callback_params(emu, &params, "PlayerStreamerSid", s->sid, s->status, event, s->ended_reason, &s->sequence_number);
     webhook_send(emu->webhooks, s->status_callback, s->status_callback_method, &params);
     kv_free(&params);
 }
@@ -62,8 +60,7 @@ static void processor_event(struct emulator *emu, struct emu_media_processor *p,
     if (!p->status_callback || !emu->webhooks)
         return;
     struct kv_list params;
-    callback_params(emu, &params, "MediaProcessorSid", p->sid, p->status, event, p->ended_reason,
-                    &p->sequence_number);
+    callback_params(emu, &params, "MediaProcessorSid", p->sid, p->status, event, p->ended_reason, &p->sequence_number);
     kv_add(&params, "Extension", p->extension);
     kv_add(&params, "ExtensionContext", p->extension_context);
     webhook_send(emu->webhooks, p->status_callback, p->status_callback_method, &params);
@@ -81,30 +78,26 @@ static json_t *streamer_json(const struct emulator *emu, const struct emu_player
     snprintf(url, sizeof url, MEDIA_BASE_URL "/PlayerStreamers/%s", s->sid);
     snprintf(grant, sizeof grant, "%s/PlaybackGrant", url);
     snprintf(metadata, sizeof metadata, "%s/TimedMetadata", url);
-    return json_pack("{s:s, s:o, s:o, s:b, s:{s:s, s:s}, s:s, s:s, s:s, s:o, s:s, s:o, s:i}",
-                     "account_sid", emu->account_sid,
-                     "date_created", emu_date_or_null(s->created_ms),
-                     "date_updated", emu_date_or_null(s->updated_ms), "video", s->video,
-                     "links", "timed_metadata", metadata, "playback_grant", grant,
-                     "sid", s->sid, "status", s->status, "url", url,
-                     "status_callback", s->status_callback ? json_string(s->status_callback) : json_null(),
-                     "status_callback_method", s->status_callback_method,
-                     "ended_reason", reason_or_null(s->ended_reason), "max_duration", s->max_duration);
+    return json_pack("{s:s, s:o, s:o, s:b, s:{s:s, s:s}, s:s, s:s, s:s, s:o, s:s, s:o, s:i}", "account_sid",
+                     emu->account_sid, "date_created", emu_date_or_null(s->created_ms), "date_updated",
+                     emu_date_or_null(s->updated_ms), "video", s->video, "links", "timed_metadata", metadata,
+                     "playback_grant", grant, "sid", s->sid, "status", s->status, "url", url, "status_callback",
+                     s->status_callback ? json_string(s->status_callback) : json_null(), "status_callback_method",
+                     s->status_callback_method, "ended_reason", reason_or_null(s->ended_reason), "max_duration",
+                     s->max_duration);
 }
 
 static json_t *processor_json(const struct emulator *emu, const struct emu_media_processor *p)
 {
     char url[128];
     snprintf(url, sizeof url, MEDIA_BASE_URL "/MediaProcessors/%s", p->sid);
-    return json_pack("{s:s, s:s, s:o, s:o, s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:i}",
-                     "account_sid", emu->account_sid, "sid", p->sid,
-                     "date_created", emu_date_or_null(p->created_ms),
-                     "date_updated", emu_date_or_null(p->updated_ms), "extension", p->extension,
-                     "extension_context", p->extension_context, "status", p->status, "url", url,
-                     "ended_reason", reason_or_null(p->ended_reason),
-                     "status_callback", p->status_callback ? json_string(p->status_callback) : json_null(),
-                     "status_callback_method", p->status_callback_method,
-                     "max_duration", p->max_duration);
+    return json_pack("{s:s, s:s, s:o, s:o, s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:i}", "account_sid", emu->account_sid,
+                     "sid", p->sid, "date_created", emu_date_or_null(p->created_ms), "date_updated",
+                     emu_date_or_null(p->updated_ms), "extension", p->extension, "extension_context",
+                     p->extension_context, "status", p->status, "url", url, "ended_reason",
+                     reason_or_null(p->ended_reason), "status_callback",
+                     p->status_callback ? json_string(p->status_callback) : json_null(), "status_callback_method",
+                     p->status_callback_method, "max_duration", p->max_duration);
 }
 
 static struct emu_player_streamer *find_streamer(struct emulator *emu, const char *sid)
@@ -191,8 +184,8 @@ static void create_streamer(struct emulator *emu, const struct emu_request *req,
     emu_reply(resp, 201, streamer_json(emu, s));
 }
 
-static void playback_grant(struct emulator *emu, struct emu_player_streamer *s,
-                           const struct emu_request *req, struct emu_response *resp)
+static void playback_grant(struct emulator *emu, struct emu_player_streamer *s, const struct emu_request *req,
+                           struct emu_response *resp)
 {
     if (strcmp(req->method, "POST") != 0) {
         emu_error(resp, 405, 20004, "Method not allowed: fetching a PlaybackGrant is not enabled");
@@ -213,15 +206,13 @@ static void playback_grant(struct emulator *emu, struct emu_player_streamer *s,
     struct emu_playback_grant *g = &s->grants[s->next_grant++ % EMU_GRANTS_KEPT];
     snprintf(g->token, sizeof g->token, "%s", token + 2);
     g->expires_ms = time_now_ms() + ttl * 1000;
-    snprintf(playback, sizeof playback,
-             "https://emulator.playback.live-video.net/api/video/v1/%s.m3u8?token=%s",
+    snprintf(playback, sizeof playback, "https://emulator.playback.live-video.net/api/video/v1/%s.m3u8?token=%s",
              s->sid, g->token);
     snprintf(url, sizeof url, MEDIA_BASE_URL "/PlayerStreamers/%s/PlaybackGrant", s->sid);
     emu_reply(resp, 201,
-              json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:s, s:n}}", "sid", s->sid, "url", url,
-                        "account_sid", emu->account_sid, "date_created", emu_date_or_null(time_now_ms()),
-                        "grant", "playbackUrl", playback, "playerStreamerSid", s->sid,
-                        "requestCredentials"));
+              json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:s, s:n}}", "sid", s->sid, "url", url, "account_sid",
+                        emu->account_sid, "date_created", emu_date_or_null(time_now_ms()), "grant", "playbackUrl",
+                        playback, "playerStreamerSid", s->sid, "requestCredentials"));
 }
 
 static void end_streamer(struct emulator *emu, struct emu_player_streamer *s, const char *reason)
@@ -237,8 +228,7 @@ static void end_streamer(struct emulator *emu, struct emu_player_streamer *s, co
 
 /* Ends a running MediaProcessor (status "ended", or "failed" when reason is
  * a failure); its composer leaves the room. */
-static void end_processor(struct emulator *emu, struct emu_media_processor *p, const char *status,
-                          const char *reason)
+static void end_processor(struct emulator *emu, struct emu_media_processor *p, const char *status, const char *reason)
 {
     if (strcmp(p->status, "started") != 0)
         return;
@@ -248,8 +238,7 @@ static void end_processor(struct emulator *emu, struct emu_media_processor *p, c
     struct emu_room *r = p->room_sid[0] ? video_find_room(emu, p->room_sid) : NULL;
     if (r && p->composer_identity && strcmp(r->status, "in-progress") == 0)
         video_disconnect(emu, r, p->composer_identity);
-    processor_event(emu, p, strcmp(status, "failed") == 0 ? "media-processor-failed"
-                                                          : "media-processor-ended");
+    processor_event(emu, p, strcmp(status, "failed") == 0 ? "media-processor-failed" : "media-processor-ended");
 }
 
 static void streamers(struct emulator *emu, const struct emu_request *req, struct emu_response *resp)
@@ -314,7 +303,7 @@ static const char *check_context(struct emulator *emu, const json_t *ctx, char r
         return "ExtensionContext.outputs must list at least one PlayerStreamer";
     size_t i;
     const json_t *out;
-    json_array_foreach(outputs, i, out) {
+    json_array_foreach (outputs, i, out) {
         struct emu_player_streamer *s = json_is_string(out) ? find_streamer(emu, json_string_value(out)) : NULL;
         if (!s || strcmp(s->status, "ended") == 0 || strcmp(s->status, "failed") == 0)
             return "ExtensionContext.outputs names a PlayerStreamer that does not exist or has ended";
@@ -344,7 +333,7 @@ static void start_composer(struct emulator *emu, struct emu_media_processor *p, 
     }
     size_t i;
     const json_t *out;
-    json_array_foreach(json_object_get(context, "outputs"), i, out) {
+    json_array_foreach (json_object_get(context, "outputs"), i, out) {
         struct emu_player_streamer *s = find_streamer(emu, json_string_value(out));
         if (s && strcmp(s->status, "created") == 0) {
             snprintf(s->status, sizeof s->status, "started");
@@ -544,8 +533,8 @@ int media_simulate(struct emulator *emu, const struct emu_request *req, struct e
         return 1;
     }
     json_t *grant = NULL;
-    char *identity = emu_check_access_token(emu, emu_param(req, "Token"), "player",
-                                            "playerStreamerSid", s->sid, NULL, &grant, resp);
+    char *identity = emu_check_access_token(emu, emu_param(req, "Token"), "player", "playerStreamerSid", s->sid, NULL,
+                                            &grant, resp);
     if (!identity)
         return 1;
     if (!grant_is_current(s, json_string_value(json_object_get(grant, "playbackUrl")), time_now_ms())) {
@@ -554,8 +543,9 @@ int media_simulate(struct emulator *emu, const struct emu_request *req, struct e
         emu_error(resp, 400, 21000, "PlayerStreamer is not streaming");
     } else {
         s->players++;
-        emu_reply(resp, 201, json_pack("{s:s, s:s, s:s}", "player_streamer_sid", s->sid,
-                                       "identity", identity, "state", "playing"));
+        emu_reply(resp, 201,
+                  json_pack("{s:s, s:s, s:s}", "player_streamer_sid", s->sid, "identity", identity, "state",
+                            "playing"));
     }
     json_decref(grant);
     free(identity);

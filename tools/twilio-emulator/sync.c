@@ -37,14 +37,14 @@ struct emu_sync_object {
     char sid[EMU_SID_LEN + 1];
     char *unique_name;
     long revision;
-    json_t *data;                 /* documents */
-    struct emu_sync_item *items;  /* maps */
+    json_t *data;                /* documents */
+    struct emu_sync_item *items; /* maps */
     size_t nitems;
     struct emu_permission *perms;
     size_t nperms;
     int64_t created_ms, updated_ms;
-    double write_tokens;       /* Sync's per-object write budget */
-    int64_t tokens_at_ms;      /* when write_tokens was last refilled */
+    double write_tokens;  /* Sync's per-object write budget */
+    int64_t tokens_at_ms; /* when write_tokens was last refilled */
 };
 
 struct emu_endpoint {
@@ -65,7 +65,7 @@ struct emu_sync_service {
     size_t ndocs;
     struct emu_endpoint *endpoints;
     size_t nendpoints;
-    double create_tokens;         /* the service's object creation budget */
+    double create_tokens; /* the service's object creation budget */
     int64_t create_tokens_at_ms;
     int64_t created_ms, updated_ms;
 };
@@ -94,44 +94,39 @@ static json_t *service_json(const struct emulator *emu, const struct emu_sync_se
     snprintf(streams, sizeof streams, "%s/Streams", url);
     return json_pack("{s:s, s:n, s:s, s:o, s:o, s:o, s:s, s:o, s:b, s:b, s:b, s:b, s:i, "
                      "s:{s:s, s:s, s:s, s:s}}",
-                     "sid", s->sid, "unique_name", "account_sid", emu->account_sid,
-                     "friendly_name", s->friendly_name ? json_string(s->friendly_name) : json_null(),
-                     "date_created", emu_date_or_null(s->created_ms),
-                     "date_updated", emu_date_or_null(s->updated_ms), "url", url,
+                     "sid", s->sid, "unique_name", "account_sid", emu->account_sid, "friendly_name",
+                     s->friendly_name ? json_string(s->friendly_name) : json_null(), "date_created",
+                     emu_date_or_null(s->created_ms), "date_updated", emu_date_or_null(s->updated_ms), "url", url,
                      "webhook_url", s->webhook_url ? json_string(s->webhook_url) : json_null(),
-                     "webhooks_from_rest_enabled", s->webhooks_from_rest,
-                     "reachability_webhooks_enabled", s->reachability, "acl_enabled", s->acl_enabled,
-                     "reachability_debouncing_enabled", s->debouncing,
-                     "reachability_debouncing_window", s->debouncing_window, "links",
-                     "documents", docs, "lists", lists, "maps", maps, "streams", streams);
+                     "webhooks_from_rest_enabled", s->webhooks_from_rest, "reachability_webhooks_enabled",
+                     s->reachability, "acl_enabled", s->acl_enabled, "reachability_debouncing_enabled", s->debouncing,
+                     "reachability_debouncing_window", s->debouncing_window, "links", "documents", docs, "lists", lists,
+                     "maps", maps, "streams", streams);
 }
 
-static json_t *map_json(const struct emulator *emu, const struct emu_sync_service *s,
-                        const struct emu_sync_object *m)
+static json_t *map_json(const struct emulator *emu, const struct emu_sync_service *s, const struct emu_sync_object *m)
 {
     char url[192], items[224], perms[224];
     snprintf(url, sizeof url, SYNC_BASE_URL "/Services/%s/Maps/%s", s->sid, m->sid);
     snprintf(items, sizeof items, "%s/Items", url);
     snprintf(perms, sizeof perms, "%s/Permissions", url);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:o, s:n, s:o, s:o, s:s}",
-                     "sid", m->sid, "unique_name", m->unique_name, "account_sid", emu->account_sid,
-                     "service_sid", s->sid, "url", url, "links", "items", items, "permissions", perms,
-                     "revision", revision_json(m->revision), "date_expires",
-                     "date_created", emu_date_or_null(m->created_ms),
-                     "date_updated", emu_date_or_null(m->updated_ms), "created_by", "system");
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:o, s:n, s:o, s:o, s:s}", "sid", m->sid, "unique_name",
+                     m->unique_name, "account_sid", emu->account_sid, "service_sid", s->sid, "url", url, "links",
+                     "items", items, "permissions", perms, "revision", revision_json(m->revision), "date_expires",
+                     "date_created", emu_date_or_null(m->created_ms), "date_updated", emu_date_or_null(m->updated_ms),
+                     "created_by", "system");
 }
 
-static json_t *item_json(const struct emulator *emu, const struct emu_sync_service *s,
-                         const struct emu_sync_object *m, const struct emu_sync_item *it)
+static json_t *item_json(const struct emulator *emu, const struct emu_sync_service *s, const struct emu_sync_object *m,
+                         const struct emu_sync_item *it)
 {
     char url[512];
     snprintf(url, sizeof url, SYNC_BASE_URL "/Services/%s/Maps/%s/Items/%s", s->sid, m->sid, it->key);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:O, s:n, s:o, s:o, s:s}",
-                     "key", it->key, "account_sid", emu->account_sid, "service_sid", s->sid,
-                     "map_sid", m->sid, "url", url, "revision", revision_json(it->revision),
-                     "data", it->data, "date_expires",
-                     "date_created", emu_date_or_null(it->created_ms),
-                     "date_updated", emu_date_or_null(it->updated_ms), "created_by", "system");
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:O, s:n, s:o, s:o, s:s}", "key", it->key, "account_sid",
+                     emu->account_sid, "service_sid", s->sid, "map_sid", m->sid, "url", url, "revision",
+                     revision_json(it->revision), "data", it->data, "date_expires", "date_created",
+                     emu_date_or_null(it->created_ms), "date_updated", emu_date_or_null(it->updated_ms), "created_by",
+                     "system");
 }
 
 static json_t *document_json(const struct emulator *emu, const struct emu_sync_service *s,
@@ -140,24 +135,22 @@ static json_t *document_json(const struct emulator *emu, const struct emu_sync_s
     char url[192], perms[224];
     snprintf(url, sizeof url, SYNC_BASE_URL "/Services/%s/Documents/%s", s->sid, d->sid);
     snprintf(perms, sizeof perms, "%s/Permissions", url);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s}, s:o, s:O, s:n, s:o, s:o, s:s}",
-                     "sid", d->sid, "unique_name", d->unique_name, "account_sid", emu->account_sid,
-                     "service_sid", s->sid, "url", url, "links", "permissions", perms,
-                     "revision", revision_json(d->revision), "data", d->data, "date_expires",
-                     "date_created", emu_date_or_null(d->created_ms),
-                     "date_updated", emu_date_or_null(d->updated_ms), "created_by", "system");
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s}, s:o, s:O, s:n, s:o, s:o, s:s}", "sid", d->sid, "unique_name",
+                     d->unique_name, "account_sid", emu->account_sid, "service_sid", s->sid, "url", url, "links",
+                     "permissions", perms, "revision", revision_json(d->revision), "data", d->data, "date_expires",
+                     "date_created", emu_date_or_null(d->created_ms), "date_updated", emu_date_or_null(d->updated_ms),
+                     "created_by", "system");
 }
 
 static json_t *permission_json(const struct emulator *emu, const struct emu_sync_service *s,
-                               const struct emu_sync_object *o, const char *kind,
-                               const struct emu_permission *p)
+                               const struct emu_sync_object *o, const char *kind, const struct emu_permission *p)
 {
     char url[512];
     snprintf(url, sizeof url, SYNC_BASE_URL "/Services/%s/%s/%s/Permissions/%s", s->sid,
              strcmp(kind, "map_sid") == 0 ? "Maps" : "Documents", o->sid, p->identity);
-    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:s}", "account_sid", emu->account_sid,
-                     "service_sid", s->sid, kind, o->sid, "identity", p->identity, "read", p->read,
-                     "write", p->write, "manage", p->manage, "url", url);
+    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:s}", "account_sid", emu->account_sid, "service_sid", s->sid,
+                     kind, o->sid, "identity", p->identity, "read", p->read, "write", p->write, "manage", p->manage,
+                     "url", url);
 }
 
 /* --- rate limit and write counts ----------------------------------------------------------- */
@@ -190,8 +183,7 @@ static int bucket_take(double *tokens, int64_t *at_ms, double rate, double burst
  * answering 429 / 54009. */
 static int take_create(struct emulator *emu, struct emu_sync_service *s, struct emu_response *resp)
 {
-    if (bucket_take(&s->create_tokens, &s->create_tokens_at_ms, emu->sync_creates_per_s,
-                    emu->sync_burst_s))
+    if (bucket_take(&s->create_tokens, &s->create_tokens_at_ms, emu->sync_creates_per_s, emu->sync_burst_s))
         return 1;
     emu->responses_429++;
     emu_error(resp, 429, 54009, "Rate limit exceeded for object creation in the Sync service");
@@ -289,9 +281,8 @@ static void free_object(struct emu_sync_object *o)
 /* Adds an object to *list; answers 54301 when the unique name is taken and
  * 54009 when the service creates too fast. */
 static struct emu_sync_object *create_object(struct emulator *emu, struct emu_sync_service *s,
-                                             struct emu_sync_object **list, size_t *n,
-                                             const char *prefix, const struct emu_request *req,
-                                             struct emu_response *resp)
+                                             struct emu_sync_object **list, size_t *n, const char *prefix,
+                                             const struct emu_request *req, struct emu_response *resp)
 {
     const char *name = emu_param(req, "UniqueName");
     if (name && strlen(name) > MAX_KEY_CHARS) {
@@ -326,9 +317,8 @@ static void delete_object(struct emu_sync_object *list, size_t *n, struct emu_sy
     (*n)--;
 }
 
-static void permissions(struct emulator *emu, struct emu_sync_service *s, struct emu_sync_object *o,
-                        const char *kind, const struct emu_request *req, int first,
-                        struct emu_response *resp)
+static void permissions(struct emulator *emu, struct emu_sync_service *s, struct emu_sync_object *o, const char *kind,
+                        const struct emu_request *req, int first, struct emu_response *resp)
 {
     if (req->nsegments == first) {
         if (strcmp(req->method, "GET") != 0) {
@@ -668,8 +658,7 @@ static void documents(struct emulator *emu, struct emu_sync_service *s, const st
 
 /* Applies the service parameters of a create or update. Returns 0, or -1
  * after answering with the error. */
-static int apply_service_params(struct emu_sync_service *s, const struct emu_request *req,
-                                struct emu_response *resp)
+static int apply_service_params(struct emu_sync_service *s, const struct emu_request *req, struct emu_response *resp)
 {
     int acl = emu_param_bool(req, "AclEnabled", s->acl_enabled);
     int reach = emu_param_bool(req, "ReachabilityWebhooksEnabled", s->reachability);
@@ -678,8 +667,9 @@ static int apply_service_params(struct emu_sync_service *s, const struct emu_req
     int ok = 1;
     long window = emu_param_long(req, "ReachabilityDebouncingWindow", s->debouncing_window, &ok);
     if (acl < 0 || reach < 0 || debounce < 0 || from_rest < 0 || !ok || window < 1000 || window > 30000) {
-        emu_error(resp, 400, 20001, "Invalid parameter: booleans must be true or false, "
-                                    "ReachabilityDebouncingWindow 1000 to 30000");
+        emu_error(resp, 400, 20001,
+                  "Invalid parameter: booleans must be true or false, "
+                  "ReachabilityDebouncingWindow 1000 to 30000");
         return -1;
     }
     const char *friendly = emu_param(req, "FriendlyName");
@@ -748,8 +738,7 @@ static void create_service(struct emulator *emu, const struct emu_request *req, 
 
 int sync_handle(struct emulator *emu, const struct emu_request *req, struct emu_response *resp)
 {
-    if (req->nsegments < 2 || strcmp(req->segments[0], "v1") != 0 ||
-        strcmp(req->segments[1], "Services") != 0)
+    if (req->nsegments < 2 || strcmp(req->segments[0], "v1") != 0 || strcmp(req->segments[1], "Services") != 0)
         return 0;
     if (req->nsegments == 2) {
         if (strcmp(req->method, "POST") == 0) {
@@ -834,8 +823,8 @@ json_t *sync_state(const struct emulator *emu)
 
 /* --- simulated client endpoints ------------------------------------------------------------ */
 
-static void reachability_event(struct emulator *emu, const struct emu_sync_service *s,
-                               const struct emu_endpoint *ep, const char *event)
+static void reachability_event(struct emulator *emu, const struct emu_sync_service *s, const struct emu_endpoint *ep,
+                               const char *event)
 {
     if (!s->reachability || !s->webhook_url || !emu->webhooks)
         return;
@@ -852,11 +841,11 @@ static void reachability_event(struct emulator *emu, const struct emu_sync_servi
     webhook_send(emu->webhooks, s->webhook_url, "POST", &params);
 }
 
-static void connect_endpoint(struct emulator *emu, struct emu_sync_service *s,
-                             const struct emu_request *req, struct emu_response *resp)
+static void connect_endpoint(struct emulator *emu, struct emu_sync_service *s, const struct emu_request *req,
+                             struct emu_response *resp)
 {
-    char *identity = emu_check_access_token(emu, emu_param(req, "Token"), "data_sync",
-                                            "service_sid", s->sid, NULL, NULL, resp);
+    char *identity = emu_check_access_token(emu, emu_param(req, "Token"), "data_sync", "service_sid", s->sid, NULL,
+                                            NULL, resp);
     if (!identity)
         return;
     /* A reconnection within the debouncing window cancels the pending
@@ -883,8 +872,8 @@ static void connect_endpoint(struct emulator *emu, struct emu_sync_service *s,
     ep->connected = 1;
     if (!cancelled)
         reachability_event(emu, s, ep, "endpoint_connected");
-    emu_reply(resp, 201, json_pack("{s:s, s:s, s:s}", "endpoint_id", ep->id, "identity", ep->identity,
-                                   "service_sid", s->sid));
+    emu_reply(resp, 201,
+              json_pack("{s:s, s:s, s:s}", "endpoint_id", ep->id, "identity", ep->identity, "service_sid", s->sid));
 }
 
 static void disconnect_endpoint(struct emulator *emu, struct emu_sync_service *s, const char *id,
@@ -913,8 +902,7 @@ static void disconnect_endpoint(struct emulator *emu, struct emu_sync_service *s
 int sync_simulate(struct emulator *emu, const struct emu_request *req, struct emu_response *resp)
 {
     /* segments: _emulator sync {service} endpoints [{id} disconnect] */
-    if (req->nsegments < 4 || strcmp(req->segments[1], "sync") != 0 ||
-        strcmp(req->segments[3], "endpoints") != 0)
+    if (req->nsegments < 4 || strcmp(req->segments[1], "sync") != 0 || strcmp(req->segments[3], "endpoints") != 0)
         return 0;
     if (strcmp(req->method, "POST") != 0) {
         method_not_allowed(resp);

@@ -24,44 +24,34 @@ static json_t *room_json(const struct emulator *emu, const struct emu_room *r)
     json_t *duration = r->ended_ms ? json_integer((r->ended_ms - r->created_ms) / 1000) : json_null();
     return json_pack("{s:s, s:s, s:o, s:o, s:s, s:b, s:s, s:o, s:s, s:o, s:o, s:s, s:i, s:i, "
                      "s:b, s:[s,s], s:s, s:b, s:i, s:i, s:b, s:s, s:{s:s, s:s, s:s}}",
-                     "sid", r->sid, "status", r->status,
-                     "date_created", emu_date_or_null(r->created_ms),
-                     "date_updated", emu_date_or_null(r->updated_ms),
-                     "account_sid", emu->account_sid, "enable_turn", 1,
-                     "unique_name", r->unique_name,
-                     "status_callback", r->status_callback ? json_string(r->status_callback) : json_null(),
-                     "status_callback_method", r->status_callback_method,
-                     "end_time", emu_date_or_null(r->ended_ms), "duration", duration,
-                     "type", r->type, "max_participants", r->max_participants,
-                     "max_participant_duration", r->max_participant_duration,
-                     "record_participants_on_connect", r->record_participants_on_connect,
-                     "video_codecs", "VP8", "H264", "media_region", "us1",
-                     "audio_only", r->audio_only,
-                     "empty_room_timeout", r->empty_room_timeout,
-                     "unused_room_timeout", r->unused_room_timeout, "large_room", 0,
-                     "url", url, "links", "participants", participants, "recordings", recordings,
+                     "sid", r->sid, "status", r->status, "date_created", emu_date_or_null(r->created_ms),
+                     "date_updated", emu_date_or_null(r->updated_ms), "account_sid", emu->account_sid, "enable_turn", 1,
+                     "unique_name", r->unique_name, "status_callback",
+                     r->status_callback ? json_string(r->status_callback) : json_null(), "status_callback_method",
+                     r->status_callback_method, "end_time", emu_date_or_null(r->ended_ms), "duration", duration, "type",
+                     r->type, "max_participants", r->max_participants, "max_participant_duration",
+                     r->max_participant_duration, "record_participants_on_connect", r->record_participants_on_connect,
+                     "video_codecs", "VP8", "H264", "media_region", "us1", "audio_only", r->audio_only,
+                     "empty_room_timeout", r->empty_room_timeout, "unused_room_timeout", r->unused_room_timeout,
+                     "large_room", 0, "url", url, "links", "participants", participants, "recordings", recordings,
                      "recording_rules", rules);
 }
 
-static json_t *participant_json(const struct emulator *emu, const struct emu_room *r,
-                                const struct emu_participant *p)
+static json_t *participant_json(const struct emulator *emu, const struct emu_room *r, const struct emu_participant *p)
 {
     char url[192];
     snprintf(url, sizeof url, VIDEO_BASE_URL "/Rooms/%s/Participants/%s", r->sid, p->sid);
     json_t *duration = p->end_ms ? json_integer((p->end_ms - p->start_ms) / 1000) : json_null();
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s}",
-                     "sid", p->sid, "room_sid", r->sid, "account_sid", emu->account_sid,
-                     "status", p->status, "identity", p->identity,
-                     "date_created", emu_date_or_null(p->start_ms),
-                     "date_updated", emu_date_or_null(p->end_ms ? p->end_ms : p->start_ms),
-                     "start_time", emu_date_or_null(p->start_ms), "end_time", emu_date_or_null(p->end_ms),
-                     "duration", duration, "url", url);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s}", "sid", p->sid, "room_sid", r->sid,
+                     "account_sid", emu->account_sid, "status", p->status, "identity", p->identity, "date_created",
+                     emu_date_or_null(p->start_ms), "date_updated",
+                     emu_date_or_null(p->end_ms ? p->end_ms : p->start_ms), "start_time", emu_date_or_null(p->start_ms),
+                     "end_time", emu_date_or_null(p->end_ms), "duration", duration, "url", url);
 }
 
 /* A room by SID (any status) or by unique name (in progress only). */
 /* Sends the room's status callback for event (participant may be NULL). */
-static void room_event(struct emulator *emu, struct emu_room *r, const char *event,
-                       const struct emu_participant *p)
+static void room_event(struct emulator *emu, struct emu_room *r, const char *event, const struct emu_participant *p)
 {
     if (!r->status_callback || !emu->webhooks)
         return;
@@ -130,8 +120,7 @@ static int is_composer(const struct emu_participant *p)
 
 /* The video composer leaves a room after being alone in it for five minutes
  * (its MediaProcessor keeps running: Twilio Live behaved so). */
-static void composers_leave_when_alone(struct emulator *emu, struct emu_room *r, int64_t now_ms,
-                                       double scale)
+static void composers_leave_when_alone(struct emulator *emu, struct emu_room *r, int64_t now_ms, double scale)
 {
     size_t connected = 0, composers = 0;
     for (size_t i = 0; i < r->nparticipants; i++) {
@@ -193,8 +182,7 @@ static struct emu_participant *find_participant(struct emu_room *r, const char *
         if (strcmp(p->sid, id) == 0)
             return p;
         /* By identity: the connected one, else the latest. */
-        if (strcmp(p->identity, id) == 0 &&
-            (!by_identity || strcmp(p->status, "connected") == 0))
+        if (strcmp(p->identity, id) == 0 && (!by_identity || strcmp(p->status, "connected") == 0))
             by_identity = p;
     }
     return by_identity;
@@ -222,9 +210,8 @@ static void create_room(struct emulator *emu, const struct emu_request *req, str
         emu_error(resp, 400, 53103, "Unable to create Room: invalid Type");
         return;
     }
-    if (max_participants < 1 || max_participants > MAX_GROUP_PARTICIPANTS ||
-        max_duration < 600 || max_duration > 86400 || empty_timeout < 1 || empty_timeout > 60 ||
-        unused_timeout < 1 || unused_timeout > 60) {
+    if (max_participants < 1 || max_participants > MAX_GROUP_PARTICIPANTS || max_duration < 600 ||
+        max_duration > 86400 || empty_timeout < 1 || empty_timeout > 60 || unused_timeout < 1 || unused_timeout > 60) {
         emu_error(resp, 400, 53103, "Unable to create Room: a parameter is out of range");
         return;
     }
@@ -349,8 +336,7 @@ static void participants(struct emulator *emu, struct emu_room *r, const struct 
 
 int video_handle(struct emulator *emu, const struct emu_request *req, struct emu_response *resp)
 {
-    if (req->nsegments < 2 || strcmp(req->segments[0], "v1") != 0 ||
-        strcmp(req->segments[1], "Rooms") != 0)
+    if (req->nsegments < 2 || strcmp(req->segments[0], "v1") != 0 || strcmp(req->segments[1], "Rooms") != 0)
         return 0;
     if (req->nsegments == 2) {
         if (strcmp(req->method, "POST") == 0)
@@ -413,8 +399,7 @@ json_t *video_state(const struct emulator *emu)
     return rooms;
 }
 
-struct emu_participant *video_connect(struct emulator *emu, struct emu_room *r, char *identity,
-                                     int *code)
+struct emu_participant *video_connect(struct emulator *emu, struct emu_room *r, char *identity, int *code)
 {
     /* The same identity joining again replaces the earlier connection. */
     video_disconnect(emu, r, identity);
@@ -452,8 +437,8 @@ void video_disconnect(struct emulator *emu, struct emu_room *r, const char *iden
 static void simulate_join(struct emulator *emu, struct emu_room *r, const struct emu_request *req,
                           struct emu_response *resp)
 {
-    char *identity = emu_check_access_token(emu, emu_param(req, "Token"), "video", "room",
-                                            r->unique_name, r->sid, NULL, resp);
+    char *identity = emu_check_access_token(emu, emu_param(req, "Token"), "video", "room", r->unique_name, r->sid, NULL,
+                                            resp);
     if (!identity)
         return;
     int code = 0;
@@ -469,8 +454,7 @@ static void simulate_join(struct emulator *emu, struct emu_room *r, const struct
 int video_simulate(struct emulator *emu, const struct emu_request *req, struct emu_response *resp)
 {
     /* segments: _emulator rooms {room} participants [{identity} leave] */
-    if (req->nsegments < 4 || strcmp(req->segments[1], "rooms") != 0 ||
-        strcmp(req->segments[3], "participants") != 0)
+    if (req->nsegments < 4 || strcmp(req->segments[1], "rooms") != 0 || strcmp(req->segments[3], "participants") != 0)
         return 0;
     if (strcmp(req->method, "POST") != 0) {
         emu_error(resp, 405, 20004, "Method not allowed");

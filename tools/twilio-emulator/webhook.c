@@ -63,7 +63,9 @@ static long deliver_once(struct webhook_sender *ws, CURL *curl, const struct pen
     if (signature_compute(ws->auth_token, url, is_get ? NULL : &p->params, signature) == 0) {
         snprintf(header, sizeof header, "X-Twilio-Signature: %s", signature);
         struct curl_slist *headers = curl_slist_append(NULL, header);
-        struct curl_slist *more = headers ? curl_slist_append(headers, "Content-Type: application/x-www-form-urlencoded") : NULL;
+        struct curl_slist *more = headers
+                                      ? curl_slist_append(headers, "Content-Type: application/x-www-form-urlencoded")
+                                      : NULL;
         if (more) {
             headers = more;
             curl_easy_reset(curl);
@@ -160,8 +162,7 @@ static void *run(void *arg)
     return NULL;
 }
 
-struct webhook_sender *webhook_sender_new(const char *auth_token, int deliver_twice,
-                                          int max_attempts)
+struct webhook_sender *webhook_sender_new(const char *auth_token, int deliver_twice, int max_attempts)
 {
     struct webhook_sender *ws = calloc(1, sizeof *ws);
     if (!ws)
@@ -180,8 +181,7 @@ struct webhook_sender *webhook_sender_new(const char *auth_token, int deliver_tw
     return ws;
 }
 
-void webhook_send(struct webhook_sender *ws, const char *url, const char *method,
-                  struct kv_list *params)
+void webhook_send(struct webhook_sender *ws, const char *url, const char *method, struct kv_list *params)
 {
     struct pending *p = calloc(1, sizeof *p);
     if (!p || !(p->url = strdup(url))) {
