@@ -83,6 +83,7 @@ deps:
 	@sh tools/deps.sh
 
 test: deps
+	@sh tools/format-check
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/san SANITIZE=1 all tests
 	@$(MAKE) --no-print-directory -j$(JOBS) fuzz-build
 	@sh tests/fuzz/run.sh $(FUZZ_DIR) 3
