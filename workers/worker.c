@@ -18,9 +18,6 @@
 #include "timeutil.h"
 #include "unapplied.h"
 
-#define EVENTS_TOPIC TOPIC_EVENTS
-#define STATE_TOPIC TOPIC_STATE
-#define DLQ_TOPIC TOPIC_DLQ
 #define POLL_MS 50
 /* Housekeeping (resuming paused partitions, the role's tick, publishing
  * state) walks every stream, so it runs at most this often, not after
@@ -362,7 +359,7 @@ int worker_emit(struct worker *w, const char *stream, const char *type, json_t *
     kv_add(&headers, "type", ev.type);
     if (event_traceparent(traceparent) == 0)
         kv_add(&headers, "traceparent", traceparent);
-    int rc = produce(w, EVENTS_TOPIC, stream, value, &headers, r);
+    int rc = produce(w, TOPIC_EVENTS, stream, value, &headers, r);
     kv_free(&headers);
     free(value);
     event_free(&ev);
@@ -426,7 +423,7 @@ static void publish_state(struct worker *w, struct stream *st)
     char *value = json_dumps(record, JSON_COMPACT);
     json_decref(record);
     snprintf(key, sizeof key, "%s/%s", st->name, w->role->name);
-    if (value && produce(w, STATE_TOPIC, key, value, NULL, NULL) == 0) {
+    if (value && produce(w, TOPIC_STATE, key, value, NULL, NULL) == 0) {
         st->dirty = st->urgent = 0;
         st->has_record = 1;
         metrics_add(w->m_state_records, NULL, 1);
@@ -534,13 +531,13 @@ static void hold_partition(struct worker *w, struct partition_state *ps, int64_t
     ps->hold = offset;
     ps->resume_at_ms = time_monotonic_ms() + delay_ms;
     if (!ps->paused) {
-        if (kafka_consumer_pause(w->consumer, EVENTS_TOPIC, ps->partition, err, sizeof err) == 0)
+        if (kafka_consumer_pause(w->consumer, TOPIC_EVENTS, ps->partition, err, sizeof err) == 0)
             ps->paused = 1;
         else
             log_warn("cannot pause a partition; events past the held one are kept out", "offset", at, "error", err,
                      NULL);
     }
-    ps->rewind_due = kafka_consumer_rewind(w->consumer, EVENTS_TOPIC, ps->partition, offset, err, sizeof err) < 0;
+    ps->rewind_due = kafka_consumer_rewind(w->consumer, TOPIC_EVENTS, ps->partition, offset, err, sizeof err) < 0;
     if (ps->rewind_due)
         log_warn("cannot rewind a partition; trying again before it resumes", "offset", at, "error", err, NULL);
 }
@@ -556,7 +553,7 @@ static void resume_due(struct worker *w, int64_t now_ms)
         if (p->dlq || now_ms < p->resume_at_ms || (!p->paused && !p->rewind_due))
             continue;
         if (p->rewind_due) {
-            if (kafka_consumer_rewind(w->consumer, EVENTS_TOPIC, p->partition, p->hold, err, sizeof err) < 0) {
+            if (kafka_consumer_rewind(w->consumer, TOPIC_EVENTS, p->partition, p->hold, err, sizeof err) < 0) {
                 log_warn("cannot rewind a partition; trying again", "error", err, NULL);
                 p->resume_at_ms = now_ms + REHOLD_MS;
                 continue;
@@ -564,7 +561,7 @@ static void resume_due(struct worker *w, int64_t now_ms)
             p->rewind_due = 0;
         }
         if (p->paused) {
-            if (kafka_consumer_resume(w->consumer, EVENTS_TOPIC, p->partition, err, sizeof err) < 0) {
+            if (kafka_consumer_resume(w->consumer, TOPIC_EVENTS, p->partition, err, sizeof err) < 0) {
                 log_warn("cannot resume a partition; trying again", "error", err, NULL);
                 p->resume_at_ms = now_ms + REHOLD_MS;
                 continue;
@@ -593,7 +590,7 @@ static int admitted(struct worker *w, struct partition_state *ps, const rd_kafka
 static void store(struct worker *w, struct partition_state *ps, int64_t next_offset)
 {
     char err[256];
-    if (kafka_consumer_store(w->consumer, EVENTS_TOPIC, ps->partition, next_offset, err, sizeof err) < 0)
+    if (kafka_consumer_store(w->consumer, TOPIC_EVENTS, ps->partition, next_offset, err, sizeof err) < 0)
         log_warn("cannot store an offset", "error", err, NULL);
     if (ps->redo_offset >= 0 && ps->redo_offset < next_offset)
         ps->redo_offset = -1;
@@ -662,14 +659,14 @@ static void send_to_dlq(struct worker *w, struct partition_state *ps, const rd_k
     snprintf(tries, sizeof tries, "%d", attempts);
     kv_add(&headers, "attempts", tries);
     kv_add(&headers, "role", w->role->name);
-    kv_add(&headers, "original_topic", EVENTS_TOPIC);
+    kv_add(&headers, "original_topic", TOPIC_EVENTS);
     snprintf(number, sizeof number, "%d", (int)msg->partition);
     kv_add(&headers, "original_partition", number);
     snprintf(number, sizeof number, "%lld", (long long)msg->offset);
     kv_add(&headers, "original_offset", number);
     char *value = strndup(msg->payload ? (const char *)msg->payload : "", msg->len);
     char *key = strndup(msg->key ? (const char *)msg->key : "", msg->key_len);
-    int rc = value && key ? produce(w, DLQ_TOPIC, key, value, &headers, &d->report) : -1;
+    int rc = value && key ? produce(w, TOPIC_DLQ, key, value, &headers, &d->report) : -1;
     free(value);
     free(key);
     kv_free(&headers);
@@ -1019,19 +1016,19 @@ static void take_checkpoint(struct worker *w, struct partition_state *ps)
     for (size_t k = 0; k < rec.count; k++) {
         bytes += rec.chunk_lens[k];
         if (snapshot_key(key, sizeof key, w->role->name, ps->partition, (long)k) < 0 ||
-            produce(w, STATE_TOPIC, key, rec.chunks[k], NULL, NULL) < 0) {
+            produce(w, TOPIC_STATE, key, rec.chunks[k], NULL, NULL) < 0) {
             snapshot_records_free(&rec);
             return;
         }
     }
     if (snapshot_key(key, sizeof key, w->role->name, ps->partition, -1) < 0 ||
-        produce(w, STATE_TOPIC, key, rec.header, NULL, NULL) < 0) {
+        produce(w, TOPIC_STATE, key, rec.header, NULL, NULL) < 0) {
         snapshot_records_free(&rec);
         return;
     }
     for (long k = (long)rec.count; k < ps->snap_chunks; k++)
         if (snapshot_key(key, sizeof key, w->role->name, ps->partition, k) == 0)
-            produce(w, STATE_TOPIC, key, NULL, NULL, NULL); /* a leftover is ignored by generation anyway */
+            produce(w, TOPIC_STATE, key, NULL, NULL, NULL); /* a leftover is ignored by generation anyway */
     ps->snap_generation = ps->read_to;
     ps->snap_chunks = (long)rec.count;
     snapshot_records_free(&rec);
@@ -1144,7 +1141,7 @@ static int64_t use_checkpoint(struct worker *w, struct partition_state *ps, cons
     /* A checkpoint past the end of the partition belongs to a log that is
      * gone (the topic made again): re-read what there is. */
     int64_t low = 0, high = 0;
-    rd_kafka_resp_err_t werr = rd_kafka_query_watermark_offsets(kafka_consumer_handle(w->consumer), EVENTS_TOPIC,
+    rd_kafka_resp_err_t werr = rd_kafka_query_watermark_offsets(kafka_consumer_handle(w->consumer), TOPIC_EVENTS,
                                                                 ps->partition, &low, &high, 10000);
     if (werr || generation > high) {
         log_warn("checkpoint beyond the partition's end, or the end unknown; re-reading the partition from its "
@@ -1262,7 +1259,7 @@ static size_t forget_removed(struct worker *w, const rd_kafka_message_t *msg,
 static void read_state(struct worker *w, const rd_kafka_topic_partition_list_t *assigned, struct snapshot_parts *parts)
 {
     char err[256];
-    struct kafka_reader_options opt = {.brokers = config_str(w->cfg, "KAFKA_BROKERS"), .topic = STATE_TOPIC};
+    struct kafka_reader_options opt = {.brokers = config_str(w->cfg, "KAFKA_BROKERS"), .topic = TOPIC_STATE};
     struct kafka_reader *r = kafka_reader_new(&opt, err, sizeof err);
     if (!r) {
         log_warn("cannot read the state topic; rebuilding from events alone", "error", err, NULL);
@@ -1436,7 +1433,7 @@ static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *partitio
         int64_t from = 0;
         /* A checkpoint only with the re-apply marks known. */
         if (parts && committed && ps) {
-            const rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(committed, EVENTS_TOPIC, p);
+            const rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(committed, TOPIC_EVENTS, p);
             from = use_checkpoint(w, ps, &parts[i], tp ? reapply_mark(tp) : -1);
             if (from < 0) {
                 /* Half loaded: the partition's streams are read again from their records. */
@@ -1444,7 +1441,7 @@ static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *partitio
                 drop_partition(w, p);
                 ps->read_to = -1;
                 if (one) {
-                    rd_kafka_topic_partition_list_add(one, EVENTS_TOPIC, p);
+                    rd_kafka_topic_partition_list_add(one, TOPIC_EVENTS, p);
                     read_state(w, one, NULL);
                     rd_kafka_topic_partition_list_destroy(one);
                 }
@@ -1452,7 +1449,7 @@ static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *partitio
             }
         }
         /* Offset 0: when retention removed it, auto.offset.reset=earliest applies. */
-        if (kafka_consumer_rewind(w->consumer, EVENTS_TOPIC, p, from, err, sizeof err) < 0)
+        if (kafka_consumer_rewind(w->consumer, TOPIC_EVENTS, p, from, err, sizeof err) < 0)
             log_warn("cannot re-read a partition", "error", err, NULL);
         if (parts)
             snapshot_parts_free(&parts[i]);
@@ -1505,7 +1502,7 @@ static void remove_stream(struct worker *w, struct stream *st)
     char key[STREAM_NAME_MAX_CHARS * 4 + 16];
     snprintf(key, sizeof key, "%s/%s", st->name, w->role->name);
     if (st->has_record) {
-        if (produce(w, STATE_TOPIC, key, NULL, NULL, NULL) < 0)
+        if (produce(w, TOPIC_STATE, key, NULL, NULL, NULL) < 0)
             return; /* tried again at the next sweep */
         metrics_add(w->m_tombstones, NULL, 1);
         log_info("ended stream's state record removed", "stream", st->name, NULL);
@@ -1537,7 +1534,7 @@ static void expire_ended(struct worker *w, int64_t now_ms)
     for (size_t i = 0; !err && committed && i < e.n; i++) {
         struct stream *st = e.due[i];
         const struct partition_state *ps = find_partition(w, st->partition);
-        const rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(committed, EVENTS_TOPIC,
+        const rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(committed, TOPIC_EVENTS,
                                                                                   st->partition);
         struct tombstone_facts f = {.ended = st->phase == PHASE_ENDED,
                                     .ended_ms = st->ended_ms,
@@ -1584,7 +1581,7 @@ static void measure_lag(struct worker *w, int64_t now_ms)
     int64_t wall_ms = time_now_ms();
     char label[16];
     for (size_t i = 0; i < w->nparts; i++) {
-        if (rd_kafka_topic_partition_list_find(assigned, EVENTS_TOPIC, w->parts[i].partition))
+        if (rd_kafka_topic_partition_list_find(assigned, TOPIC_EVENTS, w->parts[i].partition))
             continue;
         unapplied_forget(w->unapplied, w->parts[i].partition, wall_ms);
         snprintf(label, sizeof label, "%d", (int)w->parts[i].partition);
@@ -1767,7 +1764,7 @@ static int start_clients(struct worker *w, char *err, size_t errlen)
     kv_init(&props);
     kv_add(&props, "session.timeout.ms", session);
     kv_add(&props, "heartbeat.interval.ms", heartbeat);
-    const char *const topics[] = {EVENTS_TOPIC};
+    const char *const topics[] = {TOPIC_EVENTS};
     snprintf(w->group, sizeof w->group, "%s%s", GROUP_PREFIX, w->role->name);
     struct kafka_consumer_options copt = {.brokers = config_str(c, "KAFKA_BROKERS"),
                                           .group_id = w->group,
