@@ -67,31 +67,6 @@ static json_t *service_of(struct fixture *f, const char *stream)
     return found;
 }
 
-static json_t *named(json_t *service, const char *kind, const char *name)
-{
-    size_t i;
-    json_t *o;
-    json_array_foreach (json_object_get(service, kind), i, o) {
-        const char *unique = json_string_value(json_object_get(o, "unique_name"));
-        if (unique && strcmp(unique, name) == 0)
-            return o;
-    }
-    return NULL;
-}
-
-/* How many entries of a list in the emulator's state are about stream. */
-static int count_in_state(json_t *list, const char *field, const char *value)
-{
-    int n = 0;
-    size_t i;
-    json_t *o;
-    json_array_foreach (list, i, o) {
-        const char *v = json_string_value(json_object_get(o, field));
-        n += v && strcmp(v, value) == 0;
-    }
-    return n;
-}
-
 static long dlq_entries(struct fixture *f)
 {
     char err[256];
@@ -172,7 +147,7 @@ static void test_kill_every_worker_mid_burst(void **state)
             break;
         usleep(50 * 1000);
     }
-    assert_int_equal(count_in_state(json_object_get(st, "rooms"), "unique_name", "crowd"), 1);
+    assert_int_equal(count_named(json_object_get(st, "rooms"), "unique_name", "crowd"), 1);
     assert_int_equal(json_array_size(json_object_get(media, "player_streamers")), 1);
     assert_int_equal(json_array_size(json_object_get(media, "media_processors")), 1);
     json_decref(st);
@@ -233,7 +208,7 @@ static void test_twilio_faults_heal(void **state)
     }
     assert_true(exact);
     json_t *st = emulator_get(f, "/_emulator/state");
-    assert_int_equal(count_in_state(json_object_get(st, "rooms"), "unique_name", "storm"), 1);
+    assert_int_equal(count_named(json_object_get(st, "rooms"), "unique_name", "storm"), 1);
     assert_int_equal(json_array_size(json_object_get(json_object_get(st, "media"), "player_streamers")), 1);
     json_decref(st);
     json_t *stats = emulator_get(f, "/_emulator/stats");

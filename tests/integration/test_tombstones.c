@@ -134,19 +134,6 @@ static double applied(struct fixture *f, int i)
     return total;
 }
 
-/* The emulator's state and stats, as one text. */
-static char *emulator_snapshot(struct fixture *f)
-{
-    json_t *state = emulator_get(f, "/_emulator/state");
-    json_t *stats = emulator_get(f, "/_emulator/stats");
-    json_object_del(stats, "webhooks"); /* sent asynchronously, not the workers' doing */
-    json_t *both = json_pack("{s:o, s:o}", "state", state, "stats", stats);
-    char *text = json_dumps(both, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(both);
-    assert_non_null(text);
-    return text;
-}
-
 /* The requests to one product in a snapshot, which are then taken out of
  * it (with the total of requests, less those), leaving the rest to compare. */
 static long requests_of(char **snapshot, const char *product)
@@ -164,26 +151,6 @@ static long requests_of(char **snapshot, const char *product)
     json_decref(all);
     assert_non_null(*snapshot);
     return media;
-}
-
-/* Waits until the emulator's snapshot stays the same for two seconds;
- * returns it. */
-static char *settled_snapshot(struct fixture *f)
-{
-    char *last = emulator_snapshot(f);
-    int64_t same_since = time_monotonic_ms();
-    for (int i = 0; i < 600 && time_monotonic_ms() - same_since < 2000; i++) {
-        usleep(100 * 1000);
-        char *now = emulator_snapshot(f);
-        if (strcmp(now, last) != 0) {
-            free(last);
-            last = now;
-            same_since = time_monotonic_ms();
-        } else {
-            free(now);
-        }
-    }
-    return last;
 }
 
 struct census {

@@ -479,3 +479,57 @@ int setup_sync_pipeline(void **state, const char *const env[], const char *const
                                 .producer = 1};
     return fixture_setup(state, &o);
 }
+
+char *emulator_snapshot(struct fixture *f)
+{
+    json_t *state = emulator_get(f, "/_emulator/state");
+    json_t *stats = emulator_get(f, "/_emulator/stats");
+    json_object_del(stats, "webhooks");
+    json_t *both = json_pack("{s:o, s:o}", "state", state, "stats", stats);
+    char *text = json_dumps(both, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(both);
+    assert_non_null(text);
+    return text;
+}
+
+char *settled_snapshot(struct fixture *f)
+{
+    char *last = emulator_snapshot(f);
+    int64_t same_since = time_monotonic_ms();
+    for (int i = 0; i < 600 && time_monotonic_ms() - same_since < 2000; i++) {
+        usleep(100 * 1000);
+        char *now = emulator_snapshot(f);
+        if (strcmp(now, last) != 0) {
+            free(last);
+            last = now;
+            same_since = time_monotonic_ms();
+        } else {
+            free(now);
+        }
+    }
+    return last;
+}
+
+json_t *named(json_t *service, const char *kind, const char *name)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach (json_object_get(service, kind), i, o) {
+        const char *unique = json_string_value(json_object_get(o, "unique_name"));
+        if (unique && strcmp(unique, name) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+int count_named(json_t *list, const char *field, const char *value)
+{
+    int n = 0;
+    size_t i;
+    json_t *o;
+    json_array_foreach (list, i, o) {
+        const char *v = json_string_value(json_object_get(o, field));
+        n += v && strcmp(v, value) == 0;
+    }
+    return n;
+}

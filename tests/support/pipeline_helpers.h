@@ -46,6 +46,18 @@ long media_requests(struct fixture *f);
 long sync_requests(struct fixture *f);
 
 long sync_writes_total(struct fixture *f);
+/* The emulator's whole state and stats (its webhooks left out: they are sent
+ * asynchronously, not the workers' doing) as one JSON text, keys sorted, to
+ * compare before and after (malloc'd). */
+char *emulator_snapshot(struct fixture *f);
+/* emulator_snapshot once it has stayed the same for two seconds (at most a
+ * minute). */
+char *settled_snapshot(struct fixture *f);
+/* The entry of a service's list (kind: "maps", "documents", ...) whose
+ * unique_name is name, or NULL (borrowed). */
+json_t *named(json_t *service, const char *kind, const char *name);
+/* How many objects of a JSON list have field equal to value. */
+int count_named(json_t *list, const char *field, const char *value);
 
 /* The emulator's room called name (the newest), or NULL. */
 json_t *find_room(struct fixture *f, const char *name);
