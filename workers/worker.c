@@ -14,6 +14,7 @@
 #include "random.h"
 #include "settings.h"
 #include "snapshot.h"
+#include "state_loader.h"
 #include "strmap.h"
 #include "timeutil.h"
 #include "unapplied.h"
@@ -28,6 +29,9 @@
 #define EXPIRE_SWEEP_MS 1000
 #define COMMITTED_WAIT_MS 5000
 #define STATE_CATCH_UP_MS 30000
+/* Assignments whose state may be read at once on loaders' threads; one
+ * more is read in the poll loop. */
+#define MAX_LOADERS 8
 /* worker_emit's wait for an acknowledgement. */
 #define EMIT_WAIT_MS 10000
 /* The producer's message.timeout.ms: every delivery report, success or
@@ -78,6 +82,8 @@ struct partition_state {
     int64_t offset; /* the event the attempts are for (-1: none) */
     int attempts;
     int paused;              /* paused in librdkafka (a pause that failed does not count) */
+    int loading;             /* its streams are being read from stagehand.state (the load's id): nothing
+                              * is handled meanwhile */
     int64_t hold;            /* -1, or the next event to handle */
     int rewind_due;          /* the rewind to hold failed: to be done before resuming */
     int64_t resume_at_ms;    /* monotonic: the hold's backoff ends */
@@ -104,6 +110,12 @@ struct worker {
     struct strmap *streams; /* name -> struct stream */
     struct partition_state *parts;
     size_t nparts;
+    struct {
+        struct state_loader *loader; /* reading stagehand.state for new partitions */
+        int id;                      /* the partitions' `loading` while it is theirs */
+    } loads[MAX_LOADERS];
+    int nloads;
+    int load_seq;
     int max_attempts;
     long retry_base_ms, retry_max_ms;
     long publish_interval_ms;
@@ -550,7 +562,7 @@ static void resume_due(struct worker *w, int64_t now_ms)
     char err[256];
     for (size_t i = 0; i < w->nparts; i++) {
         struct partition_state *p = &w->parts[i];
-        if (p->dlq || now_ms < p->resume_at_ms || (!p->paused && !p->rewind_due))
+        if (p->loading || p->dlq || now_ms < p->resume_at_ms || (!p->paused && !p->rewind_due))
             continue;
         if (p->rewind_due) {
             if (kafka_consumer_rewind(w->consumer, TOPIC_EVENTS, p->partition, p->hold, err, sizeof err) < 0) {
@@ -576,6 +588,8 @@ static void resume_due(struct worker *w, int64_t now_ms)
  * waiting: the held one, or the next one when the log has none there. */
 static int admitted(struct worker *w, struct partition_state *ps, const rd_kafka_message_t *msg, int64_t now_ms)
 {
+    if (ps->loading)
+        return 0; /* fetched before the pause took hold: read again after the rewind */
     if (!ps->dlq && (ps->hold < 0 || msg->offset < ps->hold))
         return 1;
     if (!ps->dlq && !ps->paused && !ps->rewind_due && now_ms >= ps->resume_at_ms) {
@@ -1253,6 +1267,47 @@ static size_t forget_removed(struct worker *w, const rd_kafka_message_t *msg,
     return 1;
 }
 
+/* Puts back one of the role's records of a stream of the assigned
+ * partitions (record may be NULL or another role's: then nothing). Returns
+ * 1 when a stream was restored. */
+static int restore_record(struct worker *w, const json_t *record, const rd_kafka_topic_partition_list_t *assigned)
+{
+    const char *role = json_string_value(json_object_get(record, "role"));
+    const char *name = json_string_value(json_object_get(record, "stream"));
+    json_t *partition = json_object_get(record, "partition");
+    if (!role || !name || strcmp(role, w->role->name) != 0 || !json_is_integer(partition) ||
+        !partition_in(assigned, (int32_t)json_integer_value(partition)))
+        return 0;
+    struct stream *st = stream_get(w, name, (int32_t)json_integer_value(partition));
+    if (!st)
+        return 0;
+    const char *status = json_string_value(json_object_get(record, "status"));
+    const char *host = json_string_value(json_object_get(record, "host"));
+    st->applied_offset = json_integer_value(json_object_get(record, "applied_offset"));
+    st->rebuilding = st->applied_offset >= 0;
+    st->since = json_integer_value(json_object_get(record, "since"));
+    st->phase = !status                        ? PHASE_NONE
+                : strcmp(status, "ready") == 0 ? PHASE_READY
+                : strcmp(status, "ended") == 0 ? PHASE_ENDED
+                                               : PHASE_CREATING;
+    snprintf(st->host, sizeof st->host, "%s", host ? host : "");
+    st->has_record = 1;
+    /* A record from before ended_ms was kept: its retention starts now. */
+    json_t *ended = json_object_get(record, "ended_ms");
+    st->ended_ms = st->phase != PHASE_ENDED                                  ? 0
+                   : json_is_integer(ended) && json_integer_value(ended) > 0 ? (int64_t)json_integer_value(ended)
+                                                                             : time_now_ms();
+    size_t k;
+    json_t *id;
+    memset(st->restored, 0, sizeof st->restored);
+    json_array_foreach (json_object_get(record, "recent_ids"), k, id)
+        if (json_is_string(id) && json_string_length(id) == EVENT_ID_LEN && k < WORKER_RECENT_IDS)
+            memcpy(st->restored[k], json_string_value(id), EVENT_ID_LEN + 1);
+    if (w->role->restore)
+        w->role->restore(w, st, record);
+    return 1;
+}
+
 /* Restores the streams of the assigned partitions from our records; when
  * parts is not NULL (one per element of assigned), gathers their
  * checkpoint records too. */
@@ -1288,41 +1343,7 @@ static void read_state(struct worker *w, const rd_kafka_topic_partition_list_t *
             continue;
         }
         json_t *record = json_loadb(msg->payload, msg->len, 0, NULL);
-        const char *role = json_string_value(json_object_get(record, "role"));
-        const char *name = json_string_value(json_object_get(record, "stream"));
-        json_t *partition = json_object_get(record, "partition");
-        if (role && name && strcmp(role, w->role->name) == 0 && json_is_integer(partition) &&
-            partition_in(assigned, (int32_t)json_integer_value(partition))) {
-            struct stream *st = stream_get(w, name, (int32_t)json_integer_value(partition));
-            const char *status = json_string_value(json_object_get(record, "status"));
-            const char *host = json_string_value(json_object_get(record, "host"));
-            if (st) {
-                st->applied_offset = json_integer_value(json_object_get(record, "applied_offset"));
-                st->rebuilding = st->applied_offset >= 0;
-                st->since = json_integer_value(json_object_get(record, "since"));
-                st->phase = !status                        ? PHASE_NONE
-                            : strcmp(status, "ready") == 0 ? PHASE_READY
-                            : strcmp(status, "ended") == 0 ? PHASE_ENDED
-                                                           : PHASE_CREATING;
-                snprintf(st->host, sizeof st->host, "%s", host ? host : "");
-                st->has_record = 1;
-                /* A record from before ended_ms was kept: its retention starts now. */
-                json_t *ended = json_object_get(record, "ended_ms");
-                st->ended_ms = st->phase != PHASE_ENDED ? 0
-                               : json_is_integer(ended) && json_integer_value(ended) > 0
-                                   ? (int64_t)json_integer_value(ended)
-                                   : time_now_ms();
-                size_t k;
-                json_t *id;
-                memset(st->restored, 0, sizeof st->restored);
-                json_array_foreach (json_object_get(record, "recent_ids"), k, id)
-                    if (json_is_string(id) && json_string_length(id) == EVENT_ID_LEN && k < WORKER_RECENT_IDS)
-                        memcpy(st->restored[k], json_string_value(id), EVENT_ID_LEN + 1);
-                if (w->role->restore)
-                    w->role->restore(w, st, record);
-                restored++;
-            }
-        }
+        restored += restore_record(w, record, assigned);
         json_decref(record);
         rd_kafka_message_destroy(msg);
     }
@@ -1400,10 +1421,158 @@ static void reapply_marked(struct worker *w, const rd_kafka_topic_partition_list
     }
 }
 
+/* Where each of the assigned partitions is read from, now that their
+ * streams are back from their records: its checkpoint's offset when
+ * parts[i] holds a valid one (parts or parts[i] NULL: none), else 0; then
+ * the re-apply marks of `stagehand-replay offsets`. */
+static void rewind_assigned(struct worker *w, const rd_kafka_topic_partition_list_t *partitions,
+                            struct snapshot_parts **parts)
+{
+    char err[256];
+    rd_kafka_topic_partition_list_t *committed = read_committed(w, partitions);
+    for (int i = 0; i < partitions->cnt; i++) {
+        int32_t p = partitions->elems[i].partition;
+        struct partition_state *ps = find_partition(w, p);
+        int64_t from = 0;
+        /* A checkpoint only with the re-apply marks known. */
+        if (parts && parts[i] && committed && ps) {
+            const rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(committed, TOPIC_EVENTS, p);
+            from = use_checkpoint(w, ps, parts[i], tp ? reapply_mark(tp) : -1);
+            if (from < 0) {
+                /* Half loaded: the partition's streams are read again from their records. */
+                rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+                drop_partition(w, p);
+                ps->read_to = -1;
+                if (one) {
+                    rd_kafka_topic_partition_list_add(one, TOPIC_EVENTS, p);
+                    read_state(w, one, NULL);
+                    rd_kafka_topic_partition_list_destroy(one);
+                }
+                from = 0;
+            }
+        }
+        /* Offset 0: when retention removed it, auto.offset.reset=earliest applies. */
+        if (kafka_consumer_rewind(w->consumer, TOPIC_EVENTS, p, from, err, sizeof err) < 0)
+            log_warn("cannot re-read a partition", "error", err, NULL);
+    }
+    if (committed) {
+        reapply_marked(w, committed);
+        rd_kafka_topic_partition_list_destroy(committed);
+    }
+}
+
+/* Hands the reading of stagehand.state for new partitions to a loader's
+ * thread (state_loader.h) and pauses them until it is done, so that the
+ * partitions this member had go on meanwhile. -1 when no loader could
+ * start: then the caller reads it in the poll loop. */
+static int start_loading(struct worker *w, const rd_kafka_topic_partition_list_t *partitions)
+{
+    char err[256];
+    if (w->nloads >= MAX_LOADERS)
+        return -1;
+    int32_t *ids = calloc((size_t)partitions->cnt, sizeof *ids);
+    if (!ids)
+        return -1;
+    for (int i = 0; i < partitions->cnt; i++)
+        ids[i] = partitions->elems[i].partition;
+    struct state_loader *l = state_loader_start(config_str(w->cfg, "KAFKA_BROKERS"), TOPIC_STATE, w->role->name, ids,
+                                                partitions->cnt, w->snapshot_interval_ms > 0, STATE_CATCH_UP_MS, err,
+                                                sizeof err);
+    free(ids);
+    if (!l) {
+        log_warn("cannot read stagehand.state on a thread; reading it in the poll loop", "error", err, NULL);
+        return -1;
+    }
+    int id = ++w->load_seq;
+    w->loads[w->nloads].loader = l;
+    w->loads[w->nloads].id = id;
+    w->nloads++;
+    for (int i = 0; i < partitions->cnt; i++) {
+        struct partition_state *ps = find_partition(w, partitions->elems[i].partition);
+        if (!ps)
+            continue;
+        ps->loading = id;
+        /* A pause that fails: its events are kept out (admitted) until the rewind. */
+        if (!ps->paused && kafka_consumer_pause(w->consumer, TOPIC_EVENTS, ps->partition, err, sizeof err) == 0)
+            ps->paused = 1;
+    }
+    return 0;
+}
+
+struct restore_ctx {
+    struct worker *w;
+    const rd_kafka_topic_partition_list_t *assigned;
+    size_t restored;
+};
+
+static void restore_each(void *arg, json_t *record)
+{
+    struct restore_ctx *r = arg;
+    r->restored += (size_t)restore_record(r->w, record, r->assigned);
+}
+
+/* A loader is done: the streams of its partitions that are still waiting
+ * for it (not revoked, not assigned again since) come back from what it
+ * read, the partitions are rewound, and resume_due resumes them. */
+static void place_loaded(struct worker *w, struct state_loader *l, int id)
+{
+    int n;
+    const int32_t *ids = state_loader_partitions(l, &n);
+    rd_kafka_topic_partition_list_t *waiting = rd_kafka_topic_partition_list_new(n > 0 ? n : 1);
+    struct snapshot_parts **each = calloc(n > 0 ? (size_t)n : 1, sizeof *each);
+    if (!waiting || !each) {
+        log_error("out of memory placing a partition's state; stopping", NULL);
+        atomic_store(&w->stop, 1);
+        free(each);
+        if (waiting)
+            rd_kafka_topic_partition_list_destroy(waiting);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        struct partition_state *ps = find_partition(w, ids[i]);
+        if (!ps || ps->loading != id)
+            continue;
+        each[waiting->cnt] = state_loader_parts(l, ids[i]);
+        rd_kafka_topic_partition_list_add(waiting, TOPIC_EVENTS, ids[i]);
+    }
+    if (waiting->cnt > 0) {
+        const char *why;
+        if (state_loader_status(l, &why) < 0)
+            log_warn("stagehand.state not read to its end; rebuilding from what was read and the events", "error", why,
+                     NULL);
+        struct restore_ctx r = {w, waiting, 0};
+        state_loader_each_record(l, restore_each, &r);
+        char count[24];
+        snprintf(count, sizeof count, "%zu", r.restored);
+        log_info("state restored", "streams", count, NULL);
+        rewind_assigned(w, waiting, each);
+        for (int i = 0; i < waiting->cnt; i++) {
+            struct partition_state *ps = find_partition(w, waiting->elems[i].partition);
+            ps->loading = 0;
+            ps->resume_at_ms = 0; /* resume_due resumes it */
+        }
+    }
+    free(each);
+    rd_kafka_topic_partition_list_destroy(waiting);
+}
+
+/* In the poll loop: places what the loaders that are done have read. */
+static void finish_loads(struct worker *w)
+{
+    for (int i = 0; i < w->nloads;) {
+        if (!state_loader_done(w->loads[i].loader)) {
+            i++;
+            continue;
+        }
+        place_loaded(w, w->loads[i].loader, w->loads[i].id);
+        state_loader_free(w->loads[i].loader);
+        w->loads[i] = w->loads[--w->nloads];
+    }
+}
+
 static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *partitions)
 {
     struct worker *w = ctx;
-    char err[256];
     /* A cooperative rebalance gives every member an assignment, most often
      * an empty one: reading stagehand.state for it would hold up the
      * partitions the member keeps (issue 19: about 2 s on the dev broker). */
@@ -1421,43 +1590,21 @@ static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *partitio
         }
         reset_partition(ps);
     }
-    struct snapshot_parts *parts = NULL;
-    if (w->snapshot_interval_ms > 0 && (parts = calloc((size_t)partitions->cnt, sizeof *parts)))
-        for (int i = 0; i < partitions->cnt; i++)
-            snapshot_parts_init(&parts[i]);
-    read_state(w, partitions, parts);
-    rd_kafka_topic_partition_list_t *committed = read_committed(w, partitions);
-    for (int i = 0; i < partitions->cnt; i++) {
-        int32_t p = partitions->elems[i].partition;
-        struct partition_state *ps = find_partition(w, p);
-        int64_t from = 0;
-        /* A checkpoint only with the re-apply marks known. */
-        if (parts && committed && ps) {
-            const rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(committed, TOPIC_EVENTS, p);
-            from = use_checkpoint(w, ps, &parts[i], tp ? reapply_mark(tp) : -1);
-            if (from < 0) {
-                /* Half loaded: the partition's streams are read again from their records. */
-                rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
-                drop_partition(w, p);
-                ps->read_to = -1;
-                if (one) {
-                    rd_kafka_topic_partition_list_add(one, TOPIC_EVENTS, p);
-                    read_state(w, one, NULL);
-                    rd_kafka_topic_partition_list_destroy(one);
-                }
-                from = 0;
+    if (start_loading(w, partitions) < 0) {
+        /* Read here, in the poll loop. */
+        struct snapshot_parts *parts = NULL;
+        struct snapshot_parts **each = calloc((size_t)partitions->cnt, sizeof *each);
+        if (w->snapshot_interval_ms > 0 && each && (parts = calloc((size_t)partitions->cnt, sizeof *parts)))
+            for (int i = 0; i < partitions->cnt; i++) {
+                snapshot_parts_init(&parts[i]);
+                each[i] = &parts[i];
             }
-        }
-        /* Offset 0: when retention removed it, auto.offset.reset=earliest applies. */
-        if (kafka_consumer_rewind(w->consumer, TOPIC_EVENTS, p, from, err, sizeof err) < 0)
-            log_warn("cannot re-read a partition", "error", err, NULL);
-        if (parts)
+        read_state(w, partitions, parts);
+        rewind_assigned(w, partitions, each);
+        for (int i = 0; parts && i < partitions->cnt; i++)
             snapshot_parts_free(&parts[i]);
-    }
-    free(parts);
-    if (committed) {
-        reapply_marked(w, committed);
-        rd_kafka_topic_partition_list_destroy(committed);
+        free(parts);
+        free(each);
     }
     w->assigned += partitions->cnt;
     metrics_set(w->m_partitions, NULL, w->assigned);
@@ -1872,6 +2019,7 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
         next_housekeeping_ms = now + HOUSEKEEPING_MS;
         kafka_producer_poll(w.producer, 0);
         settle_dlq(&w);
+        finish_loads(&w);
         resume_due(&w, now);
         measure_lag(&w, now);
         if (role->tick)
@@ -1883,6 +2031,9 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
     }
 
     log_info("worker stopping", NULL);
+    for (int i = 0; i < w.nloads; i++)
+        state_loader_free(w.loads[i].loader); /* their partitions go with the group */
+    w.nloads = 0;
     settle_dlq_before_leaving(&w, NULL, STOP_DLQ_WAIT_MS);
     publish_all(&w, -1);
     for (size_t i = 0; i < w.nparts; i++)
