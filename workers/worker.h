@@ -27,7 +27,9 @@
  * stagehand.state under "<stream>/<role>" (README, "State records"), at
  * once when something important changed, else at most every
  * STATE_PUBLISH_INTERVAL_MS. When partitions are assigned, the worker
- * reads its records from stagehand.state, then re-reads the partitions
+ * pauses them and reads its records from stagehand.state on a loader's
+ * thread (state_loader.h; the partitions it had go on meanwhile), then
+ * re-reads the new partitions
  * from their beginning, folding without side effects up to each stream's
  * applied offset, before it acts again. A stream with no record is not
  * applied again below the group's committed offset (decide.h).

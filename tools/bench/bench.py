@@ -176,6 +176,7 @@ that waited more than 1 s until that event was applied.
 | SIGTERM, 3 to 2 | 0.9 s / 2.9 s | 0.4 s / 3.0 s |
 | `kill -9`, 2 to 1 (the session timeout, 6 s, comes first) | no room events then | 6.5 s / 7.3 s |
 | partitions that stayed: worst delay | 0.17-1.0 s; 1.8 s for the one the receiving member already had | 0.17-0.76 s; 2.3 s for the receiving member's own; 1.1-1.7 s once, unexplained |
+| the same since the state is read on a thread (d442ce6, another run) | 61 ms (base run 190-247 ms) | 77-233 ms (base run 465-470 ms) |
 
 - A second run on Apache Kafka (the tree at 1feb4ca alone, a quieter machine) moved partitions
   faster: 2.2 / 1.8 s (room / sync) for 1 to 2 members, 2.7 / 2.5 s for 2 to 3, 1.6 / 1.7 s after
@@ -187,11 +188,14 @@ that waited more than 1 s until that event was applied.
 - A moved partition's pause is the group's handoff (about 1 s on Apache Kafka, 5 s on the dev
   broker, whose cooperative second round waits that long) plus the new owner's rebuild: it reads
   all of `stagehand.state`, re-reads the partition from offset 0 and, for the sync worker, reads
-  back the maps and documents memory cannot know. The target of 0 for partitions that did not
-  move is not met by the member that receives a partition: its rebuild's state read runs in the
-  poll loop and holds up the partitions it already had (1.8 to 2.3 s here). Members given nothing
-  no longer pay it: an empty incremental assignment used to read the whole state topic too
-  (2.1 to 2.3 s on the dev broker for every member, now under 0.6 s).
+  back the maps and documents memory cannot know. The member that receives a partition used to
+  hold up the partitions it already had while it read `stagehand.state` in its poll loop (1.8 to
+  2.3 s here); since d442ce6 a loader thread reads it (workers/state_loader.c) and only the new
+  partitions wait: in a run on Apache Kafka the partitions that stayed applied with a worst delay
+  of 61 to 233 ms through every rebalance, within the same burst's 190 to 470 ms with no
+  rebalance at all, so the target of 0 added delay for partitions that did not move holds. Members
+  given nothing no longer pay anything either: an empty incremental assignment used to read the
+  whole state topic too (2.1 to 2.3 s on the dev broker for every member, now under 0.6 s).
 - Dev broker: moved partitions paused 6.6 to 12.3 s (5 s of it the mock's rebalance), 12.4 s
   after a `kill -9`.
 - Two ingress replicas: a stream created through one was live in the other's view 1 ms after the
