@@ -277,6 +277,9 @@ def beside(run, kafka):
     return rows
 
 
+HOW_TO_READ = ("- how to read it: only the ingress section is a median of five alternating runs with its spread and a baseline measured in the same run (nginx); compare its ratios, not its rates. Every other section is a single run: replay carries a same-run baseline (a plain Kafka reader; compare the ratio), join runs on both brokers in the same run, the audience rows have the second stream played alone as theirs; ceiling, view, burst and memory have none. Their absolute figures are this machine's on that day only")
+
+
 def main():
     ap = argparse.ArgumentParser(description="stagehand benchmarks")
     ap.add_argument("--build", default="build")
@@ -326,6 +329,7 @@ def main():
         f.write("- machine: %s\n" % machine())
         f.write("- revision: %s\n" % revision())
         f.write("- command: `make bench`%s\n" % (" (`--only %s`)" % args.only if only else ""))
+        f.write("%s\n" % HOW_TO_READ)
         f.write("- broker: %s\n" % ("Apache Kafka %s (tools/kafka, one node on loopback); rows marked "
                                      "\"dev broker\" ran on librdkafka's mock in the same run" % kafka_version()
                                      if args.kafka == "kafka" else "the dev broker (librdkafka's mock), `--kafka dev`"))
