@@ -155,9 +155,9 @@ struct state_loader *state_loader_start(const char *brokers, const char *topic, 
     return l;
 }
 
-int state_loader_done(const struct state_loader *l)
+int state_loader_done(struct state_loader *l)
 {
-    return atomic_load(&((struct state_loader *)l)->done);
+    return atomic_load(&l->done);
 }
 
 struct each_ctx {

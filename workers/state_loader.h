@@ -31,7 +31,7 @@ struct state_loader *state_loader_start(const char *brokers, const char *topic, 
 
 /* 1 once the loader has finished reading (caught up, timed out or failed);
  * never blocks. */
-int state_loader_done(const struct state_loader *l);
+int state_loader_done(struct state_loader *l);
 
 /* Calls fn for each record kept (the latest of its key), in no set order;
  * only once done. */
