@@ -445,10 +445,10 @@ static const char *format_problem(enum string_format format, const char *s, size
 
 static int validate_rule(const struct rule *r, const json_t *v, const char *path, char *err, size_t errlen);
 
-static int validate_string(const struct rule *r, const json_t *v, const char *path, char *err, size_t errlen)
+/* str: len bytes and a NUL after them. */
+static int validate_string_bytes(const struct rule *r, const char *str, size_t len, const char *path, char *err,
+                                 size_t errlen)
 {
-    const char *str = json_string_value(v);
-    size_t len = json_string_length(v);
     long chars = utf8_length(str, len);
     if (chars < 0)
         return invalid(err, errlen, path, "is not valid UTF-8");
@@ -467,6 +467,11 @@ static int validate_string(const struct rule *r, const json_t *v, const char *pa
     }
     const char *why = format_problem(r->format, str, len);
     return why ? invalid(err, errlen, path, why) : 0;
+}
+
+static int validate_string(const struct rule *r, const json_t *v, const char *path, char *err, size_t errlen)
+{
+    return validate_string_bytes(r, json_string_value(v), json_string_length(v), path, err, errlen);
 }
 
 static const struct rule *property_rule(const struct rule *r, const char *name)
@@ -615,4 +620,73 @@ int schema_validate_text(const char *schema_json, const json_t *instance, char *
     int rc = validate_rule(s.rule, instance, "", err, errlen);
     free_schema(&s);
     return rc;
+}
+
+/* 1 when json (a "const" or an "enum" choice) is the string str. */
+static int is_string(const json_t *json, const char *str, size_t len)
+{
+    return json_is_string(json) && json_string_length(json) == len && memcmp(json_string_value(json), str, len) == 0;
+}
+
+/* validate_rule for a string given as bytes: the checks a string meets. */
+static int string_valid(const struct rule *r, const char *str, size_t len)
+{
+    char err[8];
+    if (r->types && !(r->types & TYPE_STRING))
+        return 0;
+    if (r->constant && !is_string(r->constant, str, len))
+        return 0;
+    if (r->choices) {
+        size_t i;
+        const json_t *c;
+        int found = 0;
+        json_array_foreach (r->choices, i, c) {
+            if (is_string(c, str, len)) {
+                found = 1;
+                break;
+            }
+        }
+        if (!found)
+            return 0;
+    }
+    return validate_string_bytes(r, str, len, "", err, sizeof err) == 0;
+}
+
+static const struct schema_member *member_named(const struct schema_member *m, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(m[i].name, name) == 0)
+            return &m[i];
+    return NULL;
+}
+
+int schema_members_valid(const char *name, const struct schema_member *m, size_t n)
+{
+    char err[256];
+    if (schema_load_all(err, sizeof err) < 0)
+        return 0;
+    const struct loaded_schema *s = find_schema(name);
+    if (!s)
+        return 0;
+    const struct rule *r = s->rule;
+    if ((r->types && !(r->types & TYPE_OBJECT)) || r->constant || r->choices)
+        return 0; /* a rule about the object as a whole: not for this path */
+    size_t i;
+    const json_t *required;
+    json_array_foreach (r->required, i, required) {
+        if (!member_named(m, n, json_string_value(required)))
+            return 0;
+    }
+    for (i = 0; i < n; i++) {
+        const struct rule *prop = property_rule(r, m[i].name);
+        if (!prop) {
+            if (r->additional_forbidden)
+                return 0;
+            continue;
+        }
+        if (m[i].value ? validate_rule(prop, m[i].value, "", err, sizeof err) < 0
+                       : !string_valid(prop, m[i].str, m[i].len))
+            return 0;
+    }
+    return 1;
 }

@@ -32,6 +32,22 @@ int schema_exists(const char *name);
 int schema_validate(const char *name, const json_t *instance, char *err, size_t errlen);
 int schema_validate_at(const char *name, const json_t *instance, const char *path_prefix, char *err, size_t errlen);
 
+/* One member of an object given apart from the object: its name, and
+ * either a string's bytes (str: len bytes and a NUL after them; value NULL)
+ * or any JSON value. */
+struct schema_member {
+    const char *name;
+    const char *str;
+    size_t len;
+    const json_t *value;
+};
+
+/* 1 when the object made of these n members (all names different) is valid
+ * against the named schema, 0 when it is not or there is no such schema.
+ * Nothing is built and no reason given: the event parser's fast path asks
+ * this, and on 0 validates the object the long way, which says why. */
+int schema_members_valid(const char *name, const struct schema_member *m, size_t n);
+
 /* Checks a schema given as text, then validates instance against it (tests
  * and tools). Returns 0, or -1 with the reason (load or validation) in err. */
 int schema_validate_text(const char *schema_json, const json_t *instance, char *err, size_t errlen);

@@ -98,6 +98,8 @@ static void test_every_catalogue_type(void **state)
     }
 }
 
+static void assert_parsers_agree(const char *text, size_t len);
+
 struct bad_case {
     const char *what;
     const char *text;
@@ -155,6 +157,101 @@ static void test_bad_envelopes(void **state)
             fail_msg("accepted: %s", cases[i].what);
         if (err[0] == '\0')
             fail_msg("no error message for: %s", cases[i].what);
+        assert_parsers_agree(cases[i].text, strlen(cases[i].text));
+    }
+}
+
+/* event_parse and event_parse_reference agree on text: both refuse it, or
+ * both give the same event. */
+static void assert_parsers_agree(const char *text, size_t len)
+{
+    struct event fast, full;
+    char err_fast[256], err_full[256];
+    int rc_fast = event_parse(text, len, &fast, err_fast, sizeof err_fast);
+    int rc_full = event_parse_reference(text, len, &full, err_full, sizeof err_full);
+    if (rc_fast != rc_full)
+        fail_msg("parsers disagree (%d, %d) on: %.*s", rc_fast, rc_full, (int)len, text);
+    if (rc_fast != 0) {
+        assert_string_equal(err_fast, err_full); /* the reason comes from the full parse */
+        return;
+    }
+    assert_string_equal(fast.id, full.id);
+    assert_string_equal(fast.type, full.type);
+    assert_string_equal(fast.stream, full.stream);
+    assert_string_equal(fast.source, full.source);
+    if (fast.actor || full.actor) {
+        assert_non_null(fast.actor);
+        assert_non_null(full.actor);
+        assert_string_equal(fast.actor, full.actor);
+    }
+    assert_int_equal(fast.ts_ms, full.ts_ms);
+    assert_int_equal(fast.v, full.v);
+    assert_true(json_equal(fast.data, full.data));
+    event_free(&fast);
+    event_free(&full);
+}
+
+/* Every catalogue type as stagehand writes it, with an actor and without,
+ * then every one-byte change of it (deleted, or replaced by a byte that
+ * matters to JSON) and a few rewritings: the fast path never accepts what
+ * the full parse refuses, nor reads anything differently. */
+static void test_fast_path_agrees_with_full_parse(void **state)
+{
+    (void)state;
+    static const char replacements[] = {'"', '\\', '{', '}', '[', ']',  ',',  ':',    ' ',    '0',    '1',
+                                        '-', '.',  'e', 'a', 'A', '\0', '\n', '\x7f', '\xc3', '\xff', 't'};
+    static const char *const rewritings[][2] = {
+        {",", " , "},
+        {":", " :\t"},
+        {"\"v\":1", "\"v\":1.0"},
+        {"\"v\":1", "\"v\":01"},
+        {"\"v\":1", "\"v\":-1"},
+        {"\"v\":1", "\"v\":1e0"},
+        {"\"v\":1", "\"v\":true"},
+        {"\"data\":{", "\"data\":{ "},
+        {"\"id\"", "\"i\\u0064\""},
+        {"}", "} x"},
+        {"\"source\"", "\"actor\":\"bob\",\"source\""},
+    };
+    for (size_t t = 0; t < event_catalogue_count; t++) {
+        for (int with_actor = 0; with_actor <= 1; with_actor++) {
+            json_t *data = json_loads(example_data(event_catalogue[t]), 0, NULL);
+            assert_non_null(data);
+            struct event ev;
+            char err[256];
+            assert_int_equal(event_init(&ev, event_catalogue[t], "friday townhall", "api", with_actor ? "bob" : NULL,
+                                        data, err, sizeof err),
+                             0);
+            char *text = event_serialize(&ev);
+            assert_non_null(text);
+            size_t len = strlen(text);
+            assert_parsers_agree(text, len);
+            char *changed = malloc(len + 64);
+            assert_non_null(changed);
+            for (size_t i = 0; i < len; i++) {
+                memcpy(changed, text, i); /* byte i deleted */
+                memcpy(changed + i, text + i + 1, len - i - 1);
+                assert_parsers_agree(changed, len - 1);
+                memcpy(changed, text, len);
+                for (size_t r = 0; r < sizeof replacements; r++) {
+                    changed[i] = replacements[r];
+                    assert_parsers_agree(changed, len);
+                }
+            }
+            for (size_t r = 0; r < sizeof rewritings / sizeof rewritings[0]; r++) {
+                const char *at = strstr(text, rewritings[r][0]);
+                if (!at)
+                    continue;
+                size_t head = (size_t)(at - text), old = strlen(rewritings[r][0]), new = strlen(rewritings[r][1]);
+                memcpy(changed, text, head);
+                memcpy(changed + head, rewritings[r][1], new);
+                memcpy(changed + head + new, at + old, len - head - old);
+                assert_parsers_agree(changed, len - old + new);
+            }
+            free(changed);
+            free(text);
+            event_free(&ev);
+        }
     }
 }
 
@@ -275,13 +372,10 @@ static void test_traceparent(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_every_catalogue_type),
-        cmocka_unit_test(test_bad_envelopes),
-        cmocka_unit_test(test_huge_input_refused),
-        cmocka_unit_test(test_init_refuses_bad_events),
-        cmocka_unit_test(test_build_then_encode),
-        cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_round_trip),         cmocka_unit_test(test_every_catalogue_type),
+        cmocka_unit_test(test_bad_envelopes),      cmocka_unit_test(test_fast_path_agrees_with_full_parse),
+        cmocka_unit_test(test_huge_input_refused), cmocka_unit_test(test_init_refuses_bad_events),
+        cmocka_unit_test(test_build_then_encode),  cmocka_unit_test(test_ids),
         cmocka_unit_test(test_traceparent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
