@@ -192,7 +192,72 @@ int event_init(struct event *ev, const char *type, const char *stream, const cha
     return 0;
 }
 
+/* The envelope's members, in the order they are written. */
+enum { M_ID, M_TYPE, M_STREAM, M_TS, M_SOURCE, M_ACTOR, M_DATA, M_V, M_COUNT };
+
+/* 1 when s is written into JSON as it is: printable ASCII without a quote
+ * or a backslash. */
+static int plain_ascii(const char *s)
+{
+    for (; *s; s++)
+        if (*s < 0x20 || *s >= 0x7f || *s == '"' || *s == '\\')
+            return 0;
+    return 1;
+}
+
+/* The fast path of event_encode, for events whose envelope strings need no
+ * escaping: the members checked as they are, and the envelope written by
+ * hand around data's own JSON, byte for byte what the full way writes
+ * (tests/unit/test_event.c compares the two). NULL for anything else,
+ * valid or not: the full way then decides, and says why. */
+static char *encode_flat(const struct event *ev)
+{
+    if (!ev->type || !ev->stream || !ev->source || !json_is_object(ev->data) || !plain_ascii(ev->id) ||
+        !plain_ascii(ev->type) || !plain_ascii(ev->stream) || !plain_ascii(ev->source) ||
+        (ev->actor && !plain_ascii(ev->actor)))
+        return NULL;
+    char ts[RFC3339_MS_LEN + 1];
+    time_format_rfc3339_ms(ev->ts_ms, ts);
+    json_t *v = json_integer(ev->v);
+    if (!v)
+        return NULL;
+    struct schema_member m[M_COUNT];
+    size_t count = 0;
+    m[count++] = (struct schema_member){"id", ev->id, strlen(ev->id), NULL};
+    m[count++] = (struct schema_member){"type", ev->type, strlen(ev->type), NULL};
+    m[count++] = (struct schema_member){"stream", ev->stream, strlen(ev->stream), NULL};
+    m[count++] = (struct schema_member){"ts", ts, strlen(ts), NULL};
+    m[count++] = (struct schema_member){"source", ev->source, strlen(ev->source), NULL};
+    if (ev->actor)
+        m[count++] = (struct schema_member){"actor", ev->actor, strlen(ev->actor), NULL};
+    m[count++] = (struct schema_member){"data", NULL, 0, ev->data};
+    m[count++] = (struct schema_member){"v", NULL, 0, v};
+    char err[8];
+    int valid = schema_members_valid("envelope", m, count) &&
+                schema_validate_at(ev->type, ev->data, "data", err, sizeof err) == 0;
+    json_decref(v);
+    if (!valid)
+        return NULL;
+    char data[1024];
+    size_t data_len = json_dumpb(ev->data, data, sizeof data, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (data_len == 0 || data_len >= sizeof data)
+        return NULL; /* larger data: the full way */
+    char *text = NULL;
+    int n = asprintf(
+        &text,
+        "{\"id\":\"%s\",\"type\":\"%s\",\"stream\":\"%s\",\"ts\":\"%s\",\"source\":\"%s\"%s%s%s,\"data\":%.*s,\"v\":%d}",
+        ev->id, ev->type, ev->stream, ts, ev->source, ev->actor ? ",\"actor\":\"" : "", ev->actor ? ev->actor : "",
+        ev->actor ? "\"" : "", (int)data_len, data, ev->v);
+    return n < 0 ? NULL : text;
+}
+
 char *event_encode(const struct event *ev, char *err, size_t errlen)
+{
+    char *text = encode_flat(ev);
+    return text ? text : event_encode_reference(ev, err, errlen);
+}
+
+char *event_encode_reference(const struct event *ev, char *err, size_t errlen)
 {
     json_t *o = to_json(ev);
     if (!o) {
@@ -220,9 +285,6 @@ char *event_serialize(const struct event *ev)
 }
 
 /* --- parsing ------------------------------------------------------------------------------------- */
-
-/* The envelope's members, as the fast path finds them. */
-enum { M_ID, M_TYPE, M_STREAM, M_TS, M_SOURCE, M_ACTOR, M_DATA, M_V, M_COUNT };
 
 static const char *const MEMBER_NAMES[M_COUNT] = {"id", "type", "stream", "ts", "source", "actor", "data", "v"};
 

@@ -187,6 +187,10 @@ static struct child *get_child(struct metric *f, const char *const *values)
         if (j == f->nlabels)
             return &f->children[i];
     }
+    /* A new series: its label values are checked once, here. */
+    for (size_t i = 0; i < f->nlabels; i++)
+        if (!valid_utf8(values[i]))
+            return NULL;
     if (f->nchildren == f->cap) {
         size_t cap = f->cap ? f->cap * 2 : 4;
         struct child *children = realloc(f->children, cap * sizeof *children);
@@ -302,7 +306,7 @@ static int update(struct metric *f, enum metric_type type, const char *const *va
     if (!f || f->type != type || (f->nlabels && !values))
         return -1;
     for (size_t i = 0; i < f->nlabels; i++)
-        if (!valid_utf8(values[i]))
+        if (!values[i])
             return -1;
 
     pthread_mutex_lock(&f->registry->lock);

@@ -329,7 +329,7 @@ static const struct loaded_schema *find_schema(const char *name)
     if (load_error[0])
         return NULL;
     for (size_t i = 0; i < schema_count; i++)
-        if (strcmp(schemas[i].name, name) == 0)
+        if (schemas[i].name[0] == name[0] && strcmp(schemas[i].name, name) == 0)
             return &schemas[i];
     return NULL;
 }
@@ -474,10 +474,12 @@ static int validate_string(const struct rule *r, const json_t *v, const char *pa
     return validate_string_bytes(r, json_string_value(v), json_string_length(v), path, err, errlen);
 }
 
+/* The first byte is compared before the name: objects are validated per
+ * event, and most of their names differ there. */
 static const struct rule *property_rule(const struct rule *r, const char *name)
 {
     for (size_t i = 0; i < r->nproperties; i++)
-        if (strcmp(r->properties[i].name, name) == 0)
+        if (r->properties[i].name[0] == name[0] && strcmp(r->properties[i].name, name) == 0)
             return r->properties[i].rule;
     return NULL;
 }
@@ -655,7 +657,7 @@ static int string_valid(const struct rule *r, const char *str, size_t len)
 static const struct schema_member *member_named(const struct schema_member *m, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(m[i].name, name) == 0)
+        if (m[i].name[0] == name[0] && strcmp(m[i].name, name) == 0)
             return &m[i];
     return NULL;
 }

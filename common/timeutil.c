@@ -65,6 +65,20 @@ static int days_in_month(int year, int month)
     return month == 2 && leap ? 29 : days[month - 1];
 }
 
+/* Days from 1970-01-01 to year-month-day in the proleptic Gregorian
+ * calendar. The year is counted from March, so that the leap day falls at
+ * its end; 400-year eras of 146,097 days each, then the years, months (of
+ * 153 days per five, from March) and days within the era. */
+static int64_t days_since_epoch(int year, int month, int day)
+{
+    int64_t y = month <= 2 ? year - 1 : year;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t year_of_era = y - era * 400;
+    int64_t day_of_year = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
+    int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    return era * 146097 + day_of_era - 719468; /* 719,468: days from 0000-03-01 to 1970-01-01 */
+}
+
 int time_parse_rfc3339(const char *s, int64_t *epoch_ms)
 {
     const char *p = s;
@@ -105,16 +119,10 @@ int time_parse_rfc3339(const char *s, int64_t *epoch_ms)
     if (*p != '\0')
         return -1;
 
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    tm.tm_year = year - 1900;
-    tm.tm_mon = mon - 1;
-    tm.tm_mday = day;
-    tm.tm_hour = hour;
-    tm.tm_min = min;
-    tm.tm_sec = sec > 59 ? 59 : sec; /* a leap second folds onto :59 */
-    time_t t = timegm(&tm);
-    *epoch_ms = ((int64_t)t - (int64_t)offset_min * 60) * 1000 + ms;
+    if (sec > 59)
+        sec = 59; /* a leap second folds onto :59 */
+    int64_t t = days_since_epoch(year, mon, day) * 86400 + hour * 3600 + min * 60 + sec;
+    *epoch_ms = (t - (int64_t)offset_min * 60) * 1000 + ms;
     return 0;
 }
 

@@ -255,6 +255,50 @@ static void test_fast_path_agrees_with_full_parse(void **state)
     }
 }
 
+/* event_encode and event_encode_reference write the same bytes, or both
+ * refuse: every catalogue type, with and without an actor, and envelope
+ * strings that need escaping, are not ASCII, or are not valid at all. */
+static void test_fast_encode_agrees_with_full_encode(void **state)
+{
+    (void)state;
+    static const char *const streams[] = {
+        "friday townhall", "Zo\xc3\xab's stream", "a\"b", "a\\b", "tab\there", "", "a/b", " lead", "del\x7f"};
+    static const char *const actors[] = {NULL, "bob", "Zo\xc3\xab", "b\"ob", "video-composer-1", "..", "bad\xff"};
+    for (size_t t = 0; t < event_catalogue_count; t++) {
+        for (size_t s = 0; s < sizeof streams / sizeof streams[0]; s++) {
+            for (size_t a = 0; a < sizeof actors / sizeof actors[0]; a++) {
+                struct event ev;
+                char err[256], err_full[256];
+                json_t *data = json_loads(example_data(event_catalogue[t]), 0, NULL);
+                assert_non_null(data);
+                assert_int_equal(event_build(&ev, event_catalogue[t], streams[s], "api", actors[a], data, err,
+                                             sizeof err),
+                                 0);
+                char *fast = event_encode(&ev, err, sizeof err);
+                char *full = event_encode_reference(&ev, err_full, sizeof err_full);
+                if ((fast == NULL) != (full == NULL))
+                    fail_msg("encoders disagree on %s, stream %zu, actor %zu", event_catalogue[t], s, a);
+                if (fast)
+                    assert_string_equal(fast, full);
+                else
+                    assert_string_equal(err, err_full);
+                free(fast);
+                free(full);
+                event_free(&ev);
+            }
+        }
+    }
+    /* Data that is not an object, and an unknown type. */
+    struct event ev;
+    char err[256];
+    assert_int_equal(event_build(&ev, "hand.raised", "s1", "api", NULL, json_array(), err, sizeof err), 0);
+    assert_null(event_encode(&ev, err, sizeof err));
+    event_free(&ev);
+    assert_int_equal(event_build(&ev, "hand.waved", "s1", "api", NULL, json_object(), err, sizeof err), 0);
+    assert_null(event_encode(&ev, err, sizeof err));
+    event_free(&ev);
+}
+
 static void test_huge_input_refused(void **state)
 {
     (void)state;
@@ -372,10 +416,15 @@ static void test_traceparent(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),         cmocka_unit_test(test_every_catalogue_type),
-        cmocka_unit_test(test_bad_envelopes),      cmocka_unit_test(test_fast_path_agrees_with_full_parse),
-        cmocka_unit_test(test_huge_input_refused), cmocka_unit_test(test_init_refuses_bad_events),
-        cmocka_unit_test(test_build_then_encode),  cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_every_catalogue_type),
+        cmocka_unit_test(test_bad_envelopes),
+        cmocka_unit_test(test_fast_path_agrees_with_full_parse),
+        cmocka_unit_test(test_fast_encode_agrees_with_full_encode),
+        cmocka_unit_test(test_huge_input_refused),
+        cmocka_unit_test(test_init_refuses_bad_events),
+        cmocka_unit_test(test_build_then_encode),
+        cmocka_unit_test(test_ids),
         cmocka_unit_test(test_traceparent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

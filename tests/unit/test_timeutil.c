@@ -4,7 +4,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "timeutil.h"
 
@@ -68,6 +70,35 @@ static void test_parse_rejects(void **state)
     }
 }
 
+/* The parser's own calendar arithmetic agrees with the C library's timegm
+ * on the first day of every month, and the last, from year 0 to 9999. */
+static void test_parse_agrees_with_timegm(void **state)
+{
+    (void)state;
+    static const int last_day[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    for (int year = 0; year <= 9999; year++) {
+        int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        for (int month = 1; month <= 12; month++) {
+            int days[2] = {1, last_day[month - 1] + (month == 2 && leap)};
+            for (int d = 0; d < 2; d++) {
+                char text[96];
+                snprintf(text, sizeof text, "%04d-%02d-%02dT23:59:58.250Z", year, month, days[d]);
+                int64_t ms;
+                assert_int_equal(time_parse_rfc3339(text, &ms), 0);
+                struct tm tm = {.tm_year = year - 1900,
+                                .tm_mon = month - 1,
+                                .tm_mday = days[d],
+                                .tm_hour = 23,
+                                .tm_min = 59,
+                                .tm_sec = 58};
+                int64_t expected = (int64_t)timegm(&tm) * 1000 + 250;
+                if (ms != expected)
+                    fail_msg("%s: %lld, timegm says %lld", text, (long long)ms, (long long)expected);
+            }
+        }
+    }
+}
+
 static void test_monotonic_never_goes_back(void **state)
 {
     (void)state;
@@ -83,6 +114,7 @@ int main(void)
         cmocka_unit_test(test_format_has_milliseconds_and_z),
         cmocka_unit_test(test_parse_round_trip_and_offsets),
         cmocka_unit_test(test_parse_rejects),
+        cmocka_unit_test(test_parse_agrees_with_timegm),
         cmocka_unit_test(test_monotonic_never_goes_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
