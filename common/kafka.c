@@ -871,9 +871,6 @@ struct kafka_consumer {
     /* Next offsets stored by kafka_consumer_done(), per assigned partition:
      * what must be committed before a partition is given away. */
     rd_kafka_topic_partition_list_t *stored;
-    /* The one-partition list kafka_consumer_store hands to librdkafka, kept
-     * for the next offset of the same partition (made when first needed). */
-    rd_kafka_topic_partition_list_t *to_store;
     int assigned_once; /* the group gave this member an assignment (maybe empty) */
     int closing;       /* in kafka_consumer_close: assignments no longer reach on_assign */
 };
@@ -1115,18 +1112,12 @@ int kafka_consumer_store(struct kafka_consumer *c, const char *topic, int32_t pa
     /* The list form: the legacy single-partition rd_kafka_offset_store()
      * left librdkafka 2.0.2 unable to close the consumer (a reference
      * leak, seen as rd_kafka_destroy() hanging in the tests). */
-    rd_kafka_topic_partition_list_t *l = c->to_store;
-    if (!l || l->elems[0].partition != partition || strcmp(l->elems[0].topic, topic) != 0) {
-        if (l)
-            rd_kafka_topic_partition_list_destroy(l);
-        l = c->to_store = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, topic, partition);
-    }
-    l->elems[0].offset = next_offset;
-    l->elems[0].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = next_offset;
     rd_kafka_resp_err_t e = rd_kafka_offsets_store(c->rk, l);
     if (!e)
         e = l->elems[0].err;
+    rd_kafka_topic_partition_list_destroy(l);
     if (e) {
         snprintf(err, errlen, "cannot store offset %lld of %s [%d]: %s", (long long)next_offset, topic, (int)partition,
                  rd_kafka_err2str(e));
@@ -1316,8 +1307,6 @@ int kafka_consumer_close(struct kafka_consumer *c)
         rd_kafka_destroy(c->rk);
     }
     rd_kafka_topic_partition_list_destroy(c->stored);
-    if (c->to_store)
-        rd_kafka_topic_partition_list_destroy(c->to_store);
     free(c);
     return rc;
 }
