@@ -109,7 +109,9 @@ for kind in unit integration; do
         # test_cluster starts three brokers of its own: make test-cluster.
         [ "$name" = test_cluster ] && [ "${STAGEHAND_CLUSTER_TEST:-0}" != 1 ] && continue
         [ "${STAGEHAND_REAL_KAFKA:-}" = only ] && continue
+        t0=$(now)
         run_program "$kind" "$prog" ""
+        [ "$kind" = integration ] && echo "# $name: $(elapsed "$t0") s"
     done
 done
 
