@@ -7,7 +7,8 @@
 Sections: ingress (wrk against the ingress and against nginx), ceiling
 (the reference's chain of Twilio calls against one stagehand request),
 view (the ingress's memory per stream), burst (joins and leaves through
-the ingress), join (a join and leave burst straight onto Kafka), replay, memory (the sync worker's per viewer),
+the ingress), join (a join and leave burst straight onto Kafka), replay, rebuild (one partition with a
+long history, from checkpoints and from offset 0), memory (the sync worker's per viewer),
 audience (the whole viewer flow). Each starts its own broker (Apache
 Kafka from tools/kafka by default, the dev broker with --kafka dev; join
 runs on both), emulator and processes under run/bench/, and reports its figure beside its target and a baseline measured in the same
@@ -45,6 +46,23 @@ NOTES = """
   Kafka reader of the same events runs about six times faster. A
   further step would be to skip validation for events this role has applied before, which needs
   care for invalid events that went to the DLQ (not done).
+- **Rebuild of a long partition (the rebuild section).** One partition holding 1,000,000 events
+  (1,000 streams, each with 504 joins and 495 leaves of the same viewers, 9 still connected) and
+  its checkpoint, taken over by a new sync worker (2026-12-03, 7bf8f46, Apache Kafka, two full
+  runs): from the checkpoint 0.77 to 1.38 s. The partition is assigned 0.02 to 0.04 s after the
+  start, the worker logs "state restored" at 0.68 to 1.27 s and the checkpoint is loaded 0.08 to
+  0.13 s later, so most of it is the state loader reading `stagehand.state` to its end: 9 MB on
+  disk after the history (every state record and checkpoint the first worker wrote; compaction
+  leaves the active segment alone), 1.2 MB more after each rebuilt worker, which publishes its
+  1,000 streams' records again (the row gives the size at the first and last run; the times did
+  not follow it). With 50 streams (a small `stagehand.state`) that step took 0.57 or 1.07 s, in
+  steps of half a second, which looks like the fetch at the end of the partition waiting
+  `fetch.wait.max.ms` (librdkafka's 500 ms) before the end-of-partition the loader waits for (not
+  confirmed). From offset 0: 12.1 to 19.5 s; with 50 streams over as many events 9.9 to 10.8 s, so
+  the fold is slower with many streams (a perf profile put about 8% in the walks over every
+  stream, housekeeping and the sync role's rounds, and spread the rest over jansson, malloc, the
+  schema check and zstd). Both kinds end with the same `/debug/state` and write neither a
+  checkpoint nor to Twilio.
 - **Memory (sync worker).** A tracked viewer cost about 280 bytes with a generic string map (an
   entry, a key copy, the user and its name). Users are now the hash table's entries (one
   allocation with the name inline, a bucket pointer): 108 to 122 bytes in the runs so far.
@@ -154,10 +172,12 @@ NOTES = """
   memory section's full run: 110 bytes per tracked viewer with 1,000,000 viewers (128 on the dev
   broker; the 277 of an earlier `--quick` run was the fixed cost of librdkafka's fetch buffers
   spread over a tenth of the viewers).
-- Single runs for replay and memory (each takes minutes); nginx and the ingress's POST, its
+- A single run for memory (it takes minutes); nginx and the ingress's POST, its
   /join-stream-as-viewer and its public state alternate five times after a warm-up, on Apache
   Kafka and then on the dev broker ("dev broker:" rows), and the medians and spreads are reported;
-  the idle-connections row alternates three pairs.
+  the idle-connections row alternates three pairs. Replay alternates five plain readers with five
+  new sync workers over one setup (its checkpoint row is one run); rebuild alternates five new sync
+  workers from checkpoints with five from offset 0 over one history.
 
 ## Worker pools that scale (issue 19)
 
@@ -277,7 +297,7 @@ def beside(run, kafka):
     return rows
 
 
-HOW_TO_READ = ("- how to read it: only the ingress section is a median of five alternating runs with its spread and a baseline measured in the same run (nginx); compare its ratios, not its rates. Every other section is a single run: replay carries a same-run baseline (a plain Kafka reader; compare the ratio), join runs on both brokers in the same run, the audience rows have the second stream played alone as theirs; ceiling, view, burst and memory have none. Their absolute figures are this machine's on that day only")
+HOW_TO_READ = ("- how to read it: the ingress, replay and rebuild sections are medians of five alternating runs with their spread (min-max). The ingress's and replay's baselines are measured in the same runs (nginx; a plain Kafka reader): compare their ratios, not their rates. Rebuild alternates a new worker from checkpoints with one from offset 0 over the same log and checks that both end with the same state; replay's checkpoint row is a single run. Every other section is a single run: join runs on both brokers in the same run, the audience rows have the second stream played alone as theirs; ceiling, view, burst and memory have none. Their absolute figures are this machine's on that day only")
 
 
 def main():
@@ -301,6 +321,7 @@ def main():
         ("join", lambda: beside(lambda b: workers.join_burst(args.build, os.path.join(rundir, "join-" + b), b,
                                                              100000 // scale), k)),
         ("replay", lambda: workers.replay(args.build, os.path.join(rundir, "replay"), k, 1000000 // scale)),
+        ("rebuild", lambda: workers.rebuild(args.build, os.path.join(rundir, "rebuild"), k, 1000000 // scale)),
         ("memory", lambda: workers.memory(args.build, os.path.join(rundir, "memory"), k, 1000000 // scale)),
         ("audience", lambda: audience.audience(args.build, os.path.join(rundir, "audience"),
                                                [n // scale for n in (1000, 10000, 100000)], args.kafka)),
