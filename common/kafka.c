@@ -1349,6 +1349,10 @@ struct kafka_reader *kafka_reader_new(const struct kafka_reader_options *opt, ch
         conf_set(conf, "group.id", "stagehand-reader-unused", err, errlen) != 0 ||
         conf_set(conf, "enable.auto.commit", "false", err, errlen) != 0 ||
         conf_set(conf, "enable.partition.eof", "true", err, errlen) != 0 ||
+        /* A fetch at the end of a partition waits this long before it
+         * says so (500 ms by default): what a worker's rebuild waits
+         * after its last record. */
+        conf_set(conf, "fetch.wait.max.ms", "100", err, errlen) != 0 ||
         conf_apply_site(conf, fixed, err, errlen) != 0 ||
         conf_apply_extra(conf, opt->properties, fixed, err, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
