@@ -40,12 +40,24 @@ NOTES = """
   types) before knowing whether it was needed, housekeeping (paused partitions, the role's tick,
   state publishing: each a walk over every stream) after every event, and the id window copied
   with `snprintf`. Paths are now built with `memcpy`, the enum message only on failure,
-  housekeeping runs at most every 5 ms: about 88,000 to 120,000 events/s on this machine. What is
-  left is jansson parsing the 200-byte envelope (about a third of the worker's time), the schema
-  check (compiled at load since: no keyword looked up by name per value), and librdkafka; a plain
-  Kafka reader of the same events runs about six times faster. A
-  further step would be to skip validation for events this role has applied before, which needs
-  care for invalid events that went to the DLQ (not done).
+  housekeeping runs at most every 5 ms: about 88,000 to 120,000 events/s on this machine. Issue
+  20's round (`perf record --call-graph dwarf` of a replaying worker): jansson parsing the
+  200-byte envelope was 38% of the worker's time and the schema check 15%, so `event_parse` now
+  splits an envelope as stagehand writes it without building it (`common/flatjson.c`), checks its
+  members against the envelope schema as they are and gives only `data` to jansson (5.9 to 1.9 us
+  per `viewer.connected` in a loop; anything it does not take goes the whole way, and a test and
+  the fuzzer check that both ways agree); the id window compares 8-byte heads, RFC 3339 times are
+  read without `timegm`, the clock is read once per event. In alternated pairs of 500,000 events
+  the worker went from 68,000 to 164,000 events/s. What is left, per event (the same profile):
+  the envelope's member checks (ASCII, formats, enums) 18%, jansson for `data` 13%, malloc and
+  page faults as 300,000 to 1,000,000 viewers' state grows 15%, the sync role reading its maps
+  back from Sync on the same thread 5%, storing the offset 5%, librdkafka's poll 5%, the clock
+  4%. In the replay row (9b94d5e, 1,000,000 events) the worker took 209,000 events/s against
+  113,000 for 7bf8f46 the same day, but the plain reader's speed swings from run to run (280,000
+  to 960,000 events/s with 500,000 events, 750,000 to 1,490,000 here, where the JVM broker serves
+  it from its page cache on the same two cores), so the ratio stays 0.15 to 0.6, its median far
+  under the 0.5 target. Skipping the member checks for events a trusted producer marked (the
+  issue's suggestion) would win back at most those 18%; not done.
 - **Rebuild of a long partition (the rebuild section).** One partition holding 1,000,000 events
   (1,000 streams, each with 504 joins and 495 leaves of the same viewers, 9 still connected) and
   its checkpoint, taken over by a new sync worker (2026-12-03, 7bf8f46, Apache Kafka, two full
@@ -62,7 +74,12 @@ NOTES = """
   the fold is slower with many streams (a perf profile put about 8% in the walks over every
   stream, housekeeping and the sync role's rounds, and spread the rest over jansson, malloc, the
   schema check and zstd). Both kinds end with the same `/debug/state` and write neither a
-  checkpoint nor to Twilio.
+  checkpoint nor to Twilio. Then (9b94d5e, one full run): the readers of a whole topic ask
+  `fetch.wait.max.ms` 100, and `event_parse` takes its short way: from the checkpoint 0.80 s
+  (0.40 to 1.18; "state restored" at 0.69 s in the median run), from offset 0 9.26 s (9.07 to
+  9.91), the same state in all ten. Left alone: a rebuilt worker publishes its streams' state
+  records again although they did not change (every folded event marks its stream for the next
+  record), so each rebuild adds about 1.2 MB to `stagehand.state` until compaction.
 - **Memory (sync worker).** A tracked viewer cost about 280 bytes with a generic string map (an
   entry, a key copy, the user and its name). Users are now the hash table's entries (one
   allocation with the name inline, a bucket pointer): 108 to 122 bytes in the runs so far.
@@ -139,6 +156,15 @@ NOTES = """
   default, poll); p99 at half rate 86 / 110 / 6.1 ms and 15.2 / 9.9 / 83 ms, so that target holds
   only in quiet stretches here; CPU per request 45 / 79 / 44 us on Apache Kafka and 38 / 39 / 38 us
   on the dev broker; a thread wake-up measured 3.6 to 20 us depending on where the two threads ran.
+  Then (9b94d5e) `event_encode` writes the envelope by hand around `data`'s JSON when no envelope
+  string needs escaping (4.0 to 1.9 us per event in a loop, the same bytes as jansson's, checked
+  by a test): 0.31 of nginx on Apache Kafka (runs 0.19 to 0.32) and 0.36 on the dev broker (0.32
+  to 0.37), 39 us of CPU per request on both; with 4,000 idle connections 1.03 and 0.96 of the
+  rate without them; p99 at half rate 5.6 and 3.2 ms. On two cores shared by wrk, the server and
+  the broker, the ratio is about (wrk + nginx) / (wrk + ingress + broker) per request: 22 us
+  against 13 + 39 + the broker's share. 0.5 needs the ingress and the broker under about 31 us
+  together, 10 us or more below today's ingress alone, of which the loopback TCP path (about 40%,
+  paid by nginx too) and libmicrohttpd are most; the envelope's JSON is now a few us.
 - **Audience (the whole viewer flow).** Before, every `user.joined` created the viewer's Sync
   document and wrote five permissions in the event path; Sync allows about 20 creations per second
   per service and 20 writes per second per object, and a permission on a map is a write to that
