@@ -242,13 +242,42 @@ static char *encode_flat(const struct event *ev)
     size_t data_len = json_dumpb(ev->data, data, sizeof data, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (data_len == 0 || data_len >= sizeof data)
         return NULL; /* larger data: the full way */
-    char *text = NULL;
-    int n = asprintf(
-        &text,
-        "{\"id\":\"%s\",\"type\":\"%s\",\"stream\":\"%s\",\"ts\":\"%s\",\"source\":\"%s\"%s%s%s,\"data\":%.*s,\"v\":%d}",
-        ev->id, ev->type, ev->stream, ts, ev->source, ev->actor ? ",\"actor\":\"" : "", ev->actor ? ev->actor : "",
-        ev->actor ? "\"" : "", (int)data_len, data, ev->v);
-    return n < 0 ? NULL : text;
+    char v_text[16];
+    snprintf(v_text, sizeof v_text, "%d", ev->v);
+    /* The pieces in envelope order; what the full way writes, with no
+     * format string to interpret per event. */
+    const char *pieces[] = {"{\"id\":\"",
+                            ev->id,
+                            "\",\"type\":\"",
+                            ev->type,
+                            "\",\"stream\":\"",
+                            ev->stream,
+                            "\",\"ts\":\"",
+                            ts,
+                            "\",\"source\":\"",
+                            ev->source,
+                            "\"",
+                            ev->actor ? ",\"actor\":\"" : "",
+                            ev->actor ? ev->actor : "",
+                            ev->actor ? "\"" : "",
+                            ",\"data\":",
+                            NULL /* data */,
+                            ",\"v\":",
+                            v_text,
+                            "}"};
+    size_t npieces = sizeof pieces / sizeof pieces[0], total = 0;
+    for (size_t i = 0; i < npieces; i++)
+        total += pieces[i] ? strlen(pieces[i]) : data_len;
+    char *text = malloc(total + 1), *at = text;
+    if (!text)
+        return NULL;
+    for (size_t i = 0; i < npieces; i++) {
+        size_t n = pieces[i] ? strlen(pieces[i]) : data_len;
+        memcpy(at, pieces[i] ? pieces[i] : data, n);
+        at += n;
+    }
+    *at = '\0';
+    return text;
 }
 
 char *event_encode(const struct event *ev, char *err, size_t errlen)
