@@ -56,7 +56,10 @@ NOTES = """
   113,000 for 7bf8f46 the same day, but the plain reader's speed swings from run to run (280,000
   to 960,000 events/s with 500,000 events, 750,000 to 1,490,000 here, where the JVM broker serves
   it from its page cache on the same two cores), so the ratio stays 0.15 to 0.6, its median far
-  under the 0.5 target. Skipping the member checks for events a trusted producer marked (the
+  under the 0.5 target. Nor is the worker purely CPU-bound: its main thread was busy 68 to 69%
+  of a 500,000-event replay (/proc, two runs at 166,000 events/s); the rest it waits, on fetches
+  and on the Twilio emulator's answers to the sync role reading each stream's maps back (a few
+  requests per stream, on the same thread), a wait that grows with Twilio's latency. Skipping the member checks for events a trusted producer marked (the
   issue's suggestion) would win back at most those 18%; not done.
 - **Rebuild of a long partition (the rebuild section).** One partition holding 1,000,000 events
   (1,000 streams, each with 504 joins and 495 leaves of the same viewers, 9 still connected) and
