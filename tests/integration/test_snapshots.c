@@ -37,42 +37,26 @@
 
 #include <jansson.h>
 
-#include "../support/emulator_process.h"
-#include "../support/stack.h"
+#include "../support/fixture.h"
+#include "../support/pipeline_helpers.h"
 #include "timeutil.h"
-#include "token.h"
-#include "twilio.h"
 
 #define ROLES 3
 #define LIVE "encore"
 
 static const char *const roles[ROLES] = {"room", "stream", "sync"};
 
-struct fixture {
-    struct stack s;
-    struct emulator_process emu;
-    struct twilio_client *emu_client;
-    struct process workers[ROLES];
-    int metrics_ports[ROLES];
-    char public_env[96], port_env[32];
-};
-
 static void start_workers(struct fixture *f, const char *snapshots)
 {
-    char err[256];
     for (int i = 0; i < ROLES; i++) {
-        const char *env[] = {f->public_env,
-                             "VIEWERS_MAP_CAP=20",
+        const char *env[] = {"VIEWERS_MAP_CAP=20",
                              "COUNT_INTERVAL_MS=200",
                              "LOG_LEVEL=warn",
                              "STATE_TOMBSTONE_AFTER_S=2",
                              snapshots,
                              getenv("TEST_LOG_LEVEL"),
                              NULL};
-        f->metrics_ports[i] = stack_start_worker(&f->s, roles[i], f->emu.base_url, env, &f->workers[i], err,
-                                                 sizeof err);
-        if (f->metrics_ports[i] < 0)
-            fail_msg("%s", err);
+        fixture_start_worker(f, i, env);
     }
 }
 
@@ -82,138 +66,45 @@ static void stop_workers(struct fixture *f)
         assert_int_equal(process_stop(&f->workers[i], 20000), 0);
 }
 
+/* The broker, the public ingress and the emulator; the workers are started
+ * by the test, with or without checkpoints. */
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    char err[256];
-    assert_non_null(f);
-    int port = process_free_port();
-    assert_true(port > 0);
-    snprintf(f->public_env, sizeof f->public_env, "PUBLIC_BASE_URL=http://127.0.0.1:%d", port);
-    snprintf(f->port_env, sizeof f->port_env, "INGRESS_PORT=%d", port);
-    const char *ingress_env[] = {f->public_env,           f->port_env,
-                                 "CREATE_WAIT_MS=20000",  "PRODUCE_TIMEOUT_MS=1000",
-                                 "RATE_LIMIT_IP_PER_S=0", "RATE_LIMIT_IDENTITY_PER_S=0",
-                                 "LOG_LEVEL=warn",        NULL};
-    if (stack_start_broker(&f->s, err, sizeof err) < 0 ||
-        stack_start_ingress(&f->s, ingress_env, err, sizeof err) < 0 ||
-        emulator_start(&f->emu, NULL, err, sizeof err) < 0)
-        fail_msg("%s", err);
-    f->emu_client = emulator_client(&f->emu, err, sizeof err);
-    assert_non_null(f->emu_client);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
+    static const char *const ingress_env[] = {"CREATE_WAIT_MS=20000",  "PRODUCE_TIMEOUT_MS=1000",
+                                              "RATE_LIMIT_IP_PER_S=0", "RATE_LIMIT_IDENTITY_PER_S=0",
+                                              "LOG_LEVEL=warn",        NULL};
+    struct fixture_options o = {.broker = 1,
+                                .ingress = FIXTURE_INGRESS_PUBLIC,
+                                .ingress_env = ingress_env,
+                                .emulator = 1,
+                                .workers = {{"room", NULL}, {"stream", NULL}, {"sync", NULL}},
+                                .workers_later = 1};
+    fixture_setup(state, &o);
     struct fixture *f = *state;
-    for (int i = 0; i < ROLES; i++)
-        if (f->workers[i].pid)
-            process_stop(&f->workers[i], 20000);
-    twilio_client_free(f->emu_client);
-    int emulator_status = emulator_stop(&f->emu);
-    int ingress_status = stack_stop_ingress(&f->s);
-    int broker_status = stack_stop(&f->s);
-    free(f);
-    assert_int_equal(emulator_status, 0);
-    assert_int_equal(ingress_status, 0);
-    assert_int_equal(broker_status, 0);
+    f->stream = LIVE; /* the room of pipeline_helpers' room_join and room_leave */
     return 0;
 }
 
 /* --- the API, the emulator, the workers' metrics ---------------------------------------------- */
-
-static long api(struct fixture *f, const char *path, const char *body)
-{
-    static const char *const headers[] = {"Authorization: " TEST_PASSCODE, "Content-Type: application/json", NULL};
-    char url[256];
-    snprintf(url, sizeof url, "%s%s", f->s.ingress_url, path);
-    struct http_reply r;
-    http_call("POST", url, headers, body, strlen(body), &r);
-    long status = r.status;
-    http_reply_free(&r);
-    return status;
-}
 
 static void user_api(struct fixture *f, const char *path, const char *stream, const char *identity, const char *extra)
 {
     char body[256];
     snprintf(body, sizeof body, "{\"user_identity\":\"%s\",\"stream_name\":\"%s\"%s}", identity, stream,
              extra ? extra : "");
-    long status = api(f, path, body);
+    long status = api(f, path, body, NULL);
     if (status != 200)
         fail_msg("%s %s for %s: %ld", path, stream, identity, status);
-}
-
-static json_t *emulator_get(struct fixture *f, const char *path)
-{
-    struct twilio_result res;
-    twilio_request(f->emu_client, TWILIO_VIDEO, "GET", path, NULL, NULL, &res);
-    json_t *body = json_incref(res.body);
-    twilio_result_free(&res);
-    assert_non_null(body);
-    return body;
-}
-
-static long emulator_post(struct fixture *f, const char *path, const char *form, json_t **body)
-{
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", f->emu.base_url, path);
-    struct http_reply r;
-    http_call("POST", url, NULL, form, strlen(form), &r);
-    if (body)
-        *body = json_loads(r.body, 0, NULL);
-    long status = r.status;
-    http_reply_free(&r);
-    return status;
-}
-
-static char *token_for(const char *identity, const char *room, const char *service)
-{
-    struct token_key key = {TEST_ACCOUNT_SID, TEST_API_KEY_SID, TEST_API_KEY_SECRET, NULL};
-    struct token_grants grants = {identity, room, service, NULL};
-    char err[128];
-    char *jwt = token_mint(&key, &grants, 600, (int64_t)time(NULL), err, sizeof err);
-    assert_non_null(jwt);
-    return jwt;
-}
-
-static void room_join(struct fixture *f, const char *identity)
-{
-    char *token = token_for(identity, LIVE, NULL);
-    char *form = malloc(strlen(token) + 8), path[256];
-    assert_non_null(form);
-    sprintf(form, "Token=%s", token);
-    snprintf(path, sizeof path, "/_emulator/rooms/%s/participants", LIVE);
-    assert_int_equal(emulator_post(f, path, form, NULL), 201);
-    free(form);
-    free(token);
-}
-
-static void room_leave(struct fixture *f, const char *identity)
-{
-    char path[256];
-    snprintf(path, sizeof path, "/_emulator/rooms/%s/participants/%s/leave", LIVE, identity);
-    assert_int_equal(emulator_post(f, path, "", NULL), 200);
 }
 
 /* The SID of the live stream's Sync service (waits for it). */
 static void service_sid(struct fixture *f, char out[64])
 {
-    char friendly[128];
-    snprintf(friendly, sizeof friendly, "Live Video Stream %s", LIVE);
     for (int t = 0; t < 200; t++) {
-        json_t *state = emulator_get(f, "/_emulator/state"), *service;
-        size_t i;
-        out[0] = '\0';
-        json_array_foreach (json_object_get(state, "sync_services"), i, service) {
-            const char *name = json_string_value(json_object_get(service, "friendly_name"));
-            const char *sid = json_string_value(json_object_get(service, "sid"));
-            if (name && sid && strcmp(name, friendly) == 0)
-                snprintf(out, 64, "%s", sid);
-        }
-        json_decref(state);
+        json_t *service = sync_service(f, LIVE);
+        const char *sid = json_string_value(json_object_get(service, "sid"));
+        snprintf(out, 64, "%s", sid ? sid : "");
+        json_decref(service);
         if (out[0])
             return;
         usleep(50 * 1000);
@@ -243,7 +134,7 @@ static void sync_endpoint_drops(struct fixture *f, const char *identity)
 static double family(struct fixture *f, int i, const char *name, const char *label)
 {
     char url[128], prefix[160];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", f->metrics_ports[i]);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", f->metrics_port[i]);
     snprintf(prefix, sizeof prefix, "\n%s", name);
     struct http_reply r;
     http_call("GET", url, NULL, NULL, 0, &r);
@@ -289,38 +180,6 @@ static void wait_settled_workers(struct fixture *f, double streams)
     fail_msg("the workers did not catch up holding %g streams", streams);
 }
 
-/* The emulator's state and stats as one text, once it stays the same for
- * two seconds. Webhooks are sent asynchronously (not the workers' doing). */
-static char *emulator_snapshot(struct fixture *f)
-{
-    json_t *state = emulator_get(f, "/_emulator/state");
-    json_t *stats = emulator_get(f, "/_emulator/stats");
-    json_object_del(stats, "webhooks");
-    json_t *both = json_pack("{s:o, s:o}", "state", state, "stats", stats);
-    char *text = json_dumps(both, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(both);
-    assert_non_null(text);
-    return text;
-}
-
-static char *settled_snapshot(struct fixture *f)
-{
-    char *last = emulator_snapshot(f);
-    int64_t same_since = time_monotonic_ms();
-    for (int i = 0; i < 600 && time_monotonic_ms() - same_since < 2000; i++) {
-        usleep(100 * 1000);
-        char *now = emulator_snapshot(f);
-        if (strcmp(now, last) != 0) {
-            free(last);
-            last = now;
-            same_since = time_monotonic_ms();
-        } else {
-            free(now);
-        }
-    }
-    return last;
-}
-
 /* Takes the requests out of a snapshot's stats (what a worker's start may
  * cost in reads), keeping the state and the write counts to compare. */
 static json_t *without_requests(const char *snapshot)
@@ -338,7 +197,7 @@ static json_t *without_requests(const char *snapshot)
 static json_t *dump(struct fixture *f, int i)
 {
     char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/debug/state", f->metrics_ports[i]);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/debug/state", f->metrics_port[i]);
     json_t *got = NULL;
     for (int t = 0; t < 50 && !got; t++) {
         struct http_reply r;
@@ -567,7 +426,7 @@ static void test_checkpoint_and_tail_equal_full_reread(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_checkpoint_and_tail_equal_full_reread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_and_tail_equal_full_reread, setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
