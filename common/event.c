@@ -265,16 +265,18 @@ static char *encode_flat(const struct event *ev)
                             ",\"v\":",
                             v_text,
                             "}"};
-    size_t npieces = sizeof pieces / sizeof pieces[0], total = 0;
-    for (size_t i = 0; i < npieces; i++)
-        total += pieces[i] ? strlen(pieces[i]) : data_len;
+    enum { NPIECES = sizeof pieces / sizeof pieces[0] };
+    size_t lengths[NPIECES], total = 0;
+    for (size_t i = 0; i < NPIECES; i++) {
+        lengths[i] = pieces[i] ? strlen(pieces[i]) : data_len;
+        total += lengths[i];
+    }
     char *text = malloc(total + 1), *at = text;
     if (!text)
         return NULL;
-    for (size_t i = 0; i < npieces; i++) {
-        size_t n = pieces[i] ? strlen(pieces[i]) : data_len;
-        memcpy(at, pieces[i] ? pieces[i] : data, n);
-        at += n;
+    for (size_t i = 0; i < NPIECES; i++) {
+        memcpy(at, pieces[i] ? pieces[i] : data, lengths[i]);
+        at += lengths[i];
     }
     *at = '\0';
     return text;
