@@ -1,6 +1,7 @@
 /* The event envelope (see event.h). */
 #include "event.h"
 
+#include <limits.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -85,10 +86,14 @@ int event_traceparent(char out[EVENT_TRACEPARENT_LEN + 1])
 
 void event_free(struct event *ev)
 {
-    free(ev->type);
-    free(ev->stream);
-    free(ev->source);
-    free(ev->actor);
+    if (ev->strings) {
+        free(ev->strings);
+    } else {
+        free(ev->type);
+        free(ev->stream);
+        free(ev->source);
+        free(ev->actor);
+    }
     json_decref(ev->data);
     memset(ev, 0, sizeof *ev);
 }
@@ -195,6 +200,38 @@ int event_init(struct event *ev, const char *type, const char *stream, const cha
 /* The envelope's members, in the order they are written. */
 enum { M_ID, M_TYPE, M_STREAM, M_TS, M_SOURCE, M_ACTOR, M_DATA, M_V, M_COUNT };
 
+/* The members given to schema_members_valid are filled field by field
+ * (only those their kind reads): a compound literal per member went through
+ * a stack copy that cost more than building the rest of the array. Each
+ * returns the next slot. */
+static struct schema_member *string_member(struct schema_member *m, const char *name, const char *s, size_t len)
+{
+    m->name = name;
+    m->name_len = strlen(name);
+    m->kind = SCHEMA_MEMBER_STRING;
+    m->str = s;
+    m->len = len;
+    return m + 1;
+}
+
+static struct schema_member *integer_member(struct schema_member *m, const char *name, json_int_t n)
+{
+    m->name = name;
+    m->name_len = strlen(name);
+    m->kind = SCHEMA_MEMBER_INTEGER;
+    m->integer = n;
+    return m + 1;
+}
+
+static struct schema_member *json_member(struct schema_member *m, const char *name, const json_t *value)
+{
+    m->name = name;
+    m->name_len = strlen(name);
+    m->kind = SCHEMA_MEMBER_JSON;
+    m->value = value;
+    return m + 1;
+}
+
 /* 1 when s is written into JSON as it is: printable ASCII without a quote
  * or a backslash. */
 static int plain_ascii(const char *s)
@@ -218,24 +255,19 @@ static char *encode_flat(const struct event *ev)
         return NULL;
     char ts[RFC3339_MS_LEN + 1];
     time_format_rfc3339_ms(ev->ts_ms, ts);
-    json_t *v = json_integer(ev->v);
-    if (!v)
-        return NULL;
-    struct schema_member m[M_COUNT];
-    size_t count = 0;
-    m[count++] = (struct schema_member){"id", ev->id, strlen(ev->id), NULL};
-    m[count++] = (struct schema_member){"type", ev->type, strlen(ev->type), NULL};
-    m[count++] = (struct schema_member){"stream", ev->stream, strlen(ev->stream), NULL};
-    m[count++] = (struct schema_member){"ts", ts, strlen(ts), NULL};
-    m[count++] = (struct schema_member){"source", ev->source, strlen(ev->source), NULL};
+    struct schema_member m[M_COUNT], *next = m;
+    next = string_member(next, "id", ev->id, strlen(ev->id));
+    next = string_member(next, "type", ev->type, strlen(ev->type));
+    next = string_member(next, "stream", ev->stream, strlen(ev->stream));
+    next = string_member(next, "ts", ts, strlen(ts));
+    next = string_member(next, "source", ev->source, strlen(ev->source));
     if (ev->actor)
-        m[count++] = (struct schema_member){"actor", ev->actor, strlen(ev->actor), NULL};
-    m[count++] = (struct schema_member){"data", NULL, 0, ev->data};
-    m[count++] = (struct schema_member){"v", NULL, 0, v};
+        next = string_member(next, "actor", ev->actor, strlen(ev->actor));
+    next = json_member(next, "data", ev->data);
+    next = integer_member(next, "v", ev->v);
     char err[8];
-    int valid = schema_members_valid("envelope", m, count) &&
+    int valid = schema_members_valid("envelope", m, (size_t)(next - m)) &&
                 schema_validate_at(ev->type, ev->data, "data", err, sizeof err) == 0;
-    json_decref(v);
     if (!valid)
         return NULL;
     char data[1024];
@@ -317,29 +349,33 @@ char *event_serialize(const struct event *ev)
 
 /* --- parsing ------------------------------------------------------------------------------------- */
 
-static const char *const MEMBER_NAMES[M_COUNT] = {"id", "type", "stream", "ts", "source", "actor", "data", "v"};
+/* With their lengths, so that most names are told apart without memcmp. */
+static const struct {
+    const char *s;
+    size_t len;
+} MEMBER_NAMES[M_COUNT] = {{"id", 2},     {"type", 4},  {"stream", 6}, {"ts", 2},
+                           {"source", 6}, {"actor", 5}, {"data", 4},   {"v", 1}};
 
 static int member_index(const struct flatjson_member *m)
 {
     for (int i = 0; i < M_COUNT; i++)
-        if (strlen(MEMBER_NAMES[i]) == m->key_len && memcmp(MEMBER_NAMES[i], m->key, m->key_len) == 0)
+        if (MEMBER_NAMES[i].len == m->key_len && MEMBER_NAMES[i].s[0] == m->key[0] &&
+            memcmp(MEMBER_NAMES[i].s, m->key, m->key_len) == 0)
             return i;
     return -1;
 }
 
-/* The fast path of event_parse, for envelopes as stagehand writes them:
- * flatjson splits the envelope without building it, jansson parses only
- * data, and the envelope's schema checks the members as they are. It
- * accepts only what the full parse accepts, with the same result
- * (tests/unit/test_event.c and the fuzzer compare the two), and says -1
- * for anything else, valid or not: the full parse then decides. */
-static int parse_flat(const char *buf, size_t len, struct event *out)
+/* Splits the envelope and files each member under its M_* index (actor
+ * may be missing). -1 when it is not flat, has an unknown or repeated
+ * member, misses one, or one is of a kind the envelope never has. */
+static int envelope_members(const char *buf, size_t len, struct flatjson_member members[M_COUNT],
+                            const struct flatjson_member *found[M_COUNT])
 {
-    struct flatjson_member members[M_COUNT];
     int n = flatjson_members(buf, len, members, M_COUNT);
     if (n < 0)
         return -1;
-    const struct flatjson_member *found[M_COUNT] = {0};
+    for (int k = 0; k < M_COUNT; k++)
+        found[k] = NULL;
     for (int i = 0; i < n; i++) {
         int k = member_index(&members[i]);
         if (k < 0 || found[k])
@@ -351,45 +387,207 @@ static int parse_flat(const char *buf, size_t len, struct event *out)
         if (found[k] ? found[k]->kind != want : k != M_ACTOR)
             return -1;
     }
-    char ts[64], v_text[20];
+    return 0;
+}
+
+_Static_assert(sizeof(json_int_t) == sizeof(long long), "json_int_t is long long");
+
+/* The value of a flatjson integer (-?(0|[1-9][0-9]*)) as jansson reads it.
+ * -1 when it does not fit json_int_t: jansson refuses those ("too big
+ * integer"), and so does the full parse. */
+static int integer_value(const char *s, size_t len, json_int_t *out)
+{
+    int negative = s[0] == '-';
+    unsigned long long limit = negative ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
+    unsigned long long n = 0;
+    for (size_t i = (size_t)negative; i < len; i++) {
+        unsigned digit = (unsigned)(s[i] - '0');
+        if (n > (limit - digit) / 10)
+            return -1;
+        n = n * 10 + digit;
+    }
+    /* -n without overflowing when n is LLONG_MAX + 1 */
+    *out = negative && n ? -(json_int_t)(n - 1) - 1 : (json_int_t)n;
+    return 0;
+}
+
+/* Copies type, stream, source and actor (when there is one) into one
+ * allocation: one malloc per event instead of four. */
+static int copy_strings(struct event *out, const struct flatjson_member *const found[M_COUNT])
+{
+    static const int which[] = {M_TYPE, M_STREAM, M_SOURCE, M_ACTOR};
+    char **fields[] = {&out->type, &out->stream, &out->source, &out->actor};
+    size_t total = 0;
+    for (size_t i = 0; i < 4; i++)
+        if (found[which[i]])
+            total += found[which[i]]->value_len + 1;
+    char *block = malloc(total);
+    if (!block)
+        return -1;
+    char *at = block;
+    for (size_t i = 0; i < 4; i++) {
+        const struct flatjson_member *m = found[which[i]];
+        if (!m)
+            continue;
+        memcpy(at, m->value, m->value_len);
+        at[m->value_len] = '\0';
+        *fields[i] = at;
+        at += m->value_len + 1;
+    }
+    out->strings = block;
+    return 0;
+}
+
+#define DATA_MAX_MEMBERS 16
+
+/* 1 when two members have the same key (jansson, asked to, refuses such
+ * an object). */
+static int has_duplicate(const struct flatjson_member *m, int n)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (m[i].key_len == m[j].key_len && memcmp(m[i].key, m[j].key, m[i].key_len) == 0)
+                return 1;
+    return 0;
+}
+
+/* The literal a flatjson "other" value is, or NULL (an object, an array,
+ * or not JSON). The literals are jansson's singletons: nothing to free. */
+static json_t *literal(const struct flatjson_member *m)
+{
+    if (m->value_len == 4 && memcmp(m->value, "true", 4) == 0)
+        return json_true();
+    if (m->value_len == 5 && memcmp(m->value, "false", 5) == 0)
+        return json_false();
+    if (m->value_len == 4 && memcmp(m->value, "null", 4) == 0)
+        return json_null();
+    return NULL;
+}
+
+/* Adds a flat member to o as the JSON value json_loadb would make of it,
+ * and describes it in *sm for the schema (its strings point into o).
+ * 1 when added, 0 when it is a value this way does not build (an object or
+ * an array), -1 when the full parse refuses it or out of memory. */
+static int add_member(json_t *o, const struct flatjson_member *m, struct schema_member *sm)
+{
+    json_t *value;
+    sm->name = m->key;
+    sm->name_len = m->key_len;
+    if (m->kind == FLATJSON_STRING) {
+        /* flatjson strings are printable ASCII without escapes: valid UTF-8 */
+        value = json_stringn_nocheck(m->value, m->value_len);
+        sm->kind = SCHEMA_MEMBER_STRING;
+        sm->str = value ? json_string_value(value) : NULL;
+        sm->len = m->value_len;
+    } else if (m->kind == FLATJSON_INTEGER) {
+        if (integer_value(m->value, m->value_len, &sm->integer) < 0)
+            return -1;
+        value = json_integer(sm->integer);
+        sm->kind = SCHEMA_MEMBER_INTEGER;
+    } else {
+        value = literal(m);
+        if (!value)
+            return 0;
+        sm->kind = SCHEMA_MEMBER_JSON;
+        sm->value = value;
+    }
+    if (!value)
+        return -1;
+    /* takes value, even on failure */
+    return json_object_setn_new_nocheck(o, m->key, m->key_len, value) == 0 ? 1 : -1;
+}
+
+/* data built from its text when it is a flat object, and checked against
+ * the type's schema member by member: what json_loadb and
+ * schema_validate_at would make and say, without the parser. 1 with *out
+ * set; 0 when data is not flat (the caller parses it); -1 when the full
+ * parse refuses it (duplicate keys, an integer out of range), it is not
+ * valid, or out of memory. */
+static int build_flat_data(const char *type, const struct flatjson_member *data, json_t **out)
+{
+    struct flatjson_member fm[DATA_MAX_MEMBERS];
+    int n = flatjson_members(data->value, data->value_len, fm, DATA_MAX_MEMBERS);
+    if (n < 0)
+        return 0;
+    if (has_duplicate(fm, n))
+        return -1;
+    json_t *o = json_object();
+    if (!o)
+        return -1;
+    struct schema_member sm[DATA_MAX_MEMBERS];
+    int rc = 1;
+    for (int i = 0; i < n && rc == 1; i++)
+        rc = add_member(o, &fm[i], &sm[i]);
+    if (rc == 1 && !schema_members_valid(type, sm, (size_t)n))
+        rc = -1;
+    if (rc != 1) {
+        json_decref(o);
+        return rc;
+    }
+    *out = o;
+    return 1;
+}
+
+/* data as a JSON value checked against the type's schema: built directly
+ * when flat, else parsed by jansson. -1 when not valid (or out of memory). */
+static int parse_data(const char *type, const struct flatjson_member *data, json_t **out)
+{
+    int rc = build_flat_data(type, data, out);
+    if (rc != 0)
+        return rc == 1 ? 0 : -1;
+    *out = json_loadb(data->value, data->value_len, JSON_REJECT_DUPLICATES, NULL);
+    char err[8];
+    if (!*out || schema_validate_at(type, *out, "data", err, sizeof err) < 0) {
+        json_decref(*out);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* The fast path of event_parse, for envelopes as stagehand writes them:
+ * flatjson splits the envelope without building it, data is built from
+ * its members when it is flat too (parsed by jansson when not), and the
+ * schemas check the members as they are. It accepts only what the full
+ * parse accepts, with the same result (tests/unit/test_event.c and the
+ * fuzzer compare the two), and says -1 for anything else, valid or not:
+ * the full parse then decides. */
+static int parse_flat(const char *buf, size_t len, struct event *out)
+{
+    struct flatjson_member members[M_COUNT];
+    const struct flatjson_member *found[M_COUNT];
+    if (envelope_members(buf, len, members, found) < 0)
+        return -1;
+    char ts[64];
+    json_int_t v;
     if (found[M_ID]->value_len != EVENT_ID_LEN || found[M_TS]->value_len >= sizeof ts ||
-        found[M_V]->value_len >= sizeof v_text || found[M_DATA]->value[0] != '{')
+        found[M_DATA]->value[0] != '{' || integer_value(found[M_V]->value, found[M_V]->value_len, &v) < 0)
         return -1;
     memcpy(out->id, found[M_ID]->value, EVENT_ID_LEN);
     out->id[EVENT_ID_LEN] = '\0';
     memcpy(ts, found[M_TS]->value, found[M_TS]->value_len);
     ts[found[M_TS]->value_len] = '\0';
-    memcpy(v_text, found[M_V]->value, found[M_V]->value_len);
-    v_text[found[M_V]->value_len] = '\0';
-    out->type = strndup(found[M_TYPE]->value, found[M_TYPE]->value_len);
-    out->stream = strndup(found[M_STREAM]->value, found[M_STREAM]->value_len);
-    out->source = strndup(found[M_SOURCE]->value, found[M_SOURCE]->value_len);
-    out->actor = found[M_ACTOR] ? strndup(found[M_ACTOR]->value, found[M_ACTOR]->value_len) : NULL;
-    out->data = json_loadb(found[M_DATA]->value, found[M_DATA]->value_len, JSON_REJECT_DUPLICATES, NULL);
-    json_t *v = json_integer(strtoll(v_text, NULL, 10));
-    int ok = out->type && out->stream && out->source && (out->actor || !found[M_ACTOR]) && out->data && v;
+    if (copy_strings(out, found) < 0)
+        return -1;
+    int ok = parse_data(out->type, found[M_DATA], &out->data) == 0;
     if (ok) {
-        struct schema_member m[M_COUNT];
-        size_t count = 0;
-        m[count++] = (struct schema_member){"id", out->id, EVENT_ID_LEN, NULL};
-        m[count++] = (struct schema_member){"type", out->type, found[M_TYPE]->value_len, NULL};
-        m[count++] = (struct schema_member){"stream", out->stream, found[M_STREAM]->value_len, NULL};
-        m[count++] = (struct schema_member){"ts", ts, found[M_TS]->value_len, NULL};
-        m[count++] = (struct schema_member){"source", out->source, found[M_SOURCE]->value_len, NULL};
+        struct schema_member m[M_COUNT], *at = m;
+        at = string_member(at, "id", out->id, EVENT_ID_LEN);
+        at = string_member(at, "type", out->type, found[M_TYPE]->value_len);
+        at = string_member(at, "stream", out->stream, found[M_STREAM]->value_len);
+        at = string_member(at, "ts", ts, found[M_TS]->value_len);
+        at = string_member(at, "source", out->source, found[M_SOURCE]->value_len);
         if (out->actor)
-            m[count++] = (struct schema_member){"actor", out->actor, found[M_ACTOR]->value_len, NULL};
-        m[count++] = (struct schema_member){"data", NULL, 0, out->data};
-        m[count++] = (struct schema_member){"v", NULL, 0, v};
-        char err[8];
-        ok = schema_members_valid("envelope", m, count) &&
-             schema_validate_at(out->type, out->data, "data", err, sizeof err) == 0;
+            at = string_member(at, "actor", out->actor, found[M_ACTOR]->value_len);
+        at = json_member(at, "data", out->data);
+        at = integer_member(at, "v", v);
+        ok = schema_members_valid("envelope", m, (size_t)(at - m));
     }
     if (ok) {
-        out->v = (int)json_integer_value(v);
+        out->v = (int)v;
         time_parse_rfc3339(ts, &out->ts_ms); /* validated above */
         ok = out->ts_ms >= 0;
     }
-    json_decref(v);
     if (!ok) {
         event_free(out);
         return -1;

@@ -27,6 +27,10 @@ struct event {
     int64_t ts_ms;
     json_t *data; /* owned */
     int v;
+    /* When set, type, stream, source and actor point into this one
+     * allocation (event_parse's way); else each is its own. event_free
+     * knows both. */
+    char *strings;
 };
 
 /* The event types of the catalogue: one schemas/<type>.json each (README,

@@ -1,6 +1,9 @@
 /* The flat JSON object reader (see flatjson.h). */
 #include "flatjson.h"
 
+#include <stdint.h>
+#include <string.h>
+
 struct cursor {
     const char *p, *end;
 };
@@ -11,11 +14,56 @@ static void skip_space(struct cursor *c)
         c->p++;
 }
 
+/* Byte-parallel tests on 8 bytes at a time ("Bit Twiddling Hacks"). Each
+ * flags, in the byte's high bit, the bytes of x below n (n <= 128), above
+ * n (n <= 127) or equal to b. Past the lowest flagged byte a flag may be
+ * false (borrows and carries run upwards), so only "any" and "the lowest"
+ * are read from them. */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+static uint64_t bytes_below(uint64_t x, unsigned n)
+{
+    return (x - ONES * n) & ~x & HIGHS;
+}
+
+static uint64_t bytes_above(uint64_t x, unsigned n)
+{
+    return ((x + ONES * (127 - n)) | x) & HIGHS;
+}
+
+static uint64_t bytes_equal(uint64_t x, unsigned char b)
+{
+    return bytes_below(x ^ (ONES * b), 1);
+}
+
+/* The bytes of the 8 at p that end a run of a plain string: controls,
+ * DEL and non-ASCII, quotes and backslashes. */
+static uint64_t string_stops(const char *p)
+{
+    uint64_t x;
+    memcpy(&x, p, sizeof x);
+    return bytes_below(x, 0x20) | bytes_above(x, 0x7e) | bytes_equal(x, '"') | bytes_equal(x, '\\');
+}
+
 /* A string of printable ASCII without escapes; c->p is on its opening
- * quote. Leaves c->p after the closing quote. */
+ * quote. Leaves c->p after the closing quote. The bytes are looked at 8 at
+ * a time while 8 are left (the envelope's strings are most of its bytes),
+ * up to the first that stops the run; the byte loop then judges that one
+ * (and the last few bytes of the buffer). */
 static int plain_string(struct cursor *c, const char **s, size_t *len)
 {
     const char *start = ++c->p;
+    while (c->end - c->p >= 8) {
+        uint64_t stops = string_stops(c->p);
+        if (stops) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            c->p += __builtin_ctzll(stops) / 8; /* the lowest byte is the first in memory */
+#endif
+            break;
+        }
+        c->p += 8;
+    }
     while (c->p < c->end && *c->p != '"') {
         unsigned char ch = (unsigned char)*c->p;
         if (ch < 0x20 || ch >= 0x7f || ch == '\\')

@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <regex.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,15 @@ struct rule;
 
 struct property_rule {
     const char *name; /* points into the schema's JSON */
+    size_t name_len;
     struct rule *rule;
+};
+
+/* A string of the schema ("required" names, "enum" choices) with its
+ * length, read once at load for the members path. */
+struct text {
+    const char *s; /* points into the schema's JSON */
+    size_t len;
 };
 
 /* One schema object, compiled. JSON values it points to belong to the
@@ -48,7 +57,12 @@ struct rule {
     regex_t pattern;
     const char *pattern_text;
     enum string_format format;
-    const json_t *required; /* array of names, or NULL */
+    const json_t *required;       /* array of names, or NULL */
+    uint64_t required_properties; /* bit i: properties[i] is required (i < 64) */
+    struct text *required_names;  /* the other required names */
+    size_t nrequired_names;
+    struct text *string_choices; /* the strings of "enum" */
+    size_t nstring_choices;
     struct property_rule *properties;
     size_t nproperties;
     int additional_forbidden; /* "additionalProperties": false */
@@ -78,6 +92,19 @@ static int in_list(const char *const *list, size_t n, const char *s)
         if (strcmp(list[i], s) == 0)
             return 1;
     return 0;
+}
+
+/* 1 when a[0..alen) and b[0..blen) are the same bytes. Compared inline:
+ * the names and choices compared per event are short, shorter than a call
+ * to memcmp. */
+static int same_bytes(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (alen != blen)
+        return 0;
+    for (size_t i = 0; i < alen; i++)
+        if (a[i] != b[i])
+            return 0;
+    return 1;
 }
 
 /* --- loading ------------------------------------------------------------------------------ */
@@ -120,6 +147,8 @@ static void free_rule(struct rule *r)
     for (size_t i = 0; i < r->nproperties; i++)
         free_rule(r->properties[i].rule);
     free(r->properties);
+    free(r->required_names);
+    free(r->string_choices);
     free_rule(r->items);
     if (r->has_pattern)
         regfree(&r->pattern);
@@ -127,6 +156,22 @@ static void free_rule(struct rule *r)
 }
 
 static struct rule *compile_node(const char *schema_name, const json_t *node, char *err, size_t errlen);
+
+/* The strings of array (other items skipped), with their lengths. */
+static int collect_strings(const char *schema_name, const json_t *array, struct text **out, size_t *n, char *err,
+                           size_t errlen)
+{
+    *out = calloc(json_array_size(array) ? json_array_size(array) : 1, sizeof **out);
+    if (!*out)
+        return fail(err, errlen, "schema %s: out of memory%s", schema_name, "");
+    size_t i;
+    const json_t *item;
+    json_array_foreach (array, i, item) {
+        if (json_is_string(item))
+            (*out)[(*n)++] = (struct text){json_string_value(item), json_string_length(item)};
+    }
+    return 0;
+}
 
 /* Compiles each member of a "properties" object. */
 static int compile_properties(const char *schema_name, struct rule *r, const json_t *props, char *err, size_t errlen)
@@ -141,10 +186,31 @@ static int compile_properties(const char *schema_name, struct rule *r, const jso
         if (!child)
             return -1;
         r->properties[r->nproperties].name = prop;
+        r->properties[r->nproperties].name_len = strlen(prop);
         r->properties[r->nproperties].rule = child;
         r->nproperties++;
     }
     return 0;
+}
+
+/* Turns the required names that are properties (of the first 64) into
+ * bits of required_properties, so that the members path checks them with
+ * the lookups it makes anyway; the other names stay in required_names. */
+static void index_required(struct rule *r)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < r->nrequired_names; i++) {
+        size_t p = 0;
+        while (p < r->nproperties && p < 64 &&
+               !same_bytes(r->properties[p].name, r->properties[p].name_len, r->required_names[i].s,
+                           r->required_names[i].len))
+            p++;
+        if (p < r->nproperties && p < 64)
+            r->required_properties |= (uint64_t)1 << p;
+        else
+            r->required_names[kept++] = r->required_names[i];
+    }
+    r->nrequired_names = kept;
 }
 
 /* Checks that node is a schema made only of supported keywords with values
@@ -202,6 +268,10 @@ static struct rule *compile_node(const char *schema_name, const json_t *node, ch
             json_array_foreach (v, i, name)
                 ok = ok && json_is_string(name);
             r->required = v;
+            if (ok && collect_strings(schema_name, v, &r->required_names, &r->nrequired_names, err, errlen) < 0) {
+                free_rule(r);
+                return NULL;
+            }
         } else if (strcmp(key, "additionalProperties") == 0) {
             ok = json_is_boolean(v);
             r->additional_forbidden = json_is_false(v);
@@ -229,6 +299,10 @@ static struct rule *compile_node(const char *schema_name, const json_t *node, ch
         } else if (strcmp(key, "enum") == 0) {
             ok = json_is_array(v) && json_array_size(v) > 0;
             r->choices = v;
+            if (ok && collect_strings(schema_name, v, &r->string_choices, &r->nstring_choices, err, errlen) < 0) {
+                free_rule(r);
+                return NULL;
+            }
         } else if (strcmp(key, "const") == 0) {
             ok = 1;
             r->constant = v;
@@ -263,6 +337,7 @@ static struct rule *compile_node(const char *schema_name, const json_t *node, ch
             return NULL;
         }
     }
+    index_required(r);
     return r;
 }
 
@@ -413,14 +488,18 @@ static void describe_type(const json_t *type, char *out, size_t outlen)
             used += (size_t)snprintf(out + used, outlen - used, "%s%s", i ? " or " : " ", json_string_value(t));
 }
 
+/* Every byte looked at, without a branch per byte: ids are valid but for
+ * the rare bad event, and the compiler can then check several at once. */
 static int is_event_id(const char *s, size_t len)
 {
     if (len != 32)
         return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
-    return 1;
+    unsigned bad = 0;
+    for (size_t i = 0; i < 32; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bad |= ((unsigned char)(c - '0') > 9) & ((unsigned char)(c - 'a') > 5);
+    }
+    return !bad;
 }
 
 static const char *format_problem(enum string_format format, const char *s, size_t len)
@@ -445,11 +524,28 @@ static const char *format_problem(enum string_format format, const char *s, size
 
 static int validate_rule(const struct rule *r, const json_t *v, const char *path, char *err, size_t errlen);
 
+/* utf8_length, with a shortcut for ASCII: most strings validated are, and
+ * their count is their length. */
+static long char_count(const char *s, size_t len)
+{
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) { /* 8 bytes at a time: any high bit set? */
+        uint64_t x;
+        memcpy(&x, s + i, sizeof x);
+        if (x & 0x8080808080808080ull)
+            return utf8_length(s, len);
+    }
+    for (; i < len; i++)
+        if ((unsigned char)s[i] >= 0x80)
+            return utf8_length(s, len);
+    return (long)len;
+}
+
 /* str: len bytes and a NUL after them. */
 static int validate_string_bytes(const struct rule *r, const char *str, size_t len, const char *path, char *err,
                                  size_t errlen)
 {
-    long chars = utf8_length(str, len);
+    long chars = char_count(str, len);
     if (chars < 0)
         return invalid(err, errlen, path, "is not valid UTF-8");
     char rule[96];
@@ -624,13 +720,22 @@ int schema_validate_text(const char *schema_json, const json_t *instance, char *
     return rc;
 }
 
-/* 1 when json (a "const" or an "enum" choice) is the string str. */
+/* 1 when json (a "const") is the string str. */
 static int is_string(const json_t *json, const char *str, size_t len)
 {
     return json_is_string(json) && json_string_length(json) == len && memcmp(json_string_value(json), str, len) == 0;
 }
 
-/* validate_rule for a string given as bytes: the checks a string meets. */
+static int text_in(const struct text *list, size_t n, const char *s, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (same_bytes(list[i].s, list[i].len, s, len))
+            return 1;
+    return 0;
+}
+
+/* validate_rule for a string given as bytes: the checks a string meets.
+ * Only string choices can equal a string, so only those are looked at. */
 static int string_valid(const struct rule *r, const char *str, size_t len)
 {
     char err[8];
@@ -638,12 +743,32 @@ static int string_valid(const struct rule *r, const char *str, size_t len)
         return 0;
     if (r->constant && !is_string(r->constant, str, len))
         return 0;
+    if (r->choices && !text_in(r->string_choices, r->nstring_choices, str, len))
+        return 0;
+    return validate_string_bytes(r, str, len, "", err, sizeof err) == 0;
+}
+
+/* 1 when json is an integer equal to n: what json_equal says of it and a
+ * JSON integer of value n (a real is never equal to an integer). */
+static int is_integer(const json_t *json, json_int_t n)
+{
+    return json_is_integer(json) && json_integer_value(json) == n;
+}
+
+/* validate_rule for an integer given as a number: the checks an integer
+ * meets, with its bounds compared as json_number_value would (a double). */
+static int integer_valid(const struct rule *r, json_int_t n)
+{
+    if (r->types && !(r->types & (TYPE_INTEGER | TYPE_NUMBER)))
+        return 0;
+    if (r->constant && !is_integer(r->constant, n))
+        return 0;
     if (r->choices) {
         size_t i;
         const json_t *c;
         int found = 0;
         json_array_foreach (r->choices, i, c) {
-            if (is_string(c, str, len)) {
+            if (is_integer(c, n)) {
                 found = 1;
                 break;
             }
@@ -651,15 +776,76 @@ static int string_valid(const struct rule *r, const char *str, size_t len)
         if (!found)
             return 0;
     }
-    return validate_string_bytes(r, str, len, "", err, sizeof err) == 0;
+    if (r->has_minimum && (double)n < r->minimum)
+        return 0;
+    if (r->has_maximum && (double)n > r->maximum)
+        return 0;
+    return 1;
 }
 
-static const struct schema_member *member_named(const struct schema_member *m, size_t n, const char *name)
+static int member_valid(const struct rule *r, const struct schema_member *m)
+{
+    char err[8];
+    switch (m->kind) {
+    case SCHEMA_MEMBER_STRING:
+        return string_valid(r, m->str, m->len);
+    case SCHEMA_MEMBER_INTEGER:
+        return integer_valid(r, m->integer);
+    case SCHEMA_MEMBER_JSON:
+        return m->value && validate_rule(r, m->value, "", err, sizeof err) == 0;
+    }
+    return 0;
+}
+
+/* The index in r->properties of a name given as bytes, or -1. The search
+ * starts at from and wraps around: members mostly come in the schema's
+ * order, so the next one is found at once. */
+static long property_index(const struct rule *r, const char *name, size_t len, size_t from)
+{
+    for (size_t i = from; i < r->nproperties; i++)
+        if (same_bytes(r->properties[i].name, r->properties[i].name_len, name, len))
+            return (long)i;
+    for (size_t i = 0; i < from && i < r->nproperties; i++)
+        if (same_bytes(r->properties[i].name, r->properties[i].name_len, name, len))
+            return (long)i;
+    return -1;
+}
+
+static int has_member(const struct schema_member *m, size_t n, const struct text *name)
 {
     for (size_t i = 0; i < n; i++)
-        if (m[i].name[0] == name[0] && strcmp(m[i].name, name) == 0)
-            return &m[i];
-    return NULL;
+        if (same_bytes(m[i].name, m[i].name_len, name->s, name->len))
+            return 1;
+    return 0;
+}
+
+/* validate_object for an object given as members. */
+static int members_valid(const struct rule *r, const struct schema_member *m, size_t n)
+{
+    /* A rule about the object as a whole is not for this path. */
+    if ((r->types && !(r->types & TYPE_OBJECT)) || r->constant || r->choices)
+        return 0;
+    uint64_t present = 0; /* bits of the properties met */
+    size_t from = 0;
+    for (size_t i = 0; i < n; i++) {
+        long p = property_index(r, m[i].name, m[i].name_len, from);
+        if (p < 0) {
+            if (r->additional_forbidden)
+                return 0;
+            continue;
+        }
+        from = (size_t)p + 1;
+        if (p < 64)
+            present |= (uint64_t)1 << p;
+        if (!member_valid(r->properties[p].rule, &m[i]))
+            return 0;
+    }
+    if ((present & r->required_properties) != r->required_properties)
+        return 0;
+    for (size_t i = 0; i < r->nrequired_names; i++)
+        if (!has_member(m, n, &r->required_names[i]))
+            return 0;
+    return 1;
 }
 
 int schema_members_valid(const char *name, const struct schema_member *m, size_t n)
@@ -668,27 +854,16 @@ int schema_members_valid(const char *name, const struct schema_member *m, size_t
     if (schema_load_all(err, sizeof err) < 0)
         return 0;
     const struct loaded_schema *s = find_schema(name);
-    if (!s)
-        return 0;
-    const struct rule *r = s->rule;
-    if ((r->types && !(r->types & TYPE_OBJECT)) || r->constant || r->choices)
-        return 0; /* a rule about the object as a whole: not for this path */
-    size_t i;
-    const json_t *required;
-    json_array_foreach (r->required, i, required) {
-        if (!member_named(m, n, json_string_value(required)))
-            return 0;
-    }
-    for (i = 0; i < n; i++) {
-        const struct rule *prop = property_rule(r, m[i].name);
-        if (!prop) {
-            if (r->additional_forbidden)
-                return 0;
-            continue;
-        }
-        if (m[i].value ? validate_rule(prop, m[i].value, "", err, sizeof err) < 0
-                       : !string_valid(prop, m[i].str, m[i].len))
-            return 0;
-    }
-    return 1;
+    return s ? members_valid(s->rule, m, n) : 0;
+}
+
+int schema_members_valid_text(const char *schema_json, const struct schema_member *m, size_t n)
+{
+    struct loaded_schema s;
+    char err[256];
+    if (load_schema(&s, "(text)", schema_json, err, sizeof err) < 0)
+        return -1;
+    int valid = members_valid(s.rule, m, n);
+    free_schema(&s);
+    return valid;
 }

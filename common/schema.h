@@ -32,21 +32,36 @@ int schema_exists(const char *name);
 int schema_validate(const char *name, const json_t *instance, char *err, size_t errlen);
 int schema_validate_at(const char *name, const json_t *instance, const char *path_prefix, char *err, size_t errlen);
 
-/* One member of an object given apart from the object: its name, and
- * either a string's bytes (str: len bytes and a NUL after them; value NULL)
- * or any JSON value. */
+/* One member of an object given apart from the object: its name (name_len
+ * bytes, no NUL needed) and its value in one of three forms, so that a
+ * caller holding a string's bytes or an integer need not build a JSON
+ * value to have it checked. */
+enum schema_member_kind {
+    SCHEMA_MEMBER_STRING,  /* str: len bytes and a NUL after them */
+    SCHEMA_MEMBER_INTEGER, /* integer: checked as a JSON integer of that value */
+    SCHEMA_MEMBER_JSON,    /* value: any JSON value */
+};
+
 struct schema_member {
     const char *name;
+    size_t name_len;
+    enum schema_member_kind kind;
     const char *str;
     size_t len;
+    json_int_t integer;
     const json_t *value;
 };
 
 /* 1 when the object made of these n members (all names different) is valid
- * against the named schema, 0 when it is not or there is no such schema.
+ * against the named schema; 0 when it is not, when there is no such schema,
+ * or when the schema has a rule (const, enum) about the object as a whole.
  * Nothing is built and no reason given: the event parser's fast path asks
  * this, and on 0 validates the object the long way, which says why. */
 int schema_members_valid(const char *name, const struct schema_member *m, size_t n);
+
+/* schema_members_valid against a schema given as text (tests): 1 or 0, or
+ * -1 when the schema does not load. */
+int schema_members_valid_text(const char *schema_json, const struct schema_member *m, size_t n);
 
 /* Checks a schema given as text, then validates instance against it (tests
  * and tools). Returns 0, or -1 with the reason (load or validation) in err. */

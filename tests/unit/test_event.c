@@ -255,6 +255,160 @@ static void test_fast_path_agrees_with_full_parse(void **state)
     }
 }
 
+/* Every one-byte change of text (deleted, or replaced by a byte that
+ * matters to JSON): the parsers agree on each. */
+static void assert_parsers_agree_on_mutations(const char *text)
+{
+    static const char replacements[] = {'"', '\\', '{', '}', '[', ']', ',', ':',  ' ',  '0',    '1',    '9',
+                                        '-', '.',  'e', 'a', 'A', 't', 'n', '\0', '\n', '\x7f', '\xc3', '\xff'};
+    size_t len = strlen(text);
+    char *changed = malloc(len + 1);
+    assert_non_null(changed);
+    assert_parsers_agree(text, len);
+    for (size_t i = 0; i < len; i++) {
+        memcpy(changed, text, i);
+        memcpy(changed + i, text + i + 1, len - i - 1);
+        assert_parsers_agree(changed, len - 1);
+        memcpy(changed, text, len);
+        for (size_t r = 0; r < sizeof replacements; r++) {
+            changed[i] = replacements[r];
+            assert_parsers_agree(changed, len);
+        }
+    }
+    free(changed);
+}
+
+/* An envelope as stagehand writes it around the given type, data and v. */
+static void envelope(char *out, size_t outlen, const char *type, const char *data, const char *v)
+{
+    snprintf(out, outlen,
+             "{\"id\":\"0123456789abcdef0123456789abcdef\",\"type\":\"%s\",\"stream\":\"friday townhall\","
+             "\"ts\":\"2026-11-23T22:59:01.123Z\",\"source\":\"api\",\"actor\":\"bob\",\"data\":%s,\"v\":%s}",
+             type, data, v);
+}
+
+/* The fast path builds data itself when it is a flat object: strings,
+ * integers and literals as jansson reads them, duplicate keys and integers
+ * out of range refused as jansson refuses them, and anything else (escapes,
+ * nested values, fractions) left to jansson. Each case, and each one-byte
+ * change of it, is read alike by both parsers. */
+static void test_fast_path_data(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *type, *data;
+    } cases[] = {
+        {"room.ended", "{\"room_sid\":\"" RM "\",\"room_duration_s\":0}"},
+        {"room.ended", "{\"room_sid\":\"" RM "\",\"room_duration_s\":-0}"},
+        {"room.ended", "{\"room_sid\":\"" RM "\",\"room_duration_s\":-1}"},
+        {"room.ended", "{\"room_sid\":\"" RM "\",\"room_duration_s\":9223372036854775807}"},
+        {"room.ended", "{\"room_sid\":\"" RM "\",\"room_duration_s\":9223372036854775808}"},
+        {"room.ended", "{\"room_sid\":\"" RM "\",\"room_duration_s\":-9223372036854775808}"},
+        {"room.ended", "{\"room_sid\":\"" RM "\",\"room_duration_s\":-9223372036854775809}"},
+        {"room.ended", "{\"room_sid\":\"" RM "\",\"room_duration_s\":99999999999999999999999}"},
+        {"room.ended", "{\"room_sid\":\"" RM "\",\"room_duration_s\":4.0}"},
+        {"room.ended", "{\"room_sid\":\"" RM "\",\"room_duration_s\":4e1}"},
+        {"room.ended", "{\"room_sid\":\"" RM "\",\"room_duration_s\":\"4\"}"},
+        {"room.ended", "{\"room_sid\":\"" RM "\",\"room_duration_s\":null}"},
+        {"room.ended", "{\"room_duration_s\":3,\"room_sid\":\"" RM "\"}"},
+        {"room.ended", "{ \"room_sid\" : \"" RM "\" ,\n\"room_duration_s\":\t5 }"},
+        {"room.ended", "{\"room_sid\":\"" RM "\",\"room_sid\":\"" RM "\"}"},
+        {"room.ended", "{\"room_sid\":\"RM0123\"}"},
+        {"user.joined", "{\"identity\":\"bob\",\"role\":\"viewer\",\"sync_access\":true}"},
+        {"user.joined", "{\"identity\":\"bob\",\"role\":\"viewer\",\"sync_access\":false}"},
+        {"user.joined", "{\"identity\":\"bob\",\"role\":\"viewer\",\"sync_access\":null}"},
+        {"user.joined", "{\"identity\":\"bob\",\"role\":\"viewer\",\"sync_access\":tru}"},
+        {"user.joined", "{\"identity\":\"bob\",\"role\":\"viewer\",\"sync_access\":[true]}"},
+        {"user.joined", "{\"identity\":\"bob\",\"role\":\"host\"}"},
+        {"user.joined", "{\"identity\":\"bob\",\"role\":\"viewer\",\"role\":\"speaker\"}"},
+        {"user.joined", "{\"identity\":\"Zo\\u00eb\",\"role\":\"viewer\"}"},
+        {"user.joined", "{\"identity\":\"Zo\xc3\xab\",\"role\":\"viewer\"}"},
+        {"viewer.connected", "{\"identity\":\"bob\"}"},
+        {"viewer.connected", "{\"identity\":\"alice-and-bob-with-a-long-name\"}"},
+        {"viewer.connected", "{\"identity\":\"bob\",\"identity\":\"bob\"}"},
+        {"viewer.connected", "{\"identity\":\"bob\",\"x\":{}}"},
+        {"viewer.connected", "{\"identity\":{\"name\":\"bob\"}}"},
+        {"viewer.connected", "{\"identity\":\"video-composer-1\"}"},
+        {"viewer.connected", "{\"identity\":\"..\"}"},
+        {"viewer.connected", "{\"identity\":\" bob\"}"},
+        {"viewer.connected", "{\"identity\":\"\"}"},
+        {"viewer.connected", "{\"identity\":7}"},
+        {"viewer.connected", "{}"},
+        {"viewer.connected", "{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,"
+                             "\"j\":10,\"k\":11,\"l\":12,\"m\":13,\"n\":14,\"o\":15,\"p\":16,\"q\":17}"},
+        {"participant.disconnected", "{\"identity\":\"bob\",\"participant_sid\":\"" PA "\",\"room_sid\":\"" RM
+                                     "\",\"timestamp\":\"2026-11-23T22:59:01Z\",\"duration_s\":7}"},
+        {"participant.disconnected",
+         "{\"identity\":\"bob\",\"participant_sid\":\"" PA "\",\"room_sid\":\"" RM "\",\"timestamp\":\"yesterday\"}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[1024];
+        envelope(text, sizeof text, cases[i].type, cases[i].data, "1");
+        assert_parsers_agree_on_mutations(text);
+    }
+}
+
+/* v as the fast path reads it, without a JSON value: only the integer 1
+ * is an envelope's version. */
+static void test_fast_path_v(void **state)
+{
+    (void)state;
+    static const char *const vs[] = {"1",
+                                     "0",
+                                     "2",
+                                     "-1",
+                                     "01",
+                                     "1.0",
+                                     "1e0",
+                                     "true",
+                                     "\"1\"",
+                                     "null",
+                                     "9223372036854775807",
+                                     "9223372036854775808",
+                                     "-9223372036854775808",
+                                     "-9223372036854775809",
+                                     "4294967297", /* 1 when cut to 32 bits */
+                                     "18446744073709551617",
+                                     "100000000000000000000000000001"};
+    for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++) {
+        char text[1024];
+        envelope(text, sizeof text, "viewer.connected", "{\"identity\":\"bob\"}", vs[i]);
+        assert_parsers_agree(text, strlen(text));
+        struct event ev;
+        char err[256];
+        assert_int_equal(event_parse(text, strlen(text), &ev, err, sizeof err), strcmp(vs[i], "1") == 0 ? 0 : -1);
+        if (strcmp(vs[i], "1") == 0)
+            event_free(&ev);
+    }
+}
+
+/* The fast path is taken for events as stagehand writes them (else the
+ * tests comparing it with the full parse would compare the full parse
+ * with itself): its events keep their strings in one allocation. */
+static void test_fast_path_taken(void **state)
+{
+    (void)state;
+    for (size_t t = 0; t < event_catalogue_count; t++) {
+        json_t *data = json_loads(example_data(event_catalogue[t]), 0, NULL);
+        assert_non_null(data);
+        struct event ev, back;
+        char err[256];
+        assert_int_equal(event_init(&ev, event_catalogue[t], "friday townhall", "api", "bob", data, err, sizeof err),
+                         0);
+        assert_null(ev.strings);
+        char *text = event_serialize(&ev);
+        assert_non_null(text);
+        assert_int_equal(event_parse(text, strlen(text), &back, err, sizeof err), 0);
+        assert_non_null(back.strings);
+        event_free(&back);
+        assert_int_equal(event_parse_reference(text, strlen(text), &back, err, sizeof err), 0);
+        assert_null(back.strings);
+        event_free(&back);
+        free(text);
+        event_free(&ev);
+    }
+}
+
 /* event_encode and event_encode_reference write the same bytes, or both
  * refuse: every catalogue type, with and without an actor, and envelope
  * strings that need escaping, are not ASCII, or are not valid at all. */
@@ -416,15 +570,12 @@ static void test_traceparent(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_every_catalogue_type),
-        cmocka_unit_test(test_bad_envelopes),
-        cmocka_unit_test(test_fast_path_agrees_with_full_parse),
-        cmocka_unit_test(test_fast_encode_agrees_with_full_encode),
-        cmocka_unit_test(test_huge_input_refused),
-        cmocka_unit_test(test_init_refuses_bad_events),
-        cmocka_unit_test(test_build_then_encode),
-        cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_round_trip),         cmocka_unit_test(test_every_catalogue_type),
+        cmocka_unit_test(test_bad_envelopes),      cmocka_unit_test(test_fast_path_agrees_with_full_parse),
+        cmocka_unit_test(test_fast_path_data),     cmocka_unit_test(test_fast_path_v),
+        cmocka_unit_test(test_fast_path_taken),    cmocka_unit_test(test_fast_encode_agrees_with_full_encode),
+        cmocka_unit_test(test_huge_input_refused), cmocka_unit_test(test_init_refuses_bad_events),
+        cmocka_unit_test(test_build_then_encode),  cmocka_unit_test(test_ids),
         cmocka_unit_test(test_traceparent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -214,6 +214,198 @@ static void test_identity_and_stream_formats(void **state)
     json_decref(nul);
 }
 
+/* {"type":"object","properties":{"n":<rule>}} */
+static void member_schema(char *out, size_t outlen, const char *rule)
+{
+    snprintf(out, outlen, "{\"type\":\"object\",\"properties\":{\"n\":%s}}", rule);
+}
+
+/* schema_members_valid_text on members says what schema_validate_text
+ * says of the object made of them (takes object). A schema with a rule
+ * about the whole object (whole_object_rule) is not the members' to judge:
+ * they must say 0 and leave it to the full check. */
+static void assert_members_agree_on(const char *schema, int whole_object_rule, const struct schema_member *m, size_t n,
+                                    json_t *object)
+{
+    char err[256];
+    int full = schema_validate_text(schema, object, err, sizeof err) == 0;
+    int members = schema_members_valid_text(schema, m, n);
+    if (whole_object_rule)
+        full = 0;
+    if (members != full) {
+        char *text = json_dumps(object, JSON_COMPACT | JSON_ENCODE_ANY);
+        fail_msg("members say %d, the full check %d (%s), for %s against %s", members, full, err, text, schema);
+    }
+    json_decref(object);
+}
+
+static void assert_members_agree(const char *schema, const struct schema_member *m, size_t n, json_t *object)
+{
+    assert_members_agree_on(schema, 0, m, n, object);
+}
+
+/* Rules an object member may meet, of every kind the validator knows. */
+static const char *const member_rules[] = {
+    "{}",
+    "{\"type\":\"integer\"}",
+    "{\"type\":\"number\"}",
+    "{\"type\":\"string\"}",
+    "{\"type\":\"boolean\"}",
+    "{\"type\":[\"string\",\"integer\"]}",
+    "{\"type\":[\"null\",\"boolean\"]}",
+    "{\"const\":1}",
+    "{\"const\":1.0}",
+    "{\"const\":\"1\"}",
+    "{\"const\":\"a\"}",
+    "{\"const\":true}",
+    "{\"enum\":[1,2.5,\"3\"]}",
+    "{\"enum\":[2.0,-1]}",
+    "{\"enum\":[\"a\",\"bc\",7,null]}",
+    "{\"enum\":[\"\",\"abcdefghijklmnopq\"]}",
+    "{\"minimum\":0}",
+    "{\"maximum\":-1}",
+    "{\"minimum\":-1.5,\"maximum\":2.5}",
+    "{\"minimum\":9007199254740993}",
+    "{\"maximum\":-9223372036854775807}",
+    "{\"type\":\"integer\",\"minimum\":1,\"maximum\":1}",
+    "{\"minLength\":2,\"maxLength\":3}",
+    "{\"maxLength\":0}",
+    "{\"pattern\":\"^a\"}",
+    "{\"format\":\"identity\"}",
+    "{\"format\":\"stream-name\"}",
+    "{\"format\":\"date-time\"}",
+    "{\"format\":\"event-id\"}",
+    "{\"type\":\"array\"}",
+};
+
+/* An integer member is checked as a JSON integer of its value would be:
+ * type, const, enum (never equal to a real), minimum and maximum (compared
+ * as doubles), and the string rules that do not apply to it. */
+static void test_members_integers(void **state)
+{
+    (void)state;
+    static const json_int_t values[] = {
+        INT64_MIN,          INT64_MIN + 1,      -9007199254740993LL, -2,       -1, 0, 1, 2, 3,
+        9007199254740992LL, 9007199254740993LL, 9007199254740994LL,  INT64_MAX};
+    for (size_t r = 0; r < sizeof member_rules / sizeof member_rules[0]; r++) {
+        char schema[512];
+        member_schema(schema, sizeof schema, member_rules[r]);
+        for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+            struct schema_member m = {.name = "n", .name_len = 1, .kind = SCHEMA_MEMBER_INTEGER, .integer = values[i]};
+            assert_members_agree(schema, &m, 1, json_pack("{s:I}", "n", (json_int_t)values[i]));
+        }
+    }
+}
+
+/* A string member given as bytes, ASCII or not, valid UTF-8 or not. */
+static void test_members_strings(void **state)
+{
+    (void)state;
+    static const char *const values[] = {"",
+                                         "a",
+                                         "1",
+                                         "bc",
+                                         "abc",
+                                         "abcd",
+                                         "abcdefghijklmnopq",
+                                         "a/b",
+                                         " a",
+                                         "..",
+                                         "video-composer-1",
+                                         "RM0123456789abcdef0123456789abcdef",
+                                         "\xc3\xa9",
+                                         "\xc3\xa9\xc3\xa9\xc3\xa9",
+                                         "abcdefgh\xc3\xa9",
+                                         "abcdefgh\xff",
+                                         "bad\xff",
+                                         "tab\there",
+                                         "2026-11-23T22:59:01.123Z",
+                                         "0123456789abcdef0123456789abcdef"};
+    for (size_t r = 0; r < sizeof member_rules / sizeof member_rules[0]; r++) {
+        char schema[512];
+        member_schema(schema, sizeof schema, member_rules[r]);
+        for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+            size_t len = strlen(values[i]);
+            struct schema_member m = {
+                .name = "n", .name_len = 1, .kind = SCHEMA_MEMBER_STRING, .str = values[i], .len = len};
+            json_t *object = json_object();
+            json_object_set_new(object, "n", json_stringn_nocheck(values[i], len));
+            assert_members_agree(schema, &m, 1, object);
+        }
+    }
+}
+
+/* Members given as JSON values, and the rules of the object: required
+ * names (properties or not), unknown members, rules on the whole object. */
+static void test_members_objects(void **state)
+{
+    (void)state;
+    for (size_t r = 0; r < sizeof member_rules / sizeof member_rules[0]; r++) {
+        char schema[512];
+        member_schema(schema, sizeof schema, member_rules[r]);
+        json_t *values[] = {json_true(), json_false(), json_null(), json_real(1.0), json_array()};
+        for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+            struct schema_member m = {.name = "n", .name_len = 1, .kind = SCHEMA_MEMBER_JSON, .value = values[i]};
+            assert_members_agree(schema, &m, 1, json_pack("{s:o}", "n", values[i]));
+        }
+    }
+    static const struct {
+        const char *text;
+        int whole_object_rule;
+    } schemas[] = {
+        {"{\"required\":[\"a\",\"zz\"],\"properties\":{\"a\":{},\"b\":{}},\"additionalProperties\":false}", 0},
+        {"{\"required\":[\"zz\",\"a\",\"a\"],\"properties\":{\"a\":{}}}", 0},
+        {"{\"properties\":{\"a\":{\"type\":\"integer\"}},\"required\":[\"a\"]}", 0},
+        {"{\"properties\":{\"a\":{\"const\":2}}}", 0},
+        {"{\"type\":\"object\",\"const\":{\"a\":1}}", 1},
+        {"{\"enum\":[{\"a\":1}]}", 1},
+        {"{\"type\":\"array\"}", 0},
+    };
+    static const char *const names[][3] = {{NULL}, {"a"}, {"zz"}, {"a", "zz"}, {"a", "b"}, {"b", "zz", "a"}};
+    for (size_t s = 0; s < sizeof schemas / sizeof schemas[0]; s++) {
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+            struct schema_member m[3];
+            size_t n = 0;
+            json_t *object = json_object();
+            for (; n < 3 && names[k][n]; n++) {
+                m[n] = (struct schema_member){.name = names[k][n],
+                                              .name_len = strlen(names[k][n]),
+                                              .kind = SCHEMA_MEMBER_INTEGER,
+                                              .integer = 1};
+                json_object_set_new(object, names[k][n], json_integer(1));
+            }
+            assert_members_agree_on(schemas[s].text, schemas[s].whole_object_rule, m, n, object);
+        }
+    }
+}
+
+/* Required properties past the 64th are checked by name, not by bit. */
+static void test_members_many_properties(void **state)
+{
+    (void)state;
+    char schema[4096];
+    size_t used = (size_t)snprintf(schema, sizeof schema, "{\"required\":[\"p3\",\"p66\",\"p69\"],\"properties\":{");
+    for (int i = 0; i < 70; i++)
+        used += (size_t)snprintf(schema + used, sizeof schema - used, "%s\"p%d\":{\"type\":\"integer\"}", i ? "," : "",
+                                 i);
+    snprintf(schema + used, sizeof schema - used, "}}");
+    static const char *const sets[][4] = {{"p3", "p66", "p69"}, {"p3", "p66"}, {"p66", "p69"}, {"p3", "p69", "p0"}};
+    for (size_t k = 0; k < sizeof sets / sizeof sets[0]; k++) {
+        struct schema_member m[4];
+        size_t n = 0;
+        json_t *object = json_object();
+        for (; n < 4 && sets[k][n]; n++) {
+            m[n] = (struct schema_member){.name = sets[k][n],
+                                          .name_len = strlen(sets[k][n]),
+                                          .kind = SCHEMA_MEMBER_INTEGER,
+                                          .integer = 1};
+            json_object_set_new(object, sets[k][n], json_integer(1));
+        }
+        assert_members_agree(schema, m, n, object);
+    }
+    assert_int_equal(schema_members_valid_text("{\"oneOf\":[]}", NULL, 0), -1);
+}
+
 static void test_unknown_schema_name(void **state)
 {
     (void)state;
@@ -233,6 +425,10 @@ int main(void)
         cmocka_unit_test(test_error_messages_name_the_path),
         cmocka_unit_test(test_schemas_say_only_what_is_enforced),
         cmocka_unit_test(test_identity_and_stream_formats),
+        cmocka_unit_test(test_members_integers),
+        cmocka_unit_test(test_members_strings),
+        cmocka_unit_test(test_members_objects),
+        cmocka_unit_test(test_members_many_properties),
         cmocka_unit_test(test_unknown_schema_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
