@@ -24,6 +24,14 @@
 #define FIRST_ASSIGNMENT_WAIT_MS 15000
 /* Poll interval of the producer's poller thread (also its stop latency). */
 #define POLLER_INTERVAL_MS 100
+/* A parked fetcher (see nudge_fetcher): how long librdkafka 2.2 and later
+ * wait before fetching again (fetch.queue.backoff.ms), and, before 2.2, how
+ * often at most a consumer or reader with nothing to hand out nudges one,
+ * how long a nudge may take, and the pause after one that failed. */
+#define FETCH_QUEUE_BACKOFF_MS "10"
+#define NUDGE_INTERVAL_MS 20
+#define NUDGE_TIMEOUT_MS 500
+#define NUDGE_FAILED_PAUSE_MS 1000
 
 /* --- configuration ------------------------------------------------------------ */
 
@@ -252,6 +260,70 @@ static rd_kafka_t *client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, char 
         snprintf(err, errlen, "cannot create kafka %s: %s", type == RD_KAFKA_PRODUCER ? "producer" : "consumer", why);
     }
     return rk;
+}
+
+/* --- parked fetchers ---------------------------------------------------------------- */
+
+/* librdkafka stops fetching a partition while its queue of fetched messages
+ * is over queued.min.messages or queued.max.messages.kbytes. Since 2.2 it
+ * looks again after fetch.queue.backoff.ms; before (Debian 12 ships 2.0.2)
+ * only when the broker's thread next wakes up, up to a second later. A
+ * reader slower than its fetcher, such as a worker replaying a log, then
+ * sat idle most of every second: replay ran at whatever that queue holds
+ * per second, not at the speed of its CPU. */
+struct fetch_nudge {
+    int enabled;     /* librdkafka has no fetch.queue.backoff.ms */
+    int64_t next_ms; /* monotonic: no nudge before */
+    int from;        /* where the next look for a lagging partition starts */
+};
+
+/* Sets fetch.queue.backoff.ms where librdkafka knows it; otherwise enables
+ * the nudge. Returns 0, or -1 with err. */
+static int fetch_nudge_setup(rd_kafka_conf_t *conf, struct fetch_nudge *n, char *err, size_t errlen)
+{
+    char why[256];
+    rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, "fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS, why,
+                                                sizeof why);
+    n->enabled = res == RD_KAFKA_CONF_UNKNOWN;
+    if (res != RD_KAFKA_CONF_OK && res != RD_KAFKA_CONF_UNKNOWN) {
+        snprintf(err, errlen, "kafka property fetch.queue.backoff.ms: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
+/* Called when rk has nothing to hand out. When an assigned partition's log
+ * goes further than its position (the high watermark of its last fetch)
+ * and it is not in paused, asks its leader for its watermarks: the request
+ * wakes the thread that fetches from that broker, which then fetches again.
+ * One partition per call, taken in turn; at most every NUDGE_INTERVAL_MS. */
+static void nudge_fetcher(rd_kafka_t *rk, struct fetch_nudge *n, const rd_kafka_topic_partition_list_t *paused)
+{
+    int64_t now = time_monotonic_ms();
+    if (!n->enabled || now < n->next_ms)
+        return;
+    n->next_ms = now + NUDGE_INTERVAL_MS;
+    rd_kafka_topic_partition_list_t *assigned = NULL;
+    if (rd_kafka_assignment(rk, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR || !assigned)
+        return;
+    if (assigned->cnt > 0 && rd_kafka_position(rk, assigned) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int k = 0; k < assigned->cnt; k++) {
+            int at = (n->from + k) % assigned->cnt;
+            const rd_kafka_topic_partition_t *tp = &assigned->elems[at];
+            int64_t low = 0, high = 0;
+            if (tp->offset < 0 || (paused && rd_kafka_topic_partition_list_find(paused, tp->topic, tp->partition)) ||
+                rd_kafka_get_watermark_offsets(rk, tp->topic, tp->partition, &low, &high) !=
+                    RD_KAFKA_RESP_ERR_NO_ERROR ||
+                high <= tp->offset)
+                continue;
+            n->from = at + 1;
+            if (rd_kafka_query_watermark_offsets(rk, tp->topic, tp->partition, &low, &high, NUDGE_TIMEOUT_MS) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR)
+                n->next_ms = time_monotonic_ms() + NUDGE_FAILED_PAUSE_MS;
+            break;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(assigned);
 }
 
 /* --- fault injection (tests only, see kafka.h) ------------------------------------- */
@@ -871,8 +943,10 @@ struct kafka_consumer {
     /* Next offsets stored by kafka_consumer_done(), per assigned partition:
      * what must be committed before a partition is given away. */
     rd_kafka_topic_partition_list_t *stored;
-    int assigned_once; /* the group gave this member an assignment (maybe empty) */
-    int closing;       /* in kafka_consumer_close: assignments no longer reach on_assign */
+    int assigned_once;                       /* the group gave this member an assignment (maybe empty) */
+    int closing;                             /* in kafka_consumer_close: assignments no longer reach on_assign */
+    rd_kafka_topic_partition_list_t *paused; /* by kafka_consumer_pause: not nudged */
+    struct fetch_nudge nudge;
 };
 
 static int is_cooperative(rd_kafka_t *rk)
@@ -907,10 +981,14 @@ static rd_kafka_resp_err_t commit_stored(struct kafka_consumer *c, const rd_kafk
     return e == RD_KAFKA_RESP_ERR__NO_OFFSET ? RD_KAFKA_RESP_ERR_NO_ERROR : e;
 }
 
-static void forget_stored(struct kafka_consumer *c, const rd_kafka_topic_partition_list_t *partitions)
+/* Partitions that went (or are committed at close): their stored offsets
+ * and pauses are forgotten. */
+static void forget_partitions(struct kafka_consumer *c, const rd_kafka_topic_partition_list_t *partitions)
 {
-    for (int i = 0; i < partitions->cnt; i++)
+    for (int i = 0; i < partitions->cnt; i++) {
         rd_kafka_topic_partition_list_del(c->stored, partitions->elems[i].topic, partitions->elems[i].partition);
+        rd_kafka_topic_partition_list_del(c->paused, partitions->elems[i].topic, partitions->elems[i].partition);
+    }
 }
 
 static void log_commit_failure(struct kafka_consumer *c, rd_kafka_resp_err_t e)
@@ -933,7 +1011,7 @@ static void consumer_revoke(struct kafka_consumer *c, rd_kafka_topic_partition_l
         if (e)
             log_commit_failure(c, e);
     }
-    forget_stored(c, partitions);
+    forget_partitions(c, partitions);
     if (cooperative) {
         rd_kafka_error_t *error = rd_kafka_incremental_unassign(c->rk, partitions);
         if (error)
@@ -989,7 +1067,7 @@ static void consumer_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka
             if (rd_kafka_assignment(rk, &all) == RD_KAFKA_RESP_ERR_NO_ERROR && all) {
                 if (c->on_revoke && all->cnt > 0)
                     c->on_revoke(c->ctx, all);
-                forget_stored(c, all);
+                forget_partitions(c, all);
                 rd_kafka_topic_partition_list_destroy(all);
             }
             rd_kafka_assign(rk, NULL);
@@ -1038,6 +1116,7 @@ struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *o
     c->on_error = opt->on_error;
     c->ctx = opt->ctx;
     c->stored = rd_kafka_topic_partition_list_new(16);
+    c->paused = rd_kafka_topic_partition_list_new(16);
 
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const char *reset = opt->auto_offset_reset ? opt->auto_offset_reset : "earliest";
@@ -1047,10 +1126,11 @@ struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *o
         conf_set(conf, "enable.auto.offset.store", "false", err, errlen) != 0 ||
         conf_set(conf, "enable.auto.commit", "true", err, errlen) != 0 ||
         conf_set(conf, "auto.offset.reset", reset, err, errlen) != 0 ||
-        conf_apply_site(conf, fixed, err, errlen) != 0 ||
+        fetch_nudge_setup(conf, &c->nudge, err, errlen) != 0 || conf_apply_site(conf, fixed, err, errlen) != 0 ||
         conf_apply_extra(conf, opt->properties, fixed, err, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
         rd_kafka_topic_partition_list_destroy(c->stored);
+        rd_kafka_topic_partition_list_destroy(c->paused);
         free(c);
         return NULL;
     }
@@ -1062,6 +1142,7 @@ struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *o
     c->rk = client_new(RD_KAFKA_CONSUMER, conf, err, errlen);
     if (!c->rk) {
         rd_kafka_topic_partition_list_destroy(c->stored);
+        rd_kafka_topic_partition_list_destroy(c->paused);
         free(c);
         return NULL;
     }
@@ -1077,6 +1158,7 @@ struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *o
         snprintf(err, errlen, "cannot subscribe to the kafka topics: %s", rd_kafka_err2str(e));
         rd_kafka_destroy(c->rk);
         rd_kafka_topic_partition_list_destroy(c->stored);
+        rd_kafka_topic_partition_list_destroy(c->paused);
         free(c);
         return NULL;
     }
@@ -1085,18 +1167,25 @@ struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *o
 
 rd_kafka_message_t *kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms)
 {
-    int64_t deadline = time_monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    /* After an end-of-partition the rest is taken without waiting, so the
+     * call never outlasts timeout_ms without reading the clock per event.
+     * Before waiting, a parked fetcher is nudged (see nudge_fetcher). */
+    int wait_ms = timeout_ms > 0 ? timeout_ms : 0;
+    int nudged = !c->nudge.enabled;
     for (;;) {
-        int64_t left = deadline - time_monotonic_ms();
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, left > 0 ? (int)left : 0);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, nudged ? wait_ms : 0);
+        if (!m && !nudged) {
+            nudge_fetcher(c->rk, &c->nudge, c->paused);
+            nudged = 1;
+            continue;
+        }
         if (!m)
             return NULL;
         if (!m->err)
             return m;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             rd_kafka_message_destroy(m);
-            if (left <= 0)
-                return NULL;
+            wait_ms = 0;
             continue;
         }
         /* A consumer error: report it and let the caller's loop go on. */
@@ -1171,6 +1260,11 @@ static int pause_or_resume(struct kafka_consumer *c, const char *topic, int32_t 
                  rd_kafka_err2str(e));
         return -1;
     }
+    int listed = rd_kafka_topic_partition_list_find(c->paused, topic, partition) != NULL;
+    if (pause && !listed)
+        rd_kafka_topic_partition_list_add(c->paused, topic, partition);
+    else if (!pause && listed)
+        rd_kafka_topic_partition_list_del(c->paused, topic, partition);
     return 0;
 }
 
@@ -1250,7 +1344,7 @@ static int commit_before_close(struct kafka_consumer *c)
         rd_kafka_topic_partition_list_t *all = rd_kafka_topic_partition_list_copy(c->stored);
         rd_kafka_resp_err_t e = commit_stored(c, all);
         if (!e)
-            forget_stored(c, all);
+            forget_partitions(c, all);
         rd_kafka_topic_partition_list_destroy(all);
         if (!e)
             return 0;
@@ -1307,6 +1401,7 @@ int kafka_consumer_close(struct kafka_consumer *c)
         rd_kafka_destroy(c->rk);
     }
     rd_kafka_topic_partition_list_destroy(c->stored);
+    rd_kafka_topic_partition_list_destroy(c->paused);
     free(c);
     return rc;
 }
@@ -1321,6 +1416,7 @@ struct kafka_reader {
     unsigned char *at_end; /* per partition: its end was reached once */
     int ends_missing;      /* partitions whose end was not reached yet */
     atomic_int caught_up;
+    struct fetch_nudge nudge;
 };
 
 static void reader_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -1353,7 +1449,7 @@ struct kafka_reader *kafka_reader_new(const struct kafka_reader_options *opt, ch
          * says so (500 ms by default): what a worker's rebuild waits
          * after its last record. */
         conf_set(conf, "fetch.wait.max.ms", "100", err, errlen) != 0 ||
-        conf_apply_site(conf, fixed, err, errlen) != 0 ||
+        fetch_nudge_setup(conf, &r->nudge, err, errlen) != 0 || conf_apply_site(conf, fixed, err, errlen) != 0 ||
         conf_apply_extra(conf, opt->properties, fixed, err, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
         free(r);
@@ -1393,7 +1489,11 @@ struct kafka_reader *kafka_reader_new(const struct kafka_reader_options *opt, ch
 
 rd_kafka_message_t *kafka_reader_poll(struct kafka_reader *r, int timeout_ms)
 {
-    rd_kafka_message_t *msg = rd_kafka_consumer_poll(r->rk, timeout_ms);
+    rd_kafka_message_t *msg = rd_kafka_consumer_poll(r->rk, 0);
+    if (!msg && timeout_ms > 0) {
+        nudge_fetcher(r->rk, &r->nudge, NULL); /* nothing to hand out: see there */
+        msg = rd_kafka_consumer_poll(r->rk, timeout_ms);
+    }
     if (!msg || !msg->err)
         return msg;
     if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
