@@ -89,6 +89,7 @@ struct partition_state {
     int64_t resume_at_ms;    /* monotonic: the hold's backoff ends */
     int64_t committed;       /* the group's committed offset at assignment (-1: none) */
     int64_t read_to;         /* offset after the newest event read since (-1: none) */
+    int64_t store_next;      /* the offset flush_stores gives librdkafka (-1: nothing new) */
     struct dlq_pending *dlq; /* a DLQ record awaiting its report, or NULL */
     int dlq_failures;        /* DLQ records of this partition refused in a row */
     int64_t redo_offset;     /* an event whose DLQ record was refused (-1: none) ... */
@@ -518,6 +519,7 @@ static void reset_partition(struct partition_state *ps)
     ps->hold = -1;
     ps->committed = -1;
     ps->read_to = -1;
+    ps->store_next = -1;
     ps->redo_offset = -1;
 }
 
@@ -609,13 +611,30 @@ static int admitted(struct worker *w, struct partition_state *ps, const rd_kafka
     return 0;
 }
 
+/* Notes that the partition is done up to next_offset. librdkafka is told
+ * by flush_stores, within HOUSEKEEPING_MS, when the poll finds nothing, and
+ * before partitions go: a store per event was a twentieth of a replay. */
 static void store(struct worker *w, struct partition_state *ps, int64_t next_offset)
 {
-    char err[256];
-    if (kafka_consumer_store(w->consumer, TOPIC_EVENTS, ps->partition, next_offset, err, sizeof err) < 0)
-        log_warn("cannot store an offset", "error", err, NULL);
+    (void)w;
+    ps->store_next = next_offset;
     if (ps->redo_offset >= 0 && ps->redo_offset < next_offset)
         ps->redo_offset = -1;
+}
+
+/* Gives librdkafka the offsets noted since the last flush (its auto-commit
+ * and the commit at revoke and close take them from there). */
+static void flush_stores(struct worker *w)
+{
+    char err[256];
+    for (size_t i = 0; i < w->nparts; i++) {
+        struct partition_state *ps = &w->parts[i];
+        if (ps->store_next < 0)
+            continue;
+        if (kafka_consumer_store(w->consumer, TOPIC_EVENTS, ps->partition, ps->store_next, err, sizeof err) < 0)
+            log_warn("cannot store an offset", "error", err, NULL);
+        ps->store_next = -1;
+    }
 }
 
 /* --- the DLQ ------------------------------------------------------------------------------------ */
@@ -801,7 +820,8 @@ static void handle(struct worker *w, struct partition_state *ps, const rd_kafka_
                               .max_attempts = w->max_attempts,
                               .base_ms = w->retry_base_ms,
                               .max_ms = w->retry_max_ms,
-                              .jitter = random_unit(),
+                              /* only a retry's backoff uses it */
+                              .jitter = out.kind == OUTCOME_RETRY ? random_unit() : 0.0,
                               .apply = a->apply,
                               .offset = msg->offset,
                               .applied_offset = st->applied_offset};
@@ -1622,6 +1642,7 @@ static void on_revoke(void *ctx, const rd_kafka_topic_partition_list_t *partitio
 {
     struct worker *w = ctx;
     settle_dlq_before_leaving(w, partitions, REVOKE_DLQ_WAIT_MS);
+    flush_stores(w); /* committed next, from what librdkafka has */
     for (int i = 0; i < partitions->cnt; i++) {
         int32_t p = partitions->elems[i].partition;
         publish_all(w, p);
@@ -2021,10 +2042,13 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
             process(&w, msg, now);
             note_unapplied(&w, msg);
             rd_kafka_message_destroy(msg);
+        } else {
+            flush_stores(&w); /* nothing waiting: librdkafka hears of them at once */
         }
         if (now < next_housekeeping_ms)
             continue;
         next_housekeeping_ms = now + HOUSEKEEPING_MS;
+        flush_stores(&w);
         kafka_producer_poll(w.producer, 0);
         settle_dlq(&w);
         finish_loads(&w);
@@ -2043,6 +2067,7 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
         state_loader_free(w.loads[i].loader); /* their partitions go with the group */
     w.nloads = 0;
     settle_dlq_before_leaving(&w, NULL, STOP_DLQ_WAIT_MS);
+    flush_stores(&w);
     publish_all(&w, -1);
     for (size_t i = 0; i < w.nparts; i++)
         checkpoint_leaving(&w, w.parts[i].partition);
