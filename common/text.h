@@ -36,6 +36,12 @@ const char *identity_problem(const char *s, size_t len);
 /* NULL when s is an acceptable stream name, else a short reason. */
 const char *stream_name_problem(const char *s, size_t len);
 
+/* The same answers as identity_problem and stream_name_problem, always found
+ * by decoding and checking one character at a time, without the shortcut
+ * those take for names of plain ASCII. For tests that compare the two. */
+const char *identity_problem_reference(const char *s, size_t len);
+const char *stream_name_problem_reference(const char *s, size_t len);
+
 /* 1 when s[0..len) is "." or "..", the dot segments of RFC 3986 that URL
  * clients and servers resolve away, else 0. */
 int is_dot_segment(const char *s, size_t len);

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "text.h"
@@ -130,6 +131,247 @@ static void test_length_counts_characters_not_bytes(void **state)
     STREAM_OK(name);
 }
 
+/* --- the ASCII shortcut against the per-character path ----------------------
+ *
+ * identity_problem and stream_name_problem skip the UTF-8 decoding for names
+ * of plain ASCII. These tests hold them to the answers of the per-character
+ * path (the *_reference functions) on every kind of input: same NULL, same
+ * reason. */
+
+/* Fails the test, naming the input in hex, when the two answers differ. */
+static void assert_same(const char *kind, const char *got, const char *want, const char *s, size_t len)
+{
+    if (got == want || (got && want && strcmp(got, want) == 0))
+        return;
+    char hex[3 * 300 + 1] = "";
+    for (size_t i = 0; i < len && i < 300; i++)
+        snprintf(hex + 3 * i, 4, "%02x ", (unsigned char)s[i]);
+    fail_msg("%s of %zu bytes [%s]: shortcut says \"%s\", per-character path says \"%s\"", kind, len, hex,
+             got ? got : "(null)", want ? want : "(null)");
+}
+
+static void same_answers(const char *s, size_t len)
+{
+    assert_same("identity", identity_problem(s, len), identity_problem_reference(s, len), s, len);
+    assert_same("stream name", stream_name_problem(s, len), stream_name_problem_reference(s, len), s, len);
+}
+
+static void same_answers_str(const char *s)
+{
+    same_answers(s, strlen(s));
+}
+
+static void test_shortcut_single_bytes_and_pairs(void **state)
+{
+    (void)state;
+    same_answers("", 0);
+    for (int a = 0; a < 256; a++) {
+        char one = (char)a;
+        same_answers(&one, 1);
+        for (int b = 0; b < 256; b++) {
+            char two[2] = {(char)a, (char)b};
+            same_answers(two, 2);
+        }
+    }
+}
+
+/* Every byte first, in the middle and last of names that are otherwise fine,
+ * both in place of a character and added to it. */
+static void test_shortcut_every_byte_at_every_end(void **state)
+{
+    (void)state;
+    static const char *const bases[] = {"viewer-123456", "alice", "replay-07", "my stream", "ab", "caf\xc3\xa9 x"};
+    for (size_t k = 0; k < sizeof bases / sizeof bases[0]; k++) {
+        size_t n = strlen(bases[k]);
+        size_t where[] = {0, n / 2, n - 1};
+        for (int c = 0; c < 256; c++) {
+            for (size_t w = 0; w < 3; w++) {
+                char buf[64];
+                memcpy(buf, bases[k], n);
+                buf[where[w]] = (char)c; /* replaced */
+                same_answers(buf, n);
+                memcpy(buf, bases[k], where[w]); /* inserted before where[w] */
+                buf[where[w]] = (char)c;
+                memcpy(buf + where[w] + 1, bases[k] + where[w], n - where[w]);
+                same_answers(buf, n + 1);
+            }
+            char buf[64]; /* appended */
+            memcpy(buf, bases[k], n);
+            buf[n] = (char)c;
+            same_answers(buf, n + 1);
+        }
+    }
+}
+
+/* Names of count copies of unit, then with a space or a '/' at either end. */
+static void lengths_of(const char *unit)
+{
+    size_t u = strlen(unit);
+    char buf[4 * (IDENTITY_MAX_CHARS + 4) + 2];
+    for (size_t count = 0; count <= IDENTITY_MAX_CHARS + 3; count++) {
+        size_t len = 0;
+        for (size_t i = 0; i < count; i++, len += u)
+            memcpy(buf + len, unit, u);
+        same_answers(buf, len);
+        buf[len] = ' ';
+        same_answers(buf, len + 1);
+        buf[len] = '/';
+        same_answers(buf, len + 1);
+        if (len > 0) {
+            char first = buf[0];
+            buf[0] = ' ';
+            same_answers(buf, len);
+            buf[0] = first;
+        }
+    }
+}
+
+static void test_shortcut_lengths_around_the_limits(void **state)
+{
+    (void)state;
+    lengths_of("x");
+    lengths_of(".");
+    lengths_of(" ");
+    lengths_of("\xc3\xa9");         /* é: two bytes */
+    lengths_of("\xe2\x82\xac");     /* €: three bytes */
+    lengths_of("\xf0\x9f\x8e\xa4"); /* emoji: four bytes */
+    lengths_of("a\xc3\xa9");
+    /* The room SID shape (34 bytes) and the reserved identity prefix. */
+    same_answers_str("RM0123456789abcdef0123456789ABCDEF");
+    same_answers_str("RM0123456789abcdef0123456789abcde");
+    same_answers_str("RM0123456789abcdef0123456789abcdef0");
+    same_answers_str("RM0123456789abcdef0123456789abcdeg");
+    same_answers_str("rm0123456789abcdef0123456789abcdef");
+    same_answers_str("video-composer");
+    same_answers_str("video-compose");
+    same_answers_str("video-composer-7");
+    same_answers_str("Video-composer");
+}
+
+static void test_shortcut_dots_spaces_and_utf8(void **state)
+{
+    (void)state;
+    static const char *const cases[] = {".",
+                                        "..",
+                                        "...",
+                                        ". ",
+                                        " .",
+                                        " ",
+                                        "  ",
+                                        "a ",
+                                        " a",
+                                        "a b",
+                                        "a  b",
+                                        ".a",
+                                        "a.",
+                                        "..a",
+                                        "J. R. R.",
+                                        "Zo\xc3\xab",
+                                        "\xe5\xb1\xb1\xe7\x94\xb0",
+                                        "dj \xf0\x9f\x8e\xa7",
+                                        "\xc2\x85",
+                                        "\xc2\x9f",
+                                        "\xc2\xa0",
+                                        "\xe2\x80\xa8",
+                                        "\xe2\x80\xa9",
+                                        "\xe2\x80\xaa",
+                                        "\xc0\xaf",
+                                        "\xc1\xbf",
+                                        "\xe0\x80\xaf",
+                                        "\xf0\x80\x80\xaf",
+                                        "\xed\xa0\x80",
+                                        "\xed\x9f\xbf",
+                                        "\xee\x80\x80",
+                                        "\xf4\x8f\xbf\xbf",
+                                        "\xf4\x90\x80\x80",
+                                        "\xf8\x88\x80\x80\x80",
+                                        "\xfe",
+                                        "\xff",
+                                        "\x80",
+                                        "a\x80",
+                                        "\xc3",
+                                        "a\xc3",
+                                        "\xe2\x82",
+                                        "\xf0\x9f\x8e",
+                                        "\xc3\x28",
+                                        "\xc3\xa9/",
+                                        "\xc3\xa9?",
+                                        "/\xc3\xa9",
+                                        "\xc3\xa9 ",
+                                        " \xc3\xa9",
+                                        "\xc3\xa9\x01",
+                                        "\x01\xc3\xa9",
+                                        "\x7f\xc3\xa9"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        same_answers_str(cases[i]);
+    same_answers("a\0b", 3);
+    same_answers("\0", 1);
+}
+
+static uint64_t next_random(uint64_t *x)
+{
+    /* xorshift64: fixed seed, so a failure repeats */
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* Appends one piece to buf at *len: mostly plain ASCII, else a character
+ * that some rule cares about, a valid multi-byte character or broken UTF-8.
+ * With tame set, only characters every name may hold (and spaces, dots). */
+static void random_piece(uint64_t *x, int tame, char *buf, size_t *len)
+{
+    static const char tame_chars[] = "abcxyzABCXYZ0189-_~. ";
+    static const char *const pieces[] = {" ",
+                                         ".",
+                                         "/",
+                                         "?",
+                                         "%",
+                                         "\\",
+                                         "\"",
+                                         "\x01",
+                                         "\x7f",
+                                         "\t",
+                                         "\xc3\xa9",
+                                         "\xc2\x85",
+                                         "\xe2\x80\xa8",
+                                         "\xf0\x9f\x8e\xa4",
+                                         "\xc3",
+                                         "\x80",
+                                         "\xff",
+                                         "\xc0\xaf",
+                                         "\xed\xa0\x80",
+                                         "\xf4\x90\x80\x80"};
+    uint64_t r = next_random(x);
+    if (tame) {
+        buf[(*len)++] = tame_chars[(r >> 8) % (sizeof tame_chars - 1)];
+    } else if (r % 4 != 0) {
+        buf[(*len)++] = (char)(0x20 + (r >> 8) % 95);
+    } else if (r % 16 == 0) {
+        buf[(*len)++] = (char)((r >> 8) & 0xff);
+    } else {
+        const char *p = pieces[(r >> 8) % (sizeof pieces / sizeof pieces[0])];
+        size_t n = strlen(p);
+        memcpy(buf + *len, p, n);
+        *len += n;
+    }
+}
+
+static void test_shortcut_random_names(void **state)
+{
+    (void)state;
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    for (int round = 0; round < 20000; round++) {
+        char buf[4 * 150];
+        size_t len = 0;
+        size_t pieces = next_random(&x) % (round % 4 == 1 ? 20 : 140); /* short tame names too */
+        for (size_t i = 0; i < pieces; i++)
+            random_piece(&x, round % 2, buf, &len);
+        same_answers(buf, len);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -139,6 +381,11 @@ int main(void)
         cmocka_unit_test(test_stream_name_rules),
         cmocka_unit_test(test_dot_segments_refused_everywhere),
         cmocka_unit_test(test_length_counts_characters_not_bytes),
+        cmocka_unit_test(test_shortcut_single_bytes_and_pairs),
+        cmocka_unit_test(test_shortcut_every_byte_at_every_end),
+        cmocka_unit_test(test_shortcut_lengths_around_the_limits),
+        cmocka_unit_test(test_shortcut_dots_spaces_and_utf8),
+        cmocka_unit_test(test_shortcut_random_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
