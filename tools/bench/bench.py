@@ -60,7 +60,34 @@ NOTES = """
   of a 500,000-event replay (/proc, two runs at 166,000 events/s); the rest it waits, on fetches
   and on the Twilio emulator's answers to the sync role reading each stream's maps back (a few
   requests per stream, on the same thread), a wait that grows with Twilio's latency. Skipping the member checks for events a trusted producer marked (the
-  issue's suggestion) would win back at most those 18%; not done.
+  issue's suggestion) would win back at most those 18%; not done. Third round (3de6d55, the
+  replay row): the worker's replay windows came in whole seconds (2.0 or 3.0 s for 500,000
+  events) and its main thread idled a third of them. librdkafka 2.0.2 (Debian 12's) stops
+  fetching a partition while the queue of fetched messages is over `queued.min.messages`
+  (100,000, counted over the consumer's whole queue) or `queued.max.messages.kbytes`, and looks
+  again only when its broker thread next wakes up, up to a second later (2.2 made that wait
+  `fetch.queue.backoff.ms`). Any consumer slower than its fetcher, so any replay, was paced by
+  that second, not by its CPU. The consumer and reader of `common/kafka.c` now nudge a parked
+  fetcher: with nothing to hand out while a partition's last high watermark is past its
+  position, they ask that partition's leader for its watermarks, which wakes the thread (on 2.2
+  and later they set `fetch.queue.backoff.ms` to 10 ms instead). The plain reader of the
+  baseline gets the same nudge. Besides: offsets go to librdkafka in batches instead of one
+  `rd_kafka_offsets_store` per event (5%); the sync role reads its maps back in pages of 1,000
+  (Twilio's largest) instead of 100, after its read-back of 10,000-viewer streams had held the
+  thread for about a third of a 500,000-event replay; `event_parse`'s short way is 2.4 times
+  cheaper (one allocation for the envelope's strings, `v` and a flat `data` checked and built
+  without jansson's parser, strings scanned 8 bytes at a time; 1.7-2.1 to 0.7-0.9 us per event
+  in a loop) and the identity and stream-name checks 4 times cheaper on ASCII names. Replay went
+  from 209,283 to 409,501 events/s (median of 5; 396,691 to 472,797) and its ratio to the plain
+  reader from 0.16 to 0.36 (0.34 to 0.69), still under 0.5. What is left (perf of a
+  500,000-event replay; the main thread busy about 80% of the window, about 1.8 us of CPU per
+  event): parsing 43% of its time (member checks 16%, splitting 12%, `data` 10%), the viewer
+  set 14% (hash chains and their doubling), the sync role's read-back 10% (the pages' JSON, on
+  the same thread), `free` 8% and librdkafka's poll 7%. Of its waits, a third of the context
+  switches were `free` waiting for the malloc arena lock that librdkafka's fetch thread holds
+  while it allocates the messages the worker frees, and about a sixth the emulator's answers to
+  the read-back; both grow on a busier machine. A 0.5 ratio needs about 40% more: the read-back
+  on a thread of its own and another cut in parsing might get there, not surely on this machine.
 - **Rebuild of a long partition (the rebuild section).** One partition holding 1,000,000 events
   (1,000 streams, each with 504 joins and 495 leaves of the same viewers, 9 still connected) and
   its checkpoint, taken over by a new sync worker (2026-12-03, 7bf8f46, Apache Kafka, two full
@@ -82,7 +109,9 @@ NOTES = """
   (0.40 to 1.18; "state restored" at 0.69 s in the median run), from offset 0 9.26 s (9.07 to
   9.91), the same state in all ten. Left alone: a rebuilt worker publishes its streams' state
   records again although they did not change (every folded event marks its stream for the next
-  record), so each rebuild adds about 1.2 MB to `stagehand.state` until compaction.
+  record), so each rebuild adds about 1.2 MB to `stagehand.state` until compaction. At 3de6d55
+  (the parked fetcher nudged, parsing cheaper, see replay): from the checkpoint 0.65 s (0.53 to
+  0.99), from offset 0 5.19 s (4.95 to 5.48), the same state in all ten.
 - **Memory (sync worker).** A tracked viewer cost about 280 bytes with a generic string map (an
   entry, a key copy, the user and its name). Users are now the hash table's entries (one
   allocation with the name inline, a bucket pointer): 108 to 122 bytes in the runs so far.
