@@ -13,6 +13,7 @@
 #include "log.h"
 #include "random.h"
 #include "settings.h"
+#include "siphash.h"
 #include "snapshot.h"
 #include "state_loader.h"
 #include "strmap.h"
@@ -133,6 +134,7 @@ struct worker {
     char current_id[EVENT_ID_LEN + 1]; /* the event in hand, for the logs */
     atomic_int stop;
 
+    unsigned char digest_key[SIPHASH_KEY_BYTES]; /* random: for record_digest */
     struct metrics *metrics;
     struct metric *m_events; /* type, outcome */
     struct metric *m_twilio; /* status */
@@ -416,6 +418,22 @@ static int expired(const struct worker *w, const struct stream *st)
     return decide_expired(&f);
 }
 
+/* The digest of a state record without its "ts": records with the same
+ * digest say the same. Keyed with a random key, so that nobody can choose
+ * names that make a changed record look unchanged. 0 when it cannot be made. */
+static uint64_t record_digest(const struct worker *w, const json_t *record_without_ts)
+{
+    char *text = json_dumps(record_without_ts, JSON_COMPACT);
+    if (!text)
+        return 0;
+    uint64_t digest = siphash24(w->digest_key, text, strlen(text));
+    free(text);
+    return digest ? digest : 1;
+}
+
+/* Publishes the stream's state record, unless stagehand.state already holds
+ * one that says the same (a rebuild folds a stream back to the state its
+ * record was restored from: writing that again only grew the topic). */
 static void publish_state(struct worker *w, struct stream *st)
 {
     const char *status = phase_name(st->phase);
@@ -424,10 +442,11 @@ static void publish_state(struct worker *w, struct stream *st)
     if (expired(w, st))
         return; /* its record is to be removed (expire_ended), not brought back */
     char ts[RFC3339_MS_LEN + 1], key[STREAM_NAME_MAX_CHARS * 4 + 16];
-    time_format_rfc3339_ms(time_now_ms(), ts);
-    json_t *record = json_pack("{s:s, s:s, s:i, s:s, s:I, s:I, s:s}", "stream", st->name, "role", w->role->name,
-                               "partition", (int)st->partition, "status", status, "since", (json_int_t)st->since,
-                               "applied_offset", (json_int_t)st->applied_offset, "ts", ts);
+    json_t *record = json_pack("{s:s, s:s, s:i, s:s, s:I, s:I}", "stream", st->name, "role", w->role->name, "partition",
+                               (int)st->partition, "status", status, "since", (json_int_t)st->since, "applied_offset",
+                               (json_int_t)st->applied_offset);
+    if (!record)
+        return; /* out of memory: it stays dirty, tried again */
     if (st->host[0])
         json_object_set_new(record, "host", json_string(st->host));
     if (st->ended_ms > 0)
@@ -441,12 +460,21 @@ static void publish_state(struct worker *w, struct stream *st)
     json_object_set_new(record, "recent_ids", recent);
     if (w->role->state_fields)
         w->role->state_fields(w, st, record);
+    uint64_t digest = record_digest(w, record);
+    if (digest && st->has_record && digest == st->record_digest) {
+        json_decref(record);
+        st->dirty = st->urgent = 0;
+        return;
+    }
+    time_format_rfc3339_ms(time_now_ms(), ts);
+    json_object_set_new(record, "ts", json_string(ts));
     char *value = json_dumps(record, JSON_COMPACT);
     json_decref(record);
     snprintf(key, sizeof key, "%s/%s", st->name, w->role->name);
     if (value && produce(w, TOPIC_STATE, key, value, NULL, NULL) == 0) {
         st->dirty = st->urgent = 0;
         st->has_record = 1;
+        st->record_digest = digest;
         metrics_add(w->m_state_records, NULL, 1);
     }
     free(value);
@@ -1333,6 +1361,9 @@ static int restore_record(struct worker *w, const json_t *record, const rd_kafka
             memcpy(st->restored[k], json_string_value(id), EVENT_ID_LEN + 1);
     if (w->role->restore)
         w->role->restore(w, st, record);
+    json_t *without_ts = json_copy((json_t *)record); /* shallow: the record itself is left as it is */
+    st->record_digest = without_ts && json_object_del(without_ts, "ts") == 0 ? record_digest(w, without_ts) : 0;
+    json_decref(without_ts);
     return 1;
 }
 
@@ -2010,6 +2041,10 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
     w.snapshot_interval_ms = config_int(w.cfg, "SNAPSHOT_INTERVAL_S") * 1000;
     pthread_mutex_init(&w.debug_lock, NULL);
     pthread_cond_init(&w.debug_cond, NULL);
+    if (random_bytes(w.digest_key, sizeof w.digest_key) < 0) {
+        fprintf(stderr, "%s: no random bytes for the state records' digests\n", name);
+        return 1;
+    }
 
     sigset_t stop_signals;
     sigemptyset(&stop_signals);

@@ -80,13 +80,15 @@ struct stream {
     char recent[WORKER_RECENT_IDS][EVENT_ID_LEN + 1]; /* ids of the last events handled, a ring */
     unsigned recent_next;
     char restored[WORKER_RECENT_IDS][EVENT_ID_LEN + 1]; /* the ring as last published, for live events */
-    int64_t reapply_until; /* stagehand-replay offsets: the applied offset before (-1: none) */
-    int rebuilding;        /* events up to applied_offset (or reapply_until) are still being
+    int64_t reapply_until;  /* stagehand-replay offsets: the applied offset before (-1: none) */
+    int rebuilding;         /* events up to applied_offset (or reapply_until) are still being
                                    * re-read; with apply set, memory may lag what Twilio has */
-    int dirty;             /* its state record must be published */
-    int has_record;        /* stagehand.state holds a record of it (published or restored) */
-    int urgent;            /* ... now, not at the next interval */
-    void *role;            /* the role's own data, or NULL */
+    int dirty;              /* its state record must be published */
+    int has_record;         /* stagehand.state holds a record of it (published or restored) */
+    uint64_t record_digest; /* of that record without its "ts" (0: unknown): one saying the same is
+                             * not published again */
+    int urgent;             /* ... now, not at the next interval */
+    void *role;             /* the role's own data, or NULL */
 };
 
 /* How handling one event went. RETRY is a failed attempt: after
