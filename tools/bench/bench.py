@@ -111,7 +111,14 @@ NOTES = """
   records again although they did not change (every folded event marks its stream for the next
   record), so each rebuild adds about 1.2 MB to `stagehand.state` until compaction. At 3de6d55
   (the parked fetcher nudged, parsing cheaper, see replay): from the checkpoint 0.65 s (0.53 to
-  0.99), from offset 0 5.19 s (4.95 to 5.48), the same state in all ten.
+  0.99), from offset 0 5.19 s (4.95 to 5.48), the same state in all ten. At 7129554 a worker
+  no longer writes a record that says the same as the one it restored (a keyed digest of the
+  record without its `ts`): `stagehand.state` grew once, by 0.9 MB, at the first rebuild (its
+  records differed from the first worker's last ones) and not at all over the nine after it
+  (9.3 to 19.1 MB before); from the checkpoint 0.97 s (0.55 to 1.09), from offset 0 5.30 s (4.89
+  to 5.83). From the checkpoint the runs fall into two groups, about 0.55 s and about 1.0 s, in
+  both revisions; the half second is in the state loader's read of `stagehand.state` (not
+  explained yet).
 - **Memory (sync worker).** A tracked viewer cost about 280 bytes with a generic string map (an
   entry, a key copy, the user and its name). Users are now the hash table's entries (one
   allocation with the name inline, a bucket pointer): 108 to 122 bytes in the runs so far.
