@@ -27,11 +27,18 @@
 /* A parked fetcher (see nudge_fetcher): how long librdkafka 2.2 and later
  * wait before fetching again (fetch.queue.backoff.ms), and, before 2.2, how
  * often at most a consumer or reader with nothing to hand out nudges one,
- * how long a nudge may take, and the pause after one that failed. */
+ * how long a nudge may take (short: the request wakes the fetcher when it
+ * is queued, the answer is not needed), and the pause after one that failed. */
 #define FETCH_QUEUE_BACKOFF_MS "10"
 #define NUDGE_INTERVAL_MS 20
-#define NUDGE_TIMEOUT_MS 500
+#define NUDGE_TIMEOUT_MS 100
 #define NUDGE_FAILED_PAUSE_MS 1000
+/* The queue is looked at every NUDGE_SAMPLE_EVERY messages handed out; at
+ * NUDGE_ARM_QUEUE messages or more the fetcher may park (a tenth of
+ * librdkafka's queued.min.messages; events are small, so the byte limit
+ * comes later), which arms the next nudge. */
+#define NUDGE_SAMPLE_EVERY 1024
+#define NUDGE_ARM_QUEUE 10000
 
 /* --- configuration ------------------------------------------------------------ */
 
@@ -273,6 +280,8 @@ static rd_kafka_t *client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, char 
  * per second, not at the speed of its CPU. */
 struct fetch_nudge {
     int enabled;     /* librdkafka has no fetch.queue.backoff.ms */
+    int armed;       /* the queue was seen long enough for the fetcher to park */
+    unsigned taken;  /* messages handed out (the queue is looked at now and then) */
     int64_t next_ms; /* monotonic: no nudge before */
     int from;        /* where the next look for a lagging partition starts */
 };
@@ -292,17 +301,36 @@ static int fetch_nudge_setup(rd_kafka_conf_t *conf, struct fetch_nudge *n, char 
     return 0;
 }
 
-/* Called when rk has nothing to hand out. When an assigned partition's log
- * goes further than its position (the high watermark of its last fetch)
- * and it is not in paused, asks its leader for its watermarks: the request
- * wakes the thread that fetches from that broker, which then fetches again.
- * One partition per call, taken in turn; at most every NUDGE_INTERVAL_MS. */
+/* Called for each message rk hands out: now and then looks at the length
+ * of its queue, and a long one arms the next nudge. A reader that keeps up
+ * with its fetcher never arms it, so it sends no requests; nor does one at
+ * the end of a log whose last offsets were compacted away (its position
+ * stays under the high watermark for good). */
+static void nudge_note_message(rd_kafka_t *rk, struct fetch_nudge *n)
+{
+    if (!n->enabled || ++n->taken % NUDGE_SAMPLE_EVERY != 0)
+        return;
+    rd_kafka_queue_t *queue = rd_kafka_queue_get_consumer(rk);
+    if (!queue)
+        return;
+    if (rd_kafka_queue_length(queue) >= NUDGE_ARM_QUEUE)
+        n->armed = 1;
+    rd_kafka_queue_destroy(queue);
+}
+
+/* Called when rk has nothing to hand out. When the nudge is armed and an
+ * assigned partition's log goes further than its position (the high
+ * watermark of its last fetch) and it is not in paused, asks its leader for
+ * its watermarks: the request wakes the thread that fetches from that
+ * broker, which then fetches again. One partition per nudge, taken in turn;
+ * at most every NUDGE_INTERVAL_MS. */
 static void nudge_fetcher(rd_kafka_t *rk, struct fetch_nudge *n, const rd_kafka_topic_partition_list_t *paused)
 {
     int64_t now = time_monotonic_ms();
-    if (!n->enabled || now < n->next_ms)
+    if (!n->enabled || !n->armed || now < n->next_ms)
         return;
     n->next_ms = now + NUDGE_INTERVAL_MS;
+    n->armed = 0;
     rd_kafka_topic_partition_list_t *assigned = NULL;
     if (rd_kafka_assignment(rk, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR || !assigned)
         return;
@@ -1181,8 +1209,10 @@ rd_kafka_message_t *kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms
         }
         if (!m)
             return NULL;
-        if (!m->err)
+        if (!m->err) {
+            nudge_note_message(c->rk, &c->nudge);
             return m;
+        }
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             rd_kafka_message_destroy(m);
             wait_ms = 0;
@@ -1494,8 +1524,12 @@ rd_kafka_message_t *kafka_reader_poll(struct kafka_reader *r, int timeout_ms)
         nudge_fetcher(r->rk, &r->nudge, NULL); /* nothing to hand out: see there */
         msg = rd_kafka_consumer_poll(r->rk, timeout_ms);
     }
-    if (!msg || !msg->err)
+    if (!msg)
+        return NULL;
+    if (!msg->err) {
+        nudge_note_message(r->rk, &r->nudge);
         return msg;
+    }
     if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         if (msg->partition >= 0 && msg->partition < r->partitions && !r->at_end[msg->partition]) {
             r->at_end[msg->partition] = 1;
