@@ -68,9 +68,11 @@ NOTES = """
   again only when its broker thread next wakes up, up to a second later (2.2 made that wait
   `fetch.queue.backoff.ms`). Any consumer slower than its fetcher, so any replay, was paced by
   that second, not by its CPU. The consumer and reader of `common/kafka.c` now nudge a parked
-  fetcher: with nothing to hand out while a partition's last high watermark is past its
-  position, they ask that partition's leader for its watermarks, which wakes the thread (on 2.2
-  and later they set `fetch.queue.backoff.ms` to 10 ms instead). The plain reader of the
+  fetcher: with nothing to hand out, after their queue was seen holding 10,000 messages or more,
+  while a partition's last high watermark is past its position, they ask that partition's
+  leader for its watermarks, which wakes the thread (on 2.2 and later they set
+  `fetch.queue.backoff.ms` to 10 ms instead; the arming by queue length came after this run, at
+  0a9857e, and left the worker's rate where it was in three 500,000-event pairs). The plain reader of the
   baseline gets the same nudge. Besides: offsets go to librdkafka in batches instead of one
   `rd_kafka_offsets_store` per event (5%); the sync role reads its maps back in pages of 1,000
   (Twilio's largest) instead of 100, after its read-back of 10,000-viewer streams had held the
