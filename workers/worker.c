@@ -642,9 +642,8 @@ static int admitted(struct worker *w, struct partition_state *ps, const rd_kafka
 /* Notes that the partition is done up to next_offset. librdkafka is told
  * by flush_stores, within HOUSEKEEPING_MS, when the poll finds nothing, and
  * before partitions go: a store per event was a twentieth of a replay. */
-static void store(struct worker *w, struct partition_state *ps, int64_t next_offset)
+static void store(struct partition_state *ps, int64_t next_offset)
 {
-    (void)w;
     ps->store_next = next_offset;
     if (ps->redo_offset >= 0 && ps->redo_offset < next_offset)
         ps->redo_offset = -1;
@@ -765,7 +764,7 @@ static void settle_dlq(struct worker *w)
             free(d);
             continue;
         }
-        store(w, ps, d->offset + 1);
+        store(ps, d->offset + 1);
         ps->dlq_failures = 0;
         ps->attempts = 0;
         ps->offset = -1;
@@ -884,7 +883,7 @@ static void handle(struct worker *w, struct partition_state *ps, const rd_kafka_
         }
         ps->attempts = 0;
         ps->offset = -1;
-        store(w, ps, v.store);
+        store(ps, v.store);
         return;
     case VERDICT_DLQ:
         /* Counted, remembered and stored once the record is acknowledged. */
@@ -943,7 +942,7 @@ static void process(struct worker *w, const rd_kafka_message_t *msg, int64_t now
     case ADMIT_SKIP:
     case ADMIT_FOLDED:
     case ADMIT_DUPLICATE:
-        store(w, ps, msg->offset + 1);
+        store(ps, msg->offset + 1);
         break;
     case ADMIT_LATER:
         hold_partition(w, ps, msg->offset, DECIDE_LATER_MS);
