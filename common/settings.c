@@ -465,6 +465,13 @@ const struct config_spec settings_workers[] = {
      .max = 86400,
      .description = "How often a worker checkpoints each partition's fold to stagehand.state, read back on "
                     "assignment instead of re-reading from offset 0 (0: neither written nor read)"},
+    {.name = "PARSE_AHEAD",
+     .type = CONFIG_INT,
+     .default_value = "1",
+     .min = 0,
+     .max = 1,
+     .description = "1: while its queue of fetched events is long, a worker parses them on a second thread ahead of "
+                    "the one it handles; 0: it parses each on its poll loop"},
     {.name = "KAFKA_SESSION_TIMEOUT_MS",
      .type = CONFIG_INT,
      .default_value = "45000",

@@ -14,6 +14,7 @@
 #include "random.h"
 #include "settings.h"
 #include "siphash.h"
+#include "parse_ahead.h"
 #include "snapshot.h"
 #include "state_loader.h"
 #include "strmap.h"
@@ -100,6 +101,11 @@ struct partition_state {
     int64_t snap_generation; /* the newest checkpoint written or loaded (-1: none) */
     long snap_chunks;        /* its chunk count (older chunks above it are removed) */
     int64_t snap_due_ms;     /* monotonic: the next checkpoint may not come before */
+    /* Moves on with every rewind and reset (kept across them): an event
+     * polled ahead under an older epoch belongs to the position before, and
+     * is dropped unhandled (librdkafka hands it out again if it is still to
+     * be read). */
+    uint64_t epoch;
 };
 
 struct worker {
@@ -133,6 +139,7 @@ struct worker {
     int assigned;                      /* partitions held */
     char current_id[EVENT_ID_LEN + 1]; /* the event in hand, for the logs */
     atomic_int stop;
+    struct parse_ahead *ahead; /* events polled and parsed ahead of the one handled */
 
     unsigned char digest_key[SIPHASH_KEY_BYTES]; /* random: for record_digest */
     struct metrics *metrics;
@@ -539,7 +546,9 @@ static void reset_partition(struct partition_state *ps)
     int32_t partition = ps->partition;
     int64_t snap_generation = ps->snap_generation;
     long snap_chunks = ps->snap_chunks;
+    uint64_t epoch = ps->epoch + 1;
     memset(ps, 0, sizeof *ps);
+    ps->epoch = epoch;
     ps->partition = partition;
     ps->snap_generation = snap_generation;
     ps->snap_chunks = snap_chunks;
@@ -570,6 +579,16 @@ static struct partition_state *partition_state(struct worker *w, int32_t partiti
     return p;
 }
 
+/* Rewinds the partition (ps may be NULL) to offset; what was polled of it
+ * before is dropped (see epoch). */
+static int rewind_partition(struct worker *w, struct partition_state *ps, int32_t partition, int64_t offset, char *err,
+                            size_t errlen)
+{
+    if (ps)
+        ps->epoch++;
+    return kafka_consumer_rewind(w->consumer, TOPIC_EVENTS, partition, offset, err, errlen);
+}
+
 /* Holds the partition at offset for delay_ms: pauses it (unless it is) and
  * rewinds it to offset. Either call may fail; the hold stands anyway (see
  * struct partition_state) and resume_due or the next event fetched past it
@@ -587,7 +606,7 @@ static void hold_partition(struct worker *w, struct partition_state *ps, int64_t
             log_warn("cannot pause a partition; events past the held one are kept out", "offset", at, "error", err,
                      NULL);
     }
-    ps->rewind_due = kafka_consumer_rewind(w->consumer, TOPIC_EVENTS, ps->partition, offset, err, sizeof err) < 0;
+    ps->rewind_due = rewind_partition(w, ps, ps->partition, offset, err, sizeof err) < 0;
     if (ps->rewind_due)
         log_warn("cannot rewind a partition; trying again before it resumes", "offset", at, "error", err, NULL);
 }
@@ -603,7 +622,7 @@ static void resume_due(struct worker *w, int64_t now_ms)
         if (p->loading || p->dlq || now_ms < p->resume_at_ms || (!p->paused && !p->rewind_due))
             continue;
         if (p->rewind_due) {
-            if (kafka_consumer_rewind(w->consumer, TOPIC_EVENTS, p->partition, p->hold, err, sizeof err) < 0) {
+            if (rewind_partition(w, p, p->partition, p->hold, err, sizeof err) < 0) {
                 log_warn("cannot rewind a partition; trying again", "error", err, NULL);
                 p->resume_at_ms = now_ms + REHOLD_MS;
                 continue;
@@ -892,21 +911,26 @@ static void handle(struct worker *w, struct partition_state *ps, const rd_kafka_
     }
 }
 
-static void process(struct worker *w, const rd_kafka_message_t *msg, int64_t now_ms)
+/* Handles one polled event; pe->tag is its partition's epoch when it was
+ * polled. */
+static void process(struct worker *w, struct parsed_event *pe, int64_t now_ms)
 {
+    const rd_kafka_message_t *msg = pe->msg;
     struct partition_state *ps = find_partition(w, msg->partition);
     if (!ps) {
         /* on_assign could not make its state: nothing of it is stored. */
         log_error("an event of a partition without state; left unstored", NULL);
         return;
     }
+    if (pe->tag != ps->epoch)
+        return; /* polled before a rewind, reset or revoke: read again if still due */
     if (!admitted(w, ps, msg, now_ms))
         return;
     if (msg->offset >= ps->read_to)
         ps->read_to = msg->offset + 1;
-    struct event ev;
-    char err[256];
-    int parsed = event_parse(msg->payload, msg->len, &ev, err, sizeof err) == 0;
+    struct event *ev = &pe->ev;
+    const char *err = pe->err;
+    int parsed = pe->parsed;
     struct admit_facts f = {.parsed = parsed,
                             .below_committed = ps->committed >= 0 && msg->offset < ps->committed,
                             .offset = msg->offset,
@@ -914,24 +938,24 @@ static void process(struct worker *w, const rd_kafka_message_t *msg, int64_t now
                             .reapply_until = -1};
     struct stream *st = NULL;
     if (parsed) {
-        f.ours = handles(w->role, ev.type);
-        st = f.ours ? stream_get(w, ev.stream, msg->partition) : NULL;
+        f.ours = handles(w->role, ev->type);
+        st = f.ours ? stream_get(w, ev->stream, msg->partition) : NULL;
         f.have_stream = st != NULL;
     }
     if (st) {
         if (msg->offset > st->last_offset)
             st->last_offset = msg->offset;
-        f.ts_ms = ev.ts_ms;
+        f.ts_ms = ev->ts_ms;
         f.since = st->since;
-        f.in_recent = in_window(st->recent, ev.id);
-        f.in_restored = in_window(st->restored, ev.id);
+        f.in_recent = in_window(st->recent, ev->id);
+        f.in_restored = in_window(st->restored, ev->id);
         f.applied_offset = st->applied_offset;
         f.reapply_until = st->reapply_until;
     }
     struct admit a;
     decide_admit(&f, &a);
     if (a.label)
-        count_event(w, parsed ? ev.type : "invalid", a.label);
+        count_event(w, parsed ? ev->type : "invalid", a.label);
     switch (a.kind) {
     case ADMIT_DLQ: {
         struct outcome out = {OUTCOME_FAIL, -1, "invalid_event", ""};
@@ -948,11 +972,9 @@ static void process(struct worker *w, const rd_kafka_message_t *msg, int64_t now
         hold_partition(w, ps, msg->offset, DECIDE_LATER_MS);
         break;
     case ADMIT_HANDLE:
-        handle(w, ps, msg, st, &ev, &a);
+        handle(w, ps, msg, st, ev, &a);
         break;
     }
-    if (parsed)
-        event_free(&ev);
 }
 
 /* --- assignment: rebuild before acting -------------------------------------------------------- */
@@ -1510,7 +1532,7 @@ static void rewind_assigned(struct worker *w, const rd_kafka_topic_partition_lis
             }
         }
         /* Offset 0: when retention removed it, auto.offset.reset=earliest applies. */
-        if (kafka_consumer_rewind(w->consumer, TOPIC_EVENTS, p, from, err, sizeof err) < 0)
+        if (rewind_partition(w, ps, p, from, err, sizeof err) < 0)
             log_warn("cannot re-read a partition", "error", err, NULL);
     }
     if (committed) {
@@ -2005,6 +2027,61 @@ static int free_stream_entry(void *ctx, const char *key, void *value)
     return 0;
 }
 
+/* What the poll loop does besides handling events, every HOUSEKEEPING_MS
+ * (*next_ms is when next). */
+static void housekeeping_due(struct worker *w, int64_t now, int64_t *next_ms)
+{
+    if (now < *next_ms)
+        return;
+    *next_ms = now + HOUSEKEEPING_MS;
+    flush_stores(w);
+    kafka_producer_poll(w->producer, 0);
+    settle_dlq(w);
+    finish_loads(w);
+    resume_due(w, now);
+    measure_lag(w, now);
+    if (w->role->tick)
+        w->role->tick(w, now);
+    publish_due(w, now);
+    expire_ended(w, now);
+    checkpoint_due(w, now);
+    serve_debug(w);
+}
+
+/* Polls a batch of events into the parse-ahead ring: waits up to wait_ms
+ * for the first, then takes what librdkafka has already fetched. A full
+ * batch (the queue is long) is offered to the parsing thread. Returns the
+ * number polled. */
+static size_t poll_batch(struct worker *w, int wait_ms)
+{
+    struct parse_batch *b = parse_ahead_slot(w->ahead);
+    if (!b)
+        return 0;
+    while (b->n < PARSE_AHEAD_BATCH) {
+        rd_kafka_message_t *msg = kafka_consumer_poll(w->consumer, b->n == 0 ? wait_ms : 0);
+        if (!msg)
+            break;
+        /* The epoch after the poll: a rebalance in the poll came before msg. */
+        struct partition_state *ps = find_partition(w, msg->partition);
+        b->items[b->n].msg = msg;
+        b->items[b->n].tag = ps ? ps->epoch : 0;
+        b->n++;
+    }
+    size_t n = b->n;
+    parse_ahead_submit(w->ahead, b, n == PARSE_AHEAD_BATCH);
+    return n;
+}
+
+/* Fills the ring while the queue is long: batch after full batch, up to
+ * PARSE_AHEAD_PENDING waiting. With none waiting, the first poll waits up to
+ * POLL_MS. */
+static void poll_ahead(struct worker *w)
+{
+    for (int pending = parse_ahead_pending(w->ahead); pending < PARSE_AHEAD_PENDING; pending++)
+        if (poll_batch(w, pending > 0 ? 0 : POLL_MS) < PARSE_AHEAD_BATCH)
+            break;
+}
+
 int worker_main(const struct worker_role *role, int argc, char **argv)
 {
     char err[2048], name[64];
@@ -2052,6 +2129,7 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     pthread_t stop_thread;
     if (create_metrics(&w) < 0 || (role->init && role->init(&w, err, sizeof err) < 0) ||
+        !(w.ahead = parse_ahead_new(config_int(w.cfg, "PARSE_AHEAD") != 0, err, sizeof err)) ||
         start_clients(&w, err, sizeof err) < 0 || pthread_create(&stop_thread, NULL, stopper, &w) != 0) {
         fprintf(stderr, "%s: %s\n", name, err);
         return 1;
@@ -2070,31 +2148,25 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
 
     int64_t next_housekeeping_ms = 0;
     while (!atomic_load(&w.stop)) {
-        rd_kafka_message_t *msg = kafka_consumer_poll(w.consumer, POLL_MS);
-        int64_t now = time_monotonic_ms();
-        if (msg) {
-            process(&w, msg, now);
-            note_unapplied(&w, msg);
-            rd_kafka_message_destroy(msg);
-        } else {
+        poll_ahead(&w);
+        struct parse_batch *b = parse_ahead_take(w.ahead);
+        if (!b) {
             flush_stores(&w); /* nothing waiting: librdkafka hears of them at once */
-        }
-        if (now < next_housekeeping_ms)
+            housekeeping_due(&w, time_monotonic_ms(), &next_housekeeping_ms);
             continue;
-        next_housekeeping_ms = now + HOUSEKEEPING_MS;
-        flush_stores(&w);
-        kafka_producer_poll(w.producer, 0);
-        settle_dlq(&w);
-        finish_loads(&w);
-        resume_due(&w, now);
-        measure_lag(&w, now);
-        if (role->tick)
-            role->tick(&w, now);
-        publish_due(&w, now);
-        expire_ended(&w, now);
-        checkpoint_due(&w, now);
-        serve_debug(&w);
+        }
+        for (size_t i = 0; i < b->n; i++) {
+            if (!atomic_load(&w.stop)) {
+                int64_t now = time_monotonic_ms();
+                process(&w, &b->items[i], now);
+                note_unapplied(&w, b->items[i].msg);
+                housekeeping_due(&w, now, &next_housekeeping_ms);
+            }
+            rd_kafka_message_destroy(b->items[i].msg); /* unhandled at a stop: read again by the next owner */
+        }
+        parse_ahead_release(w.ahead, b);
     }
+    parse_ahead_free(w.ahead, rd_kafka_message_destroy);
 
     log_info("worker stopping", NULL);
     for (int i = 0; i < w.nloads; i++)

@@ -47,6 +47,11 @@
  * record (a tombstone, which compaction removes with the records before
  * it) and the stream is forgotten.
  *
+ * Events are polled in batches; while the queue is long, a second thread
+ * parses the batches ahead of the one handled (parse_ahead.h,
+ * PARSE_AHEAD). They are handled one at a time, in the order polled, all on
+ * the poll loop; one polled before a rewind of its partition is dropped.
+ *
  * SIGTERM or SIGINT: the event in hand is finished, offsets are committed,
  * the group is left, pending state records are flushed. /metrics and
  * /healthz are served on METRICS_PORT. */

@@ -91,16 +91,59 @@ def thousands(v):
     return "{:,.0f}".format(v)
 
 
+def thread_cpu(pid):
+    """CPU seconds each thread of process pid has run, by thread id, with
+    its name: (name, seconds). From /proc/<pid>/task/*/schedstat."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                name = f.read().strip()
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                out[tid] = (name, int(f.read().split()[0]) / 1e9)
+        except OSError:
+            pass
+    return out
+
+
+def replay_once(stack, total, name, env):
+    """A new sync worker folding the whole log (every event already
+    applied): its rate from its first folded event to its last, the time
+    from its start, and the CPU share of its poll loop (the main thread) and
+    of its parse-ahead thread over that window."""
+    spawned = time.monotonic()
+    replayer = stack.start_worker("sync", name=name, env=dict({"SNAPSHOT_INTERVAL_S": "0"}, **env))
+    port, pid = replayer.metrics_port, replayer.pid
+
+    def folded():
+        return events(port, "viewer.connected", "folded") + events(port, "viewer.connected", "duplicate")
+
+    first = wait_until(lambda: folded() > 0, 120, 0.005)
+    before = thread_cpu(pid)
+    last = wait_until(lambda: folded() >= total, 900, 0.05)
+    after = thread_cpu(pid)
+    replayer.stop()
+    window = last - first
+    # The main thread's id is the process id; the parse-ahead thread is the
+    # other thread with the program's name (librdkafka's are rdk:*).
+    main = (after[str(pid)][1] - before.get(str(pid), ("", 0))[1]) / window
+    helper = sum(after[t][1] - before.get(t, ("", 0))[1] for t in after
+                 if t != str(pid) and after[t][0] == after[str(pid)][0]) / window
+    return total / window, last - spawned, main, helper
+
+
 def replay(build, rundir, kafka, n, streams=48, runs=5):
     """n viewer.connected over many streams, applied; then, `runs` times
-    alternately, a plain Kafka reader of the same events and a new sync
-    worker rebuilding from offset 0 (every event's effect already applied;
-    SNAPSHOT_INTERVAL_S=0, so it reads and writes no checkpoint): its fold
-    rate from its first event to its last, and the time from its start; the
-    medians and spreads of the rates, and of the per-pair ratios to the
-    reader. Then one more new sync worker rebuilds from the checkpoints the
-    first worker wrote when it stopped, timed from the process's start (a
-    single run; the rebuild section alternates five)."""
+    alternately, a plain Kafka reader of the same events, a new sync worker
+    rebuilding from offset 0 (every event's effect already applied;
+    SNAPSHOT_INTERVAL_S=0, so it reads and writes no checkpoint), and the
+    same with PARSE_AHEAD=0 (every event parsed on the poll loop): their
+    fold rates from the first event to the last, and the time from the
+    start; the medians and spreads of the rates, of the per-round ratios to
+    the reader, and of the threads' CPU shares. Then one more new sync
+    worker rebuilds from the checkpoints the first worker wrote when it
+    stopped, timed from the process's start (a single run; the rebuild
+    section alternates five)."""
     stack, worker = sync_stack(build, rundir, kafka)
     try:
         names = ["replay-%02d" % i for i in range(streams)]
@@ -113,26 +156,29 @@ def replay(build, rundir, kafka, n, streams=48, runs=5):
         wait_until(lambda: events(worker.metrics_port, "viewer.connected", "applied") >= total, 900, 0.2)
         time.sleep(1.0)  # the state records with the last applied offsets
         worker.stop()
-        raws, rates, ratios, fulls = [], [], [], []
+        raws, rates, ratios, fulls, mains, helpers = [], [], [], [], [], []
+        inline_rates, inline_ratios, inline_mains = [], [], []
         for i in range(runs):
             baseline = stack.loadgen("--read").split()
             read_n, read_s = int(baseline[1]), float(baseline[3])
-            spawned = time.monotonic()
-            replayer = stack.start_worker("sync", name="sync-worker-replay-%d" % i, env={"SNAPSHOT_INTERVAL_S": "0"})
-            port = replayer.metrics_port
-
-            def folded():
-                return events(port, "viewer.connected", "folded") + events(port, "viewer.connected", "duplicate")
-
-            first = wait_until(lambda: folded() > 0, 120, 0.005)
-            last = wait_until(lambda: folded() >= total, 900, 0.05)
-            replayer.stop()
             raws.append(read_n / read_s if read_s > 0 else float("nan"))
-            rates.append(total / (last - first))
-            ratios.append(rates[-1] / raws[-1])
-            fulls.append(last - spawned)
-            print("  replay %d: plain reader %.0f/s, worker %.0f/s, %.2f s from its start" % (
-                i + 1, raws[-1], rates[-1], fulls[-1]), flush=True)
+            rate, full, main, helper = replay_once(stack, total, "sync-worker-replay-%d" % i, {})
+            rates.append(rate)
+            ratios.append(rate / raws[-1])
+            fulls.append(full)
+            mains.append(main)
+            helpers.append(helper)
+            rate, _, main, _ = replay_once(stack, total, "sync-worker-inline-%d" % i, {"PARSE_AHEAD": "0"})
+            inline_rates.append(rate)
+            inline_ratios.append(rate / raws[-1])
+            inline_mains.append(main)
+            print("  replay %d: plain reader %.0f/s, worker %.0f/s (%.2f s from its start; poll loop %.0f%%, "
+                  "parse-ahead %.0f%% of a core), with PARSE_AHEAD=0 %.0f/s (poll loop %.0f%%)" % (
+                      i + 1, raws[-1], rates[-1], fulls[-1], 100 * mains[-1], 100 * helpers[-1], inline_rates[-1],
+                      100 * inline_mains[-1]), flush=True)
+
+        def percent(v):
+            return "%.0f%%" % (100 * v)
 
         # From the checkpoints: the assignment is done (partitions gauge)
         # with every partition's checkpoint loaded, nothing left to fold.
@@ -147,9 +193,15 @@ def replay(build, rundir, kafka, n, streams=48, runs=5):
         done = wait_until(loaded, 300, 0.005)
         m = metrics(loader.metrics_port)
         return [("replay: {:,} events already applied, through a new sync worker (median of {})".format(total, runs),
-                 spread(rates, thousands, " events/s"), ">= 100,000/s",
-                 "plain Kafka reader: %s; ratio %s, median of %d pairs" % (
-                     spread(raws, thousands, "/s"), spread(ratios, lambda v: "%.2f" % v), runs)),
+                 spread(rates, thousands, " events/s"), ">= 100,000/s; >= 0.5 x the plain reader",
+                 "plain Kafka reader: %s; ratio %s, median of %d rounds; a core's share busy: poll loop %s, "
+                 "parse-ahead thread %s" % (
+                     spread(raws, thousands, "/s"), spread(ratios, lambda v: "%.2f" % v), runs,
+                     spread(mains, percent), spread(helpers, percent))),
+                ("replay as above with PARSE_AHEAD=0 (parsed on the poll loop), same rounds",
+                 spread(inline_rates, thousands, " events/s"), "",
+                 "ratio to the plain reader %s; poll loop busy %s of a core" % (
+                     spread(inline_ratios, lambda v: "%.2f" % v), spread(inline_mains, percent))),
                 ("rebuild of {} streams ({:,} events) by a new sync worker, from its start: from offset 0 (median of "
                  "the {} replays) / from checkpoints (one run)".format(streams, total, runs),
                  "%s / %.2f s" % (spread(fulls, lambda v: "%.2f" % v, " s"), done - spawned),
