@@ -14,24 +14,21 @@ enum batch_state {
     BATCH_PARSING, /* being parsed (by either thread) */
     BATCH_PARSED,  /* submitted and parsed */
     BATCH_TAKEN,   /* given out by parse_ahead_take */
-    BATCH_SPENT,   /* released; the helper parsed it and is to free its events */
-    BATCH_FREEING  /* the helper is freeing its events */
+    BATCH_SPENT,   /* released; the helper parsed it and is to free it */
+    BATCH_FREEING  /* the helper is freeing it */
 };
 
 struct parse_ahead {
     pthread_mutex_t lock;
-    pthread_cond_t work;   /* a batch was offered or spent, or stop */
+    pthread_cond_t work;   /* a batch was offered, or stop */
     pthread_cond_t parsed; /* the helper finished a batch */
     pthread_t helper;
     int has_helper;
     int stop;
+    void (*destroy)(rd_kafka_message_t *msg);
     struct parse_batch batches[PARSE_AHEAD_BATCHES];
     enum batch_state state[PARSE_AHEAD_BATCHES];
-    /* Parsed by the helper: it frees the events too, so that the memory
-     * goes back to the thread that took it (a free of another thread's
-     * block waits for that thread's malloc arena, which the helper, parsing,
-     * holds most of the time). */
-    int helper_parsed[PARSE_AHEAD_BATCHES];
+    int helper_parsed[PARSE_AHEAD_BATCHES]; /* it frees the batch too */
     /* Submitted batches, oldest first: order[(first + i) % N], i < pending. */
     int order[PARSE_AHEAD_BATCHES];
     int first, pending;
@@ -45,11 +42,16 @@ static void parse_batch(struct parse_batch *b)
     }
 }
 
-static void free_events(struct parse_batch *b)
+/* Frees the events of a parsed batch and, with destroy set, its
+ * messages; the batch is empty afterwards. */
+static void free_batch(struct parse_batch *b, int parsed, void (*destroy)(rd_kafka_message_t *msg))
 {
-    for (size_t i = 0; i < b->n; i++)
-        if (b->items[i].parsed)
+    for (size_t i = 0; i < b->n; i++) {
+        if (parsed && b->items[i].parsed)
             event_free(&b->items[i].ev);
+        if (destroy)
+            destroy(b->items[i].msg);
+    }
     b->n = 0;
 }
 
@@ -95,7 +97,7 @@ static void *helper_main(void *arg)
         if (spent >= 0) {
             pa->state[spent] = BATCH_FREEING;
             pthread_mutex_unlock(&pa->lock);
-            free_events(&pa->batches[spent]);
+            free_batch(&pa->batches[spent], 1, pa->destroy);
             pthread_mutex_lock(&pa->lock);
             pa->state[spent] = BATCH_FREE;
             continue;
@@ -115,7 +117,7 @@ static void *helper_main(void *arg)
     return NULL;
 }
 
-struct parse_ahead *parse_ahead_new(int helper, char *err, size_t errlen)
+struct parse_ahead *parse_ahead_new(int helper, void (*destroy)(rd_kafka_message_t *msg), char *err, size_t errlen)
 {
     struct parse_ahead *pa = calloc(1, sizeof *pa);
     if (!pa) {
@@ -125,12 +127,13 @@ struct parse_ahead *parse_ahead_new(int helper, char *err, size_t errlen)
     pthread_mutex_init(&pa->lock, NULL);
     pthread_cond_init(&pa->work, NULL);
     pthread_cond_init(&pa->parsed, NULL);
+    pa->destroy = destroy;
     for (int i = 0; i < PARSE_AHEAD_BATCHES; i++)
         pa->state[i] = BATCH_FREE;
     if (helper) {
         if (pthread_create(&pa->helper, NULL, helper_main, pa) != 0) {
             snprintf(err, errlen, "cannot start the parse-ahead thread");
-            parse_ahead_free(pa, NULL);
+            parse_ahead_free(pa);
             return NULL;
         }
         pa->has_helper = 1;
@@ -138,7 +141,7 @@ struct parse_ahead *parse_ahead_new(int helper, char *err, size_t errlen)
     return pa;
 }
 
-void parse_ahead_free(struct parse_ahead *pa, void (*destroy)(rd_kafka_message_t *msg))
+void parse_ahead_free(struct parse_ahead *pa)
 {
     if (!pa)
         return;
@@ -155,13 +158,8 @@ void parse_ahead_free(struct parse_ahead *pa, void (*destroy)(rd_kafka_message_t
     }
     /* The helper is gone: no batch is being parsed or freed. */
     for (int i = 0; i < PARSE_AHEAD_BATCHES; i++) {
-        struct parse_batch *b = &pa->batches[i];
         enum batch_state s = pa->state[i];
-        if (s == BATCH_QUEUED || s == BATCH_PARSED || s == BATCH_TAKEN)
-            for (size_t k = 0; destroy && k < b->n; k++)
-                destroy(b->items[k].msg); /* a spent batch's went when it was handled */
-        if (s == BATCH_PARSED || s == BATCH_TAKEN || s == BATCH_SPENT)
-            free_events(b);
+        free_batch(&pa->batches[i], s == BATCH_PARSED || s == BATCH_TAKEN || s == BATCH_SPENT, pa->destroy);
     }
     pthread_cond_destroy(&pa->parsed);
     pthread_cond_destroy(&pa->work);
@@ -183,7 +181,7 @@ struct parse_batch *parse_ahead_slot(struct parse_ahead *pa)
         /* The helper has not freed it yet: rather than wait, free it here. */
         pa->state[id] = BATCH_FILLING;
         pthread_mutex_unlock(&pa->lock);
-        free_events(&pa->batches[id]);
+        free_batch(&pa->batches[id], 1, pa->destroy);
         pthread_mutex_lock(&pa->lock);
     }
     if (id >= 0) {
@@ -247,14 +245,16 @@ void parse_ahead_release(struct parse_ahead *pa, struct parse_batch *b)
 {
     int id = (int)(b - pa->batches);
     pthread_mutex_lock(&pa->lock);
-    if (pa->helper_parsed[id] && !pa->stop) {
+    if (pa->helper_parsed[id]) {
+        /* The helper is not woken for it (a wake-up per batch preempted
+         * the poll loop): it frees it before it parses its next batch, or
+         * parse_ahead_slot does when the ring needs it first. */
         pa->state[id] = BATCH_SPENT;
-        pthread_cond_signal(&pa->work);
         pthread_mutex_unlock(&pa->lock);
         return;
     }
     pthread_mutex_unlock(&pa->lock);
-    free_events(b);
+    free_batch(b, 1, pa->destroy);
     pthread_mutex_lock(&pa->lock);
     pa->state[id] = BATCH_FREE;
     pthread_mutex_unlock(&pa->lock);

@@ -18,8 +18,12 @@
  * always did, with no hand-over and no wake-up.
  *
  * Batches go round a fixed ring: fill (the poll loop), submit, take (parsed,
- * in submission order), release (events freed; the messages stay the
- * caller's). Only the poll loop's thread calls these functions. */
+ * in submission order), release. The ring owns the messages from submission
+ * on and destroys them with their events when a batch is released: the
+ * helper does, for the batches it parsed, so that the poll loop frees
+ * neither (a free of memory another thread allocated waits for that
+ * thread's malloc arena, and librdkafka's fetch thread holds its own most
+ * of the time). Only the poll loop's thread calls these functions. */
 #ifndef STAGEHAND_PARSE_AHEAD_H
 #define STAGEHAND_PARSE_AHEAD_H
 
@@ -29,7 +33,7 @@
 
 #include "event.h"
 
-#define PARSE_AHEAD_BATCH 128 /* events per batch */
+#define PARSE_AHEAD_BATCH 256 /* events per batch */
 #define PARSE_AHEAD_PENDING 4 /* batches the poll loop keeps submitted ahead */
 /* The ring: those, the one taken, and room for spent ones that the helper
  * has not freed yet. */
@@ -53,14 +57,14 @@ struct parse_batch {
 struct parse_ahead;
 
 /* The ring, with its helper thread when helper is set (without one, every
- * batch is parsed by take). NULL with err set when out of memory or the
+ * batch is parsed by take); destroy is how a message is destroyed
+ * (rd_kafka_message_destroy). NULL with err set when out of memory or the
  * thread could not start. */
-struct parse_ahead *parse_ahead_new(int helper, char *err, size_t errlen);
+struct parse_ahead *parse_ahead_new(int helper, void (*destroy)(rd_kafka_message_t *msg), char *err, size_t errlen);
 
-/* Stops the helper and frees the ring. The messages of batches still in it
- * (submitted or taken, never released) go to destroy, once the helper has
- * stopped; NULL destroy for none. */
-void parse_ahead_free(struct parse_ahead *pa, void (*destroy)(rd_kafka_message_t *msg));
+/* Stops the helper and frees the ring, with every message still in it
+ * (submitted, taken or released). */
+void parse_ahead_free(struct parse_ahead *pa);
 
 /* Batches submitted and not yet taken. */
 int parse_ahead_pending(const struct parse_ahead *pa);
@@ -78,8 +82,9 @@ void parse_ahead_submit(struct parse_ahead *pa, struct parse_batch *b, int offer
  * take. */
 struct parse_batch *parse_ahead_take(struct parse_ahead *pa);
 
-/* The taken batch is handled: its events are freed (not its messages) and
- * it goes back to the ring. */
+/* The taken batch is handled: it goes back to the ring, and its events and
+ * messages are freed, here or, when the helper parsed it, on the helper's
+ * next round. */
 void parse_ahead_release(struct parse_ahead *pa, struct parse_batch *b);
 
 #endif

@@ -2129,7 +2129,8 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     pthread_t stop_thread;
     if (create_metrics(&w) < 0 || (role->init && role->init(&w, err, sizeof err) < 0) ||
-        !(w.ahead = parse_ahead_new(config_int(w.cfg, "PARSE_AHEAD") != 0, err, sizeof err)) ||
+        !(w.ahead = parse_ahead_new(config_int(w.cfg, "PARSE_AHEAD") != 0, rd_kafka_message_destroy, err,
+                                    sizeof err)) ||
         start_clients(&w, err, sizeof err) < 0 || pthread_create(&stop_thread, NULL, stopper, &w) != 0) {
         fprintf(stderr, "%s: %s\n", name, err);
         return 1;
@@ -2155,18 +2156,16 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
             housekeeping_due(&w, time_monotonic_ms(), &next_housekeeping_ms);
             continue;
         }
-        for (size_t i = 0; i < b->n; i++) {
-            if (!atomic_load(&w.stop)) {
-                int64_t now = time_monotonic_ms();
-                process(&w, &b->items[i], now);
-                note_unapplied(&w, b->items[i].msg);
-                housekeeping_due(&w, now, &next_housekeeping_ms);
-            }
-            rd_kafka_message_destroy(b->items[i].msg); /* unhandled at a stop: read again by the next owner */
+        /* At a stop, what is left of the batch stays unhandled (and unstored). */
+        for (size_t i = 0; i < b->n && !atomic_load(&w.stop); i++) {
+            int64_t now = time_monotonic_ms();
+            process(&w, &b->items[i], now);
+            note_unapplied(&w, b->items[i].msg);
+            housekeeping_due(&w, now, &next_housekeeping_ms);
         }
         parse_ahead_release(w.ahead, b);
     }
-    parse_ahead_free(w.ahead, rd_kafka_message_destroy);
+    parse_ahead_free(w.ahead); /* the messages polled ahead go with it */
 
     log_info("worker stopping", NULL);
     for (int i = 0; i < w.nloads; i++)
