@@ -90,6 +90,27 @@ NOTES = """
   while it allocates the messages the worker frees, and about a sixth the emulator's answers to
   the read-back; both grow on a busier machine. A 0.5 ratio needs about 40% more: the read-back
   on a thread of its own and another cut in parsing might get there, not surely on this machine.
+  Fourth round (f61dea8, the replay rows): over a replay window the machine's two cores were
+  busy about 1.3 (/proc/stat: broker, librdkafka's fetch thread and the worker's poll loop,
+  busy 84 to 90% of a core), so `event_parse` moved to a second thread while the queue is long
+  (`workers/parse_ahead.c`, `PARSE_AHEAD`, the README's "Parsing ahead"): the loop polls in
+  batches of 256, a batch that fills at once goes to a helper thread that parses it while the
+  loop handles the batch before, and the loop still handles every event in poll order. The
+  machine is then busy about 1.75 cores. The rows run the same worker with `PARSE_AHEAD=0` in
+  the same rounds: per round, parsing ahead gave 1.11 to 1.29 times its events/s (median 1.25,
+  from the five rounds' lines of the run). A first version (7500a1c) gave 0.90 to 1.12 (median
+  1.06): the loop slept in `free` on the malloc arena lock of the thread that had allocated what
+  it freed (librdkafka's fetch thread for the messages, the helper for the events), and every
+  batch it released woke the helper, which then preempted it on its own core (`perf` on
+  `sched_switch`). Now the helper frees what it parsed, messages included, without being woken
+  for it. Replay went from 409,501 to 542,148 events/s (median of 5; 426,337 to 560,496), and
+  its ratio to the plain reader from 0.36 to 0.49 (0.39 to 0.53): at the target's edge, not
+  over it. What limits it now is the machine's CPU: the worker's two threads, the fetch thread
+  and the broker keep both cores nearly busy, and the poll loop loses its core to the helper
+  (preempted, not waiting) at most of its context switches. The plain reader, by contrast, is
+  not CPU-bound: the machine is busy about one core while it reads, and its rate swings from
+  790,000 to 1,470,000 events/s between runs of the same log, which is most of the ratio's
+  spread.
 - **Rebuild of a long partition (the rebuild section).** One partition holding 1,000,000 events
   (1,000 streams, each with 504 joins and 495 leaves of the same viewers, 9 still connected) and
   its checkpoint, taken over by a new sync worker (2026-12-03, 7bf8f46, Apache Kafka, two full
@@ -120,7 +141,10 @@ NOTES = """
   (9.3 to 19.1 MB before); from the checkpoint 0.97 s (0.55 to 1.09), from offset 0 5.30 s (4.89
   to 5.83). From the checkpoint the runs fall into two groups, about 0.55 s and about 1.0 s, in
   both revisions; the half second is in the state loader's read of `stagehand.state` (not
-  explained yet).
+  explained yet). At f61dea8 (parsing ahead, see replay): from the checkpoint 0.94 s
+  (0.39 to 1.01), from offset 0 4.59 s (3.88 to 4.74); a run at 7500a1c gave 0.87 s and 3.46 s
+  (2.17 to 3.52), so the rebuild from offset 0 is between 3.5 and 4.6 s on this machine, against
+  5.30 s before parsing ahead. The same state in all ten, every time.
 - **Memory (sync worker).** A tracked viewer cost about 280 bytes with a generic string map (an
   entry, a key copy, the user and its name). Users are now the hash table's entries (one
   allocation with the name inline, a bucket pointer): 108 to 122 bytes in the runs so far.
@@ -364,7 +388,7 @@ def beside(run, kafka):
     return rows
 
 
-HOW_TO_READ = ("- how to read it: the ingress, replay and rebuild sections are medians of five alternating runs with their spread (min-max). The ingress's and replay's baselines are measured in the same runs (nginx; a plain Kafka reader): compare their ratios, not their rates. Rebuild alternates a new worker from checkpoints with one from offset 0 over the same log and checks that both end with the same state; replay's checkpoint row is a single run. Every other section is a single run: join runs on both brokers in the same run, the audience rows have the second stream played alone as theirs; ceiling, view, burst and memory have none. Their absolute figures are this machine's on that day only")
+HOW_TO_READ = ("- how to read it: the ingress, replay and rebuild sections are medians of five alternating runs with their spread (min-max). The ingress's and replay's baselines are measured in the same runs (nginx; a plain Kafka reader, and for replay also the same worker with PARSE_AHEAD=0): compare their ratios, not their rates. Rebuild alternates a new worker from checkpoints with one from offset 0 over the same log and checks that both end with the same state; replay's checkpoint row is a single run. Every other section is a single run: join runs on both brokers in the same run, the audience rows have the second stream played alone as theirs; ceiling, view, burst and memory have none. Their absolute figures are this machine's on that day only")
 
 
 def main():
