@@ -11,10 +11,10 @@
 
 #include "decide.h"
 #include "log.h"
+#include "parse_ahead.h"
 #include "random.h"
 #include "settings.h"
 #include "siphash.h"
-#include "parse_ahead.h"
 #include "snapshot.h"
 #include "state_loader.h"
 #include "strmap.h"
@@ -912,20 +912,22 @@ static void handle(struct worker *w, struct partition_state *ps, const rd_kafka_
 }
 
 /* Handles one polled event; pe->tag is its partition's epoch when it was
- * polled. */
-static void process(struct worker *w, struct parsed_event *pe, int64_t now_ms)
+ * polled. 0 when it was polled before a rewind, reset or revoke of its
+ * partition: dropped as if never polled (librdkafka hands it out again if it
+ * is still to be read here). */
+static int process(struct worker *w, struct parsed_event *pe, int64_t now_ms)
 {
     const rd_kafka_message_t *msg = pe->msg;
     struct partition_state *ps = find_partition(w, msg->partition);
     if (!ps) {
         /* on_assign could not make its state: nothing of it is stored. */
         log_error("an event of a partition without state; left unstored", NULL);
-        return;
+        return 1;
     }
     if (pe->tag != ps->epoch)
-        return; /* polled before a rewind, reset or revoke: read again if still due */
+        return 0;
     if (!admitted(w, ps, msg, now_ms))
-        return;
+        return 1;
     if (msg->offset >= ps->read_to)
         ps->read_to = msg->offset + 1;
     struct event *ev = &pe->ev;
@@ -975,6 +977,7 @@ static void process(struct worker *w, struct parsed_event *pe, int64_t now_ms)
         handle(w, ps, msg, st, ev, &a);
         break;
     }
+    return 1;
 }
 
 /* --- assignment: rebuild before acting -------------------------------------------------------- */
@@ -2159,8 +2162,8 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
         /* At a stop, what is left of the batch stays unhandled (and unstored). */
         for (size_t i = 0; i < b->n && !atomic_load(&w.stop); i++) {
             int64_t now = time_monotonic_ms();
-            process(&w, &b->items[i], now);
-            note_unapplied(&w, b->items[i].msg);
+            if (process(&w, &b->items[i], now))
+                note_unapplied(&w, b->items[i].msg);
             housekeeping_due(&w, now, &next_housekeeping_ms);
         }
         parse_ahead_release(w.ahead, b);
