@@ -80,6 +80,19 @@ fetch() {
 }
 
 # A free TCP port on 127.0.0.1 (the kernel's pick).
+# A new cluster id: 16 random bytes in URL-safe base64 without padding,
+# drawn again when it starts with "-", which kafka-storage's argument
+# parser takes for an option (so one start in 64 failed to format).
+cluster_id() {
+    while :; do
+        id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)
+        case "$id" in
+        -*) ;;
+        *) echo "$id"; return ;;
+        esac
+    done
+}
+
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -179,8 +192,7 @@ start() {
     write_config "$dir" "$port" "$cport"
     t0=$(date +%s.%N)
     if [ ! -f "$dir/data/meta.properties" ]; then
-        # A cluster id is 16 random bytes in URL-safe base64 without padding.
-        id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)
+        id=$(cluster_id)
         java_run kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" \
             >"$dir/logs/format.log" 2>&1 || die "formatting $dir/data failed; see $dir/logs/format.log"
     fi
@@ -264,7 +276,7 @@ start_cluster() {
         bootstrap="$bootstrap${bootstrap:+,}127.0.0.1:$p"
     done
     t0=$(date +%s.%N)
-    id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)
+    id=$(cluster_id)
     n=0
     for pc in $ports; do
         n=$((n + 1))
