@@ -4,7 +4,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 enum batch_state {
     BATCH_FREE,    /* in the ring, to be filled */
@@ -137,6 +136,7 @@ struct parse_ahead *parse_ahead_new(int helper, void (*destroy)(rd_kafka_message
             return NULL;
         }
         pa->has_helper = 1;
+        pthread_setname_np(pa->helper, "parse-ahead"); /* for top -H and the bench; only a name */
     }
     return pa;
 }

@@ -124,11 +124,10 @@ def replay_once(stack, total, name, env):
     after = thread_cpu(pid)
     replayer.stop()
     window = last - first
-    # The main thread's id is the process id; the parse-ahead thread is the
-    # other thread with the program's name (librdkafka's are rdk:*).
+    # The main thread's id is the process id; the parse-ahead thread names
+    # itself "parse-ahead".
     main = (after[str(pid)][1] - before.get(str(pid), ("", 0))[1]) / window
-    helper = sum(after[t][1] - before.get(t, ("", 0))[1] for t in after
-                 if t != str(pid) and after[t][0] == after[str(pid)][0]) / window
+    helper = sum(after[t][1] - before.get(t, ("", 0))[1] for t in after if after[t][0] == "parse-ahead") / window
     return total / window, last - spawned, main, helper
 
 
