@@ -425,16 +425,13 @@ static int expired(const struct worker *w, const struct stream *st)
     return decide_expired(&f);
 }
 
-/* The digest of a state record without its "ts": records with the same
- * digest say the same. Keyed with a random key, so that nobody can choose
- * names that make a changed record look unchanged. 0 when it cannot be made. */
-static uint64_t record_digest(const struct worker *w, const json_t *record_without_ts)
+/* The digest of a state record's compact text without its "ts": records
+ * with the same digest say the same. Keyed with a random key, so that nobody
+ * can choose names that make a changed record look unchanged. Never 0
+ * (which stands for "unknown"). */
+static uint64_t record_digest(const struct worker *w, const char *text_without_ts)
 {
-    char *text = json_dumps(record_without_ts, JSON_COMPACT);
-    if (!text)
-        return 0;
-    uint64_t digest = siphash24(w->digest_key, text, strlen(text));
-    free(text);
+    uint64_t digest = siphash24(w->digest_key, text_without_ts, strlen(text_without_ts));
     return digest ? digest : 1;
 }
 
@@ -467,16 +464,25 @@ static void publish_state(struct worker *w, struct stream *st)
     json_object_set_new(record, "recent_ids", recent);
     if (w->role->state_fields)
         w->role->state_fields(w, st, record);
-    uint64_t digest = record_digest(w, record);
-    if (digest && st->has_record && digest == st->record_digest) {
-        json_decref(record);
+    /* Dumped once: the digest is of this text, and the record sent is the
+     * same text with "ts" as its last member. */
+    char *text = json_dumps(record, JSON_COMPACT);
+    json_decref(record);
+    if (!text)
+        return; /* out of memory: it stays dirty, tried again */
+    uint64_t digest = record_digest(w, text);
+    if (st->has_record && digest == st->record_digest) {
+        free(text);
         st->dirty = st->urgent = 0;
         return;
     }
     time_format_rfc3339_ms(time_now_ms(), ts);
-    json_object_set_new(record, "ts", json_string(ts));
-    char *value = json_dumps(record, JSON_COMPACT);
-    json_decref(record);
+    size_t len = strlen(text); /* ends with the object's '}' */
+    size_t size = len + sizeof ",\"ts\":\"\"" + strlen(ts);
+    char *value = malloc(size);
+    if (value)
+        snprintf(value, size, "%.*s,\"ts\":\"%s\"}", (int)(len - 1), text, ts);
+    free(text);
     snprintf(key, sizeof key, "%s/%s", st->name, w->role->name);
     if (value && produce(w, TOPIC_STATE, key, value, NULL, NULL) == 0) {
         st->dirty = st->urgent = 0;
@@ -1386,7 +1392,9 @@ static int restore_record(struct worker *w, const json_t *record, const rd_kafka
     if (w->role->restore)
         w->role->restore(w, st, record);
     json_t *without_ts = json_copy((json_t *)record); /* shallow: the record itself is left as it is */
-    st->record_digest = without_ts && json_object_del(without_ts, "ts") == 0 ? record_digest(w, without_ts) : 0;
+    char *text = without_ts && json_object_del(without_ts, "ts") == 0 ? json_dumps(without_ts, JSON_COMPACT) : NULL;
+    st->record_digest = text ? record_digest(w, text) : 0;
+    free(text);
     json_decref(without_ts);
     return 1;
 }
