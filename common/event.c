@@ -94,7 +94,7 @@ void event_free(struct event *ev)
         free(ev->source);
         free(ev->actor);
     }
-    json_decref(ev->data);
+    json_decref(ev->data_json);
     memset(ev, 0, sizeof *ev);
 }
 
@@ -103,6 +103,9 @@ static json_t *to_json(const struct event *ev)
 {
     char ts[RFC3339_MS_LEN + 1];
     time_format_rfc3339_ms(ev->ts_ms, ts);
+    json_t *data = event_data(ev);
+    if (ev->data_flat && !data)
+        return NULL;
     json_t *o = json_object();
     if (!o)
         return NULL;
@@ -114,7 +117,7 @@ static json_t *to_json(const struct event *ev)
     rc |= json_object_set_new(o, "source", json_string(ev->source ? ev->source : ""));
     if (ev->actor)
         rc |= json_object_set_new(o, "actor", json_string(ev->actor));
-    rc |= json_object_set(o, "data", ev->data ? ev->data : json_null());
+    rc |= json_object_set(o, "data", data ? data : json_null());
     rc |= json_object_set_new(o, "v", json_integer(ev->v));
     if (rc) { /* a string was not valid UTF-8, or out of memory */
         json_decref(o);
@@ -165,7 +168,7 @@ int event_build(struct event *ev, const char *type, const char *stream, const ch
                 json_t *data, char *err, size_t errlen)
 {
     memset(ev, 0, sizeof *ev);
-    ev->data = data;
+    ev->data_json = data;
     if (event_random_id(ev->id) < 0) {
         snprintf(err, errlen, "cannot make an event id: random source failed");
         event_free(ev);
@@ -232,6 +235,17 @@ static struct schema_member *json_member(struct schema_member *m, const char *na
     return m + 1;
 }
 
+static struct schema_member *object_member(struct schema_member *m, const char *name,
+                                           const struct schema_member *members, size_t n)
+{
+    m->name = name;
+    m->name_len = strlen(name);
+    m->kind = SCHEMA_MEMBER_OBJECT;
+    m->members = members;
+    m->nmembers = n;
+    return m + 1;
+}
+
 /* 1 when s is written into JSON as it is: printable ASCII without a quote
  * or a backslash. */
 static int plain_ascii(const char *s)
@@ -249,7 +263,8 @@ static int plain_ascii(const char *s)
  * valid or not: the full way then decides, and says why. */
 static char *encode_flat(const struct event *ev)
 {
-    if (!ev->type || !ev->stream || !ev->source || !json_is_object(ev->data) || !plain_ascii(ev->id) ||
+    json_t *data = event_data(ev);
+    if (!ev->type || !ev->stream || !ev->source || !json_is_object(data) || !plain_ascii(ev->id) ||
         !plain_ascii(ev->type) || !plain_ascii(ev->stream) || !plain_ascii(ev->source) ||
         (ev->actor && !plain_ascii(ev->actor)))
         return NULL;
@@ -263,16 +278,16 @@ static char *encode_flat(const struct event *ev)
     next = string_member(next, "source", ev->source, strlen(ev->source));
     if (ev->actor)
         next = string_member(next, "actor", ev->actor, strlen(ev->actor));
-    next = json_member(next, "data", ev->data);
+    next = json_member(next, "data", data);
     next = integer_member(next, "v", ev->v);
     char err[8];
     int valid = schema_members_valid("envelope", m, (size_t)(next - m)) &&
-                schema_validate_at(ev->type, ev->data, "data", err, sizeof err) == 0;
+                schema_validate_at(ev->type, data, "data", err, sizeof err) == 0;
     if (!valid)
         return NULL;
-    char data[1024];
-    size_t data_len = json_dumpb(ev->data, data, sizeof data, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (data_len == 0 || data_len >= sizeof data)
+    char data_text[1024];
+    size_t data_len = json_dumpb(data, data_text, sizeof data_text, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (data_len == 0 || data_len >= sizeof data_text)
         return NULL; /* larger data: the full way */
     char v_text[16];
     snprintf(v_text, sizeof v_text, "%d", ev->v);
@@ -307,7 +322,7 @@ static char *encode_flat(const struct event *ev)
     if (!text)
         return NULL;
     for (size_t i = 0; i < NPIECES; i++) {
-        memcpy(at, pieces[i] ? pieces[i] : data, lengths[i]);
+        memcpy(at, pieces[i] ? pieces[i] : data_text, lengths[i]);
         at += lengths[i];
     }
     *at = '\0';
@@ -411,34 +426,20 @@ static int integer_value(const char *s, size_t len, json_int_t *out)
     return 0;
 }
 
-/* Copies type, stream, source and actor (when there is one) into one
- * allocation: one malloc per event instead of four. */
-static int copy_strings(struct event *out, const struct flatjson_member *const found[M_COUNT])
-{
-    static const int which[] = {M_TYPE, M_STREAM, M_SOURCE, M_ACTOR};
-    char **fields[] = {&out->type, &out->stream, &out->source, &out->actor};
-    size_t total = 0;
-    for (size_t i = 0; i < 4; i++)
-        if (found[which[i]])
-            total += found[which[i]]->value_len + 1;
-    char *block = malloc(total);
-    if (!block)
-        return -1;
-    char *at = block;
-    for (size_t i = 0; i < 4; i++) {
-        const struct flatjson_member *m = found[which[i]];
-        if (!m)
-            continue;
-        memcpy(at, m->value, m->value_len);
-        at[m->value_len] = '\0';
-        *fields[i] = at;
-        at += m->value_len + 1;
-    }
-    out->strings = block;
-    return 0;
-}
-
 #define DATA_MAX_MEMBERS 16
+
+/* The literal (true, false or null) these bytes are, or NULL. The literals
+ * are jansson's singletons: nothing to free. */
+static json_t *literal(const char *s, size_t len)
+{
+    if (len == 4 && memcmp(s, "true", 4) == 0)
+        return json_true();
+    if (len == 5 && memcmp(s, "false", 5) == 0)
+        return json_false();
+    if (len == 4 && memcmp(s, "null", 4) == 0)
+        return json_null();
+    return NULL;
+}
 
 /* 1 when two members have the same key (jansson, asked to, refuses such
  * an object). */
@@ -451,90 +452,100 @@ static int has_duplicate(const struct flatjson_member *m, int n)
     return 0;
 }
 
-/* The literal a flatjson "other" value is, or NULL (an object, an array,
- * or not JSON). The literals are jansson's singletons: nothing to free. */
-static json_t *literal(const struct flatjson_member *m)
+/* Splits data into fm when it is a flat object: every member a string, an
+ * integer or a literal, and no key twice. The number of members, or -1
+ * when it is not (jansson then parses it, and refuses what is not JSON). */
+static int flat_data_members(const struct flatjson_member *data, struct flatjson_member fm[DATA_MAX_MEMBERS])
 {
-    if (m->value_len == 4 && memcmp(m->value, "true", 4) == 0)
-        return json_true();
-    if (m->value_len == 5 && memcmp(m->value, "false", 5) == 0)
-        return json_false();
-    if (m->value_len == 4 && memcmp(m->value, "null", 4) == 0)
-        return json_null();
-    return NULL;
-}
-
-/* Adds a flat member to o as the JSON value json_loadb would make of it,
- * and describes it in *sm for the schema (its strings point into o).
- * 1 when added, 0 when it is a value this way does not build (an object or
- * an array), -1 when the full parse refuses it or out of memory. */
-static int add_member(json_t *o, const struct flatjson_member *m, struct schema_member *sm)
-{
-    json_t *value;
-    sm->name = m->key;
-    sm->name_len = m->key_len;
-    if (m->kind == FLATJSON_STRING) {
-        /* flatjson strings are printable ASCII without escapes: valid UTF-8 */
-        value = json_stringn_nocheck(m->value, m->value_len);
-        sm->kind = SCHEMA_MEMBER_STRING;
-        sm->str = value ? json_string_value(value) : NULL;
-        sm->len = m->value_len;
-    } else if (m->kind == FLATJSON_INTEGER) {
-        if (integer_value(m->value, m->value_len, &sm->integer) < 0)
-            return -1;
-        value = json_integer(sm->integer);
-        sm->kind = SCHEMA_MEMBER_INTEGER;
-    } else {
-        value = literal(m);
-        if (!value)
-            return 0;
-        sm->kind = SCHEMA_MEMBER_JSON;
-        sm->value = value;
-    }
-    if (!value)
-        return -1;
-    /* takes value, even on failure */
-    return json_object_setn_new_nocheck(o, m->key, m->key_len, value) == 0 ? 1 : -1;
-}
-
-/* data built from its text when it is a flat object, and checked against
- * the type's schema member by member: what json_loadb and
- * schema_validate_at would make and say, without the parser. 1 with *out
- * set; 0 when data is not flat (the caller parses it); -1 when the full
- * parse refuses it (duplicate keys, an integer out of range), it is not
- * valid, or out of memory. */
-static int build_flat_data(const char *type, const struct flatjson_member *data, json_t **out)
-{
-    struct flatjson_member fm[DATA_MAX_MEMBERS];
     int n = flatjson_members(data->value, data->value_len, fm, DATA_MAX_MEMBERS);
-    if (n < 0)
-        return 0;
-    if (has_duplicate(fm, n))
+    if (n < 0 || has_duplicate(fm, n))
         return -1;
-    json_t *o = json_object();
-    if (!o)
-        return -1;
-    struct schema_member sm[DATA_MAX_MEMBERS];
-    int rc = 1;
-    for (int i = 0; i < n && rc == 1; i++)
-        rc = add_member(o, &fm[i], &sm[i]);
-    if (rc == 1 && !schema_members_valid(type, sm, (size_t)n))
-        rc = -1;
-    if (rc != 1) {
-        json_decref(o);
-        return rc;
-    }
-    *out = o;
-    return 1;
+    for (int i = 0; i < n; i++)
+        if (fm[i].kind == FLATJSON_OTHER && !literal(fm[i].value, fm[i].value_len))
+            return -1;
+    return n;
 }
 
-/* data as a JSON value checked against the type's schema: built directly
- * when flat, else parsed by jansson. -1 when not valid (or out of memory). */
+static char *copy_bytes(char *at, const char *s, size_t len)
+{
+    memcpy(at, s, len);
+    at[len] = '\0';
+    return at + len + 1;
+}
+
+/* Copies type, stream, source and actor (when there is one), and data's
+ * flat members (nfm of them) as the event's fields, into one allocation:
+ * the fields first, then the strings. One malloc per event. */
+static int copy_strings(struct event *out, const struct flatjson_member *const found[M_COUNT],
+                        const struct flatjson_member *fm, size_t nfm)
+{
+    static const int which[] = {M_TYPE, M_STREAM, M_SOURCE, M_ACTOR};
+    char **envelope[] = {&out->type, &out->stream, &out->source, &out->actor};
+    size_t total = nfm * sizeof(struct event_field);
+    for (size_t i = 0; i < 4; i++)
+        if (found[which[i]])
+            total += found[which[i]]->value_len + 1;
+    for (size_t i = 0; i < nfm; i++)
+        total += fm[i].key_len + 1 + fm[i].value_len + 1;
+    char *block = malloc(total);
+    if (!block)
+        return -1;
+    struct event_field *fields = (struct event_field *)(void *)block; /* malloc's alignment suits any type */
+    char *at = block + nfm * sizeof *fields;
+    for (size_t i = 0; i < 4; i++) {
+        const struct flatjson_member *m = found[which[i]];
+        if (m) {
+            *envelope[i] = at;
+            at = copy_bytes(at, m->value, m->value_len);
+        }
+    }
+    for (size_t i = 0; i < nfm; i++) {
+        struct event_field *f = &fields[i];
+        f->name = at;
+        f->name_len = fm[i].key_len;
+        at = copy_bytes(at, fm[i].key, fm[i].key_len);
+        f->value = at;
+        f->value_len = fm[i].value_len;
+        at = copy_bytes(at, fm[i].value, fm[i].value_len);
+        f->kind = fm[i].kind == FLATJSON_STRING    ? EVENT_FIELD_STRING
+                  : fm[i].kind == FLATJSON_INTEGER ? EVENT_FIELD_INTEGER
+                                                   : EVENT_FIELD_LITERAL;
+    }
+    out->strings = block;
+    out->fields = fields;
+    out->nfields = nfm;
+    return 0;
+}
+
+/* The fields described for the schema, as json_loadb would make them: -1
+ * when an integer does not fit json_int_t (jansson refuses it, and so does
+ * the full parse). */
+static int field_members(const struct event *ev, struct schema_member sm[DATA_MAX_MEMBERS])
+{
+    for (size_t i = 0; i < ev->nfields; i++) {
+        const struct event_field *f = &ev->fields[i];
+        sm[i].name = f->name;
+        sm[i].name_len = f->name_len;
+        if (f->kind == EVENT_FIELD_STRING) {
+            sm[i].kind = SCHEMA_MEMBER_STRING;
+            sm[i].str = f->value;
+            sm[i].len = f->value_len;
+        } else if (f->kind == EVENT_FIELD_INTEGER) {
+            sm[i].kind = SCHEMA_MEMBER_INTEGER;
+            if (integer_value(f->value, f->value_len, &sm[i].integer) < 0)
+                return -1;
+        } else {
+            sm[i].kind = SCHEMA_MEMBER_JSON;
+            sm[i].value = literal(f->value, f->value_len);
+        }
+    }
+    return 0;
+}
+
+/* data, when it is not flat, parsed by jansson and checked against the
+ * type's schema. -1 when not valid (or out of memory). */
 static int parse_data(const char *type, const struct flatjson_member *data, json_t **out)
 {
-    int rc = build_flat_data(type, data, out);
-    if (rc != 0)
-        return rc == 1 ? 0 : -1;
     *out = json_loadb(data->value, data->value_len, JSON_REJECT_DUPLICATES, NULL);
     char err[8];
     if (!*out || schema_validate_at(type, *out, "data", err, sizeof err) < 0) {
@@ -546,12 +557,12 @@ static int parse_data(const char *type, const struct flatjson_member *data, json
 }
 
 /* The fast path of event_parse, for envelopes as stagehand writes them:
- * flatjson splits the envelope without building it, data is built from
- * its members when it is flat too (parsed by jansson when not), and the
- * schemas check the members as they are. It accepts only what the full
- * parse accepts, with the same result (tests/unit/test_event.c and the
- * fuzzer compare the two), and says -1 for anything else, valid or not:
- * the full parse then decides. */
+ * flatjson splits the envelope without building it, data is kept as its
+ * fields when it is flat too (parsed by jansson when not), and the schemas
+ * check the members as they are. It accepts only what the full parse
+ * accepts, with the same result (tests/unit/test_event.c and the fuzzer
+ * compare the two), and says -1 for anything else, valid or not: the full
+ * parse then decides. */
 static int parse_flat(const char *buf, size_t len, struct event *out)
 {
     struct flatjson_member members[M_COUNT];
@@ -563,13 +574,22 @@ static int parse_flat(const char *buf, size_t len, struct event *out)
     if (found[M_ID]->value_len != EVENT_ID_LEN || found[M_TS]->value_len >= sizeof ts ||
         found[M_DATA]->value[0] != '{' || integer_value(found[M_V]->value, found[M_V]->value_len, &v) < 0)
         return -1;
+    struct flatjson_member fm[DATA_MAX_MEMBERS];
+    int nfm = flat_data_members(found[M_DATA], fm);
     memcpy(out->id, found[M_ID]->value, EVENT_ID_LEN);
     out->id[EVENT_ID_LEN] = '\0';
     memcpy(ts, found[M_TS]->value, found[M_TS]->value_len);
     ts[found[M_TS]->value_len] = '\0';
-    if (copy_strings(out, found) < 0)
+    if (copy_strings(out, found, fm, nfm < 0 ? 0 : (size_t)nfm) < 0)
         return -1;
-    int ok = parse_data(out->type, found[M_DATA], &out->data) == 0;
+    struct schema_member data[DATA_MAX_MEMBERS];
+    int ok;
+    if (nfm >= 0) {
+        out->data_flat = 1;
+        ok = field_members(out, data) == 0 && schema_members_valid(out->type, data, out->nfields);
+    } else {
+        ok = parse_data(out->type, found[M_DATA], &out->data_json) == 0;
+    }
     if (ok) {
         struct schema_member m[M_COUNT], *at = m;
         at = string_member(at, "id", out->id, EVENT_ID_LEN);
@@ -579,7 +599,7 @@ static int parse_flat(const char *buf, size_t len, struct event *out)
         at = string_member(at, "source", out->source, found[M_SOURCE]->value_len);
         if (out->actor)
             at = string_member(at, "actor", out->actor, found[M_ACTOR]->value_len);
-        at = json_member(at, "data", out->data);
+        at = out->data_flat ? object_member(at, "data", data, out->nfields) : json_member(at, "data", out->data_json);
         at = integer_member(at, "v", v);
         ok = schema_members_valid("envelope", m, (size_t)(at - m));
     }
@@ -629,7 +649,7 @@ int event_parse_reference(const char *buf, size_t len, struct event *out, char *
     out->actor = copy(json_string_value(json_object_get(o, "actor")));
     out->ts_ms = ts;
     out->v = (int)json_integer_value(json_object_get(o, "v"));
-    out->data = json_incref(json_object_get(o, "data"));
+    out->data_json = json_incref(json_object_get(o, "data"));
     int actor_lost = json_object_get(o, "actor") && !out->actor;
     json_decref(o);
     if (!out->type || !out->stream || !out->source || actor_lost) {
@@ -646,4 +666,70 @@ int event_parse(const char *buf, size_t len, struct event *out, char *err, size_
     if (len <= EVENT_MAX_LEN && parse_flat(buf, len, out) == 0)
         return 0;
     return event_parse_reference(buf, len, out, err, errlen);
+}
+
+/* --- reading data ------------------------------------------------------------------------------ */
+
+static const struct event_field *find_field(const struct event *ev, const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; i < ev->nfields; i++)
+        if (ev->fields[i].name_len == len && memcmp(ev->fields[i].name, name, len) == 0)
+            return &ev->fields[i];
+    return NULL;
+}
+
+/* A field as the JSON value json_loadb makes of it (flat strings are
+ * printable ASCII without escapes: valid UTF-8 as they are). */
+static json_t *field_json(const struct event_field *f)
+{
+    json_int_t n;
+    switch (f->kind) {
+    case EVENT_FIELD_STRING:
+        return json_stringn_nocheck(f->value, f->value_len);
+    case EVENT_FIELD_INTEGER:
+        return integer_value(f->value, f->value_len, &n) == 0 ? json_integer(n) : NULL;
+    case EVENT_FIELD_LITERAL:
+        return literal(f->value, f->value_len);
+    }
+    return NULL;
+}
+
+json_t *event_data(const struct event *ev)
+{
+    if (!ev->data_flat || ev->data_json)
+        return ev->data_json;
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < ev->nfields; i++) {
+        const struct event_field *f = &ev->fields[i];
+        /* takes the value, even on failure */
+        if (json_object_setn_new_nocheck(o, f->name, f->name_len, field_json(f)) < 0) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    /* Kept for the next call: the event is never defined const, only
+     * handed round as const (event.h). */
+    ((struct event *)ev)->data_json = o;
+    return o;
+}
+
+const char *event_data_string(const struct event *ev, const char *name)
+{
+    if (!ev->data_flat)
+        return json_string_value(json_object_get(ev->data_json, name));
+    const struct event_field *f = find_field(ev, name);
+    return f && f->kind == EVENT_FIELD_STRING ? f->value : NULL;
+}
+
+int event_data_bool(const struct event *ev, const char *name, int otherwise)
+{
+    if (!ev->data_flat) {
+        const json_t *v = json_object_get(ev->data_json, name);
+        return json_is_boolean(v) ? json_is_true(v) : otherwise;
+    }
+    const struct event_field *f = find_field(ev, name);
+    if (!f || f->kind != EVENT_FIELD_LITERAL || strcmp(f->value, "null") == 0)
+        return otherwise;
+    return strcmp(f->value, "true") == 0;
 }

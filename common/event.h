@@ -18,6 +18,19 @@
 #define EVENT_TRACEPARENT_LEN 55
 #define EVENT_MAX_LEN (64 * 1024) /* longest serialised event accepted */
 
+/* A member of a flat data object (one whose members are all strings,
+ * integers, true, false or null) as event_parse found it. name and value
+ * are NUL-terminated: a string's characters, an integer's digits, or the
+ * literal's word. */
+enum event_field_kind { EVENT_FIELD_STRING, EVENT_FIELD_INTEGER, EVENT_FIELD_LITERAL };
+
+struct event_field {
+    const char *name;
+    const char *value;
+    size_t name_len, value_len;
+    enum event_field_kind kind;
+};
+
 struct event {
     char id[EVENT_ID_LEN + 1];
     char *type;
@@ -25,10 +38,19 @@ struct event {
     char *source;
     char *actor; /* NULL when there is none */
     int64_t ts_ms;
-    json_t *data; /* owned */
     int v;
-    /* When set, type, stream, source and actor point into this one
-     * allocation (event_parse's way); else each is its own. event_free
+    /* data, the type's payload, in one of two forms; read it with
+     * event_data, event_data_string and event_data_true, which know both.
+     * event_parse gives a flat data object (what stagehand writes) as its
+     * fields, without building it: data_json stays NULL until event_data
+     * is asked for it. Any other data, and the data given to event_build,
+     * is data_json (owned). */
+    int data_flat;
+    const struct event_field *fields; /* data_flat: data's members, in order */
+    size_t nfields;
+    json_t *data_json;
+    /* When set, type, stream, source, actor and the fields point into this
+     * one allocation (event_parse's way); else each is its own. event_free
      * knows both. */
     char *strings;
 };
@@ -87,6 +109,21 @@ int event_parse_reference(const char *buf, size_t len, struct event *out, char *
 
 /* Validates an event against the envelope and its type's schema. */
 int event_validate(const struct event *ev, char *err, size_t errlen);
+
+/* The event's data as JSON (NULL for an event built without data). For a
+ * flat parsed event it is built from the fields on the first call and kept
+ * with the event: the one thing a call on a const event changes, so not
+ * to be called from two threads on one event. The event owns it: neither
+ * change nor decref it. NULL also when out of memory. */
+json_t *event_data(const struct event *ev);
+
+/* The string member name of data, or NULL when data has no such member or
+ * it is not a string. Builds nothing. */
+const char *event_data_string(const struct event *ev, const char *name);
+
+/* Data's boolean member name: 1 when true, 0 when false, otherwise when
+ * there is no such member or it is not a boolean. Builds nothing. */
+int event_data_bool(const struct event *ev, const char *name, int otherwise);
 
 void event_free(struct event *ev);
 

@@ -783,6 +783,8 @@ static int integer_valid(const struct rule *r, json_int_t n)
     return 1;
 }
 
+static int members_valid(const struct rule *r, const struct schema_member *m, size_t n);
+
 static int member_valid(const struct rule *r, const struct schema_member *m)
 {
     char err[8];
@@ -793,6 +795,8 @@ static int member_valid(const struct rule *r, const struct schema_member *m)
         return integer_valid(r, m->integer);
     case SCHEMA_MEMBER_JSON:
         return m->value && validate_rule(r, m->value, "", err, sizeof err) == 0;
+    case SCHEMA_MEMBER_OBJECT:
+        return members_valid(r, m->members, m->nmembers);
     }
     return 0;
 }

@@ -33,13 +33,14 @@ int schema_validate(const char *name, const json_t *instance, char *err, size_t 
 int schema_validate_at(const char *name, const json_t *instance, const char *path_prefix, char *err, size_t errlen);
 
 /* One member of an object given apart from the object: its name (name_len
- * bytes, no NUL needed) and its value in one of three forms, so that a
+ * bytes, no NUL needed) and its value in one of four forms, so that a
  * caller holding a string's bytes or an integer need not build a JSON
  * value to have it checked. */
 enum schema_member_kind {
     SCHEMA_MEMBER_STRING,  /* str: len bytes and a NUL after them */
     SCHEMA_MEMBER_INTEGER, /* integer: checked as a JSON integer of that value */
     SCHEMA_MEMBER_JSON,    /* value: any JSON value */
+    SCHEMA_MEMBER_OBJECT,  /* members: an object given as its nmembers members */
 };
 
 struct schema_member {
@@ -50,6 +51,8 @@ struct schema_member {
     size_t len;
     json_int_t integer;
     const json_t *value;
+    const struct schema_member *members;
+    size_t nmembers;
 };
 
 /* 1 when the object made of these n members (all names different) is valid

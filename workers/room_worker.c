@@ -64,7 +64,7 @@ static struct room_data *room_of(struct stream *st)
 
 static const char *data_text(const struct event *ev, const char *name)
 {
-    return json_string_value(json_object_get(ev->data, name));
+    return event_data_string(ev, name);
 }
 
 /* Creates the room, or adopts the in-progress one with the stream's name.

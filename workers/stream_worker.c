@@ -212,7 +212,7 @@ static void on_create(struct worker *w, struct stream *st, const struct event *e
 static void on_room_created(struct worker *w, struct stream *st, const struct event *ev, int apply, struct outcome *out)
 {
     struct media_data *m = media_of(st);
-    const char *room = json_string_value(json_object_get(ev->data, "room_sid"));
+    const char *room = event_data_string(ev, "room_sid");
     if (!m) {
         retry_no_memory(out);
         return;
@@ -233,7 +233,7 @@ static void on_end(struct worker *w, struct stream *st, const struct event *ev, 
     struct media_data *m = media_of(st);
     if (!m || st->phase != PHASE_READY)
         return;
-    const char *room = json_string_value(json_object_get(ev->data, "room_sid"));
+    const char *room = event_data_string(ev, "room_sid");
     if (strcmp(ev->type, "room.ended") == 0 && room && strcmp(room, m->room_sid) != 0)
         return; /* another life's room */
     if (apply) {

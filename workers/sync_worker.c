@@ -554,7 +554,7 @@ static void on_create(struct worker *w, struct stream *st, struct sync_data *d, 
         memcpy(d->service_sid, kept, sizeof kept);
     }
     st->since = ev->ts_ms;
-    snprintf(st->host, sizeof st->host, "%s", json_string_value(json_object_get(ev->data, "host")));
+    snprintf(st->host, sizeof st->host, "%s", event_data_string(ev, "host"));
     struct user *host = users_add(&d->users, st->host);
     if (!host) {
         retry_later(out, 1000, "out_of_memory");
@@ -605,14 +605,14 @@ static void on_over(struct worker *w, struct stream *st, struct sync_data *d, co
 
 static void on_user_joined(struct sync_data *d, struct user *u, const struct event *ev)
 {
-    int viewer = strcmp(json_string_value(json_object_get(ev->data, "role")), "viewer") == 0;
-    const json_t *access = json_object_get(ev->data, "sync_access");
+    int viewer = strcmp(event_data_string(ev, "role"), "viewer") == 0;
+    int access = event_data_bool(ev, "sync_access", 1); /* absent: events from before the field */
     if (!viewer) {
         u->wants_access = 1;
         u->touched = 1;
     } else {
         u->invited = 0; /* joining as a viewer answers any invitation */
-        if (!json_is_false(access) && u->seq == 0) {
+        if (access && u->seq == 0) {
             /* An eager viewer: its place in join order depends on the events
              * alone, so a rebuild numbers it as before. */
             u->seq = (uint32_t)++d->eager_admitted;
@@ -730,7 +730,7 @@ static void on_event(struct worker *w, struct stream *st, const struct event *ev
     if (st->phase != PHASE_READY)
         return; /* no live stream: nothing to show */
     /* The events about one user name it in data.identity. */
-    const char *identity = json_string_value(json_object_get(ev->data, "identity"));
+    const char *identity = event_data_string(ev, "identity");
     struct user *u = identity ? users_add(&d->users, identity) : NULL;
     if (identity && !u) {
         retry_later(out, 1000, "out_of_memory");

@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (strcmp(ev.id, full.id) != 0 || strcmp(ev.type, full.type) != 0 || strcmp(ev.stream, full.stream) != 0 ||
         strcmp(ev.source, full.source) != 0 || (!ev.actor) != (!full.actor) ||
         (ev.actor && strcmp(ev.actor, full.actor) != 0) || ev.ts_ms != full.ts_ms || ev.v != full.v ||
-        !json_equal(ev.data, full.data))
+        !json_equal(event_data(&ev), event_data(&full)))
         abort(); /* read differently */
     event_free(&full);
     char *text = event_serialize(&ev);

@@ -266,7 +266,7 @@ static void test_broker_frozen_under_the_ingress(void **state)
             continue;
         struct event ev;
         if (event_parse(m->payload, m->len, &ev, err, sizeof err) == 0) {
-            const char *who = json_string_value(json_object_get(ev.data, "identity"));
+            const char *who = event_data_string(&ev, "identity");
             int n;
             if (strcmp(ev.type, "viewer.connected") == 0 && who) {
                 if (sscanf(who, "frozen-%d", &n) == 1 && n >= 0 && n < EACH)

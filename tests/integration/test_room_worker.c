@@ -92,7 +92,7 @@ static void test_room_lifecycle(void **state)
     struct event ev;
     char err[256];
     assert_int_equal(event_parse(msg->payload, msg->len, &ev, err, sizeof err), 0);
-    assert_string_equal(json_string_value(json_object_get(ev.data, "room_sid")), room_sid);
+    assert_string_equal(event_data_string(&ev, "room_sid"), room_sid);
     assert_string_equal(ev.source, "room-worker");
     event_free(&ev);
     rd_kafka_message_destroy(msg);

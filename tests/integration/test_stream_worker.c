@@ -56,8 +56,8 @@ static void test_live_resources(void **state)
     struct event ev;
     char err[256], streamer[40], processor[40];
     assert_int_equal(event_parse(msg->payload, msg->len, &ev, err, sizeof err), 0);
-    snprintf(streamer, sizeof streamer, "%s", json_string_value(json_object_get(ev.data, "player_streamer_sid")));
-    snprintf(processor, sizeof processor, "%s", json_string_value(json_object_get(ev.data, "media_processor_sid")));
+    snprintf(streamer, sizeof streamer, "%s", event_data_string(&ev, "player_streamer_sid"));
+    snprintf(processor, sizeof processor, "%s", event_data_string(&ev, "media_processor_sid"));
     assert_string_equal(ev.stream, "friday night");
     event_free(&ev);
     rd_kafka_message_destroy(msg);

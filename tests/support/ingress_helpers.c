@@ -102,7 +102,7 @@ json_t *expect_event(struct fixture *f, const char *type, const char *stream, ch
     assert_string_equal(header_type, type);
     if (id)
         snprintf(id, EVENT_ID_LEN + 1, "%s", ev.id);
-    json_t *data = json_incref(ev.data);
+    json_t *data = json_incref(event_data(&ev));
     event_free(&ev);
     return data;
 }

@@ -78,8 +78,7 @@ static void take_and_check(struct parse_ahead *pa, long *expect)
         if (parsed) {
             assert_string_equal(it->ev.id, ev.id);
             assert_string_equal(it->ev.stream, ev.stream);
-            assert_string_equal(json_string_value(json_object_get(it->ev.data, "identity")),
-                                json_string_value(json_object_get(ev.data, "identity")));
+            assert_string_equal(event_data_string(&it->ev, "identity"), event_data_string(&ev, "identity"));
             event_free(&ev);
         } else {
             assert_string_equal(it->err, err);

@@ -379,6 +379,65 @@ static void test_members_objects(void **state)
     }
 }
 
+/* A member that is an object given as its own members (how the event
+ * parser hands over an event's flat data): judged as the object made of
+ * them would be. Against a rule about the nested object as a whole
+ * (const, enum), the members say 0 and the full check decides. */
+static void test_members_nested_objects(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *rule;
+        int whole_object_rule;
+    } rules[] = {
+        {"{}", 0},
+        {"{\"type\":\"object\"}", 0},
+        {"{\"type\":\"string\"}", 0},
+        {"{\"type\":\"object\",\"required\":[\"a\"]}", 0},
+        {"{\"properties\":{\"a\":{\"type\":\"string\"}},\"additionalProperties\":false}", 0},
+        {"{\"properties\":{\"a\":{\"type\":\"integer\",\"minimum\":2}}}", 0},
+        {"{\"const\":{\"a\":1}}", 1},
+    };
+    static const char *const inner[] = {"{}", "{\"a\":1}", "{\"a\":\"x\"}", "{\"b\":true}"};
+    for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++) {
+        char schema[512];
+        member_schema(schema, sizeof schema, rules[r].rule);
+        for (size_t i = 0; i < sizeof inner / sizeof inner[0]; i++) {
+            json_t *value = json_loads(inner[i], 0, NULL);
+            assert_non_null(value);
+            struct schema_member members[1];
+            size_t n = 0;
+            const char *key;
+            json_t *v;
+            json_object_foreach (value, key, v) {
+                members[n] = (struct schema_member){.name = key, .name_len = strlen(key)};
+                if (json_is_integer(v)) {
+                    members[n].kind = SCHEMA_MEMBER_INTEGER;
+                    members[n].integer = json_integer_value(v);
+                } else if (json_is_string(v)) {
+                    members[n].kind = SCHEMA_MEMBER_STRING;
+                    members[n].str = json_string_value(v);
+                    members[n].len = json_string_length(v);
+                } else {
+                    members[n].kind = SCHEMA_MEMBER_JSON;
+                    members[n].value = v;
+                }
+                n++;
+            }
+            struct schema_member m = {
+                .name = "n", .name_len = 1, .kind = SCHEMA_MEMBER_OBJECT, .members = members, .nmembers = n};
+            char err[256];
+            json_t *object = json_pack("{s:O}", "n", value);
+            int full = schema_validate_text(schema, object, err, sizeof err) == 0;
+            int said = schema_members_valid_text(schema, &m, 1);
+            if (said != (rules[r].whole_object_rule ? 0 : full))
+                fail_msg("members say %d, the full check %d, for %s against %s", said, full, inner[i], schema);
+            json_decref(object);
+            json_decref(value);
+        }
+    }
+}
+
 /* Required properties past the 64th are checked by name, not by bit. */
 static void test_members_many_properties(void **state)
 {
@@ -428,6 +487,7 @@ int main(void)
         cmocka_unit_test(test_members_integers),
         cmocka_unit_test(test_members_strings),
         cmocka_unit_test(test_members_objects),
+        cmocka_unit_test(test_members_nested_objects),
         cmocka_unit_test(test_members_many_properties),
         cmocka_unit_test(test_unknown_schema_name),
     };
