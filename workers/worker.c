@@ -284,28 +284,6 @@ static void stream_free(struct worker *w, struct stream *st)
     free(st);
 }
 
-/* Ids are random or hashed hex digits: their first eight bytes tell nearly
- * all apart, and an empty slot ("") matches none, so the whole id is
- * compared only when those agree. Every event asks this twice. */
-static int in_window(const char window[WORKER_RECENT_IDS][EVENT_ID_LEN + 1], const char *id)
-{
-    uint64_t head;
-    memcpy(&head, id, sizeof head);
-    for (int i = 0; i < WORKER_RECENT_IDS; i++) {
-        uint64_t other;
-        memcpy(&other, window[i], sizeof other);
-        if (other == head && memcmp(window[i], id, EVENT_ID_LEN + 1) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-static void remember_handled(struct stream *st, const char *id)
-{
-    memcpy(st->recent[st->recent_next % WORKER_RECENT_IDS], id, EVENT_ID_LEN + 1);
-    st->recent_next++;
-}
-
 static const char *phase_name(enum stream_phase phase)
 {
     switch (phase) {
@@ -456,8 +434,8 @@ static void publish_state(struct worker *w, struct stream *st)
     if (st->ended_ms > 0)
         json_object_set_new(record, "ended_ms", json_integer((json_int_t)st->ended_ms));
     json_t *recent = json_array();
-    for (unsigned i = 0; i < WORKER_RECENT_IDS; i++) {
-        const char *id = st->recent[(st->recent_next + i) % WORKER_RECENT_IDS]; /* oldest first */
+    for (unsigned i = 0; i < ID_WINDOW_SIZE; i++) {
+        const char *id = id_window_at(&st->recent, i); /* oldest first */
         if (id[0])
             json_array_append_new(recent, json_string(id));
     }
@@ -796,7 +774,7 @@ static void settle_dlq(struct worker *w)
         ps->resume_at_ms = time_monotonic_ms(); /* the hold at offset + 1 ends now */
         struct stream *st = d->stream[0] ? worker_find_stream(w, d->stream) : NULL;
         if (st && st->partition == d->partition) {
-            remember_handled(st, d->id);
+            id_window_add(&st->recent, d->id);
             if (d->apply && d->offset > st->applied_offset) {
                 st->applied_offset = d->offset;
                 worker_mark_dirty(st, 0);
@@ -901,7 +879,7 @@ static void handle(struct worker *w, struct partition_state *ps, const rd_kafka_
         else if (st->ended_ms == 0)
             st->ended_ms = ev->ts_ms > 0 ? ev->ts_ms : time_now_ms();
         if (v.remember)
-            remember_handled(st, ev->id);
+            id_window_add(&st->recent, ev->id);
         if (v.applied_offset != st->applied_offset) {
             st->applied_offset = v.applied_offset;
             worker_mark_dirty(st, 0);
@@ -955,8 +933,8 @@ static int process(struct worker *w, struct parsed_event *pe, int64_t now_ms)
             st->last_offset = msg->offset;
         f.ts_ms = ev->ts_ms;
         f.since = st->since;
-        f.in_recent = in_window(st->recent, ev->id);
-        f.in_restored = in_window(st->restored, ev->id);
+        f.in_recent = id_window_has(&st->recent, ev->id);
+        f.in_restored = id_window_has(&st->restored, ev->id);
         f.applied_offset = st->applied_offset;
         f.reapply_until = st->reapply_until;
     }
@@ -1036,8 +1014,8 @@ static json_t *stream_to_json(struct worker *w, const struct stream *st)
     json_t *recent = json_array();
     if (!recent)
         return NULL;
-    for (unsigned i = 0; i < WORKER_RECENT_IDS; i++) {
-        const char *id = st->recent[(st->recent_next + i) % WORKER_RECENT_IDS]; /* oldest first */
+    for (unsigned i = 0; i < ID_WINDOW_SIZE; i++) {
+        const char *id = id_window_at(&st->recent, i); /* oldest first */
         if (id[0] && json_array_append_new(recent, json_string(id)) < 0) {
             json_decref(recent);
             return NULL;
@@ -1205,13 +1183,12 @@ static int load_stream(struct worker *w, const json_t *o, int32_t partition, int
      * applied (its record is newer than the checkpoint): the role holds its
      * periodic work until they are folded. */
     st->rebuilding = st->applied_offset >= generation || st->reapply_until >= generation;
-    memset(st->recent, 0, sizeof st->recent);
-    st->recent_next = 0;
+    id_window_clear(&st->recent);
     size_t k;
     json_t *id;
     json_array_foreach (json_object_get(o, "recent"), k, id) {
         if (json_is_string(id) && json_string_length(id) == EVENT_ID_LEN)
-            remember_handled(st, json_string_value(id));
+            id_window_add(&st->recent, json_string_value(id));
     }
     const json_t *role = json_object_get(o, "role");
     if (role && w->role->snapshot_load && w->role->snapshot_load(w, st, role) < 0)
@@ -1385,10 +1362,10 @@ static int restore_record(struct worker *w, const json_t *record, const rd_kafka
                                                                              : time_now_ms();
     size_t k;
     json_t *id;
-    memset(st->restored, 0, sizeof st->restored);
+    id_window_clear(&st->restored);
     json_array_foreach (json_object_get(record, "recent_ids"), k, id)
-        if (json_is_string(id) && json_string_length(id) == EVENT_ID_LEN && k < WORKER_RECENT_IDS)
-            memcpy(st->restored[k], json_string_value(id), EVENT_ID_LEN + 1);
+        if (json_is_string(id) && json_string_length(id) == EVENT_ID_LEN)
+            id_window_add(&st->restored, json_string_value(id));
     if (w->role->restore)
         w->role->restore(w, st, record);
     json_t *without_ts = json_copy((json_t *)record); /* shallow: the record itself is left as it is */
@@ -1458,7 +1435,7 @@ static void reapply_stream(struct worker *w, struct stream *st, void *arg)
     st->reapply_until = st->applied_offset;
     st->applied_offset = r->offset - 1;
     st->rebuilding = 1;
-    memset(st->restored, 0, sizeof st->restored); /* those ids are to be applied again */
+    id_window_clear(&st->restored); /* those ids are to be applied again */
 }
 
 /* Reads and notes the committed offsets (below them, an unreadable event

@@ -63,12 +63,11 @@
 
 #include "config.h"
 #include "event.h"
+#include "id_window.h"
 #include "kafka.h"
 #include "metrics.h"
 #include "text.h"
 #include "twilio.h"
-
-#define WORKER_RECENT_IDS 64
 
 enum stream_phase { PHASE_NONE = 0, PHASE_CREATING, PHASE_READY, PHASE_ENDED };
 
@@ -79,21 +78,20 @@ struct stream {
     enum stream_phase phase;
     int64_t since; /* ms timestamp of the create that began this life */
     char host[IDENTITY_MAX_CHARS * 4 + 1];
-    int64_t applied_offset;                           /* -1: nothing applied yet */
-    int64_t last_offset;                              /* its newest event read (-1: none) */
-    int64_t ended_ms;                                 /* time of the event that ended this life (0: not ended) */
-    char recent[WORKER_RECENT_IDS][EVENT_ID_LEN + 1]; /* ids of the last events handled, a ring */
-    unsigned recent_next;
-    char restored[WORKER_RECENT_IDS][EVENT_ID_LEN + 1]; /* the ring as last published, for live events */
-    int64_t reapply_until;  /* stagehand-replay offsets: the applied offset before (-1: none) */
-    int rebuilding;         /* events up to applied_offset (or reapply_until) are still being
+    int64_t applied_offset;    /* -1: nothing applied yet */
+    int64_t last_offset;       /* its newest event read (-1: none) */
+    int64_t ended_ms;          /* time of the event that ended this life (0: not ended) */
+    struct id_window recent;   /* ids of the last events handled */
+    struct id_window restored; /* the window as last published, for live events */
+    int64_t reapply_until;     /* stagehand-replay offsets: the applied offset before (-1: none) */
+    int rebuilding;            /* events up to applied_offset (or reapply_until) are still being
                                    * re-read; with apply set, memory may lag what Twilio has */
-    int dirty;              /* its state record must be published */
-    int has_record;         /* stagehand.state holds a record of it (published or restored) */
-    uint64_t record_digest; /* of that record without its "ts" (0: unknown): one saying the same is
+    int dirty;                 /* its state record must be published */
+    int has_record;            /* stagehand.state holds a record of it (published or restored) */
+    uint64_t record_digest;    /* of that record without its "ts" (0: unknown): one saying the same is
                              * not published again */
-    int urgent;             /* ... now, not at the next interval */
-    void *role;             /* the role's own data, or NULL */
+    int urgent;                /* ... now, not at the next interval */
+    void *role;                /* the role's own data, or NULL */
 };
 
 /* How handling one event went. RETRY is a failed attempt: after
