@@ -1,11 +1,9 @@
 /* The ids of the last events handled for one stream: a ring that answers
  * "was this event one of them?" for every event a worker reads.
  *
- * Ids are 32 hex digits, random or hashed, so their first eight bytes
- * tell nearly all of them apart. Those eight bytes are kept apart in one
- * array and compared in one pass without a branch per slot; the whole id
- * is compared only where they agree. An empty slot holds "" (head 0),
- * which no id matches. */
+ * The ring is indexed by a small hash table (separate chaining by slot
+ * number), so a lookup compares about one id instead of all of them. An
+ * id leaves the index when the ring overwrites its slot. */
 #ifndef STAGEHAND_ID_WINDOW_H
 #define STAGEHAND_ID_WINDOW_H
 
@@ -13,12 +11,14 @@
 
 #include "event.h"
 
-#define ID_WINDOW_SIZE 64
+#define ID_WINDOW_SIZE 64     /* ids kept; at most 255 (slots are numbered in a byte) */
+#define ID_WINDOW_BUCKETS 128 /* a power of two */
 
 struct id_window {
-    uint64_t heads[ID_WINDOW_SIZE]; /* the first eight bytes of ids[i] */
-    char ids[ID_WINDOW_SIZE][EVENT_ID_LEN + 1];
-    unsigned next; /* where the next id goes; the oldest is there too once full */
+    char ids[ID_WINDOW_SIZE][EVENT_ID_LEN + 1]; /* "" for an empty slot */
+    uint8_t bucket[ID_WINDOW_BUCKETS];          /* 1 + the slot of an id in this bucket; 0: none */
+    uint8_t chain[ID_WINDOW_SIZE];              /* 1 + the slot of the next id in the same bucket; 0: none */
+    unsigned next;                              /* where the next id goes (the oldest, once full) */
 };
 
 /* Empties the window. */
@@ -27,7 +27,7 @@ void id_window_clear(struct id_window *w);
 /* Adds an id (EVENT_ID_LEN characters), in place of the oldest when full. */
 void id_window_add(struct id_window *w, const char *id);
 
-/* 1 when id is in the window. */
+/* 1 when id (EVENT_ID_LEN characters) is in the window. */
 int id_window_has(const struct id_window *w, const char *id);
 
 /* The i-th id, oldest first (0 <= i < ID_WINDOW_SIZE): "" for an empty
