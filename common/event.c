@@ -14,7 +14,7 @@
 #include "schema.h"
 #include "timeutil.h"
 
-const char *const event_catalogue[] = {
+const char *const event_catalogue[EVENT_CATALOGUE_SIZE] = {
     "stream.create_requested",
     "room.created",
     "room.ended",
@@ -32,7 +32,17 @@ const char *const event_catalogue[] = {
     "participant.connected",
     "participant.disconnected",
 };
-const size_t event_catalogue_count = sizeof event_catalogue / sizeof event_catalogue[0];
+const size_t event_catalogue_count = EVENT_CATALOGUE_SIZE;
+
+int event_type_index(const char *type)
+{
+    if (!type)
+        return -1;
+    for (int i = 0; i < EVENT_CATALOGUE_SIZE; i++)
+        if (event_catalogue[i][0] == type[0] && strcmp(event_catalogue[i], type) == 0)
+            return i;
+    return -1;
+}
 
 int event_random_id(char out[EVENT_ID_LEN + 1])
 {
@@ -178,6 +188,7 @@ int event_build(struct event *ev, const char *type, const char *stream, const ch
     ev->stream = copy(stream);
     ev->source = copy(source);
     ev->actor = copy(actor);
+    ev->type_index = event_type_index(ev->type);
     ev->ts_ms = time_now_ms();
     ev->v = 1;
     if (!ev->type || !ev->stream || !ev->source || (actor && !ev->actor)) {
@@ -605,6 +616,7 @@ static int parse_flat(const char *buf, size_t len, struct event *out)
     }
     if (ok) {
         out->v = (int)v;
+        out->type_index = event_type_index(out->type);
         time_parse_rfc3339(ts, &out->ts_ms); /* validated above */
         ok = out->ts_ms >= 0;
     }
@@ -647,6 +659,7 @@ int event_parse_reference(const char *buf, size_t len, struct event *out, char *
     out->stream = copy(json_string_value(json_object_get(o, "stream")));
     out->source = copy(json_string_value(json_object_get(o, "source")));
     out->actor = copy(json_string_value(json_object_get(o, "actor")));
+    out->type_index = event_type_index(out->type);
     out->ts_ms = ts;
     out->v = (int)json_integer_value(json_object_get(o, "v"));
     out->data_json = json_incref(json_object_get(o, "data"));

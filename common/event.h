@@ -36,7 +36,8 @@ struct event {
     char *type;
     char *stream;
     char *source;
-    char *actor; /* NULL when there is none */
+    char *actor;    /* NULL when there is none */
+    int type_index; /* of type in event_catalogue; -1 when it is not there */
     int64_t ts_ms;
     int v;
     /* data, the type's payload, in one of two forms; read it with
@@ -57,8 +58,12 @@ struct event {
 
 /* The event types of the catalogue: one schemas/<type>.json each (README,
  * "Events"; ARCHITECTURE.md, "Adding an event type"). */
-extern const char *const event_catalogue[];
-extern const size_t event_catalogue_count;
+#define EVENT_CATALOGUE_SIZE 16
+extern const char *const event_catalogue[EVENT_CATALOGUE_SIZE];
+extern const size_t event_catalogue_count; /* EVENT_CATALOGUE_SIZE */
+
+/* The index of type in event_catalogue, or -1 when it is not there. */
+int event_type_index(const char *type);
 
 /* A random id. Returns 0, or -1 when the system's random source failed. */
 int event_random_id(char out[EVENT_ID_LEN + 1]);

@@ -23,7 +23,8 @@ enum metric_type {
 };
 
 /* One combination of label values and its numbers. */
-struct child {
+struct metric_series {
+    struct metric *family;
     char **label_values;
     double value;      /* counter, gauge */
     double sum;        /* histogram: sum of observations */
@@ -40,7 +41,7 @@ struct metric {
     size_t nlabels;
     double *bounds; /* histogram upper bounds, +Inf excluded */
     size_t nbounds;
-    struct child *children;
+    struct metric_series **children; /* each its own allocation: a series handle stays valid */
     size_t nchildren;
     size_t cap;
 };
@@ -165,8 +166,9 @@ static char **copy_strings(const char *const *strings, size_t n)
 static void free_metric(struct metric *f)
 {
     for (size_t i = 0; i < f->nchildren; i++) {
-        free_strings(f->children[i].label_values, f->nlabels);
-        free(f->children[i].buckets);
+        free_strings(f->children[i]->label_values, f->nlabels);
+        free(f->children[i]->buckets);
+        free(f->children[i]);
     }
     free(f->children);
     free_strings(f->label_names, f->nlabels);
@@ -178,14 +180,14 @@ static void free_metric(struct metric *f)
 
 /* The child of these label values, created when missing; NULL when out of
  * memory. Called with the registry locked. */
-static struct child *get_child(struct metric *f, const char *const *values)
+static struct metric_series *get_child(struct metric *f, const char *const *values)
 {
     for (size_t i = 0; i < f->nchildren; i++) {
         size_t j = 0;
-        while (j < f->nlabels && strcmp(f->children[i].label_values[j], values[j]) == 0)
+        while (j < f->nlabels && strcmp(f->children[i]->label_values[j], values[j]) == 0)
             j++;
         if (j == f->nlabels)
-            return &f->children[i];
+            return f->children[i];
     }
     /* A new series: its label values are checked once, here. */
     for (size_t i = 0; i < f->nlabels; i++)
@@ -193,23 +195,27 @@ static struct child *get_child(struct metric *f, const char *const *values)
             return NULL;
     if (f->nchildren == f->cap) {
         size_t cap = f->cap ? f->cap * 2 : 4;
-        struct child *children = realloc(f->children, cap * sizeof *children);
+        struct metric_series **children = realloc(f->children, cap * sizeof *children);
         if (!children)
             return NULL;
         f->children = children;
         f->cap = cap;
     }
-    struct child c = {0};
-    c.label_values = copy_strings(values, f->nlabels);
+    struct metric_series *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->family = f;
+    c->label_values = copy_strings(values, f->nlabels);
     if (f->type == METRIC_HISTOGRAM)
-        c.buckets = calloc(f->nbounds ? f->nbounds : 1, sizeof *c.buckets);
-    if (!c.label_values || (f->type == METRIC_HISTOGRAM && !c.buckets)) {
-        free_strings(c.label_values, f->nlabels);
-        free(c.buckets);
+        c->buckets = calloc(f->nbounds ? f->nbounds : 1, sizeof *c->buckets);
+    if (!c->label_values || (f->type == METRIC_HISTOGRAM && !c->buckets)) {
+        free_strings(c->label_values, f->nlabels);
+        free(c->buckets);
+        free(c);
         return NULL;
     }
-    f->children[f->nchildren] = c;
-    return &f->children[f->nchildren++];
+    f->children[f->nchildren++] = c;
+    return c;
 }
 
 static struct metric *create(struct metrics *m, enum metric_type type, const char *name, const char *help,
@@ -310,7 +316,7 @@ static int update(struct metric *f, enum metric_type type, const char *const *va
             return -1;
 
     pthread_mutex_lock(&f->registry->lock);
-    struct child *c = get_child(f, values);
+    struct metric_series *c = get_child(f, values);
     if (c) {
         switch (op) {
         case UPDATE_ADD:
@@ -340,6 +346,29 @@ int metrics_add(struct metric *metric, const char *const *label_values, double d
     if (!isfinite(delta) || delta < 0)
         return -1;
     return update(metric, METRIC_COUNTER, label_values, UPDATE_ADD, delta);
+}
+
+struct metric_series *metrics_counter_series(struct metric *metric, const char *const *label_values)
+{
+    if (!metric || metric->type != METRIC_COUNTER || (metric->nlabels && !label_values))
+        return NULL;
+    for (size_t i = 0; i < metric->nlabels; i++)
+        if (!label_values[i])
+            return NULL;
+    pthread_mutex_lock(&metric->registry->lock);
+    struct metric_series *c = get_child(metric, label_values);
+    pthread_mutex_unlock(&metric->registry->lock);
+    return c;
+}
+
+int metrics_series_add(struct metric_series *series, double delta)
+{
+    if (!series || !isfinite(delta) || delta < 0)
+        return -1;
+    pthread_mutex_lock(&series->family->registry->lock);
+    series->value += delta;
+    pthread_mutex_unlock(&series->family->registry->lock);
+    return 0;
 }
 
 int metrics_set(struct metric *metric, const char *const *label_values, double value)
@@ -400,7 +429,7 @@ static void write_escaped(FILE *out, const char *s, int quote)
 
 /* Writes {name="value",...} for a child, with le="..." last when le is not
  * NULL; nothing when there is no label at all. */
-static void write_labels(FILE *out, const struct metric *f, const struct child *c, const char *le)
+static void write_labels(FILE *out, const struct metric *f, const struct metric_series *c, const char *le)
 {
     if (f->nlabels == 0 && !le)
         return;
@@ -415,8 +444,8 @@ static void write_labels(FILE *out, const struct metric *f, const struct child *
     fputc('}', out);
 }
 
-static void write_sample(FILE *out, const struct metric *f, const char *suffix, const struct child *c, const char *le,
-                         double value)
+static void write_sample(FILE *out, const struct metric *f, const char *suffix, const struct metric_series *c,
+                         const char *le, double value)
 {
     char number[40];
     format_number(value, number, sizeof number);
@@ -433,7 +462,7 @@ static void write_family(FILE *out, const struct metric *f)
     fprintf(out, "\n# TYPE %s %s\n", f->name, TYPE_NAMES[f->type]);
 
     for (size_t i = 0; i < f->nchildren; i++) {
-        const struct child *c = &f->children[i];
+        const struct metric_series *c = f->children[i];
         if (f->type != METRIC_HISTOGRAM) {
             write_sample(out, f, "", c, NULL, c->value);
             continue;

@@ -51,6 +51,17 @@ struct metric *metrics_histogram(struct metrics *m, const char *name, const char
 /* Counter: adds delta, which must be finite and >= 0. */
 int metrics_add(struct metric *metric, const char *const *label_values, double delta);
 
+/* One series of a counter, its label values fixed: a handle for a hot path,
+ * which then adds to it without looking it up by its values each time
+ * (the series is created, and renders, as metrics_add would create it).
+ * NULL on a wrong metric type, an invalid label value or out of memory.
+ * Owned by the registry: valid until metrics_free. */
+struct metric_series;
+struct metric_series *metrics_counter_series(struct metric *metric, const char *const *label_values);
+
+/* Adds delta (finite, >= 0) to the series: 0, or -1 and nothing changed. */
+int metrics_series_add(struct metric_series *series, double delta);
+
 /* Gauge: sets the value (any double, including NaN and infinities). */
 int metrics_set(struct metric *metric, const char *const *label_values, double value);
 

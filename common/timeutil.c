@@ -20,6 +20,13 @@ int64_t time_monotonic_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t time_monotonic_coarse_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void time_format_rfc3339_ms(int64_t epoch_ms, char *out)
 {
     time_t secs = (time_t)(epoch_ms / 1000);

@@ -13,6 +13,11 @@ int64_t time_now_ms(void);
 /* Milliseconds from an arbitrary fixed point; never goes backwards. */
 int64_t time_monotonic_ms(void);
 
+/* time_monotonic_ms at the resolution of the kernel's tick (1 to 10 ms),
+ * at a fraction of its cost: for a check made once per event. Never ahead
+ * of time_monotonic_ms. */
+int64_t time_monotonic_coarse_ms(void);
+
 /* Formats ms-since-epoch as "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC) into out, which
  * needs RFC3339_MS_LEN+1 bytes. */
 void time_format_rfc3339_ms(int64_t epoch_ms, char *out);

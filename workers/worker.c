@@ -108,6 +108,17 @@ struct partition_state {
     uint64_t epoch;
 };
 
+/* One series of stagehand_worker_events_total, found without comparing a
+ * string: by the event's catalogue index, then by the address of the
+ * outcome label (decide.c's constants). The same label at another address
+ * takes another slot, for the same series. */
+#define EVENT_COUNT_SLOTS 8
+
+struct event_count {
+    const char *outcome; /* NULL: a free slot */
+    struct metric_series *series;
+};
+
 struct worker {
     const struct worker_role *role;
     struct config *cfg;
@@ -144,7 +155,9 @@ struct worker {
     unsigned char digest_key[SIPHASH_KEY_BYTES]; /* random: for record_digest */
     struct metrics *metrics;
     struct metric *m_events; /* type, outcome */
-    struct metric *m_twilio; /* status */
+    struct event_count counts[EVENT_CATALOGUE_SIZE][EVENT_COUNT_SLOTS];
+    unsigned char handled[EVENT_CATALOGUE_SIZE]; /* by catalogue index: the role handles that type */
+    struct metric *m_twilio;                     /* status */
     struct metric *m_retries;
     struct metric *m_dlq;
     struct metric *m_dlq_failures;
@@ -669,9 +682,29 @@ static void flush_stores(struct worker *w)
 
 /* --- the DLQ ------------------------------------------------------------------------------------ */
 
-static void count_event(struct worker *w, const char *type, const char *outcome)
+/* Counts an event in stagehand_worker_events_total. type_index: type's
+ * index in the catalogue, or -1 ("invalid", or a type from outside it). */
+static void count_event(struct worker *w, int type_index, const char *type, const char *outcome)
 {
-    metrics_add(w->m_events, (const char *const[]){type, outcome}, 1);
+    const char *const values[] = {type, outcome};
+    if (type_index < 0 || type_index >= EVENT_CATALOGUE_SIZE) {
+        metrics_add(w->m_events, values, 1);
+        return;
+    }
+    struct event_count *row = w->counts[type_index];
+    for (int i = 0; i < EVENT_COUNT_SLOTS; i++) {
+        if (!row[i].outcome) {
+            row[i].series = metrics_counter_series(w->m_events, values);
+            if (!row[i].series)
+                break;
+            row[i].outcome = outcome;
+        }
+        if (row[i].outcome == outcome) {
+            metrics_series_add(row[i].series, 1);
+            return;
+        }
+    }
+    metrics_add(w->m_events, values, 1);
 }
 
 /* The event's DLQ record was refused (at once or in its report): the
@@ -783,7 +816,8 @@ static void settle_dlq(struct worker *w)
         char tries[16];
         snprintf(tries, sizeof tries, "%d", d->attempts);
         metrics_add(w->m_dlq, NULL, 1);
-        count_event(w, d->stream[0] ? d->type : "invalid", "dlq");
+        const char *type = d->stream[0] ? d->type : "invalid";
+        count_event(w, event_type_index(type), type, "dlq");
         log_warn("event sent to the DLQ", "id", d->id, "type", d->type, "error_code", d->out.error_code, "error",
                  d->out.error, "attempts", tries, NULL);
         free(d);
@@ -818,12 +852,22 @@ static void settle_dlq_before_leaving(struct worker *w, const rd_kafka_topic_par
 
 /* --- processing one event -------------------------------------------------------------------- */
 
-static int handles(const struct worker_role *role, const char *type)
+/* Fills w->handled from the role's list of types. NULL, or the first type
+ * the catalogue does not have (a role that could never see it). */
+static const char *note_handled_types(struct worker *w)
 {
-    for (const char *const *t = role->event_types; *t; t++)
-        if (strcmp(*t, type) == 0)
-            return 1;
-    return 0;
+    for (const char *const *t = w->role->event_types; *t; t++) {
+        int i = event_type_index(*t);
+        if (i < 0)
+            return *t;
+        w->handled[i] = 1;
+    }
+    return NULL;
+}
+
+static int handles(const struct worker *w, const struct event *ev)
+{
+    return ev->type_index >= 0 && ev->type_index < EVENT_CATALOGUE_SIZE && w->handled[ev->type_index];
 }
 
 /* Gives an admitted event to the role and does what decide_outcome says. */
@@ -869,11 +913,11 @@ static void handle(struct worker *w, struct partition_state *ps, const rd_kafka_
         } else {
             log_debug("event waits", "id", ev->id, "type", ev->type, "error_code", out.error_code, NULL);
         }
-        count_event(w, ev->type, v.label);
+        count_event(w, ev->type_index, ev->type, v.label);
         hold_partition(w, ps, msg->offset, v.delay_ms);
         return;
     case VERDICT_DONE:
-        count_event(w, ev->type, v.label);
+        count_event(w, ev->type_index, ev->type, v.label);
         if (st->phase != PHASE_ENDED)
             st->ended_ms = 0;
         else if (st->ended_ms == 0)
@@ -924,7 +968,7 @@ static int process(struct worker *w, struct parsed_event *pe, int64_t now_ms)
                             .reapply_until = -1};
     struct stream *st = NULL;
     if (parsed) {
-        f.ours = handles(w->role, ev->type);
+        f.ours = handles(w, ev);
         st = f.ours ? stream_get(w, ev->stream, msg->partition) : NULL;
         f.have_stream = st != NULL;
     }
@@ -941,7 +985,7 @@ static int process(struct worker *w, struct parsed_event *pe, int64_t now_ms)
     struct admit a;
     decide_admit(&f, &a);
     if (a.label)
-        count_event(w, parsed ? ev->type : "invalid", a.label);
+        count_event(w, parsed ? ev->type_index : -1, parsed ? ev->type : "invalid", a.label);
     switch (a.kind) {
     case ADMIT_DLQ: {
         struct outcome out = {OUTCOME_FAIL, -1, "invalid_event", ""};
@@ -2075,6 +2119,11 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
     char err[2048], name[64];
     struct worker w = {.role = role};
     snprintf(name, sizeof name, "stagehand-%s-worker", role->name);
+    const char *unknown = note_handled_types(&w);
+    if (unknown) {
+        fprintf(stderr, "%s: handles %s, which is not in the event catalogue\n", name, unknown);
+        return 1;
+    }
     w.cfg = config_new();
     w.streams = strmap_new();
     if (!w.cfg || !w.streams) {
@@ -2146,7 +2195,7 @@ int worker_main(const struct worker_role *role, int argc, char **argv)
         }
         /* At a stop, what is left of the batch stays unhandled (and unstored). */
         for (size_t i = 0; i < b->n && !atomic_load(&w.stop); i++) {
-            int64_t now = time_monotonic_ms();
+            int64_t now = time_monotonic_coarse_ms();
             if (process(&w, &b->items[i], now))
                 note_unapplied(&w, b->items[i].msg);
             housekeeping_due(&w, now, &next_housekeeping_ms);

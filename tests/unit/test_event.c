@@ -208,6 +208,9 @@ static void assert_parsers_agree(const char *text, size_t len)
     }
     assert_int_equal(fast.ts_ms, full.ts_ms);
     assert_int_equal(fast.v, full.v);
+    assert_int_equal(fast.type_index, full.type_index);
+    assert_int_equal(fast.type_index, event_type_index(fast.type));
+    assert_true(fast.type_index >= 0); /* the envelope's schema takes only catalogue types */
     assert_data_readers_agree(&fast, &full);
     assert_true(json_equal(event_data(&fast), event_data(&full)));
     event_free(&fast);
@@ -568,6 +571,25 @@ static void test_ids(void **state)
     assert_string_not_equal(a, b);
 }
 
+static void test_type_index(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < event_catalogue_count; i++)
+        assert_int_equal(event_type_index(event_catalogue[i]), (int)i);
+    assert_int_equal(event_type_index("hand.raise"), -1);
+    assert_int_equal(event_type_index("hand.raised "), -1);
+    assert_int_equal(event_type_index(""), -1);
+    assert_int_equal(event_type_index(NULL), -1);
+    struct event ev;
+    char err[256];
+    assert_int_equal(event_build(&ev, "sync.ready", "s", "api", NULL, json_object(), err, sizeof err), 0);
+    assert_int_equal(ev.type_index, event_type_index("sync.ready"));
+    event_free(&ev);
+    assert_int_equal(event_build(&ev, "no.such_type", "s", "api", NULL, json_object(), err, sizeof err), 0);
+    assert_int_equal(ev.type_index, -1);
+    event_free(&ev);
+}
+
 static void test_traceparent(void **state)
 {
     (void)state;
@@ -592,7 +614,7 @@ int main(void)
         cmocka_unit_test(test_fast_path_taken),    cmocka_unit_test(test_fast_encode_agrees_with_full_encode),
         cmocka_unit_test(test_huge_input_refused), cmocka_unit_test(test_init_refuses_bad_events),
         cmocka_unit_test(test_build_then_encode),  cmocka_unit_test(test_ids),
-        cmocka_unit_test(test_traceparent),
+        cmocka_unit_test(test_traceparent),        cmocka_unit_test(test_type_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

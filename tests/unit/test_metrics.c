@@ -1,5 +1,5 @@
 /* Unit tests for common/metrics: exact Prometheus text, escaping, name
- * rules, refused updates and concurrent updates. */
+ * rules, refused updates, series handles and concurrent updates. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -43,6 +43,43 @@ static void test_counter_with_labels(void **state)
                      "http_requests_total{route=\"/v1/streams\",status=\"201\"} 3\n"
                      "http_requests_total{route=\"/v1/streams\",status=\"400\"} 1\n"
                      "http_requests_total{route=\"/healthz\",status=\"200\"} 0.5\n");
+    metrics_free(m);
+}
+
+/* A series handle adds to the same series as metrics_add with its values,
+ * stays valid while the family grows past many more series, and refuses
+ * what metrics_add refuses. */
+static void test_series_handles(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_new();
+    assert_non_null(m);
+    struct metric *c = metrics_counter(m, "events_total", "Events.", 2, V("type", "outcome"));
+    struct metric *g = metrics_gauge(m, "depth", "Depth.", 0, NULL);
+    assert_non_null(c);
+    assert_non_null(g);
+    struct metric_series *applied = metrics_counter_series(c, V("hand.raised", "applied"));
+    assert_non_null(applied);
+    assert_ptr_equal(metrics_counter_series(c, V("hand.raised", "applied")), applied);
+    assert_int_equal(metrics_series_add(applied, 2), 0);
+    assert_int_equal(metrics_add(c, V("hand.raised", "applied"), 1), 0);
+    char type[32];
+    for (int i = 0; i < 40; i++) { /* the family's table of series grows several times */
+        snprintf(type, sizeof type, "t%d", i);
+        assert_int_equal(metrics_add(c, V(type, "folded"), 1), 0);
+    }
+    assert_int_equal(metrics_series_add(applied, 4), 0);
+    assert_int_equal(metrics_series_add(applied, -1), -1);
+    assert_int_equal(metrics_series_add(applied, NAN), -1);
+    assert_int_equal(metrics_series_add(NULL, 1), -1);
+    assert_null(metrics_counter_series(g, NULL));              /* not a counter */
+    assert_null(metrics_counter_series(c, V("bad\xff", "x"))); /* not UTF-8 */
+    assert_null(metrics_counter_series(c, NULL));
+    char *text = metrics_render(m);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "events_total{type=\"hand.raised\",outcome=\"applied\"} 7\n"));
+    assert_non_null(strstr(text, "events_total{type=\"t39\",outcome=\"folded\"} 1\n"));
+    free(text);
     metrics_free(m);
 }
 
@@ -359,6 +396,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counter_with_labels),
+        cmocka_unit_test(test_series_handles),
         cmocka_unit_test(test_gauge_and_order),
         cmocka_unit_test(test_number_formats),
         cmocka_unit_test(test_histogram),

@@ -108,6 +108,25 @@ static void test_monotonic_never_goes_back(void **state)
     assert_true(b >= a + 1);
 }
 
+/* The coarse clock is the same clock, read at the tick: never ahead of
+ * the fine one, never behind it by more than a tick (10 ms at the most
+ * common HZ of 100; a second allows for a preempted test), and it moves
+ * on. */
+static void test_coarse_clock_follows_the_fine_one(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 1000; i++) {
+        int64_t before = time_monotonic_ms();
+        int64_t coarse = time_monotonic_coarse_ms();
+        int64_t after = time_monotonic_ms();
+        assert_true(coarse <= after);
+        assert_true(coarse > before - 1000);
+    }
+    int64_t a = time_monotonic_coarse_ms();
+    time_sleep_ms(30);
+    assert_true(time_monotonic_coarse_ms() > a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -116,6 +135,7 @@ int main(void)
         cmocka_unit_test(test_parse_rejects),
         cmocka_unit_test(test_parse_agrees_with_timegm),
         cmocka_unit_test(test_monotonic_never_goes_back),
+        cmocka_unit_test(test_coarse_clock_follows_the_fine_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
