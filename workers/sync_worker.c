@@ -1265,11 +1265,10 @@ static json_t *snapshot_save(struct worker *w, const struct stream *st)
     struct user **all = d->users.count ? calloc(d->users.count, sizeof *all) : NULL;
     if (d->users.count && !all)
         return NULL;
-    size_t n = 0;
-    for (size_t b = 0; b < d->users.nbuckets; b++)
-        for (struct user *u = d->users.buckets[b]; u && n < d->users.count; u = u->chain)
-            if (user_flags(u) || u->seq)
-                all[n++] = u;
+    size_t n = 0, at = 0;
+    for (struct user *u; n < d->users.count && (u = users_next(&d->users, &at));)
+        if (user_flags(u) || u->seq)
+            all[n++] = u;
     qsort(all, n, sizeof *all, by_user_name);
     json_t *users = json_array(), *viewers = json_array(), *hands = json_array(), *speakers = json_array();
     int bad = !users || !viewers || !hands || !speakers;
@@ -1394,10 +1393,9 @@ static int snapshot_load(struct worker *w, struct stream *st, const json_t *data
     struct user **all = d->users.count ? calloc(d->users.count, sizeof *all) : NULL;
     if (d->users.count && !all)
         return -1;
-    size_t n = 0;
-    for (size_t b = 0; b < d->users.nbuckets; b++)
-        for (struct user *u = d->users.buckets[b]; u && n < d->users.count; u = u->chain)
-            all[n++] = u;
+    size_t n = 0, at = 0;
+    for (struct user *u; n < d->users.count && (u = users_next(&d->users, &at));)
+        all[n++] = u;
     qsort(all, n, sizeof *all, by_seq);
     for (size_t k = 0; k < n; k++) {
         struct user *u = all[k];

@@ -1,9 +1,13 @@
 /* The users of one stream as the sync worker tracks them, by identity.
  *
- * A hash table whose entries are the users themselves: a tracked viewer
- * costs one small allocation (its flags, its links and its name) and a
- * bucket pointer, which is what lets one worker follow a million viewers
- * of a stream. Not thread-safe; the sync worker has one thread. */
+ * An open-addressing hash table (linear probing) of pointers to the users,
+ * with each slot's hash kept beside it: a tracked viewer costs one small
+ * allocation (its flags, its links and its name) and a slot of 12 bytes
+ * (the table is at most three quarters full), which is what lets one
+ * worker follow a million viewers of a stream. A lookup compares hashes
+ * in the table and reads a user only when its hash matches; the table
+ * grows without reading the users. Not thread-safe; the sync worker has
+ * one thread. */
 #ifndef STAGEHAND_USERS_H
 #define STAGEHAND_USERS_H
 
@@ -21,7 +25,6 @@ struct user_link {
 };
 
 struct user {
-    struct user *chain; /* the next user in the same bucket */
     struct user_link links[2];
     uint32_t hash;
     uint32_t seq;      /* place among the stream's eager viewers (1, 2, ...); 0: none */
@@ -54,8 +57,9 @@ struct user_list {
 };
 
 struct users {
-    struct user **buckets;
-    size_t nbuckets; /* a power of two, or 0 before the first user */
+    struct user **slots; /* NULL: a free slot */
+    uint32_t *hashes;    /* hashes[i]: the hash of slots[i]'s identity */
+    size_t nslots;       /* a power of two, or 0 before the first user */
     size_t count;
 };
 
@@ -72,6 +76,10 @@ int user_is_idle(const struct user *u);
 
 /* Takes u out of the table and frees it. u must not be linked in a list. */
 void users_remove(struct users *t, struct user *u);
+
+/* The users one after the other, in no particular order: start with
+ * *cursor at 0; NULL after the last. The table must not change meanwhile. */
+struct user *users_next(const struct users *t, size_t *cursor);
 
 /* Frees every user and the table; t is empty afterwards and can be used
  * again. */

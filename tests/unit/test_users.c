@@ -1,11 +1,13 @@
 /* workers/users: the sync worker's users by identity: add, find, remove,
- * growth past many doublings, and idleness. */
+ * growth past many doublings, removals in a nearly full table against a
+ * plain list, iteration, and idleness. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "users.h"
@@ -105,7 +107,7 @@ static void test_many(void **state)
         u->viewer = 1;
     }
     assert_int_equal(t.count, N);
-    assert_true(t.nbuckets >= N / 2);
+    assert_true(t.nslots * 3 >= (size_t)N * 4); /* at most three quarters full */
     for (int i = 0; i < N; i += 2) {
         snprintf(name, sizeof name, "viewer-%d", i);
         struct user *u = users_find(&t, name);
@@ -127,10 +129,56 @@ static void test_many(void **state)
     users_clear(&t);
 }
 
+/* A table kept near three quarters full of its first 64 slots, so that
+ * probes run long and wrap around the end, through 20,000 random additions
+ * and removals: after each, every user the plain list holds is found and
+ * no other, and users_next visits each exactly once. */
+static void test_churn_in_a_full_table(void **state)
+{
+    (void)state;
+    enum { NAMES = 200, KEEP = 47 };
+    struct users t = {0};
+    struct user *held[NAMES] = {0}; /* the plain list: held[i] is user "u<i>" or NULL */
+    size_t count = 0;
+    unsigned seed = 12345;
+    char name[16];
+    for (int step = 0; step < 20000; step++) {
+        seed = seed * 1103515245u + 12345u;
+        int i = (int)((seed >> 8) % NAMES);
+        snprintf(name, sizeof name, "u%d", i);
+        if (held[i]) {
+            users_remove(&t, held[i]);
+            held[i] = NULL;
+            count--;
+        } else if (count < KEEP) {
+            held[i] = users_add(&t, name);
+            assert_non_null(held[i]);
+            count++;
+        }
+        assert_int_equal(t.count, count);
+        assert_int_equal(t.nslots, 64);
+        if (step % 97 != 0)
+            continue;
+        for (int k = 0; k < NAMES; k++) {
+            snprintf(name, sizeof name, "u%d", k);
+            assert_ptr_equal(users_find(&t, name), held[k]);
+        }
+        size_t at = 0, seen = 0;
+        for (struct user *u; (u = users_next(&t, &at));) {
+            int k = atoi(u->name + 1);
+            assert_ptr_equal(held[k], u);
+            seen++;
+        }
+        assert_int_equal(seen, count);
+    }
+    users_clear(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_add_find_remove),
+        cmocka_unit_test(test_churn_in_a_full_table),
         cmocka_unit_test(test_idle),
         cmocka_unit_test(test_two_links),
         cmocka_unit_test(test_many),
