@@ -111,6 +111,26 @@ NOTES = """
   not CPU-bound: the machine is busy about one core while it reads, and its rate swings from
   790,000 to 1,470,000 events/s between runs of the same log, which is most of the ratio's
   spread.
+  Fifth round (83264d7, the replay rows): less CPU per event, on both of the worker's threads.
+  Parsing kept a flat `data` as its fields in the event's one allocation instead of building a
+  jansson object (about five allocations and frees per event, and a hash per member read on the
+  poll loop); `event_parse` alone, in a loop on one core, took 0.78 of its time before (median
+  of 8 alternated pairs, 0.66 to 0.97). Then
+  `perf` on the poll loop's thread: the duplicate check scanned each stream's 64 recent ids twice
+  per event (8%, now a hash index, `workers/id_window.c`); the users table's doubling and chain
+  walks read every user (a quarter of the loop, now open addressing with the hashes beside the
+  pointers, so neither reads a user); a role's types and `stagehand_worker_events_total` were
+  found by `strcmp` (events now carry their catalogue index, and the counter is updated through a
+  series handle); and the clock was read per event (now the coarse clock). Replay went from
+  542,148 to 670,995 events/s (median of 5; 612,159 to 820,144), its ratio to the plain reader
+  from 0.49 to 0.57 (0.51 to 0.66, every round over 0.5), and `PARSE_AHEAD=0` from 0.40 to 0.49.
+  The machine is still busy about 1.75 of its 2 cores over a replay window (/proc/stat), the
+  worker's three threads (poll loop, parse-ahead, librdkafka's fetch thread) taking about 1.55:
+  it is the machine's CPU that bounds the worker, while the plain reader's rate is set by its
+  fetches (1,099,000 to 1,449,000 a second in these rounds, 740,000 to 1,490,000 in other runs
+  today). Two things tried and dropped: lz4 instead of zstd for the events (the plain reader got
+  faster, the worker did not: decompression is not what limits it), and six batches parsed
+  ahead instead of four (no change beyond the noise).
 - **Rebuild of a long partition (the rebuild section).** One partition holding 1,000,000 events
   (1,000 streams, each with 504 joins and 495 leaves of the same viewers, 9 still connected) and
   its checkpoint, taken over by a new sync worker (2026-12-03, 7bf8f46, Apache Kafka, two full
@@ -144,10 +164,14 @@ NOTES = """
   explained yet). At f61dea8 (parsing ahead, see replay): from the checkpoint 0.94 s
   (0.39 to 1.01), from offset 0 4.59 s (3.88 to 4.74); a run at 7500a1c gave 0.87 s and 3.46 s
   (2.17 to 3.52), so the rebuild from offset 0 is between 3.5 and 4.6 s on this machine, against
-  5.30 s before parsing ahead. The same state in all ten, every time.
+  5.30 s before parsing ahead. The same state in all ten, every time. At 83264d7 (the fifth
+  replay round's cuts): from the checkpoint 0.92 s (0.49 to 0.97), from offset 0 3.78 s (3.10
+  to 3.88), the same state in all ten.
 - **Memory (sync worker).** A tracked viewer cost about 280 bytes with a generic string map (an
   entry, a key copy, the user and its name). Users are now the hash table's entries (one
-  allocation with the name inline, a bucket pointer): 108 to 122 bytes in the runs so far.
+  allocation with the name inline, a bucket pointer): 108 to 122 bytes in the runs so far. At
+  83264d7 the table is open addressing, a pointer and a 4-byte hash per slot at most three
+  quarters full, and the user lost its chain pointer: 109 bytes with 1,000,000 viewers.
 - **Leave bursts.** Backfilling the `viewers` map on every leave cost a delete and a create per
   leaving viewer (200,000 writes for 100,000 leaves in join order, hours at Sync's 20 writes/s).
   The map is now brought to memory's truth by a viewers round at most once per
