@@ -297,6 +297,22 @@ static void stream_free(struct worker *w, struct stream *st)
     free(st);
 }
 
+/* A window's ids as a JSON array, oldest first (state records,
+ * checkpoints, /debug/state). NULL when out of memory: a list cut short
+ * would let an event be applied twice. */
+static json_t *recent_ids_json(const struct id_window *window)
+{
+    json_t *ids = json_array();
+    for (unsigned i = 0; ids && i < ID_WINDOW_SIZE; i++) {
+        const char *id = id_window_at(window, i);
+        if (id[0] && json_array_append_new(ids, json_string(id)) < 0) {
+            json_decref(ids);
+            ids = NULL;
+        }
+    }
+    return ids;
+}
+
 static const char *phase_name(enum stream_phase phase)
 {
     switch (phase) {
@@ -446,13 +462,11 @@ static void publish_state(struct worker *w, struct stream *st)
         json_object_set_new(record, "host", json_string(st->host));
     if (st->ended_ms > 0)
         json_object_set_new(record, "ended_ms", json_integer((json_int_t)st->ended_ms));
-    json_t *recent = json_array();
-    for (unsigned i = 0; i < ID_WINDOW_SIZE; i++) {
-        const char *id = id_window_at(&st->recent, i); /* oldest first */
-        if (id[0])
-            json_array_append_new(recent, json_string(id));
+    json_t *recent = recent_ids_json(&st->recent);
+    if (!recent || json_object_set_new(record, "recent_ids", recent) < 0) {
+        json_decref(record);
+        return; /* out of memory: it stays dirty, tried again */
     }
-    json_object_set_new(record, "recent_ids", recent);
     if (w->role->state_fields)
         w->role->state_fields(w, st, record);
     /* Dumped once: the digest is of this text, and the record sent is the
@@ -1055,16 +1069,9 @@ static int by_name(const void *a, const void *b)
  * memory. */
 static json_t *stream_to_json(struct worker *w, const struct stream *st)
 {
-    json_t *recent = json_array();
+    json_t *recent = recent_ids_json(&st->recent);
     if (!recent)
         return NULL;
-    for (unsigned i = 0; i < ID_WINDOW_SIZE; i++) {
-        const char *id = id_window_at(&st->recent, i); /* oldest first */
-        if (id[0] && json_array_append_new(recent, json_string(id)) < 0) {
-            json_decref(recent);
-            return NULL;
-        }
-    }
     json_t *o = json_pack("{s:s, s:i, s:i, s:I, s:s, s:I, s:I, s:I, s:I, s:b, s:o}", "stream", st->name, "partition",
                           (int)st->partition, "phase", (int)st->phase, "since", (json_int_t)st->since, "host", st->host,
                           "applied_offset", (json_int_t)st->applied_offset, "last_offset", (json_int_t)st->last_offset,
