@@ -156,7 +156,7 @@ def replay(build, rundir, kafka, n, streams=48, runs=5):
         time.sleep(1.0)  # the state records with the last applied offsets
         worker.stop()
         raws, rates, ratios, fulls, mains, helpers = [], [], [], [], [], []
-        inline_rates, inline_ratios, inline_mains = [], [], []
+        inline_rates, inline_ratios, inline_mains, gains = [], [], [], []
         for i in range(runs):
             baseline = stack.loadgen("--read").split()
             read_n, read_s = int(baseline[1]), float(baseline[3])
@@ -171,6 +171,7 @@ def replay(build, rundir, kafka, n, streams=48, runs=5):
             inline_rates.append(rate)
             inline_ratios.append(rate / raws[-1])
             inline_mains.append(main)
+            gains.append(rates[-1] / rate)
             print("  replay %d: plain reader %.0f/s, worker %.0f/s (%.2f s from its start; poll loop %.0f%%, "
                   "parse-ahead %.0f%% of a core), with PARSE_AHEAD=0 %.0f/s (poll loop %.0f%%)" % (
                       i + 1, raws[-1], rates[-1], fulls[-1], 100 * mains[-1], 100 * helpers[-1], inline_rates[-1],
@@ -199,8 +200,10 @@ def replay(build, rundir, kafka, n, streams=48, runs=5):
                      spread(mains, percent), spread(helpers, percent))),
                 ("replay as above with PARSE_AHEAD=0 (parsed on the poll loop), same rounds",
                  spread(inline_rates, thousands, " events/s"), "",
-                 "ratio to the plain reader %s; poll loop busy %s of a core" % (
-                     spread(inline_ratios, lambda v: "%.2f" % v), spread(inline_mains, percent))),
+                 "ratio to the plain reader %s; poll loop busy %s of a core; parsing ahead gave %s times its "
+                 "events/s, per round" % (
+                     spread(inline_ratios, lambda v: "%.2f" % v), spread(inline_mains, percent),
+                     spread(gains, lambda v: "%.2f" % v))),
                 ("rebuild of {} streams ({:,} events) by a new sync worker, from its start: from offset 0 (median of "
                  "the {} replays) / from checkpoints (one run)".format(streams, total, runs),
                  "%s / %.2f s" % (spread(fulls, lambda v: "%.2f" % v, " s"), done - spawned),
