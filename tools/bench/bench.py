@@ -130,7 +130,13 @@ NOTES = """
   fetches (1,099,000 to 1,449,000 a second in these rounds, 740,000 to 1,490,000 in other runs
   today). Two things tried and dropped: lz4 instead of zstd for the events (the plain reader got
   faster, the worker did not: decompression is not what limits it), and six batches parsed
-  ahead instead of four (no change beyond the noise).
+  ahead instead of four (no change beyond the noise). The replay rows were measured again at
+  a2da3ed (the rows now give parsing ahead's gain per round) on a slower
+  stretch of the same machine: the plain reader 934,654/s (719,482 to 1,190,571), the worker
+  572,585 (448,657 to 607,823), ratio 0.63 (0.48 to 0.65), one round of five under 0.5 (the
+  one where the reader, the worker and its helper all ran slowest); parsing ahead 1.15 (1.03
+  to 1.20) times `PARSE_AHEAD=0`. So the median holds over 0.5 on both runs, a single round
+  does not always.
 - **Rebuild of a long partition (the rebuild section).** One partition holding 1,000,000 events
   (1,000 streams, each with 504 joins and 495 leaves of the same viewers, 9 still connected) and
   its checkpoint, taken over by a new sync worker (2026-12-03, 7bf8f46, Apache Kafka, two full
